@@ -1,0 +1,1 @@
+"""Locust scenarios, day-shaped traffic, threshold checks and reports (load-testing issue)."""

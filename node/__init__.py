@@ -1,0 +1,1 @@
+"""The FastAPI node services, their configuration, the CLI and the embedded Redis."""

@@ -1,0 +1,210 @@
+"""The Handle.net-compatible REST API (SPEC §4.1): ``/api/handles`` and ``/hrls/handles``.
+
+Handlers only move data: they parse parameters, call the registrar or the store, and
+write bytes. A plain resolution is one Redis HGET and the stored bytes sent as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from node.request_body import read_json
+from node.responses import JSON, json_response
+from node.state import NodeState, node_state
+from registry.errors import HandleNotFound, InvalidValue, NotResponsible
+from registry.identifier import Handle, Prefix, ascii_lower
+from registry.record import HandleRecord, encode_values, rehandled, select
+from registry.search import ValuePattern
+
+router = APIRouter(tags=["Handle REST API"])
+State = Annotated[NodeState, Depends(node_state)]
+
+# Parameters of /hrls/handles that are not TYPE=pattern search terms.
+_SEARCH_CONTROLS = {"limit", "prefix"}
+_BODY_HEAD_LEN = len(b'{"responseCode":1,"handle":')
+
+
+def _error_docs(*codes: int) -> dict[int | str, dict[str, Any]]:
+    meaning = {
+        400: "Invalid handle (102), invalid value or parameter (202), no such values (200) "
+        "or prefix not held here (301)",
+        401: "Credentials missing or wrong (402)",
+        403: "Identity may not write here (400)",
+        404: "Handle not found (100)",
+        409: "Handle exists (101) or value index taken (201)",
+        413: "Request body too large",
+        503: "The node's store is unavailable (2)",
+    }
+    return {code: {"description": meaning[code]} for code in codes}
+
+
+def _indexes(raw: list[str]) -> frozenset[int]:
+    try:
+        return frozenset(int(i) for i in raw)
+    except ValueError:
+        raise InvalidValue(f"'index' must be integers, got {raw}") from None
+
+
+@router.get(
+    "/api/handles/{handle:path}",
+    summary="Resolve a handle",
+    responses=_error_docs(400, 404, 503),
+)
+async def resolve(
+    handle: str,
+    state: State,
+    index: Annotated[list[str], Query(description="only values at these indexes")] = [],  # noqa: B006
+    type: Annotated[list[str], Query(description="only values of these types")] = [],  # noqa: B006
+    auth: bool = False,
+    publicOnly: bool = False,  # noqa: N803 - Handle's parameter name
+) -> Response:
+    """The handle's values: ``{"responseCode":1,"handle":H,"values":[...]}``.
+
+    With ``index``/``type`` filters only matching values are returned; when none match
+    the answer is 200 with responseCode 200. ``auth`` and ``publicOnly`` are accepted for
+    Handle compatibility: this node answers authoritatively, with public values.
+    """
+    parsed = Handle.parse(handle)
+    state.registrar.check_held(parsed)
+    body = await state.store.public_body(parsed)
+    if body is None:
+        raise HandleNotFound(f"Handle {handle} not found", handle=handle)
+    if not index and not type:
+        name = orjson.dumps(handle)
+        if not body.startswith(name, _BODY_HEAD_LEN):
+            body = rehandled(body, handle)
+        return Response(body, media_type=JSON)
+    values = select(
+        HandleRecord.decode(body).values, _indexes(index), frozenset(ascii_lower(t) for t in type)
+    )
+    if not values:
+        return json_response(
+            {
+                "responseCode": 200,
+                "handle": handle,
+                "values": [],
+                "message": "The handle exists but no value matches the index/type filter",
+            }
+        )
+    return Response(encode_values(handle, values), media_type=JSON)
+
+
+@router.put(
+    "/api/handles/{handle:path}",
+    summary="Create or update a handle",
+    status_code=201,
+    responses={200: {"description": "Updated"}, **_error_docs(400, 401, 403, 409, 413, 503)},
+)
+async def put_handle(
+    handle: str,
+    request: Request,
+    state: State,
+    overwrite: bool = True,
+    index: Annotated[list[str], Query(description="update only values at these indexes")] = [],  # noqa: B006
+    mintNewSuffix: bool = False,  # noqa: N803 - Handle's parameter name
+) -> Response:
+    """Body ``{"values": [...]}`` (or a bare list). 201 when created, 200 when updated.
+
+    ``overwrite=false`` refuses an existing handle (409/101), or with ``index`` an
+    occupied index (409/201). ``PUT /api/handles/<prefix>/?mintNewSuffix=true`` creates
+    a handle with a fresh unique suffix and returns its name.
+    """
+    registrar = state.registrar
+    if mintNewSuffix:
+        Prefix.parse(handle.rstrip("/"))
+        identity = await registrar.authenticate(request.headers.get("authorization"))
+        minted = await registrar.mint(handle, await read_json(request, None), identity=identity)
+        return json_response({"responseCode": 1, "handle": minted}, 201)
+    Handle.parse(handle)
+    identity = await registrar.authenticate(request.headers.get("authorization"))
+    body = await read_json(request, handle)
+    created, _ = await registrar.put(
+        handle, body, identity=identity, overwrite=overwrite, indexes=_indexes(index)
+    )
+    return json_response({"responseCode": 1, "handle": handle}, 201 if created else 200)
+
+
+@router.delete(
+    "/api/handles/{handle:path}",
+    summary="Delete a handle or some of its values",
+    responses=_error_docs(400, 401, 403, 404, 503),
+)
+async def delete_handle(
+    handle: str,
+    request: Request,
+    state: State,
+    index: Annotated[list[str], Query(description="delete only these values")] = [],  # noqa: B006
+) -> Response:
+    """Without ``index`` the whole handle; with it, those values (400/200 if none exist)."""
+    Handle.parse(handle)
+    registrar = state.registrar
+    identity = await registrar.authenticate(request.headers.get("authorization"))
+    await registrar.delete(handle, identity=identity, indexes=_indexes(index))
+    return json_response({"responseCode": 1, "handle": handle})
+
+
+@router.get(
+    "/api/handles",
+    summary="List the handles under a prefix",
+    responses=_error_docs(400, 503),
+)
+async def list_handles(
+    state: State,
+    prefix: Annotated[str, Query(description="e.g. 88.100.1")],
+    page: Annotated[int, Query(ge=0)] = 0,
+    pageSize: Annotated[int, Query(ge=1)] = 1000,  # noqa: N803 - Handle's parameter name
+) -> Response:
+    """``{"responseCode":1,"prefix":P,"totalCount":N,"page":i,"pageSize":n,"handles":[...]}``.
+
+    Handles directly under ``prefix`` (not its derived prefixes), in byte order.
+    """
+    parsed = Prefix.parse(prefix)
+    if not state.registrar.authority.holds_prefix(parsed):
+        raise NotResponsible(f"Prefix {prefix} doesn't live here")
+    limit = state.config.limits.max_page_size
+    if pageSize > limit:
+        raise InvalidValue(f"pageSize is at most {limit}")
+    total, handles = await state.store.list_handles(parsed, page, pageSize)
+    return json_response(
+        {
+            "responseCode": 1,
+            "prefix": parsed.text,
+            "totalCount": total,
+            "page": page,
+            "pageSize": pageSize,
+            "handles": handles,
+        }
+    )
+
+
+@router.get(
+    "/hrls/handles",
+    summary="Reverse lookup: find handles by value",
+    responses=_error_docs(400, 401, 503),
+)
+async def reverse_lookup(request: Request, state: State, limit: int = 1000) -> Response:
+    """Query ``TYPE=pattern`` pairs (e.g. ``URL=https://example.com/*``); ``*`` is a wildcard.
+
+    Returns a JSON list of the handles having a matching value for every pair,
+    case-insensitively. ``prefix`` keeps only handles under that prefix; ``limit`` caps
+    the result. Credentials are optional; sent ones must be right.
+    """
+    if request.headers.get("authorization"):
+        await state.registrar.authenticate(request.headers["authorization"])
+    cap = state.config.limits.max_search_results
+    if not 1 <= limit <= cap:
+        raise InvalidValue(f"limit must be between 1 and {cap}")
+    terms = [
+        ValuePattern.parse(key, value)
+        for key, value in request.query_params.multi_items()
+        if key not in _SEARCH_CONTROLS
+    ]
+    if not terms:
+        raise InvalidValue("give at least one TYPE=pattern search term, e.g. URL=*example*")
+    scope = request.query_params.get("prefix")
+    within = Prefix.parse(scope) if scope else None
+    return json_response(await state.store.search(terms, limit, within=within))

@@ -1,0 +1,34 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from starlette.responses import Response
+
+from node.responses import json_response
+from node.state import NodeState, node_state
+from registry.errors import StoreUnavailable
+
+router = APIRouter(tags=["Operations"])
+State = Annotated[NodeState, Depends(node_state)]
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz(state: State) -> Response:
+    config = state.config
+    return json_response({"status": "ok", "role": config.role.value, "prefix": config.prefix.text})
+
+
+@router.get(
+    "/readyz",
+    summary="The node can serve: its store answers",
+    responses={503: {"description": "Redis unreachable"}},
+)
+async def readyz(state: State) -> Response:
+    try:
+        await state.store.ping()
+    except StoreUnavailable as exc:
+        return json_response({"status": "unavailable", "message": exc.message}, 503)
+    return json_response({"status": "ready"})

@@ -1,0 +1,54 @@
+"""Management API (SPEC §4.2): batch registration for bulk loads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from node.request_body import read_json
+from node.responses import json_response
+from node.state import NodeState, node_state
+from registry.errors import InvalidValue
+
+router = APIRouter(tags=["Management"])
+State = Annotated[NodeState, Depends(node_state)]
+
+
+@router.post(
+    "/api/batch/handles",
+    summary="Register many handles in one call",
+    responses={
+        400: {"description": "Malformed body or too many handles (202)"},
+        401: {"description": "Credentials missing or wrong (402)"},
+        413: {"description": "Request body too large"},
+    },
+)
+async def batch_register(request: Request, state: State, overwrite: bool = False) -> Response:
+    """Body ``{"handles": [{"handle": H, "values": [...]}, ...]}`` (at most 2000 handles).
+
+    Each handle is created (201) or, with ``overwrite=true``, replaced (200); without it an
+    existing handle is refused (409/101). The answer lists one result per handle, in
+    order, with ``status``, ``responseCode`` and a ``message`` on failure, and counts::
+
+        {"responseCode": 1, "created": 2, "updated": 0, "failed": 1, "results": [...]}
+
+    Loads and commits are pipelined to Redis: one round trip each for the whole batch.
+    """
+    registrar = state.registrar
+    identity = await registrar.authenticate(request.headers.get("authorization"))
+    body = await read_json(request)
+    items = body.get("handles") if isinstance(body, dict) else body
+    if not isinstance(items, list):
+        raise InvalidValue('the body must be {"handles": [{"handle": ..., "values": [...]}]}')
+    results = await registrar.batch(items, identity=identity, overwrite=overwrite)
+    return json_response(
+        {
+            "responseCode": 1,
+            "created": sum(r.http_status == 201 for r in results),
+            "updated": sum(r.http_status == 200 for r in results),
+            "failed": sum(r.http_status >= 400 for r in results),
+            "results": [r.to_json() for r in results],
+        }
+    )

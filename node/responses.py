@@ -1,0 +1,59 @@
+"""JSON responses and the translation of errors into them.
+
+Every error leaves the node as ``{"responseCode": N, "handle": H?, "message": M}`` with the
+HTTP status its :class:`~registry.errors.IdnodeError` class carries.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from registry.errors import IdnodeError, InvalidValue
+
+log = logging.getLogger("idnode.node")
+JSON = "application/json"
+
+
+def json_response(obj: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(obj), status_code=status, media_type=JSON)
+
+
+def error_response(error: IdnodeError) -> Response:
+    return json_response(error.body(), error.http_status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_idnode_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, IdnodeError)
+        if exc.http_status >= 500:
+            log.warning("%s %s failed: %s", request.method, request.url.path, exc.message)
+        return error_response(exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}"
+            for err in exc.errors()
+        )
+        return error_response(InvalidValue(f"invalid request parameters: {problems}"))
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        body = {"responseCode": 2, "message": str(exc.detail)}
+        return json_response(body, exc.status_code)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error in %s %s", request.method, request.url.path)
+        return error_response(IdnodeError("Internal error; the node logged the details"))
+
+    app.add_exception_handler(IdnodeError, on_idnode_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,1 @@
+"""The domain core, free of HTTP: identifiers, values, records, permissions, the store."""

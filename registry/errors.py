@@ -1,0 +1,148 @@
+"""The one exception tree of the project.
+
+Every error a node can answer with is an :class:`IdnodeError`. Each class carries the
+Handle ``responseCode`` and the HTTP status it maps to, so HTTP handlers never decide
+them case by case: they render ``error.body()`` with ``error.http_status``.
+
+::
+
+    IdnodeError                          (responseCode 2, HTTP 500)
+    ├── ConfigError                        a setting is missing or invalid at start-up
+    ├── RequestError                     the caller sent something wrong
+    │   ├── InvalidHandle                102, 400  malformed identifier
+    │   ├── InvalidValue                 202, 400  malformed value, body or parameter
+    │   ├── HandleNotFound               100, 404
+    │   ├── HandleExists                 101, 409
+    │   ├── ValuesNotFound               200, 400  no value at the given indexes
+    │   ├── ValueExists                  201, 409  index taken (add without overwrite)
+    │   ├── NotResponsible               301, 400  prefix not homed at this node
+    │   ├── AuthenticationRequired       402, 401  credentials missing or wrong
+    │   ├── NotAuthorised                400, 403  identity may not do this here
+    │   └── PayloadTooLarge                2, 413  body over the configured limit
+    └── ServiceError                     the node could not do its part
+        ├── StoreUnavailable               2, 503  Redis down or not answering
+        ├── UpstreamUnavailable            2, 502  another node refused or failed
+        └── UpstreamTimeout                2, 504  another node did not answer in time
+
+``RequestError`` versus ``ServiceError`` follows h11's Local/RemoteProtocolError split:
+the first means "change your request", the second "try again later".
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class IdnodeError(Exception):
+    """Base of every error a node reports.
+
+    >>> err = HandleNotFound("88.100/x")
+    >>> err.http_status, err.response_code, err.body()["handle"]
+    (404, 100, '88.100/x')
+    """
+
+    response_code: ClassVar[int] = 2
+    http_status: ClassVar[int] = 500
+    default_message: ClassVar[str] = "Internal error"
+
+    def __init__(self, message: str | None = None, *, handle: str | None = None) -> None:
+        self.message = message or self.default_message
+        self.handle = handle
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        """The JSON error body: responseCode, the handle when one was named, a message."""
+        body: dict[str, Any] = {"responseCode": self.response_code}
+        if self.handle is not None:
+            body["handle"] = self.handle
+        body["message"] = self.message
+        return body
+
+
+class RequestError(IdnodeError):
+    """The request was wrong; repeating it unchanged fails the same way."""
+
+    http_status = 400
+    default_message = "Bad request"
+
+
+class InvalidHandle(RequestError):
+    response_code = 102
+    default_message = "Invalid handle"
+
+
+class InvalidValue(RequestError):
+    response_code = 202
+    default_message = "Invalid value"
+
+
+class HandleNotFound(RequestError):
+    response_code = 100
+    http_status = 404
+    default_message = "Handle not found"
+
+
+class HandleExists(RequestError):
+    response_code = 101
+    http_status = 409
+    default_message = "Handle already exists"
+
+
+class ValuesNotFound(RequestError):
+    response_code = 200
+    default_message = "No values found at the given indexes"
+
+
+class ValueExists(RequestError):
+    response_code = 201
+    http_status = 409
+    default_message = "A value already exists at that index"
+
+
+class NotResponsible(RequestError):
+    response_code = 301
+    default_message = "That prefix doesn't live here"
+
+
+class AuthenticationRequired(RequestError):
+    response_code = 402
+    http_status = 401
+    default_message = "Authentication needed"
+
+
+class NotAuthorised(RequestError):
+    response_code = 400
+    http_status = 403
+    default_message = "Not authorised"
+
+
+class PayloadTooLarge(RequestError):
+    http_status = 413
+    default_message = "Request body too large"
+
+
+class ServiceError(IdnodeError):
+    """The node, its store or another node failed; the request itself may be fine."""
+
+    http_status = 500
+
+
+class StoreUnavailable(ServiceError):
+    http_status = 503
+    default_message = "The node's store (Redis) is unavailable"
+
+
+class UpstreamUnavailable(ServiceError):
+    http_status = 502
+    default_message = "Upstream node unavailable"
+
+
+class UpstreamTimeout(ServiceError):
+    http_status = 504
+    default_message = "Upstream node timed out"
+
+
+class ConfigError(IdnodeError):
+    """The node was started with a missing or invalid setting (named in the message)."""
+
+    default_message = "Invalid configuration"

@@ -1,0 +1,189 @@
+"""Identifier syntax (SPEC §2): prefixes, handles and identities.
+
+A handle is ``prefix/suffix`` split at the first ``/``. A prefix is dot-separated runs of
+ASCII digits (``88``, ``88.100``, ``88.100.1``); the one exception is ``0.NA``, the prefix
+of prefix records: ``0.NA/88.100`` describes prefix ``88.100``, so its suffix must itself
+be a valid prefix. Matching is ASCII case-insensitive (``key``) while ``text`` keeps the
+case the caller used, as the Handle System does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from registry.errors import InvalidHandle
+
+MAX_PREFIX_CHARS = 64
+MAX_HANDLE_BYTES = 255
+PREFIX_HANDLE_PREFIX = "0.NA"
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(text: str) -> str:
+    """Lower-case ASCII letters only; other characters keep their case (Handle rules)."""
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
+
+
+@dataclass(frozen=True, slots=True)
+class Prefix:
+    """A naming authority such as ``88.100.1``.
+
+    >>> Prefix.parse("88.100.1").parent
+    Prefix(text='88.100')
+    >>> Prefix.parse("88.100").contains(Prefix.parse("88.100.7"))
+    True
+    """
+
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> Prefix:
+        problem = prefix_problem(text)
+        if problem is not None:
+            raise InvalidHandle(f"Invalid prefix {text!r}: {problem}")
+        return cls(text)
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return tuple(self.text.split("."))
+
+    @property
+    def parent(self) -> Prefix | None:
+        head, dot, _ = self.text.rpartition(".")
+        return Prefix(head) if dot else None
+
+    @property
+    def record_handle(self) -> Handle:
+        """The ``0.NA/<prefix>`` handle that describes this prefix."""
+        return Handle(PREFIX_HANDLE_PREFIX, self.text)
+
+    def contains(self, other: Prefix) -> bool:
+        """True when ``other`` is this prefix or lies below it (``88.100`` ⊇ ``88.100.3``)."""
+        return other.text == self.text or other.text.startswith(self.text + ".")
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def prefix_problem(text: str) -> str | None:
+    """Why ``text`` is not a digit-segment prefix, or None when it is one."""
+    if not text:
+        return "the prefix is empty"
+    if len(text) > MAX_PREFIX_CHARS:
+        return f"a prefix has at most {MAX_PREFIX_CHARS} characters"
+    for segment in text.split("."):
+        if not segment:
+            return "empty segment (two dots, or a leading or trailing dot)"
+        if not (segment.isascii() and segment.isdigit()):
+            return f"segment {segment!r} is not ASCII digits"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Handle:
+    """A parsed, valid handle.
+
+    >>> h = Handle.parse("88.100.1/ABC-123")
+    >>> h.prefix, h.suffix, h.key
+    ('88.100.1', 'ABC-123', '88.100.1/abc-123')
+    >>> Handle.parse("0.na/88.100").described_prefix
+    Prefix(text='88.100')
+    """
+
+    prefix: str
+    suffix: str
+
+    @classmethod
+    def parse(cls, text: str) -> Handle:
+        prefix, slash, suffix = text.partition("/")
+        if not slash:
+            raise InvalidHandle(f"Invalid handle {text!r}: expected prefix/suffix", handle=text)
+        if ascii_lower(prefix) == "0.na":
+            problem = prefix_problem(suffix)
+            if problem is not None:
+                raise InvalidHandle(
+                    f"Invalid prefix handle {text!r}: the suffix of a 0.NA handle must be a "
+                    f"prefix, and {problem}",
+                    handle=text,
+                )
+            return cls(PREFIX_HANDLE_PREFIX, suffix)
+        problem = prefix_problem(prefix)
+        if problem is None:
+            problem = suffix_problem(suffix)
+        if problem is None and len(text.encode()) > MAX_HANDLE_BYTES:
+            problem = f"a handle has at most {MAX_HANDLE_BYTES} UTF-8 bytes"
+        if problem is not None:
+            raise InvalidHandle(f"Invalid handle {text!r}: {problem}", handle=text)
+        return cls(prefix, suffix)
+
+    @property
+    def text(self) -> str:
+        return f"{self.prefix}/{self.suffix}"
+
+    @property
+    def key(self) -> str:
+        """The case-folded form under which the handle is stored and matched."""
+        return ascii_lower(self.text)
+
+    @property
+    def is_prefix_record(self) -> bool:
+        return self.prefix == PREFIX_HANDLE_PREFIX
+
+    @property
+    def described_prefix(self) -> Prefix | None:
+        """For ``0.NA/P``: prefix ``P``; for any other handle: None."""
+        return Prefix(self.suffix) if self.is_prefix_record else None
+
+    @property
+    def home_prefix(self) -> Prefix:
+        """The prefix whose node is responsible for this handle.
+
+        A prefix record ``0.NA/88.100.1`` is homed where ``88.100.1`` is: the node that
+        holds a prefix also answers for its record (Handle's HS_SITE behaviour).
+        """
+        return Prefix(self.suffix) if self.is_prefix_record else Prefix(self.prefix)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def suffix_problem(suffix: str) -> str | None:
+    if not suffix:
+        return "the suffix is empty"
+    if not suffix.isprintable():
+        bad = next(ch for ch in suffix if not ch.isprintable())
+        return f"the suffix contains a non-printable character (U+{ord(bad):04X})"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is acting: ``<index>:<handle>``, the value holding the credential.
+
+    >>> Identity.parse("300:0.NA/88.100").text
+    '300:0.NA/88.100'
+    """
+
+    index: int
+    handle: Handle
+
+    @classmethod
+    def parse(cls, text: str) -> Identity:
+        index_text, colon, handle_text = text.partition(":")
+        if not colon or not index_text.isascii() or not index_text.isdigit():
+            raise InvalidHandle(
+                f"Invalid identity {text!r}: expected <index>:<handle>, e.g. 300:0.NA/88.100"
+            )
+        return cls(int(index_text), Handle.parse(handle_text))
+
+    @property
+    def text(self) -> str:
+        return f"{self.index}:{self.handle.text}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.index}:{self.handle.key}"
+
+    def __str__(self) -> str:
+        return self.text

@@ -1,0 +1,199 @@
+"""Handle records, how writes change them, and their pre-encoded form.
+
+A record is stored as the exact bytes a resolution answers with (``public_body``), so the
+hot path never re-validates or re-serialises: it fetches bytes and writes them out. When
+some values are not public (secret keys), the full record is kept beside it
+(``full_body``) for writes and authentication.
+
+The ``plan_*`` functions are the write semantics of the Handle REST API, free of I/O:
+given the record as it is (or None) and what the client sent, they return the record as
+it must become, or raise the error the client gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from registry.errors import HandleExists, HandleNotFound, InvalidValue, ValueExists, ValuesNotFound
+from registry.identifier import Handle, Identity, ascii_lower
+from registry.limits import Limits
+from registry.value import ADMIN_TYPE, HandleValue, admin_value
+
+_BODY_HEAD = b'{"responseCode":1,"handle":'
+
+
+@dataclass(frozen=True, slots=True)
+class HandleRecord:
+    """A handle and its values, sorted by index.
+
+    >>> rec = HandleRecord(Handle.parse("88.100/a"), ())
+    >>> rec.public_body()
+    b'{"responseCode":1,"handle":"88.100/a","values":[]}'
+    """
+
+    handle: Handle
+    values: tuple[HandleValue, ...]
+
+    def public_body(self) -> bytes:
+        return _encode(self.handle.text, (v for v in self.values if v.is_public))
+
+    def full_body(self) -> bytes | None:
+        """The body with every value, or None when it would equal ``public_body``."""
+        if all(v.is_public for v in self.values):
+            return None
+        return _encode(self.handle.text, self.values)
+
+    def value_at(self, index: int) -> HandleValue | None:
+        return next((v for v in self.values if v.index == index), None)
+
+    @classmethod
+    def decode(cls, body: bytes) -> HandleRecord:
+        """Rebuild a record from a body this node stored."""
+        obj = orjson.loads(body)
+        values = tuple(HandleValue.from_stored(v) for v in obj["values"])
+        return cls(Handle.parse(obj["handle"]), values)
+
+
+def select(
+    values: Sequence[HandleValue], indexes: frozenset[int], types: frozenset[str]
+) -> list[HandleValue]:
+    """The values a GET with ``index``/``type`` filters returns (either filter matches).
+
+    Types match ASCII case-insensitively; ``types`` must already be lower-cased.
+    """
+    return [v for v in values if v.index in indexes or ascii_lower(v.type) in types]
+
+
+def encode_values(handle_text: str, values: Iterable[HandleValue]) -> bytes:
+    return _encode(handle_text, values)
+
+
+def rehandled(body: bytes, handle_text: str) -> bytes:
+    """The stored body answering for ``handle_text``, a differently cased spelling.
+
+    Clients compare the ``handle`` they get with the one they asked for (pyhandle does),
+    so a lookup echoes the caller's spelling. Spellings that match case-insensitively
+    differ only in ASCII letters, so their JSON encodings have the same length and the
+    name can be swapped in place without decoding the values.
+    """
+    name = orjson.dumps(handle_text)
+    start = len(_BODY_HEAD)
+    return body[:start] + name + body[start + len(name) :]
+
+
+def plan_replace(
+    existing: HandleRecord | None,
+    handle: Handle,
+    values: Sequence[HandleValue],
+    *,
+    overwrite: bool,
+    writer: Identity,
+    now: str,
+    limits: Limits,
+) -> HandleRecord:
+    """PUT without ``index``: the record becomes exactly ``values`` (plus a default admin)."""
+    if existing is not None and not overwrite:
+        raise HandleExists(f"Handle {existing.handle.text} already exists", handle=handle.text)
+    _check_unique(values)
+    final = list(values)
+    if not any(v.type.upper() == ADMIN_TYPE for v in final):
+        final.append(_default_admin(final, writer, now, limits))
+    return _finish(existing, handle, final, limits)
+
+
+def plan_update(
+    existing: HandleRecord | None,
+    handle: Handle,
+    values: Sequence[HandleValue],
+    indexes: frozenset[int],
+    *,
+    overwrite: bool,
+    writer: Identity,
+    now: str,
+    limits: Limits,
+) -> HandleRecord:
+    """PUT with ``index``: add or replace the values at those indexes, keep the rest.
+
+    With ``overwrite=false`` an index that already holds a value is refused (Handle's
+    ADD_VALUE); with ``overwrite=true`` it is replaced (MODIFY_VALUE). A handle that does
+    not exist yet is created, with a default admin.
+    """
+    _check_unique(values)
+    stray = sorted(v.index for v in values if v.index not in indexes)
+    if stray:
+        raise InvalidValue(
+            f"values at indexes {stray} are not among the 'index' parameters {sorted(indexes)}",
+            handle=handle.text,
+        )
+    if existing is None:
+        return plan_replace(
+            None, handle, values, overwrite=True, writer=writer, now=now, limits=limits
+        )
+    sent = {v.index: v for v in values}
+    if not overwrite:
+        taken = sorted(i for i in sent if existing.value_at(i) is not None)
+        if taken:
+            raise ValueExists(
+                f"indexes {taken} already hold values and overwrite=false", handle=handle.text
+            )
+    kept = [v for v in existing.values if v.index not in sent]
+    return _finish(existing, handle, kept + list(sent.values()), limits)
+
+
+def plan_remove(
+    existing: HandleRecord | None, handle: Handle, indexes: frozenset[int]
+) -> HandleRecord:
+    """DELETE with ``index``: drop those values; at least one of them must exist."""
+    if existing is None:
+        raise HandleNotFound(f"Handle {handle.text} not found", handle=handle.text)
+    if not any(existing.value_at(i) is not None for i in indexes):
+        raise ValuesNotFound(
+            f"Handle {existing.handle.text} has no values at indexes {sorted(indexes)}",
+            handle=handle.text,
+        )
+    kept = tuple(v for v in existing.values if v.index not in indexes)
+    return HandleRecord(existing.handle, kept)
+
+
+def _finish(
+    existing: HandleRecord | None, handle: Handle, values: list[HandleValue], limits: Limits
+) -> HandleRecord:
+    if len(values) > limits.max_values_per_handle:
+        raise InvalidValue(
+            f"a handle holds at most {limits.max_values_per_handle} values, "
+            f"this one would hold {len(values)}",
+            handle=handle.text,
+        )
+    values.sort(key=lambda v: v.index)
+    # An existing handle keeps the spelling it was created with (Handle preserves case).
+    return HandleRecord(existing.handle if existing else handle, tuple(values))
+
+
+def _check_unique(values: Sequence[HandleValue]) -> None:
+    seen: set[int] = set()
+    for v in values:
+        if v.index in seen:
+            raise InvalidValue(f"index {v.index} appears more than once")
+        seen.add(v.index)
+
+
+def _default_admin(
+    values: Sequence[HandleValue], writer: Identity, now: str, limits: Limits
+) -> HandleValue:
+    taken = {v.index for v in values}
+    index = next(i for i in range(100, 100 + len(taken) + 1) if i not in taken)
+    value = admin_value(writer.handle.text, writer.index, now, limits.default_ttl)
+    return HandleValue(index, value.type, value.format, value.value, value.ttl, value.timestamp)
+
+
+def _encode(handle_text: str, values: Iterable[HandleValue]) -> bytes:
+    obj: dict[str, Any] = {
+        "responseCode": 1,
+        "handle": handle_text,
+        "values": [v.to_json() for v in values],
+    }
+    return orjson.dumps(obj)

@@ -1,0 +1,382 @@
+"""Registration: authenticating writers and applying Handle writes to the store.
+
+The rules live in pure modules (:mod:`registry.record` says what a write does to a record,
+:mod:`registry.authority` who may make it); this class runs them against the store and
+retries a write whose record changed underneath it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from registry.authority import Authority, may_write
+from registry.credential import (
+    VerifiedSecrets,
+    generate_secret,
+    hash_secret,
+    is_hashed,
+    parse_basic,
+    verify_secret,
+)
+from registry.errors import (
+    AuthenticationRequired,
+    IdnodeError,
+    InvalidValue,
+    NotAuthorised,
+    NotResponsible,
+    StoreUnavailable,
+)
+from registry.identifier import Handle, Identity, Prefix
+from registry.limits import Limits
+from registry.record import HandleRecord, plan_remove, plan_replace, plan_update
+from registry.store import HandleStore, Stored
+from registry.value import (
+    SECRET_TYPE,
+    DataFormat,
+    HandleValue,
+    admin_value,
+    utc_timestamp,
+)
+
+ADMIN_SECRET_INDEX = 300
+_MAX_ATTEMPTS = 8
+
+Plan = Callable[[Stored | None], HandleRecord | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """The outcome of one handle in a batch."""
+
+    handle: str
+    http_status: int
+    response_code: int
+    message: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "handle": self.handle,
+            "status": self.http_status,
+            "responseCode": self.response_code,
+        }
+        if self.message:
+            out["message"] = self.message
+        return out
+
+
+class Registrar:
+    """Authenticated writes to the handles a node holds.
+
+    >>> registrar = Registrar(store, Authority.of(["88.100"]), Limits())  # doctest: +SKIP
+    >>> who = await registrar.authenticate(basic_header)  # doctest: +SKIP
+    >>> await registrar.put("88.100/a", [{"index": 1, "type": "URL", "data": "x"}],
+    ...                     identity=who)                                # doctest: +SKIP
+    True
+    """
+
+    def __init__(
+        self,
+        store: HandleStore,
+        authority: Authority,
+        limits: Limits,
+        clock: Callable[[], str] = utc_timestamp,
+    ) -> None:
+        self.store = store
+        self.authority = authority
+        self.limits = limits
+        self._clock = clock
+        self._verified = VerifiedSecrets()
+
+    # -- identities -------------------------------------------------------------------
+
+    async def authenticate(self, authorization: str | None) -> Identity:
+        """The identity whose Basic credentials are in ``authorization``, or raise 401."""
+        if not authorization:
+            raise AuthenticationRequired(
+                "This operation needs credentials: HTTP Basic with username "
+                "<index>:<handle>, e.g. 300:0.NA/88.100"
+            )
+        identity, secret = parse_basic(authorization)
+        stored = await self._stored_secret(identity)
+        if stored is None:
+            raise AuthenticationRequired(f"Unknown identity {identity.text} at this node")
+        if not self._verified.remembered(identity.key, secret, stored):
+            if not await asyncio.to_thread(verify_secret, secret, stored):
+                raise AuthenticationRequired(f"Wrong secret for identity {identity.text}")
+            self._verified.remember(identity.key, secret, stored)
+        return identity
+
+    async def _stored_secret(self, identity: Identity) -> str | None:
+        if not self.authority.holds(identity.handle):
+            return None
+        loaded = await self.store.load(identity.handle)
+        value = loaded.record.value_at(identity.index) if loaded else None
+        if value is None or value.type.upper() != SECRET_TYPE or not isinstance(value.value, str):
+            return None
+        return value.value
+
+    async def ensure_prefix_admin(self, prefix: Prefix, secret: str | None) -> str | None:
+        """Make sure ``300:0.NA/<prefix>`` exists with a secret; return it if generated.
+
+        A given secret replaces a different stored one; with none given, a stored secret
+        is kept and only a missing one is generated (and returned, to be shown once).
+        """
+        identity = Identity(ADMIN_SECRET_INDEX, prefix.record_handle)
+        current = await self._stored_secret(identity)
+        if current is not None and (
+            secret is None or await asyncio.to_thread(verify_secret, secret, current)
+        ):
+            return None
+        generated = None if secret is not None else generate_secret()
+        hashed = await asyncio.to_thread(hash_secret, secret or generated or "")
+        now = self._clock()
+        values = [
+            admin_value(
+                prefix.record_handle.text, ADMIN_SECRET_INDEX, now, self.limits.default_ttl
+            ),
+            HandleValue(
+                ADMIN_SECRET_INDEX,
+                SECRET_TYPE,
+                DataFormat.STRING,
+                hashed,
+                self.limits.default_ttl,
+                now,
+            ),
+        ]
+        indexes = frozenset(v.index for v in values)
+        await self._apply(
+            identity.handle,
+            lambda before: plan_update(
+                before.record if before else None,
+                identity.handle,
+                values,
+                indexes,
+                overwrite=True,
+                writer=identity,
+                now=now,
+                limits=self.limits,
+            ),
+        )
+        return generated
+
+    # -- writes -----------------------------------------------------------------------
+
+    def check_held(self, handle: Handle) -> None:
+        """Raise NotResponsible (301) unless this node holds ``handle``."""
+        if not self.authority.holds(handle):
+            held = ", ".join(p.text for p in self.authority.prefixes)
+            raise NotResponsible(
+                f"Prefix {handle.home_prefix.text} doesn't live here; this node holds {held}",
+                handle=handle.text,
+            )
+
+    def check_write(self, identity: Identity, handle: Handle) -> None:
+        """Raise unless this node holds ``handle`` and ``identity`` may write it."""
+        self.check_held(handle)
+        if not may_write(identity, handle):
+            raise NotAuthorised(
+                f"Identity {identity.text} may not write {handle.text}", handle=handle.text
+            )
+
+    async def parse_values(self, raw: object, handle_text: str) -> list[HandleValue]:
+        """Values from a request body (``{"values": [...]}`` or a bare list), secrets hashed."""
+        items = raw.get("values") if isinstance(raw, dict) else raw
+        if not isinstance(items, list):
+            raise InvalidValue(
+                'the body must be {"values": [...]} or a JSON list of values', handle=handle_text
+            )
+        if len(items) > self.limits.max_values_per_handle:
+            raise InvalidValue(
+                f"a handle holds at most {self.limits.max_values_per_handle} values",
+                handle=handle_text,
+            )
+        now = self._clock()
+        try:
+            values = [HandleValue.from_input(v, now=now, limits=self.limits) for v in items]
+        except InvalidValue as exc:
+            raise InvalidValue(exc.message, handle=handle_text) from None
+        return [await self._hashed(v) for v in values]
+
+    async def _hashed(self, value: HandleValue) -> HandleValue:
+        if value.type.upper() != SECRET_TYPE or value.format is not DataFormat.STRING:
+            return value
+        assert isinstance(value.value, str)
+        if is_hashed(value.value):
+            raise InvalidValue(
+                f"value at index {value.index}: send the HS_SECKEY secret itself, not a hash"
+            )
+        hashed = await asyncio.to_thread(hash_secret, value.value)
+        return HandleValue(
+            value.index, value.type, value.format, hashed, value.ttl, value.timestamp
+        )
+
+    async def put(
+        self,
+        handle_text: str,
+        raw_body: object,
+        *,
+        identity: Identity,
+        overwrite: bool = True,
+        indexes: frozenset[int] = frozenset(),
+    ) -> tuple[bool, str]:
+        """PUT a handle; returns (created, handle text as stored)."""
+        handle = Handle.parse(handle_text)
+        self.check_write(identity, handle)
+        values = await self.parse_values(raw_body, handle.text)
+        return await self._put_values(
+            handle, values, identity=identity, overwrite=overwrite, indexes=indexes
+        )
+
+    async def _put_values(
+        self,
+        handle: Handle,
+        values: list[HandleValue],
+        *,
+        identity: Identity,
+        overwrite: bool,
+        indexes: frozenset[int] = frozenset(),
+    ) -> tuple[bool, str]:
+        now = self._clock()
+
+        def plan(before: Stored | None) -> HandleRecord:
+            existing = before.record if before else None
+            if indexes:
+                return plan_update(
+                    existing,
+                    handle,
+                    values,
+                    indexes,
+                    overwrite=overwrite,
+                    writer=identity,
+                    now=now,
+                    limits=self.limits,
+                )
+            return plan_replace(
+                existing,
+                handle,
+                values,
+                overwrite=overwrite,
+                writer=identity,
+                now=now,
+                limits=self.limits,
+            )
+
+        before, after = await self._apply(handle, plan)
+        assert after is not None
+        return before is None, after.handle.text
+
+    async def mint(self, prefix_text: str, raw_body: object, *, identity: Identity) -> str:
+        """PUT ``<prefix>/?mintNewSuffix=true``: create a handle with a fresh UUID suffix."""
+        prefix = Prefix.parse(prefix_text.rstrip("/"))
+        for _ in range(_MAX_ATTEMPTS):
+            handle_text = f"{prefix.text}/{uuid.uuid4()}"
+            created, stored = await self.put(
+                handle_text, raw_body, identity=identity, overwrite=False
+            )
+            if created:
+                return stored
+        raise StoreUnavailable("could not mint a unique suffix")  # pragma: no cover
+
+    async def delete(
+        self, handle_text: str, *, identity: Identity, indexes: frozenset[int] = frozenset()
+    ) -> str:
+        """DELETE a whole handle, or the values at ``indexes``."""
+        handle = Handle.parse(handle_text)
+        self.check_write(identity, handle)
+
+        def plan(before: Stored | None) -> HandleRecord | None:
+            existing = before.record if before else None
+            if indexes:
+                return plan_remove(existing, handle, indexes)
+            if existing is None:
+                plan_remove(None, handle, indexes)  # raises HandleNotFound
+            return None
+
+        before, _ = await self._apply(handle, plan)
+        assert before is not None
+        return before.record.handle.text
+
+    async def batch(
+        self, items: Sequence[object], *, identity: Identity, overwrite: bool
+    ) -> list[ItemResult]:
+        """Register many handles: one pipelined load, one pipelined commit, per-item results.
+
+        Items that raced with another writer are retried one by one.
+        """
+        if len(items) > self.limits.max_batch:
+            raise InvalidValue(f"a batch holds at most {self.limits.max_batch} handles")
+        results: list[ItemResult | None] = [None] * len(items)
+        prepared: list[tuple[int, Handle, list[HandleValue]]] = []
+        seen: set[str] = set()
+        for position, item in enumerate(items):
+            name = item.get("handle") if isinstance(item, dict) else None
+            try:
+                if not isinstance(name, str):
+                    raise InvalidValue('each batch item needs a "handle" string')
+                handle = Handle.parse(name)
+                if handle.key in seen:
+                    raise InvalidValue("the same handle appears twice in this batch")
+                seen.add(handle.key)
+                self.check_write(identity, handle)
+                assert isinstance(item, dict)
+                values = await self.parse_values(item.get("values"), handle.text)
+            except IdnodeError as exc:
+                results[position] = _failed(name if isinstance(name, str) else "", exc)
+                continue
+            prepared.append((position, handle, values))
+
+        now = self._clock()
+        loaded = await self.store.load_many([handle for _, handle, _ in prepared])
+        changes: list[tuple[Stored | None, HandleRecord | None]] = []
+        planned: list[tuple[int, Handle, list[HandleValue], Stored | None]] = []
+        for (position, handle, values), before in zip(prepared, loaded, strict=True):
+            try:
+                after = plan_replace(
+                    before.record if before else None,
+                    handle,
+                    values,
+                    overwrite=overwrite,
+                    writer=identity,
+                    now=now,
+                    limits=self.limits,
+                )
+            except IdnodeError as exc:
+                results[position] = _failed(handle.text, exc)
+                continue
+            changes.append((before, after))
+            planned.append((position, handle, values, before))
+        committed = await self.store.commit_many(changes)
+        for (position, handle, values, before), done in zip(planned, committed, strict=True):
+            if done:
+                results[position] = _succeeded(handle.text, created=before is None)
+                continue
+            try:  # lost a race: redo this one alone
+                created, text = await self._put_values(
+                    handle, values, identity=identity, overwrite=overwrite
+                )
+                results[position] = _succeeded(text, created=created)
+            except IdnodeError as exc:
+                results[position] = _failed(handle.text, exc)
+        return [r for r in results if r is not None]
+
+    async def _apply(self, handle: Handle, plan: Plan) -> tuple[Stored | None, HandleRecord | None]:
+        for _ in range(_MAX_ATTEMPTS):
+            before = await self.store.load(handle)
+            after = plan(before)
+            if await self.store.commit(before, after):
+                return before, after
+        raise StoreUnavailable(
+            f"Handle {handle.text} is being changed concurrently; try again", handle=handle.text
+        )
+
+
+def _succeeded(handle_text: str, *, created: bool) -> ItemResult:
+    return ItemResult(handle_text, 201 if created else 200, 1)
+
+
+def _failed(handle_text: str, exc: IdnodeError) -> ItemResult:
+    return ItemResult(handle_text, exc.http_status, exc.response_code, exc.message)

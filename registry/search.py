@@ -1,0 +1,128 @@
+"""Reverse lookup (search by value), as the Handle ``/hrls/handles`` servlet offers it.
+
+Each string value that is public and at most ``MAX_INDEXED_BYTES`` long is indexed under
+its type as the member ``<value, ASCII lower-cased> NUL <handle>`` of a sorted set whose
+members all have score 0, so Redis orders them by bytes. A pattern is matched
+case-insensitively, ``*`` standing for any run of characters:
+
+- no ``*`` (exact): one lexicographic range, ``[v NUL`` .. ``[v NUL \\xff``;
+- ``head*...``: the range of members starting with ``head``, then filtered by the pattern;
+- ``*...``: a leading wildcard cannot use the order, so the whole type's set is walked,
+  in pages, still bounded by the result limit.
+
+Nothing here does I/O; the store turns a :class:`ValuePattern` into Redis commands.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from registry.errors import InvalidValue
+from registry.identifier import ascii_lower
+from registry.record import HandleRecord
+from registry.value import DataFormat
+
+MAX_INDEXED_BYTES = 512
+SEPARATOR = "\x00"
+_BYTE_MAX = b"\xff"  # never occurs in UTF-8, so it bounds every continuation
+
+
+@dataclass(frozen=True, slots=True)
+class ValuePattern:
+    """One ``TYPE=pattern`` search term.
+
+    >>> p = ValuePattern.parse("URL", "https://example.com/*")
+    >>> p.lex_range()
+    (b'[https://example.com/', b'[https://example.com/\\xff')
+    >>> p.matches("https://example.com/a"), p.matches("http://example.com/a")
+    (True, False)
+    """
+
+    type_key: str
+    pattern: str
+
+    @classmethod
+    def parse(cls, type_: str, pattern: str) -> ValuePattern:
+        if not type_ or not pattern:
+            raise InvalidValue("a search term needs a type and a non-empty value pattern")
+        if SEPARATOR in pattern:
+            raise InvalidValue("a search pattern may not contain NUL")
+        return cls(ascii_lower(type_), ascii_lower(pattern))
+
+    @property
+    def is_exact(self) -> bool:
+        return "*" not in self.pattern
+
+    @property
+    def head(self) -> str:
+        """The literal text before the first wildcard."""
+        return self.pattern.split("*", 1)[0]
+
+    def lex_range(self) -> tuple[bytes, bytes]:
+        """ZRANGEBYLEX bounds covering every member this pattern can match."""
+        if self.is_exact:
+            start = (self.pattern + SEPARATOR).encode()
+            return b"[" + start, b"[" + start + _BYTE_MAX
+        if not self.head:
+            return b"-", b"+"
+        head = self.head.encode()
+        return b"[" + head, b"[" + head + _BYTE_MAX
+
+    def matches(self, value_key: str) -> bool:
+        return _compile(self.pattern).fullmatch(value_key) is not None
+
+
+def member(value_key: str, handle_text: str) -> bytes:
+    return f"{value_key}{SEPARATOR}{handle_text}".encode()
+
+
+def split_member(raw: bytes) -> tuple[str, str]:
+    value_key, _, handle_text = raw.decode().partition(SEPARATOR)
+    return value_key, handle_text
+
+
+def index_entries(record: HandleRecord | None) -> set[tuple[str, bytes]]:
+    """The (type key, member) pairs under which ``record`` is found by value."""
+    if record is None:
+        return set()
+    entries: set[tuple[str, bytes]] = set()
+    for v in record.values:
+        if not v.is_public or v.format is not DataFormat.STRING:
+            continue
+        assert isinstance(v.value, str)
+        if SEPARATOR in v.value or len(v.value.encode()) > MAX_INDEXED_BYTES:
+            continue
+        entries.add((ascii_lower(v.type), member(ascii_lower(v.value), record.handle.text)))
+    return entries
+
+
+def intersect_in_order(groups: Iterable[list[str]], limit: int) -> list[str]:
+    """Handles present in every group, in the order of the first, at most ``limit``."""
+    groups = list(groups)
+    if not groups:
+        return []
+    rest = [set(g) for g in groups[1:]]
+    out: list[str] = []
+    seen: set[str] = set()
+    for handle in groups[0]:
+        if handle not in seen and all(handle in g for g in rest):
+            seen.add(handle)
+            out.append(handle)
+            if len(out) >= limit:
+                break
+    return out
+
+
+_PATTERNS: dict[str, re.Pattern[str]] = {}
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    compiled = _PATTERNS.get(pattern)
+    if compiled is None:
+        if len(_PATTERNS) > 1024:
+            _PATTERNS.clear()
+        regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+        compiled = _PATTERNS[pattern] = re.compile(regex, re.DOTALL)
+    return compiled

@@ -1,0 +1,215 @@
+"""The handle value model: ``{index, type, data{format, value}, ttl, timestamp}``.
+
+Input is lenient the way the Handle REST API is (``data`` may be a bare string meaning
+format ``string``; ``index`` and ``ttl`` may be numeric strings; an admin value's inner
+``index`` may be a string, as pyhandle sends it) and output is always the full form.
+Timestamps are set by the node, never taken from the client.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from registry.errors import InvalidHandle, InvalidValue
+from registry.identifier import Handle
+from registry.limits import Limits
+
+MAX_INDEX = 2**31 - 1
+ADMIN_PERMISSION_BITS = 12
+# Handle's twelve HS_ADMIN bits, in order: add handle, delete handle, add derived prefix,
+# delete derived prefix, modify values, remove values, add values, read values, modify
+# admin, remove admin, add admin, list handles. This default grants all but the prefix
+# bits, as Handle servers do for a handle's own administrator.
+DEFAULT_ADMIN_PERMISSIONS = "011111110011"
+ADMIN_TYPE = "HS_ADMIN"
+SECRET_TYPE = "HS_SECKEY"
+DEFAULT_ADMIN_INDEX = 100
+
+
+class DataFormat(StrEnum):
+    STRING = "string"
+    BASE64 = "base64"
+    HEX = "hex"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminRef:
+    """The data of an HS_ADMIN value: which identity administers the handle, with what rights."""
+
+    handle: str
+    index: int
+    permissions: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"handle": self.handle, "index": self.index, "permissions": self.permissions}
+
+
+@dataclass(frozen=True, slots=True)
+class HandleValue:
+    """One value of a handle record.
+
+    >>> v = HandleValue.from_input({"index": "1", "type": "URL", "data": "https://x"},
+    ...                            now="2026-01-01T00:00:00Z", limits=Limits())
+    >>> v.to_json()["data"]
+    {'format': 'string', 'value': 'https://x'}
+    """
+
+    index: int
+    type: str
+    format: DataFormat
+    value: str | AdminRef
+    ttl: int
+    timestamp: str
+
+    @property
+    def is_public(self) -> bool:
+        """Whether anonymous readers see this value; secret keys never are."""
+        return self.type.upper() != SECRET_TYPE
+
+    def to_json(self) -> dict[str, Any]:
+        data_value = self.value.to_json() if isinstance(self.value, AdminRef) else self.value
+        return {
+            "index": self.index,
+            "type": self.type,
+            "data": {"format": self.format.value, "value": data_value},
+            "ttl": self.ttl,
+            "timestamp": self.timestamp,
+        }
+
+    def stamped(self, timestamp: str) -> HandleValue:
+        return replace(self, timestamp=timestamp)
+
+    @classmethod
+    def from_stored(cls, obj: dict[str, Any]) -> HandleValue:
+        """Rebuild a value this node encoded itself (trusted, no validation)."""
+        data = obj["data"]
+        fmt = DataFormat(data["format"])
+        raw = data["value"]
+        value: str | AdminRef = (
+            AdminRef(raw["handle"], int(raw["index"]), raw["permissions"])
+            if fmt is DataFormat.ADMIN
+            else raw
+        )
+        return cls(obj["index"], obj["type"], fmt, value, obj["ttl"], obj["timestamp"])
+
+    @classmethod
+    def from_input(cls, obj: object, *, now: str, limits: Limits) -> HandleValue:
+        """Validate one value sent by a client; raise InvalidValue saying what is wrong."""
+        if not isinstance(obj, dict):
+            raise InvalidValue(f"each value must be a JSON object, got {_kind(obj)}")
+        index = _int_field(obj, "index", required=True, low=1, high=MAX_INDEX)
+        where = f"value at index {index}"
+        type_ = obj.get("type")
+        if not isinstance(type_, str) or not type_ or not type_.isprintable():
+            raise InvalidValue(f"{where}: 'type' must be a non-empty printable string")
+        if len(type_) > limits.max_type_chars:
+            raise InvalidValue(f"{where}: 'type' is longer than {limits.max_type_chars} chars")
+        fmt, value = _parse_data(obj.get("data"), where, limits)
+        if type_.upper() == ADMIN_TYPE and fmt is not DataFormat.ADMIN:
+            raise InvalidValue(f"{where}: an HS_ADMIN value needs data format 'admin'")
+        ttl = _int_field(obj, "ttl", required=False, low=0, high=MAX_INDEX)
+        return cls(
+            index=index,
+            type=type_,
+            format=fmt,
+            value=value,
+            ttl=limits.default_ttl if ttl is None else ttl,
+            timestamp=now,
+        )
+
+
+def admin_value(identity_handle: str, identity_index: int, now: str, ttl: int) -> HandleValue:
+    """The HS_ADMIN value a node adds to a new handle that was sent without one."""
+    ref = AdminRef(identity_handle, identity_index, DEFAULT_ADMIN_PERMISSIONS)
+    return HandleValue(DEFAULT_ADMIN_INDEX, ADMIN_TYPE, DataFormat.ADMIN, ref, ttl, now)
+
+
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """ISO-8601 UTC with a Z, second precision, as Handle servers print it."""
+    moment = moment or datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _kind(obj: object) -> str:
+    return {dict: "an object", list: "a list", str: "a string", type(None): "null"}.get(
+        type(obj), type(obj).__name__
+    )
+
+
+def _int_field(obj: dict[str, Any], name: str, *, required: bool, low: int, high: int) -> Any:
+    raw = obj.get(name)
+    if raw is None:
+        if required:
+            raise InvalidValue(f"a value is missing its '{name}'")
+        return None
+    if isinstance(raw, bool):
+        raise InvalidValue(f"'{name}' must be an integer, got a boolean")
+    if isinstance(raw, str) and raw.isascii() and raw.strip().isdigit():
+        raw = int(raw)
+    if not isinstance(raw, int):
+        raise InvalidValue(f"'{name}' must be an integer, got {raw!r}")
+    if not low <= raw <= high:
+        raise InvalidValue(f"'{name}' must be between {low} and {high}, got {raw}")
+    return raw
+
+
+def _parse_data(data: object, where: str, limits: Limits) -> tuple[DataFormat, str | AdminRef]:
+    if isinstance(data, str):
+        data = {"format": "string", "value": data}
+    if not isinstance(data, dict):
+        raise InvalidValue(f"{where}: 'data' must be a string or {{format, value}}")
+    raw_format = data.get("format", "string")
+    try:
+        fmt = DataFormat(raw_format)
+    except ValueError:
+        known = ", ".join(f.value for f in DataFormat)
+        raise InvalidValue(
+            f"{where}: unknown data format {raw_format!r}; expected one of {known}"
+        ) from None
+    value = data.get("value")
+    if fmt is DataFormat.ADMIN:
+        return fmt, _parse_admin(value, where)
+    if not isinstance(value, str):
+        raise InvalidValue(f"{where}: data value of format {fmt.value} must be a string")
+    if len(value.encode()) > limits.max_value_bytes:
+        raise InvalidValue(f"{where}: data value is larger than {limits.max_value_bytes} bytes")
+    if fmt is DataFormat.BASE64:
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidValue(f"{where}: data value is not valid base64") from None
+    elif fmt is DataFormat.HEX:
+        try:
+            bytes.fromhex(value)
+        except ValueError:
+            raise InvalidValue(f"{where}: data value is not valid hex") from None
+    return fmt, value
+
+
+def _parse_admin(value: object, where: str) -> AdminRef:
+    if not isinstance(value, dict):
+        raise InvalidValue(f"{where}: admin data needs an object {{handle, index, permissions}}")
+    handle = value.get("handle")
+    if not isinstance(handle, str):
+        raise InvalidValue(f"{where}: admin data needs a 'handle' string")
+    try:
+        Handle.parse(handle)
+    except InvalidHandle as exc:
+        raise InvalidValue(f"{where}: admin handle {handle!r} is not a valid handle") from exc
+    index = _int_field(value, "index", required=True, low=1, high=MAX_INDEX)
+    permissions = value.get("permissions", DEFAULT_ADMIN_PERMISSIONS)
+    if (
+        not isinstance(permissions, str)
+        or len(permissions) != ADMIN_PERMISSION_BITS
+        or set(permissions) - {"0", "1"}
+    ):
+        raise InvalidValue(
+            f"{where}: admin permissions must be {ADMIN_PERMISSION_BITS} characters of 0 and 1"
+        )
+    return AdminRef(handle, index, permissions)

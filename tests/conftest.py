@@ -1,0 +1,76 @@
+"""Shared fixtures: one real embedded Redis per test session, apps served in process."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from node.app import create_app
+from node.config import NodeConfig
+from node.embedded_redis import EmbeddedRedis
+
+ADMIN_SECRET = "s3cret"
+ADMIN = "300:0.NA/88.100"
+
+
+def basic(identity: str, secret: str) -> dict[str, str]:
+    """The Authorization header a Handle client sends (username percent-encoded)."""
+    token = base64.b64encode(f"{quote(identity, safe='')}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+ADMIN_AUTH = basic(ADMIN, ADMIN_SECRET)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis(redis_server: EmbeddedRedis) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server.url)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+def node_config(redis_url: str, prefix: str = "88.100", **settings: object) -> NodeConfig:
+    args: dict[str, object | None] = {
+        "role": "secondary",
+        "prefix": prefix,
+        "redis_url": redis_url,
+        "admin_secret": ADMIN_SECRET,
+    }
+    args.update(settings)
+    return NodeConfig.from_sources(args, env={})
+
+
+@pytest.fixture
+async def client(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[httpx.AsyncClient]:
+    """A secondary node for 88.100 on the session's Redis, served in process."""
+    app = create_app(node_config(redis_server.url))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://node") as http:
+            yield http
+
+
+async def snapshot(redis: Redis) -> dict[object, object]:
+    """Every key with its serialised value: equal snapshots mean an unchanged store."""
+    keys = sorted(await redis.keys("*"))
+    return {key: await redis.dump(key) for key in keys}
+
+
+@pytest.fixture
+def tmp_data(tmp_path: Path) -> Path:
+    return tmp_path / "data"

@@ -1,0 +1,76 @@
+"""Real ``idnode serve`` processes on loopback, for the few tests that need them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from node.embedded_redis import free_port
+
+
+class NodeProcess:
+    """``idnode serve`` in a child process, with its own embedded Redis in ``data_dir``."""
+
+    def __init__(self, data_dir: Path, *extra: str, prefix: str = "88.100", secret: str = "s3cret"):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = [
+            sys.executable,
+            "-m",
+            "node",
+            "serve",
+            "--role",
+            "secondary",
+            "--prefix",
+            prefix,
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(data_dir),
+            "--admin-secret",
+            secret,
+            *extra,
+        ]
+        self.log = data_dir.parent / f"node-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> NodeProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(self.args, stdout=log, stderr=log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"node exited early: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"node not ready in {timeout}s: {self.log.read_text()[-2000:]}")
+
+    @property
+    def redis_pid(self) -> int:
+        return int((self.data_dir / "redis.pid").read_text())
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
