@@ -8,8 +8,11 @@ retries a write whose record changed underneath it.
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +71,26 @@ class ItemResult:
         return out
 
 
+class KeyedLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: defaultdict[str, int] = defaultdict(int)
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key], self._locks[key]
+
+
 class Registrar:
     """Authenticated writes to the handles a node holds.
 
@@ -90,6 +113,7 @@ class Registrar:
         self.limits = limits
         self._clock = clock
         self._verified = VerifiedSecrets()
+        self._locks = KeyedLocks()
 
     # -- identities -------------------------------------------------------------------
 
@@ -364,11 +388,16 @@ class Registrar:
         return [r for r in results if r is not None]
 
     async def _apply(self, handle: Handle, plan: Plan) -> tuple[Stored | None, HandleRecord | None]:
-        for _ in range(_MAX_ATTEMPTS):
-            before = await self.store.load(handle)
-            after = plan(before)
-            if await self.store.commit(before, after):
-                return before, after
+        # Writers to one record in this process take turns (no wasted round trips);
+        # the compare-and-set still guards against other processes and nodes, which
+        # back off with jitter before planning again.
+        async with self._locks.hold(handle.key):
+            for attempt in range(_MAX_ATTEMPTS):
+                before = await self.store.load(handle)
+                after = plan(before)
+                if await self.store.commit(before, after):
+                    return before, after
+                await asyncio.sleep(random.uniform(0, 0.001 * 2**attempt))
         raise StoreUnavailable(
             f"Handle {handle.text} is being changed concurrently; try again", handle=handle.text
         )

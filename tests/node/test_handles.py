@@ -332,3 +332,23 @@ async def test_health_and_docs(client: httpx.AsyncClient) -> None:
     assert (await client.get("/readyz")).json() == {"status": "ready"}
     schema = (await client.get("/openapi.json")).json()
     assert "/api/handles/{handle}" in schema["paths"] and "/api/batch/handles" in schema["paths"]
+
+
+async def test_concurrent_value_updates_all_land(client: httpx.AsyncClient) -> None:
+    """Writers racing on one record each retry their compare-and-set; none is lost."""
+    import asyncio
+
+    await put(client, "88.100/race", [URL_VALUE])
+
+    async def add(index: int) -> int:
+        response = await client.put(
+            f"/api/handles/88.100/race?index={index}",
+            json=[{"index": index, "type": "PART", "data": f"p{index}"}],
+            headers=ADMIN_AUTH,
+        )
+        return response.status_code
+
+    statuses = await asyncio.gather(*(add(i) for i in range(2, 22)))
+    assert set(statuses) == {200}
+    values = (await client.get("/api/handles/88.100/race")).json()["values"]
+    assert sorted(v["index"] for v in values) == [1, *range(2, 22), 100]

@@ -1,0 +1,70 @@
+"""Configuration is read once, from options then IDNODE_* variables, and fails loudly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from node.config import NodeConfig, Role
+from registry.errors import ConfigError
+
+
+def test_options_win_over_environment() -> None:
+    config = NodeConfig.from_sources(
+        {"role": "secondary", "prefix": "88.100", "port": 9000},
+        env={"IDNODE_PORT": "7000", "IDNODE_ADMIN_SECRET": "from-env", "IDNODE_ROLE": "enterprise"},
+    )
+    assert config.role is Role.SECONDARY and config.port == 9000
+    assert config.admin_secret == "from-env"
+    assert config.embedded_data_dir == Path(".idnode/secondary-88.100")
+    assert config.appendfsync == "always"
+
+
+def test_environment_alone_is_enough() -> None:
+    config = NodeConfig.from_sources(
+        {},
+        env={
+            "IDNODE_ROLE": "enterprise",
+            "IDNODE_PREFIX": "88.100.3",
+            "IDNODE_HOST": "::1",
+            "IDNODE_MAX_BODY_BYTES": "2048",
+        },
+    )
+    assert config.public_url == "http://[::1]:8001"
+    assert config.limits.max_body_bytes == 2048
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        ({"prefix": "88.100"}, {}, "role"),
+        ({"role": "secondary"}, {}, "IDNODE_PREFIX"),
+        ({"role": "secondary", "prefix": "88.x"}, {}, "prefix"),
+        ({"role": "secondary", "prefix": "88.100"}, {"IDNODE_PORT": "eighty"}, "port"),
+        (
+            {"role": "secondary", "prefix": "88.100"},
+            {"IDNODE_APPENDFSYNC": "sometimes"},
+            "appendfsync",
+        ),
+        ({"role": "boss", "prefix": "88.100"}, {}, "role"),
+    ],
+)
+def test_bad_settings_are_named(args, env, named) -> None:
+    with pytest.raises(ConfigError) as caught:
+        NodeConfig.from_sources(args, env=env)
+    assert named in caught.value.message
+
+
+def test_cli_reports_a_missing_setting() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "node", "serve", "--role", "secondary"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 2
+    assert "missing setting 'prefix'" in result.stderr

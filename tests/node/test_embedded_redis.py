@@ -1,0 +1,61 @@
+"""The embedded redis-server: real process, AOF always, clean stop, stale servers stopped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+
+from node.embedded_redis import EmbeddedRedis, redis_server_binary
+
+
+def test_binary_is_found() -> None:
+    assert Path(redis_server_binary()).exists()
+
+
+def test_start_persists_with_aof_always_and_stops(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path / "data")
+    url = server.start()
+    try:
+        client = redis.Redis.from_url(url)
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        assert client.config_get("appendfsync") == {"appendfsync": "always"}
+        assert client.config_get("bind") == {"bind": "127.0.0.1"}
+        client.set("k", "v")
+        client.close()
+    finally:
+        server.stop()
+    assert not server.pid_file.exists()
+    assert any(p.name.startswith("appendonly.aof") for p in (tmp_path / "data").iterdir())
+
+    again = EmbeddedRedis(tmp_path / "data")
+    client = redis.Redis.from_url(again.start())
+    try:
+        assert client.get("k") == b"v"
+    finally:
+        client.close()
+        again.stop()
+
+
+def test_a_stale_server_on_the_same_data_is_stopped_first(tmp_path: Path) -> None:
+    first = EmbeddedRedis(tmp_path / "data")
+    first.start()
+    stale_pid = first.pid
+    assert stale_pid is not None
+    second = EmbeddedRedis(tmp_path / "data")  # as after a crashed node left `first` running
+    second.start()
+    try:
+        assert first._process is not None and first._process.wait(10) is not None
+        assert second.pid != stale_pid
+    finally:
+        second.stop()
+        first.stop()
+
+
+def test_stopped_server_has_no_url(tmp_path: Path) -> None:
+    from registry.errors import StoreUnavailable
+
+    server = EmbeddedRedis(tmp_path / "data")
+    with pytest.raises(StoreUnavailable):
+        _ = server.url
