@@ -16,6 +16,7 @@ from registry.errors import InvalidHandle
 MAX_PREFIX_CHARS = 64
 MAX_HANDLE_BYTES = 255
 PREFIX_HANDLE_PREFIX = "0.NA"
+MAX_IDENTITY_INDEX = 2**31 - 1
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -171,11 +172,15 @@ class Identity:
     @classmethod
     def parse(cls, text: str) -> Identity:
         index_text, colon, handle_text = text.partition(":")
-        if not colon or not index_text.isascii() or not index_text.isdigit():
+        # At most ten digits: bounds the int() below and every real index (<= 2**31 - 1).
+        if not (colon and index_text.isascii() and index_text.isdigit() and len(index_text) <= 10):
             raise InvalidHandle(
-                f"Invalid identity {text!r}: expected <index>:<handle>, e.g. 300:0.NA/88.100"
+                f"Invalid identity {text[:80]!r}: expected <index>:<handle>, e.g. 300:0.NA/88.100"
             )
-        return cls(int(index_text), Handle.parse(handle_text))
+        index = int(index_text)
+        if not 1 <= index <= MAX_IDENTITY_INDEX:
+            raise InvalidHandle(f"Invalid identity {text!r}: index must be 1..{MAX_IDENTITY_INDEX}")
+        return cls(index, Handle.parse(handle_text))
 
     @property
     def text(self) -> str:

@@ -101,7 +101,7 @@ def index_entries(record: HandleRecord | None) -> set[tuple[str, bytes]]:
 def intersect_in_order(groups: Iterable[list[str]], limit: int) -> list[str]:
     """Handles present in every group, in the order of the first, at most ``limit``."""
     groups = list(groups)
-    if not groups:
+    if not groups or limit <= 0:
         return []
     rest = [set(g) for g in groups[1:]]
     out: list[str] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import string
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -132,7 +133,7 @@ def admin_value(identity_handle: str, identity_index: int, now: str, ttl: int) -
 
 def utc_timestamp(moment: datetime | None = None) -> str:
     """ISO-8601 UTC with a Z, second precision, as Handle servers print it."""
-    moment = moment or datetime.now(UTC)
+    moment = (moment or datetime.now(UTC)).astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -150,10 +151,10 @@ def _int_field(obj: dict[str, Any], name: str, *, required: bool, low: int, high
         return None
     if isinstance(raw, bool):
         raise InvalidValue(f"'{name}' must be an integer, got a boolean")
-    if isinstance(raw, str) and raw.isascii() and raw.strip().isdigit():
+    if isinstance(raw, str) and raw.isascii() and raw.strip().isdigit() and len(raw) <= 12:
         raw = int(raw)
     if not isinstance(raw, int):
-        raise InvalidValue(f"'{name}' must be an integer, got {raw!r}")
+        raise InvalidValue(f"'{name}' must be an integer, got {str(raw)[:40]!r}")
     if not low <= raw <= high:
         raise InvalidValue(f"'{name}' must be between {low} and {high}, got {raw}")
     return raw
@@ -184,11 +185,8 @@ def _parse_data(data: object, where: str, limits: Limits) -> tuple[DataFormat, s
             base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
             raise InvalidValue(f"{where}: data value is not valid base64") from None
-    elif fmt is DataFormat.HEX:
-        try:
-            bytes.fromhex(value)
-        except ValueError:
-            raise InvalidValue(f"{where}: data value is not valid hex") from None
+    elif fmt is DataFormat.HEX and (len(value) % 2 or value.strip(string.hexdigits)):
+        raise InvalidValue(f"{where}: data value is not valid hex (pairs of 0-9a-f)")
     return fmt, value
 
 

@@ -226,6 +226,15 @@ async def test_hidden_secret_creates_identity(client: httpx.AsyncClient) -> None
         ("88.100/w", [URL_VALUE], basic("300:0.NA/88.999", "s3cret"), 401, 402),
         ("88.100/w", [URL_VALUE], {"Authorization": "Basic !!!"}, 401, 402),
         ("88.100/w", [URL_VALUE], {"Authorization": "Bearer abc"}, 401, 402),
+        ("88.100/w", [URL_VALUE], basic("9" * 5000 + ":0.NA/88.100", "s3cret"), 401, 402),
+        ("88.100/w", [{"index": "1" * 5000, "type": "URL", "data": "x"}], ADMIN_AUTH, 400, 202),
+        (
+            "88.100/w",
+            [{"index": 1, "type": "URL", "data": {"format": "hex", "value": "de ad"}}],
+            ADMIN_AUTH,
+            400,
+            202,
+        ),
         ("88.200/w", [URL_VALUE], ADMIN_AUTH, 400, 301),
         ("bad/w", [URL_VALUE], ADMIN_AUTH, 400, 102),
         (

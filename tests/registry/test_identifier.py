@@ -1,0 +1,371 @@
+"""registry.identifier: prefixes, handles and identities (SPEC §2)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from registry.errors import InvalidHandle
+from registry.identifier import (
+    MAX_HANDLE_BYTES,
+    MAX_PREFIX_CHARS,
+    Handle,
+    Identity,
+    Prefix,
+    ascii_lower,
+)
+from tests.registry.strategies import (
+    fast,
+    handle_and_case_variant,
+    plain_handles,
+    prefixes,
+    valid_handles,
+)
+
+# --- ascii_lower -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ABC-xyz/09", "abc-xyz/09"),
+        ("", ""),
+        ("ÄBC", "Äbc"),  # non-ASCII letters keep their case
+        ("İX", "İx"),  # str.lower would turn U+0130 into two characters
+        ("\u212aELVIN", "\u212aelvin"),  # KELVIN SIGN is not folded to "k"
+        ("ΣΑ", "ΣΑ"),
+    ],
+)
+def test_ascii_lower_folds_only_ascii_letters(text: str, expected: str) -> None:
+    assert ascii_lower(text) == expected
+
+
+@fast
+@given(st.text())
+def test_ascii_lower_keeps_length_and_non_ascii_characters(text: str) -> None:
+    lowered = ascii_lower(text)
+    assert len(lowered) == len(text)
+    for before, after in zip(text, lowered, strict=True):
+        if before.isascii():
+            assert after == before.lower()
+        else:
+            assert after == before
+    assert ascii_lower(lowered) == lowered
+
+
+# --- Prefix ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["88", "88.100", "88.100.1", "0", "007.0", "1" * MAX_PREFIX_CHARS])
+def test_prefix_parse_accepts_digit_segments(text: str) -> None:
+    prefix = Prefix.parse(text)
+    assert prefix.text == text
+    assert str(prefix) == text
+    assert prefix.segments == tuple(text.split("."))
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "empty"),
+        ("1" * (MAX_PREFIX_CHARS + 1), f"at most {MAX_PREFIX_CHARS} characters"),
+        ("88.", "empty segment"),
+        (".88", "empty segment"),
+        ("88..100", "empty segment"),
+        ("88.a", "'a' is not ASCII digits"),
+        ("0.NA", "'NA' is not ASCII digits"),
+        ("８８", "not ASCII digits"),  # fullwidth digits
+        ("٨٨", "not ASCII digits"),  # Arabic-Indic digits
+        ("88 ", "not ASCII digits"),
+        ("-1", "not ASCII digits"),
+        ("88/100", "not ASCII digits"),
+    ],
+)
+def test_prefix_parse_refuses_and_says_why(text: str, problem: str) -> None:
+    with pytest.raises(InvalidHandle) as info:
+        Prefix.parse(text)
+    assert problem in info.value.message
+    assert "Invalid prefix" in info.value.message
+    assert info.value.response_code == 102
+    assert info.value.http_status == 400
+
+
+def test_prefix_parent_walks_up_one_segment_at_a_time() -> None:
+    prefix = Prefix.parse("88.100.1")
+    assert prefix.parent == Prefix("88.100")
+    assert prefix.parent.parent == Prefix("88")
+    assert Prefix("88").parent is None
+
+
+@pytest.mark.parametrize(
+    ("outer", "inner", "expected"),
+    [
+        ("88.100", "88.100", True),
+        ("88.100", "88.100.7", True),
+        ("88.100", "88.100.7.3", True),
+        ("88", "88.100", True),
+        ("88.100", "88.1000", False),
+        ("88.100", "88.10", False),
+        ("88.100", "88", False),
+        ("88.100.7", "88.100", False),
+        ("88.100", "99.100", False),
+    ],
+)
+def test_prefix_contains_only_itself_and_derived_prefixes(
+    outer: str, inner: str, expected: bool
+) -> None:
+    assert Prefix.parse(outer).contains(Prefix.parse(inner)) is expected
+
+
+def test_prefix_record_handle_is_0na_handle() -> None:
+    handle = Prefix.parse("88.100").record_handle
+    assert handle.text == "0.NA/88.100"
+    assert handle.is_prefix_record
+    assert handle.described_prefix == Prefix("88.100")
+
+
+# --- Handle: valid -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "prefix", "suffix"),
+    [
+        ("88.100/x", "88.100", "x"),
+        ("88.100.1/ABC-123", "88.100.1", "ABC-123"),
+        ("88/a/b/c", "88", "a/b/c"),  # split at the first '/'
+        ("88/urn:isbn:0451", "88", "urn:isbn:0451"),
+        ("88/a.b.c", "88", "a.b.c"),
+        ("88/with space", "88", "with space"),
+        ("88/日本語", "88", "日本語"),
+        ("88//", "88", "/"),
+        ("0/x", "0", "x"),
+        ("88/0.NA", "88", "0.NA"),
+    ],
+)
+def test_handle_parse_splits_at_first_slash(text: str, prefix: str, suffix: str) -> None:
+    handle = Handle.parse(text)
+    assert (handle.prefix, handle.suffix) == (prefix, suffix)
+    assert handle.text == text
+    assert str(handle) == text
+    assert not handle.is_prefix_record
+    assert handle.described_prefix is None
+    assert handle.home_prefix == Prefix(prefix)
+
+
+def test_handle_key_is_ascii_lower_case_and_text_keeps_case() -> None:
+    handle = Handle.parse("88.100.1/ABC-123")
+    assert handle.key == "88.100.1/abc-123"
+    assert handle.text == "88.100.1/ABC-123"
+
+
+@pytest.mark.parametrize("spelling", ["0.NA", "0.na", "0.Na", "0.nA"])
+def test_prefix_record_handle_is_normalised_to_upper_case_0na(spelling: str) -> None:
+    handle = Handle.parse(f"{spelling}/88.100.1")
+    assert handle.prefix == "0.NA"
+    assert handle.suffix == "88.100.1"
+    assert handle.text == "0.NA/88.100.1"
+    assert handle.key == "0.na/88.100.1"
+    assert handle.is_prefix_record
+    assert handle.described_prefix == Prefix("88.100.1")
+    # A prefix record is homed where the prefix it describes is.
+    assert handle.home_prefix == Prefix("88.100.1")
+
+
+def test_non_ascii_letters_are_not_case_folded_in_keys() -> None:
+    upper = Handle.parse("88/Ä")
+    lower = Handle.parse("88/ä")
+    assert upper.key == "88/Ä"
+    assert upper.key != lower.key
+
+
+def test_handle_length_limit_counts_utf8_bytes() -> None:
+    fits = "88/" + "a" * (MAX_HANDLE_BYTES - 3)
+    assert Handle.parse(fits).text == fits
+    # 127 two-byte characters: only 130 characters, but 257 bytes.
+    wide = "88/" + "é" * 127
+    assert len(wide) < MAX_HANDLE_BYTES
+    with pytest.raises(InvalidHandle) as info:
+        Handle.parse(wide)
+    assert f"at most {MAX_HANDLE_BYTES} UTF-8 bytes" in info.value.message
+    fits_wide = "88/" + "é" * 126  # exactly 255 bytes
+    assert Handle.parse(fits_wide).text == fits_wide
+
+
+def test_handle_one_byte_over_the_limit_is_refused() -> None:
+    with pytest.raises(InvalidHandle, match="UTF-8 bytes"):
+        Handle.parse("88/" + "a" * (MAX_HANDLE_BYTES - 2))
+
+
+def test_prefix_of_64_characters_is_accepted_in_a_handle() -> None:
+    prefix = "1." * 31 + "12"
+    assert len(prefix) == MAX_PREFIX_CHARS
+    assert Handle.parse(f"{prefix}/x").prefix == prefix
+    with pytest.raises(InvalidHandle, match="at most 64 characters"):
+        Handle.parse(f"{prefix}3/x")
+
+
+# --- Handle: invalid ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("88.100", "expected prefix/suffix"),
+        ("", "expected prefix/suffix"),
+        ("/x", "prefix is empty"),
+        ("88./x", "empty segment"),
+        (".88/x", "empty segment"),
+        ("88..100/x", "empty segment"),
+        ("88.a/x", "'a' is not ASCII digits"),
+        ("８８/x", "not ASCII digits"),
+        (" 88/x", "not ASCII digits"),
+        ("ab/x", "not ASCII digits"),
+        ("88.100/", "suffix is empty"),
+        ("88/a\nb", "non-printable character (U+000A)"),
+        ("88/\x00", "non-printable character (U+0000)"),
+        ("88/tab\there", "non-printable character (U+0009)"),
+        ("88/\x7f", "non-printable character (U+007F)"),
+        ("88/a\u2028b", "non-printable character (U+2028)"),
+        ("88/\ud800", "non-printable character (U+D800)"),  # lone surrogate
+    ],
+)
+def test_handle_parse_refuses_and_says_why(text: str, problem: str) -> None:
+    with pytest.raises(InvalidHandle) as info:
+        Handle.parse(text)
+    err = info.value
+    assert problem in err.message
+    assert err.handle == text
+    assert (err.response_code, err.http_status) == (102, 400)
+    assert err.body()["handle"] == text
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("0.NA/", "the prefix is empty"),
+        ("0.na/abc", "'abc' is not ASCII digits"),
+        ("0.NA/88/x", "not ASCII digits"),
+        ("0.NA/0.NA", "'NA' is not ASCII digits"),
+        ("0.NA/88.", "empty segment"),
+        ("0.NA/" + "1" * (MAX_PREFIX_CHARS + 1), "at most 64 characters"),
+    ],
+)
+def test_prefix_record_suffix_must_be_a_prefix(text: str, problem: str) -> None:
+    with pytest.raises(InvalidHandle) as info:
+        Handle.parse(text)
+    assert "suffix of a 0.NA handle must be a prefix" in info.value.message
+    assert problem in info.value.message
+    assert info.value.handle == text
+
+
+# --- Handle: properties ------------------------------------------------------------------
+
+
+@fast
+@given(valid_handles)
+def test_valid_handle_round_trips(text: str) -> None:
+    handle = Handle.parse(text)
+    assert handle.text == text
+    assert Handle.parse(handle.text) == handle
+    assert handle.key == ascii_lower(text)
+
+
+@fast
+@given(plain_handles)
+def test_plain_handle_parts_rejoin_to_text(text: str) -> None:
+    handle = Handle.parse(text)
+    assert "/" not in handle.prefix
+    assert handle.suffix
+    assert f"{handle.prefix}/{handle.suffix}" == text
+
+
+@fast
+@given(valid_handles)
+def test_key_is_idempotent(text: str) -> None:
+    key = Handle.parse(text).key
+    assert Handle.parse(key).key == key
+
+
+@fast
+@given(handle_and_case_variant())
+def test_ascii_case_variants_share_a_key_and_keep_their_spelling(
+    pair: tuple[str, str],
+) -> None:
+    original, variant = pair
+    parsed = Handle.parse(variant)
+    assert parsed.key == Handle.parse(original).key
+    if parsed.is_prefix_record:
+        assert parsed.text == "0.NA/" + variant.partition("/")[2]
+    else:
+        assert parsed.text == variant
+
+
+@fast
+@given(prefixes)
+def test_generated_prefixes_parse(text: str) -> None:
+    assert Prefix.parse(text).text == text
+    assert Handle.parse(f"0.na/{text}").described_prefix == Prefix(text)
+
+
+@fast
+@given(st.text())
+def test_arbitrary_text_parses_or_raises_invalid_handle(text: str) -> None:
+    for parse in (Handle.parse, Prefix.parse, Identity.parse):
+        try:
+            parse(text)
+        except InvalidHandle as exc:
+            assert exc.message
+
+
+@fast
+@given(st.text(alphabet=st.sampled_from("0123456789./:aA\n \x00é")))
+def test_identifier_like_text_parses_or_raises_invalid_handle(text: str) -> None:
+    for parse in (Handle.parse, Prefix.parse, Identity.parse):
+        try:
+            parse(text)
+        except InvalidHandle as exc:
+            assert exc.message
+
+
+# --- Identity ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "index", "handle_text", "canonical", "key"),
+    [
+        ("300:0.NA/88.100", 300, "0.NA/88.100", "300:0.NA/88.100", "300:0.na/88.100"),
+        ("300:0.na/88.100", 300, "0.NA/88.100", "300:0.NA/88.100", "300:0.na/88.100"),
+        ("1:88.100/User", 1, "88.100/User", "1:88.100/User", "1:88.100/user"),
+        ("300:88/a:b", 300, "88/a:b", "300:88/a:b", "300:88/a:b"),
+    ],
+)
+def test_identity_parse(text: str, index: int, handle_text: str, canonical: str, key: str) -> None:
+    identity = Identity.parse(text)
+    assert identity.index == index
+    assert identity.handle == Handle.parse(handle_text)
+    assert identity.text == canonical
+    assert str(identity) == canonical
+    assert identity.key == key
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["0.NA/88.100", "", ":0.NA/88.100", "abc:0.NA/88.100", "-1:88/x", "३००:88/x", " 300:88/x"],
+)
+def test_identity_without_a_digit_index_is_refused(text: str) -> None:
+    with pytest.raises(InvalidHandle) as info:
+        Identity.parse(text)
+    assert "expected <index>:<handle>" in info.value.message
+    assert info.value.response_code == 102
+
+
+@pytest.mark.parametrize("text", ["300:88", "300:", "300:0.NA/abc", "300:88/\n"])
+def test_identity_with_an_invalid_handle_is_refused(text: str) -> None:
+    with pytest.raises(InvalidHandle, match="Invalid"):
+        Identity.parse(text)
+
+
+def test_identity_with_a_huge_index_raises_invalid_handle() -> None:
+    with pytest.raises(InvalidHandle):
+        Identity.parse("9" * 5000 + ":0.NA/88.100")

@@ -1,0 +1,376 @@
+"""registry.value: validating client values and their stored/JSON form."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+import pytest
+
+from registry.errors import InvalidValue
+from registry.limits import Limits
+from registry.value import (
+    DEFAULT_ADMIN_INDEX,
+    DEFAULT_ADMIN_PERMISSIONS,
+    MAX_INDEX,
+    AdminRef,
+    DataFormat,
+    HandleValue,
+    admin_value,
+    utc_timestamp,
+)
+
+NOW = "2026-01-01T00:00:00Z"
+LIMITS = Limits()
+ADMIN_DATA = {
+    "format": "admin",
+    "value": {"handle": "0.NA/88.100", "index": 300, "permissions": "011111110011"},
+}
+
+
+def parse(obj: object, limits: Limits = LIMITS) -> HandleValue:
+    return HandleValue.from_input(obj, now=NOW, limits=limits)
+
+
+def refused(obj: object, limits: Limits = LIMITS) -> str:
+    """The message of the InvalidValue ``obj`` is refused with."""
+    with pytest.raises(InvalidValue) as info:
+        parse(obj, limits)
+    assert (info.value.response_code, info.value.http_status) == (202, 400)
+    return info.value.message
+
+
+# --- data --------------------------------------------------------------------------------
+
+
+def test_bare_string_data_means_format_string() -> None:
+    value = parse({"index": 1, "type": "URL", "data": "https://example.com"})
+    assert value.format is DataFormat.STRING
+    assert value.value == "https://example.com"
+    assert value.to_json()["data"] == {"format": "string", "value": "https://example.com"}
+
+
+def test_data_object_without_format_means_string() -> None:
+    value = parse({"index": 1, "type": "URL", "data": {"value": "x"}})
+    assert (value.format, value.value) == (DataFormat.STRING, "x")
+
+
+def test_full_form_string_data() -> None:
+    value = parse({"index": 2, "type": "EMAIL", "data": {"format": "string", "value": "a@b"}})
+    assert (value.index, value.type, value.format, value.value) == (
+        2,
+        "EMAIL",
+        DataFormat.STRING,
+        "a@b",
+    )
+
+
+@pytest.mark.parametrize("fmt", ["json", "STRING", "Base64", "", "admin2"])
+def test_unknown_format_is_named_in_the_error(fmt: str) -> None:
+    message = refused({"index": 1, "type": "URL", "data": {"format": fmt, "value": "x"}})
+    assert f"unknown data format {fmt!r}" in message
+    assert "string, base64, hex, admin" in message
+    assert "index 1" in message
+
+
+@pytest.mark.parametrize("fmt", [None, 5, [], {}])
+def test_non_string_format_is_refused_as_unknown(fmt: object) -> None:
+    message = refused({"index": 1, "type": "URL", "data": {"format": fmt, "value": "x"}})
+    assert "unknown data format" in message
+
+
+@pytest.mark.parametrize("data", [None, 5, ["x"], True])
+def test_data_must_be_string_or_object(data: object) -> None:
+    message = refused({"index": 3, "type": "URL", "data": data})
+    assert "'data' must be a string or {format, value}" in message
+    assert "index 3" in message
+
+
+def test_missing_data_is_refused() -> None:
+    assert "'data'" in refused({"index": 1, "type": "URL"})
+
+
+@pytest.mark.parametrize("fmt", ["string", "base64", "hex"])
+@pytest.mark.parametrize("raw", [None, 5, {"a": 1}, ["aa"]])
+def test_non_admin_value_must_be_a_string(fmt: str, raw: object) -> None:
+    message = refused({"index": 1, "type": "T", "data": {"format": fmt, "value": raw}})
+    assert f"format {fmt} must be a string" in message
+
+
+@pytest.mark.parametrize("raw", ["aGVsbG8=", "", "AAEC/w=="])
+def test_valid_base64_is_accepted(raw: str) -> None:
+    value = parse({"index": 1, "type": "BIN", "data": {"format": "base64", "value": raw}})
+    assert (value.format, value.value) == (DataFormat.BASE64, raw)
+
+
+@pytest.mark.parametrize("raw", ["not base64!", "aGVsbG8", "aGVs bG8=", "é", "-_-_"])
+def test_invalid_base64_is_refused(raw: str) -> None:
+    message = refused({"index": 1, "type": "BIN", "data": {"format": "base64", "value": raw}})
+    assert "not valid base64" in message
+
+
+@pytest.mark.parametrize("raw", ["deadBEEF", "", "00ff"])
+def test_valid_hex_is_accepted(raw: str) -> None:
+    value = parse({"index": 1, "type": "BIN", "data": {"format": "hex", "value": raw}})
+    assert (value.format, value.value) == (DataFormat.HEX, raw)
+
+
+@pytest.mark.parametrize("raw", ["abc", "zz", "0x00", "é0"])
+def test_invalid_hex_is_refused(raw: str) -> None:
+    message = refused({"index": 1, "type": "BIN", "data": {"format": "hex", "value": raw}})
+    assert "not valid hex" in message
+
+
+def test_value_byte_limit_counts_utf8_bytes() -> None:
+    limits = Limits(max_value_bytes=4)
+    assert parse({"index": 1, "type": "T", "data": "abcd"}, limits).value == "abcd"
+    assert parse({"index": 1, "type": "T", "data": "éé"}, limits).value == "éé"
+    assert "larger than 4 bytes" in refused({"index": 1, "type": "T", "data": "abcde"}, limits)
+    # Three characters, five bytes.
+    assert "larger than 4 bytes" in refused({"index": 1, "type": "T", "data": "éée"}, limits)
+
+
+def test_value_byte_limit_applies_to_encoded_formats() -> None:
+    limits = Limits(max_value_bytes=4)
+    data = {"format": "hex", "value": "001122"}
+    assert "larger than 4 bytes" in refused({"index": 1, "type": "T", "data": data}, limits)
+
+
+# --- admin data --------------------------------------------------------------------------
+
+
+def test_admin_value_is_parsed_into_an_admin_ref() -> None:
+    value = parse({"index": 100, "type": "HS_ADMIN", "data": ADMIN_DATA})
+    assert value.format is DataFormat.ADMIN
+    assert value.value == AdminRef("0.NA/88.100", 300, "011111110011")
+    assert value.to_json()["data"] == ADMIN_DATA
+
+
+def test_admin_index_may_be_a_numeric_string_as_pyhandle_sends_it() -> None:
+    data = {"format": "admin", "value": {"handle": "0.NA/88.100", "index": "300"}}
+    value = parse({"index": 100, "type": "HS_ADMIN", "data": data})
+    assert value.value == AdminRef("0.NA/88.100", 300, DEFAULT_ADMIN_PERMISSIONS)
+
+
+@pytest.mark.parametrize(
+    ("admin", "problem"),
+    [
+        ("0.NA/88.100", "needs an object"),
+        (None, "needs an object"),
+        ({"index": 300}, "needs a 'handle' string"),
+        ({"handle": 5, "index": 300}, "needs a 'handle' string"),
+        ({"handle": "not-a-handle", "index": 300}, "is not a valid handle"),
+        ({"handle": "0.NA/abc", "index": 300}, "is not a valid handle"),
+        ({"handle": "0.NA/88.100"}, "missing its 'index'"),
+        ({"handle": "0.NA/88.100", "index": 0}, "between 1 and"),
+        ({"handle": "0.NA/88.100", "index": True}, "got a boolean"),
+        ({"handle": "0.NA/88.100", "index": "x"}, "must be an integer"),
+        ({"handle": "0.NA/88.100", "index": 300, "permissions": "01111111001"}, "12 characters"),
+        ({"handle": "0.NA/88.100", "index": 300, "permissions": "0111111100111"}, "12 characters"),
+        ({"handle": "0.NA/88.100", "index": 300, "permissions": "01111111001x"}, "of 0 and 1"),
+        ({"handle": "0.NA/88.100", "index": 300, "permissions": "011111110012"}, "of 0 and 1"),
+        ({"handle": "0.NA/88.100", "index": 300, "permissions": 11111110011}, "of 0 and 1"),
+        ({"handle": "0.NA/88.100", "index": 300, "permissions": None}, "of 0 and 1"),
+    ],
+)
+def test_invalid_admin_data_is_refused(admin: object, problem: str) -> None:
+    data = {"format": "admin", "value": admin}
+    message = refused({"index": 100, "type": "HS_ADMIN", "data": data})
+    assert problem in message
+
+
+@pytest.mark.parametrize("type_", ["HS_ADMIN", "hs_admin", "Hs_Admin"])
+@pytest.mark.parametrize("data", ["0.NA/88.100", {"format": "string", "value": "x"}])
+def test_hs_admin_requires_admin_format(type_: str, data: object) -> None:
+    message = refused({"index": 100, "type": type_, "data": data})
+    assert "HS_ADMIN value needs data format 'admin'" in message
+
+
+def test_other_types_may_carry_admin_data() -> None:
+    value = parse({"index": 7, "type": "HS_VLIST_ENTRY", "data": ADMIN_DATA})
+    assert value.format is DataFormat.ADMIN
+    assert isinstance(value.value, AdminRef)
+
+
+# --- index and ttl -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [(1, 1), ("1", 1), ("42", 42), (MAX_INDEX, MAX_INDEX)]
+)
+def test_index_accepts_integers_and_numeric_strings(raw: object, expected: int) -> None:
+    assert parse({"index": raw, "type": "URL", "data": "x"}).index == expected
+
+
+@pytest.mark.parametrize("raw", [0, -1, MAX_INDEX + 1, "0", str(MAX_INDEX + 1)])
+def test_index_outside_1_to_2_31_minus_1_is_refused(raw: object) -> None:
+    message = refused({"index": raw, "type": "URL", "data": "x"})
+    assert f"'index' must be between 1 and {MAX_INDEX}" in message
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_boolean_index_is_refused(raw: bool) -> None:
+    assert "got a boolean" in refused({"index": raw, "type": "URL", "data": "x"})
+
+
+@pytest.mark.parametrize("raw", [1.0, 1.5, "1.0", "", "-1", "+1", "٣", "one", [1], {"i": 1}])
+def test_non_integer_index_is_refused(raw: object) -> None:
+    assert "'index' must be an integer" in refused({"index": raw, "type": "URL", "data": "x"})
+
+
+def test_missing_index_is_refused() -> None:
+    assert "missing its 'index'" in refused({"type": "URL", "data": "x"})
+
+
+def test_huge_numeric_string_index_is_refused_as_invalid_value() -> None:
+    refused({"index": "1" * 5000, "type": "URL", "data": "x"})
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(0, 0), (3600, 3600), ("3600", 3600)])
+def test_ttl_accepts_integers_and_numeric_strings(raw: object, expected: int) -> None:
+    assert parse({"index": 1, "type": "URL", "data": "x", "ttl": raw}).ttl == expected
+
+
+def test_missing_ttl_uses_the_configured_default() -> None:
+    assert parse({"index": 1, "type": "URL", "data": "x"}, Limits(default_ttl=60)).ttl == 60
+    assert parse({"index": 1, "type": "URL", "data": "x", "ttl": None}).ttl == LIMITS.default_ttl
+
+
+@pytest.mark.parametrize(("raw", "problem"), [(-1, "between 0 and"), (True, "boolean"), ("x", "")])
+def test_invalid_ttl_is_refused(raw: object, problem: str) -> None:
+    message = refused({"index": 1, "type": "URL", "data": "x", "ttl": raw})
+    assert "'ttl'" in message
+    assert problem in message
+
+
+# --- type and shape ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("type_", [None, "", 5, "UR\nL", "\x00"])
+def test_type_must_be_a_non_empty_printable_string(type_: object) -> None:
+    obj: dict[str, Any] = {"index": 4, "data": "x"}
+    if type_ is not None:
+        obj["type"] = type_
+    message = refused(obj)
+    assert "'type' must be a non-empty printable string" in message
+    assert "index 4" in message
+
+
+def test_type_length_limit() -> None:
+    limits = Limits(max_type_chars=8)
+    assert parse({"index": 1, "type": "A" * 8, "data": "x"}, limits).type == "A" * 8
+    assert "longer than 8 chars" in refused({"index": 1, "type": "A" * 9, "data": "x"}, limits)
+
+
+@pytest.mark.parametrize(
+    ("obj", "kind"),
+    [([1], "a list"), ("URL", "a string"), (None, "null"), (5, "int")],
+)
+def test_value_must_be_an_object(obj: object, kind: str) -> None:
+    assert f"must be a JSON object, got {kind}" in refused(obj)
+
+
+def test_client_timestamp_is_ignored() -> None:
+    value = parse({"index": 1, "type": "URL", "data": "x", "timestamp": "1999-01-01T00:00:00Z"})
+    assert value.timestamp == NOW
+
+
+# --- output and storage ------------------------------------------------------------------
+
+
+def test_to_json_is_the_full_form() -> None:
+    value = parse({"index": "1", "type": "URL", "data": "https://x", "ttl": "60"})
+    assert value.to_json() == {
+        "index": 1,
+        "type": "URL",
+        "data": {"format": "string", "value": "https://x"},
+        "ttl": 60,
+        "timestamp": NOW,
+    }
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"index": 1, "type": "URL", "data": "https://x"},
+        {"index": 2, "type": "BIN", "data": {"format": "base64", "value": "aGVsbG8="}},
+        {"index": 3, "type": "BIN", "data": {"format": "hex", "value": "00ff"}, "ttl": 0},
+        {"index": 100, "type": "HS_ADMIN", "data": ADMIN_DATA},
+        {"index": 300, "type": "HS_SECKEY", "data": "scrypt$..."},
+        {"index": 5, "type": "NOTE", "data": '日本語 "quoted"'},
+    ],
+)
+def test_from_stored_inverts_to_json(obj: dict[str, Any]) -> None:
+    value = parse(obj)
+    assert HandleValue.from_stored(value.to_json()) == value
+    assert HandleValue.from_stored(orjson.loads(orjson.dumps(value.to_json()))) == value
+
+
+def test_from_stored_accepts_a_string_admin_index() -> None:
+    stored = parse({"index": 100, "type": "HS_ADMIN", "data": ADMIN_DATA}).to_json()
+    stored["data"]["value"]["index"] = "300"
+    assert HandleValue.from_stored(stored).value == AdminRef("0.NA/88.100", 300, "011111110011")
+
+
+@pytest.mark.parametrize(
+    ("type_", "public"),
+    [
+        ("HS_SECKEY", False),
+        ("hs_seckey", False),
+        ("Hs_SecKey", False),
+        ("URL", True),
+        ("HS_SECKEY2", True),
+        ("HS_PUBKEY", True),
+    ],
+)
+def test_only_secret_keys_are_hidden(type_: str, public: bool) -> None:
+    assert parse({"index": 1, "type": type_, "data": "x"}).is_public is public
+
+
+def test_admin_values_are_public() -> None:
+    assert parse({"index": 100, "type": "HS_ADMIN", "data": ADMIN_DATA}).is_public
+
+
+def test_stamped_changes_only_the_timestamp() -> None:
+    value = parse({"index": 1, "type": "URL", "data": "x"})
+    later = value.stamped("2026-02-02T00:00:00Z")
+    assert later.timestamp == "2026-02-02T00:00:00Z"
+    assert later.to_json() | {"timestamp": NOW} == value.to_json()
+    assert value.timestamp == NOW
+
+
+def test_admin_value_names_the_identity_with_default_permissions() -> None:
+    value = admin_value("0.NA/88.100", 300, NOW, 60)
+    assert value.index == DEFAULT_ADMIN_INDEX == 100
+    assert value.type == "HS_ADMIN"
+    assert value.format is DataFormat.ADMIN
+    assert value.value == AdminRef("0.NA/88.100", 300, DEFAULT_ADMIN_PERMISSIONS)
+    assert (value.ttl, value.timestamp) == (60, NOW)
+    assert len(DEFAULT_ADMIN_PERMISSIONS) == 12
+    assert set(DEFAULT_ADMIN_PERMISSIONS) <= {"0", "1"}
+    # What a node adds must pass its own validation.
+    assert parse(value.to_json()) == value
+
+
+# --- utc_timestamp -----------------------------------------------------------------------
+
+
+def test_utc_timestamp_formats_with_z_and_second_precision() -> None:
+    moment = datetime(2026, 3, 4, 5, 6, 7, 890_000, tzinfo=UTC)
+    assert utc_timestamp(moment) == "2026-03-04T05:06:07Z"
+
+
+def test_utc_timestamp_defaults_to_now() -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    stamp = utc_timestamp()
+    after = datetime.now(UTC)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp)
+    parsed = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert before <= parsed <= after
+
+
+def test_utc_timestamp_converts_other_zones_to_utc() -> None:
+    beijing = timezone(timedelta(hours=8))
+    assert utc_timestamp(datetime(2026, 1, 1, 12, 0, tzinfo=beijing)) == "2026-01-01T04:00:00Z"
