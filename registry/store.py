@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from registry.errors import StoreUnavailable
-from registry.identifier import Handle, Prefix
+from registry.identifier import Handle, Prefix, prefix_problem
 from registry.record import HandleRecord
 from registry.search import ValuePattern, index_entries, intersect_in_order, split_member
 
@@ -194,8 +194,10 @@ class HandleStore:
         (only those under ``within`` when given), at most ``limit``."""
         found: list[str] = []
         for prefix in await self.prefixes():
-            if within is not None and not (prefix[0].isdigit() and within.contains(Prefix(prefix))):
-                continue
+            if within is not None and (
+                prefix_problem(prefix) is not None or not within.contains(Prefix(prefix))
+            ):
+                continue  # outside the requested scope (0.NA records never match one)
             groups = [await self._matching(prefix, term) for term in terms]
             found.extend(intersect_in_order(groups, limit - len(found)))
             if len(found) >= limit:
