@@ -15,7 +15,7 @@ from starlette.responses import Response
 from node.request_body import read_json
 from node.responses import JSON, json_response
 from node.state import NodeState, node_state
-from registry.errors import HandleNotFound, InvalidValue, NotResponsible
+from registry.errors import HandleNotFound, InvalidValue
 from registry.identifier import Handle, Prefix, ascii_lower
 from registry.record import HandleRecord, encode_values, rehandled, select
 from registry.search import ValuePattern
@@ -163,8 +163,7 @@ async def list_handles(
     Handles directly under ``prefix`` (not its derived prefixes), in byte order.
     """
     parsed = Prefix.parse(prefix)
-    if not state.registrar.authority.holds_prefix(parsed):
-        raise NotResponsible(f"Prefix {prefix} doesn't live here")
+    state.registrar.check_held_prefix(parsed)
     limit = state.config.limits.max_page_size
     if pageSize > limit:
         raise InvalidValue(f"pageSize is at most {limit}")

@@ -191,11 +191,15 @@ class Registrar:
 
     def check_held(self, handle: Handle) -> None:
         """Raise NotResponsible (301) unless this node holds ``handle``."""
-        if not self.authority.holds(handle):
+        self.check_held_prefix(handle.home_prefix, handle_text=handle.text)
+
+    def check_held_prefix(self, prefix: Prefix, *, handle_text: str | None = None) -> None:
+        """Raise NotResponsible (301) unless ``prefix`` lies under one this node holds."""
+        if not self.authority.holds_prefix(prefix):
             held = ", ".join(p.text for p in self.authority.prefixes)
             raise NotResponsible(
-                f"Prefix {handle.home_prefix.text} doesn't live here; this node holds {held}",
-                handle=handle.text,
+                f"Prefix {prefix.text} doesn't live here; this node holds {held}",
+                handle=handle_text,
             )
 
     def check_write(self, identity: Identity, handle: Handle) -> None:

@@ -361,3 +361,9 @@ async def test_concurrent_value_updates_all_land(client: httpx.AsyncClient) -> N
     assert set(statuses) == {200}
     values = (await client.get("/api/handles/88.100/race")).json()["values"]
     assert sorted(v["index"] for v in values) == [1, *range(2, 22), 100]
+
+
+async def test_listing_a_foreign_prefix_is_referred(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/handles", params={"prefix": "88.200"})
+    assert response.status_code == 400
+    assert response.json()["responseCode"] == 301 and "88.200" in response.json()["message"]
