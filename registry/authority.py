@@ -37,8 +37,7 @@ class Authority:
         return cls(tuple(Prefix.parse(p) for p in prefixes))
 
     def holds(self, handle: Handle) -> bool:
-        home = handle.home_prefix
-        return any(p.contains(home) for p in self.prefixes)
+        return self.holds_prefix(handle.home_prefix)
 
     def holds_prefix(self, prefix: Prefix) -> bool:
         return any(p.contains(prefix) for p in self.prefixes)
