@@ -1,25 +1,42 @@
-"""The FastAPI app factory: one app for every role, resources tied to its lifespan."""
+"""The FastAPI app factory: one app for every role, resources tied to its lifespan.
+
+What a node runs follows from its role's traits (:data:`registry.hierarchy.TRAITS`):
+every node has a store (a recursive node's holds nothing but its cache); recursive roles
+get a resolver and a change-feed follower; the top node a prefix registry; secondary
+nodes onboarding and a registration with their top node.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import aiohttp
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from node import handles, health, management
+from node import changes, enterprises, handles, health, management, prefixes
+from node.answerer import Answerer
 from node.body_limit import BodyLimit
 from node.config import NodeConfig
 from node.embedded_redis import EmbeddedRedis
+from node.parent import ParentLink, own_entry
 from node.responses import install_error_handlers
-from node.state import NodeState
+from node.state import NodeState, Registration
 from registry.authority import Authority
+from registry.delegation import Delegations
+from registry.onboarding import Onboarding
+from registry.prefix_registry import PrefixRegistry
 from registry.registrar import ADMIN_SECRET_INDEX, Registrar
 from registry.store import HandleStore
+from resolver.answer_cache import AnswerCache
+from resolver.invalidation import Follower
+from resolver.recursion import Resolver
+from resolver.upstream import Credentials, Upstream
 
 log = logging.getLogger("idnode.node")
 
@@ -29,7 +46,9 @@ An industrial-internet identifier resolution node (工业互联网标识解析�
 * **Handle REST API** (`/api/handles`, `/hrls/handles`): compatible with Handle.net
   clients such as pyhandle. Writes use HTTP Basic auth with username
   `300:0.NA/<prefix>` (percent-encoded by clients: `300%3A0.NA%2F88.100`).
-* **Management API**: batch registration.
+* **Management API**: batch registration; on the top node the prefix registry; on
+  secondary nodes enterprise onboarding; on storing nodes the change feed.
+* Resolutions served from a cache say so: `X-Cache: HIT|MISS|STALE`, `Age`.
 * Errors are JSON: `{"responseCode": N, "handle": H, "message": "..."}`.
 """
 
@@ -41,6 +60,7 @@ def create_app(config: NodeConfig) -> FastAPI:
     >>> app.title
     'idnode secondary-88.100'
     """
+    traits = config.traits
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,16 +71,30 @@ def create_app(config: NodeConfig) -> FastAPI:
             url = await asyncio.to_thread(embedded.start)
             log.info("embedded redis started", extra={"redis_url": url, "pid": embedded.pid})
         redis = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
+        )
+        tasks: list[asyncio.Task[None]] = []
         try:
-            store = HandleStore(redis)
-            registrar = Registrar(store, Authority((config.prefix,)), config.limits)
-            generated = await registrar.ensure_prefix_admin(config.prefix, config.admin_secret)
-            if generated is not None:
-                _announce_secret(config, generated)
-            app.state.node = NodeState(config, store, registrar)
+            state = await _build_state(config, redis, session)
+            app.state.node = state
+            if state.follower is not None:
+                await state.follower.load()
+                tasks.append(asyncio.create_task(state.follower.run()))
+            if state.registration.needed:
+                link = ParentLink(state.upstream, config.parent_url, _credentials(config))
+                entry = own_entry(
+                    config.own_prefix, config.public_url, config.industry, config.owner
+                )
+                tasks.append(asyncio.create_task(link.keep_registering(entry, state.registration)))
             log.info("node ready", extra={"node": config.name, "url": config.public_url})
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await session.close()
             await redis.aclose()
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
@@ -74,14 +108,65 @@ def create_app(config: NodeConfig) -> FastAPI:
     install_error_handlers(app)
     app.include_router(handles.router)
     app.include_router(management.router)
+    if traits.stores:
+        app.include_router(changes.router)
+    if traits.keeps_registry:
+        app.include_router(prefixes.router)
+    if traits.onboards:
+        app.include_router(enterprises.router)
     app.include_router(health.router)
     app.add_middleware(BodyLimit, max_bytes=config.limits.max_body_bytes)
     return app
 
 
+async def _build_state(
+    config: NodeConfig, redis: Redis, session: aiohttp.ClientSession
+) -> NodeState:
+    traits = config.traits
+    store = HandleStore(redis, change_retention_ms=int(config.change_retention * 1000))
+    upstream = Upstream(session, timeout=config.upstream_timeout)
+    own = config.prefix
+    delegations = Delegations(store, own, config.public_url) if own is not None else None
+    registrar = Registrar(
+        store,
+        Authority((own,) if own is not None else ()),
+        config.limits,
+        delegations=delegations,
+        parent_url=config.parent_url,
+    )
+    if own is not None:
+        generated = await registrar.ensure_prefix_admin(own, config.admin_secret)
+        if generated is not None:
+            _announce_secret(config, generated)
+    resolver = follower = None
+    if traits.recursive:
+        cache = AnswerCache(redis, config.cache)
+        follower = Follower(redis, cache, upstream, interval=config.invalidation_interval)
+        resolver = Resolver(cache, upstream, track=follower.track)
+    answerer = Answerer(traits, own, store, delegations, resolver, config.parent_url)
+    state = NodeState(config, store, registrar, answerer, upstream, follower=follower)
+    if traits.keeps_registry:
+        state.registry = PrefixRegistry(registrar)
+    if traits.onboards:
+        link = ParentLink(upstream, config.parent_url, _credentials(config))
+        state.onboarding = Onboarding(
+            redis, registrar, config.own_prefix, config.public_url, link.file
+        )
+    # An enterprise node does not register: the secondary node that approved it
+    # delegates to it (SPEC §3).
+    state.registration = Registration(needed=traits.registers and config.parent_url is not None)
+    return state
+
+
+def _credentials(config: NodeConfig) -> Credentials | None:
+    if config.prefix is None or not config.admin_secret:
+        return None
+    return Credentials(f"{ADMIN_SECRET_INDEX}:0.NA/{config.prefix.text}", config.admin_secret)
+
+
 def _announce_secret(config: NodeConfig, secret: str) -> None:
     """Show a generated admin secret once; only its hash is stored."""
-    identity = f"{ADMIN_SECRET_INDEX}:0.NA/{config.prefix.text}"
+    identity = f"{ADMIN_SECRET_INDEX}:0.NA/{config.own_prefix.text}"
     print(
         f"Generated admin secret for {identity}: {secret}\n"
         "It is shown only this once; pass --admin-secret or IDNODE_ADMIN_SECRET to set one.",

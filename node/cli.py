@@ -7,8 +7,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from node.config import APPENDFSYNC_POLICIES, LOG_LEVELS, NodeConfig, Role
+from node.config import APPENDFSYNC_POLICIES, LOG_LEVELS, NodeConfig
 from registry.errors import ConfigError
+from registry.hierarchy import Role
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -6,8 +6,15 @@ option wins. This is the only module that reads the environment.
 =====================  ========================  ==========================================
 option                 environment               meaning
 =====================  ========================  ==========================================
---role                 IDNODE_ROLE               secondary | enterprise
+--role                 IDNODE_ROLE               top | secondary | enterprise | recursive
 --prefix               IDNODE_PREFIX             the prefix this node holds, e.g. 88.100
+                                                 (every role but recursive)
+--parent-url           IDNODE_PARENT_URL         the node above: a secondary registers
+                                                 with and files at its top node; 301
+                                                 answers refer there; a recursive node's
+                                                 root (required for recursive)
+--industry             IDNODE_INDUSTRY           sent with the registration, e.g. automotive
+--owner                IDNODE_OWNER              the organisation running the node
 --host                 IDNODE_HOST               listen address (default 127.0.0.1)
 --port                 IDNODE_PORT               listen port (default 8001)
 --data-dir             IDNODE_DATA_DIR           embedded Redis data (default ./.idnode/<node>)
@@ -18,6 +25,14 @@ option                 environment               meaning
 --max-body-bytes       IDNODE_MAX_BODY_BYTES     request body limit (413 above it)
 --log-level            IDNODE_LOG_LEVEL          debug | info | warning | error
 --access-log           IDNODE_ACCESS_LOG         log every request (off by default: hot path)
+--cache-max-ttl        IDNODE_CACHE_MAX_TTL      recursive cache: cap on a record's TTL (3600 s)
+--negative-ttl         IDNODE_NEGATIVE_TTL       recursive cache: life of "not found" (10 s)
+--max-stale            IDNODE_MAX_STALE          serve a stale answer this long past its
+                                                 TTL while its node is down (86400 s)
+--local-cache-ttl      IDNODE_LOCAL_CACHE_TTL    in-process copy life (1 s)
+--upstream-timeout     IDNODE_UPSTREAM_TIMEOUT   node-to-node request timeout (5 s)
+--invalidation-interval  IDNODE_INVALIDATION_INTERVAL  change-feed polling period (1 s)
+--change-retention     IDNODE_CHANGE_RETENTION   change-feed history kept (3600 s)
 =====================  ========================  ==========================================
 """
 
@@ -25,23 +40,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 from registry.errors import ConfigError, IdnodeError
+from registry.hierarchy import TRAITS, Role, Traits
 from registry.identifier import Prefix
 from registry.limits import Limits
+from registry.prefix_entry import node_url_problem
+from resolver.cache import CachePolicy
 
 ENV_PREFIX = "IDNODE_"
 APPENDFSYNC_POLICIES = ("always", "everysec", "no")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-class Role(StrEnum):
-    """What a node does in the hierarchy (SPEC §3)."""
-
-    SECONDARY = "secondary"
-    ENTERPRISE = "enterprise"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +64,7 @@ class NodeConfig:
     """
 
     role: Role
-    prefix: Prefix
+    prefix: Prefix | None
     host: str = "127.0.0.1"
     port: int = 8001
     data_dir: Path | None = None
@@ -65,10 +75,30 @@ class NodeConfig:
     log_level: str = "info"
     access_log: bool = False
     limits: Limits = field(default_factory=Limits)
+    parent_url: str | None = None
+    industry: str = ""
+    owner: str = ""
+    cache: CachePolicy = field(default_factory=CachePolicy)
+    upstream_timeout: float = 5.0
+    invalidation_interval: float = 1.0
+    change_retention: float = 3600.0
+
+    @property
+    def traits(self) -> Traits:
+        return TRAITS[self.role]
 
     @property
     def name(self) -> str:
+        if self.prefix is None:
+            return f"{self.role.value}-{self.port}"
         return f"{self.role.value}-{self.prefix.text}"
+
+    @property
+    def own_prefix(self) -> Prefix:
+        """The prefix of a storing node (every role but recursive has one)."""
+        if self.prefix is None:
+            raise ConfigError(f"a {self.role.value} node holds no prefix")
+        return self.prefix
 
     @property
     def public_url(self) -> str:
@@ -107,10 +137,23 @@ class NodeConfig:
             return value
 
         role = Role(choice("role", tuple(r.value for r in Role), ""))
-        try:
-            prefix = Prefix.parse(required("prefix"))
-        except IdnodeError as exc:
-            raise ConfigError(f"setting 'prefix': {exc.message}") from None
+        traits = TRAITS[role]
+        prefix: Prefix | None = None
+        if traits.stores:
+            try:
+                prefix = Prefix.parse(required("prefix"))
+            except IdnodeError as exc:
+                raise ConfigError(f"setting 'prefix': {exc.message}") from None
+        elif get("prefix"):
+            raise ConfigError(f"a {role.value} node holds no prefix: drop setting 'prefix'")
+        parent_url = (required("parent_url") if traits.needs_parent else get("parent_url")) or None
+        if parent_url and (problem := node_url_problem(parent_url)):
+            raise ConfigError(f"setting 'parent_url': {problem}")
+
+        def seconds(name: str, default: float, low: float = 0.0) -> float:
+            return _float_setting(name, get(name), default, low=low)
+
+        defaults = CachePolicy()
         data_dir = get("data_dir")
         return cls(
             role=role,
@@ -129,6 +172,18 @@ class NodeConfig:
                     "max_body_bytes", get("max_body_bytes"), Limits().max_body_bytes, low=1024
                 )
             ),
+            parent_url=parent_url.rstrip("/") if parent_url else None,
+            industry=get("industry") or "",
+            owner=get("owner") or "",
+            cache=CachePolicy(
+                max_ttl=seconds("cache_max_ttl", defaults.max_ttl),
+                negative_ttl=seconds("negative_ttl", defaults.negative_ttl),
+                max_stale=seconds("max_stale", defaults.max_stale),
+                local_ttl=seconds("local_cache_ttl", defaults.local_ttl),
+            ),
+            upstream_timeout=seconds("upstream_timeout", 5.0, low=0.05),
+            invalidation_interval=seconds("invalidation_interval", 1.0, low=0.05),
+            change_retention=seconds("change_retention", 3600.0, low=1.0),
         )
 
 
@@ -141,4 +196,16 @@ def _int_setting(name: str, raw: str | None, default: int, *, low: int, high: in
         raise ConfigError(f"setting {name!r} must be an integer, got {raw!r}") from None
     if not low <= value <= high:
         raise ConfigError(f"setting {name!r} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float_setting(name: str, raw: str | None, default: float, *, low: float) -> float:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"setting {name!r} must be a number of seconds, got {raw!r}") from None
+    if not low <= value <= 10**9:
+        raise ConfigError(f"setting {name!r} must be between {low:g} and 1e9, got {raw}")
     return value

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from node.request_body import read_json
 from node.responses import JSON, json_response
 from node.state import NodeState, node_state
-from registry.errors import HandleNotFound, InvalidValue
+from registry.errors import InvalidValue
 from registry.identifier import Handle, Prefix, ascii_lower
-from registry.record import HandleRecord, encode_values, rehandled, select
+from registry.record import HandleRecord, encode_values, select
 from registry.search import ValuePattern
 
 router = APIRouter(tags=["Handle REST API"])
@@ -25,19 +24,20 @@ State = Annotated[NodeState, Depends(node_state)]
 
 # Parameters of /hrls/handles that are not TYPE=pattern search terms.
 _SEARCH_CONTROLS = {"limit", "prefix"}
-_BODY_HEAD_LEN = len(b'{"responseCode":1,"handle":')
 
 
 def _error_docs(*codes: int) -> dict[int | str, dict[str, Any]]:
     meaning = {
         400: "Invalid handle (102), invalid value or parameter (202), no such values (200) "
-        "or prefix not held here (301)",
+        "or prefix not held here (301, with a referral)",
         401: "Credentials missing or wrong (402)",
         403: "Identity may not write here (400)",
         404: "Handle not found (100)",
         409: "Handle exists (101) or value index taken (201)",
         413: "Request body too large",
+        502: "The responsible node is unreachable or failed, nothing stale to serve (2)",
         503: "The node's store is unavailable (2)",
+        504: "The responsible node did not answer in time, nothing stale to serve (2)",
     }
     return {code: {"description": meaning[code]} for code in codes}
 
@@ -52,7 +52,7 @@ def _indexes(raw: list[str]) -> frozenset[int]:
 @router.get(
     "/api/handles/{handle:path}",
     summary="Resolve a handle",
-    responses=_error_docs(400, 404, 503),
+    responses=_error_docs(400, 404, 502, 503, 504),
 )
 async def resolve(
     handle: str,
@@ -66,20 +66,23 @@ async def resolve(
 
     With ``index``/``type`` filters only matching values are returned; when none match
     the answer is 200 with responseCode 200. ``auth`` and ``publicOnly`` are accepted for
-    Handle compatibility: this node answers authoritatively, with public values.
+    Handle compatibility; only public values are returned.
+
+    A node that holds the handle answers from its store. The top node and recursive
+    nodes resolve other nodes' handles through their cache and say how: ``X-Cache``
+    (HIT, MISS or STALE: served past its TTL because the responsible node is down),
+    ``Age`` (seconds since the responsible node answered) and ``X-Resolved-By``. A node
+    that neither holds nor resolves a prefix answers 400/301 with a ``referral``.
     """
-    parsed = Handle.parse(handle)
-    state.registrar.check_held(parsed)
-    body = await state.store.public_body(parsed)
-    if body is None:
-        raise HandleNotFound(f"Handle {handle} not found", handle=handle)
-    if not index and not type:
-        name = orjson.dumps(handle)
-        if not body.startswith(name, _BODY_HEAD_LEN):
-            body = rehandled(body, handle)
-        return Response(body, media_type=JSON)
+    reply = await state.answerer.answer(Handle.parse(handle), handle)
+    if not reply.found or (not index and not type):
+        return Response(
+            reply.body, status_code=reply.status, media_type=JSON, headers=reply.headers()
+        )
     values = select(
-        HandleRecord.decode(body).values, _indexes(index), frozenset(ascii_lower(t) for t in type)
+        HandleRecord.decode(reply.body).values,
+        _indexes(index),
+        frozenset(ascii_lower(t) for t in type),
     )
     if not values:
         return json_response(
@@ -90,7 +93,7 @@ async def resolve(
                 "message": "The handle exists but no value matches the index/type filter",
             }
         )
-    return Response(encode_values(handle, values), media_type=JSON)
+    return Response(encode_values(handle, values), media_type=JSON, headers=reply.headers())
 
 
 @router.put(

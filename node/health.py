@@ -18,7 +18,8 @@ State = Annotated[NodeState, Depends(node_state)]
 @router.get("/healthz", summary="The process is up")
 async def healthz(state: State) -> Response:
     config = state.config
-    return json_response({"status": "ok", "role": config.role.value, "prefix": config.prefix.text})
+    prefix = config.prefix.text if config.prefix else None
+    return json_response({"status": "ok", "role": config.role.value, "prefix": prefix})
 
 
 @router.get(

@@ -11,11 +11,13 @@ them case by case: they render ``error.body()`` with ``error.http_status``.
     ├── RequestError                     the caller sent something wrong
     │   ├── InvalidHandle                102, 400  malformed identifier
     │   ├── InvalidValue                 202, 400  malformed value, body or parameter
-    │   ├── HandleNotFound               100, 404
-    │   ├── HandleExists                 101, 409
+    │   ├── NotFound                     100, 404  no such application or entry
+    │   │   └── HandleNotFound           100, 404
+    │   ├── Conflict                     101, 409  clashes with the current state
+    │   │   ├── HandleExists             101, 409
+    │   │   └── ValueExists              201, 409  index taken (add without overwrite)
     │   ├── ValuesNotFound               200, 400  no value at the given indexes
-    │   ├── ValueExists                  201, 409  index taken (add without overwrite)
-    │   ├── NotResponsible               301, 400  prefix not homed at this node
+    │   ├── NotResponsible               301, 400  prefix not homed here (+ referral)
     │   ├── AuthenticationRequired       402, 401  credentials missing or wrong
     │   ├── NotAuthorised                400, 403  identity may not do this here
     │   └── PayloadTooLarge                2, 413  body over the configured limit
@@ -76,15 +78,23 @@ class InvalidValue(RequestError):
     default_message = "Invalid value"
 
 
-class HandleNotFound(RequestError):
+class NotFound(RequestError):
     response_code = 100
     http_status = 404
+    default_message = "Not found"
+
+
+class HandleNotFound(NotFound):
     default_message = "Handle not found"
 
 
-class HandleExists(RequestError):
+class Conflict(RequestError):
     response_code = 101
     http_status = 409
+    default_message = "Conflicts with the current state"
+
+
+class HandleExists(Conflict):
     default_message = "Handle already exists"
 
 
@@ -93,15 +103,34 @@ class ValuesNotFound(RequestError):
     default_message = "No values found at the given indexes"
 
 
-class ValueExists(RequestError):
+class ValueExists(Conflict):
     response_code = 201
-    http_status = 409
     default_message = "A value already exists at that index"
 
 
 class NotResponsible(RequestError):
+    """A prefix this node does not hold; ``referral`` names the node that knows more."""
+
     response_code = 301
     default_message = "That prefix doesn't live here"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        handle: str | None = None,
+        referral: str | None = None,
+        referral_prefix: str | None = None,
+    ) -> None:
+        super().__init__(message, handle=handle)
+        self.referral = referral
+        self.referral_prefix = referral_prefix
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        if self.referral:
+            body["referral"] = {"url": self.referral, "prefix": self.referral_prefix}
+        return body
 
 
 class AuthenticationRequired(RequestError):

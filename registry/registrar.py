@@ -25,6 +25,7 @@ from registry.credential import (
     parse_basic,
     verify_secret,
 )
+from registry.delegation import Delegations
 from registry.errors import (
     AuthenticationRequired,
     IdnodeError,
@@ -107,10 +108,15 @@ class Registrar:
         authority: Authority,
         limits: Limits,
         clock: Callable[[], str] = utc_timestamp,
+        *,
+        delegations: Delegations | None = None,
+        parent_url: str | None = None,
     ) -> None:
         self.store = store
         self.authority = authority
         self.limits = limits
+        self.delegations = delegations
+        self.parent_url = parent_url
         self._clock = clock
         self._verified = VerifiedSecrets()
         self._locks = KeyedLocks()
@@ -155,29 +161,41 @@ class Registrar:
             secret is None or await asyncio.to_thread(verify_secret, secret, current)
         ):
             return None
+        return await self.grant_prefix(prefix, secret)
+
+    async def grant_prefix(
+        self, prefix: Prefix, secret: str | None, extra: Sequence[HandleValue] = ()
+    ) -> str | None:
+        """Write ``0.NA/<prefix>`` with an admin identity at index 300 holding ``secret``
+        (hashed; generated and returned when None), plus ``extra`` values."""
+        identity = Identity(ADMIN_SECRET_INDEX, prefix.record_handle)
         generated = None if secret is not None else generate_secret()
         hashed = await asyncio.to_thread(hash_secret, secret or generated or "")
         now = self._clock()
+        ttl = self.limits.default_ttl
         values = [
-            admin_value(
-                prefix.record_handle.text, ADMIN_SECRET_INDEX, now, self.limits.default_ttl
-            ),
-            HandleValue(
-                ADMIN_SECRET_INDEX,
-                SECRET_TYPE,
-                DataFormat.STRING,
-                hashed,
-                self.limits.default_ttl,
-                now,
-            ),
+            admin_value(prefix.record_handle.text, ADMIN_SECRET_INDEX, now, ttl),
+            HandleValue(ADMIN_SECRET_INDEX, SECRET_TYPE, DataFormat.STRING, hashed, ttl, now),
+            *extra,
         ]
+        await self.update_values(identity.handle, values, identity=identity)
+        return generated
+
+    async def update_values(
+        self, handle: Handle, values: Sequence[HandleValue], *, identity: Identity
+    ) -> None:
+        """Set ``values`` on ``handle`` (created if absent), keeping its other values.
+
+        For the node's own bookkeeping (prefix records); callers have checked the rights.
+        """
+        now = self._clock()
         indexes = frozenset(v.index for v in values)
         await self._apply(
-            identity.handle,
+            handle,
             lambda before: plan_update(
                 before.record if before else None,
-                identity.handle,
-                values,
+                handle,
+                list(values),
                 indexes,
                 overwrite=True,
                 writer=identity,
@@ -185,7 +203,6 @@ class Registrar:
                 limits=self.limits,
             ),
         )
-        return generated
 
     # -- writes -----------------------------------------------------------------------
 
@@ -196,11 +213,37 @@ class Registrar:
     def check_held_prefix(self, prefix: Prefix, *, handle_text: str | None = None) -> None:
         """Raise NotResponsible (301) unless ``prefix`` lies under one this node holds."""
         if not self.authority.holds_prefix(prefix):
-            held = ", ".join(p.text for p in self.authority.prefixes)
+            held = ", ".join(p.text for p in self.authority.prefixes) or "no prefix"
+            ask = f"; ask {self.parent_url}" if self.parent_url else ""
             raise NotResponsible(
-                f"Prefix {prefix.text} doesn't live here; this node holds {held}",
+                f"Prefix {prefix.text} doesn't live here; this node holds {held}{ask}",
                 handle=handle_text,
+                referral=self.parent_url,
             )
+
+    async def check_here(self, handles: Sequence[Handle]) -> list[NotResponsible | None]:
+        """For each held handle: None if it lives here, else the 301 referring to the
+        node its prefix is delegated to."""
+        if self.delegations is None:
+            return [None] * len(handles)
+        found = await self.delegations.find_many(handles)
+        return [
+            None
+            if referral is None
+            else NotResponsible(
+                f"Prefix {referral.prefix.text} is delegated to the node at {referral.url}",
+                handle=handle.text,
+                referral=referral.url,
+                referral_prefix=referral.prefix.text,
+            )
+            for handle, referral in zip(handles, found, strict=True)
+        ]
+
+    async def _check_write_here(self, identity: Identity, handle: Handle) -> None:
+        self.check_write(identity, handle)
+        (away,) = await self.check_here([handle])
+        if away is not None:
+            raise away
 
     def check_write(self, identity: Identity, handle: Handle) -> None:
         """Raise unless this node holds ``handle`` and ``identity`` may write it."""
@@ -253,7 +296,7 @@ class Registrar:
     ) -> tuple[bool, str]:
         """PUT a handle; returns (created, handle text as stored)."""
         handle = Handle.parse(handle_text)
-        self.check_write(identity, handle)
+        await self._check_write_here(identity, handle)
         values = await self.parse_values(raw_body, handle.text)
         return await self._put_values(
             handle, values, identity=identity, overwrite=overwrite, indexes=indexes
@@ -314,7 +357,7 @@ class Registrar:
     ) -> str:
         """DELETE a whole handle, or the values at ``indexes``."""
         handle = Handle.parse(handle_text)
-        self.check_write(identity, handle)
+        await self._check_write_here(identity, handle)
 
         def plan(before: Stored | None) -> HandleRecord | None:
             existing = before.record if before else None
@@ -356,6 +399,11 @@ class Registrar:
                 results[position] = _failed(name if isinstance(name, str) else "", exc)
                 continue
             prepared.append((position, handle, values))
+        away = await self.check_here([handle for _, handle, _ in prepared])
+        for (position, handle, _), error in zip(prepared, away, strict=True):
+            if error is not None:
+                results[position] = _failed(handle.text, error)
+        prepared = [item for item, error in zip(prepared, away, strict=True) if error is None]
 
         now = self._clock()
         loaded = await self.store.load_many([handle for _, handle, _ in prepared])

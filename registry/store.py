@@ -8,6 +8,8 @@ so a write that touches a record and its indexes is one atomic script on one sha
     l:{<prefix>}                  ZSET  handle texts under the prefix (listing, paging)
     v:{<prefix>}:<type key>       ZSET  "<value key> NUL <handle>" (reverse lookup)
     prefixes                      SET   every prefix that has held a handle here
+    changes                       STREAM  h = keys of the handles a commit touches
+    changes:epoch                 STRING  random; a new one means a new store
 
 Writes are optimistic: load a record with its version (a SHA-1 over its bodies), compute
 the new record in pure code (:mod:`registry.record`), then commit with a script that
@@ -15,12 +17,18 @@ applies it, and its index changes, only if the version is unchanged. A lost race
 False and the caller plans again. With AOF ``appendfsync always`` Redis fsyncs a write
 before replying, so an acknowledged write survives a crash.
 
+Before its commits, a write appends the handles' keys to the ``changes`` stream (the
+change feed of :mod:`registry.change_feed`) in the same pipeline, so no commit is ever
+acknowledged without its feed entry.
+
 Redis errors never leave this module: they become :class:`StoreUnavailable`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,6 +37,7 @@ from typing import cast
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
+from registry.change_feed import StreamId, has_gap, next_cursor
 from registry.errors import StoreUnavailable
 from registry.identifier import Handle, Prefix, prefix_problem
 from registry.record import HandleRecord
@@ -36,6 +45,9 @@ from registry.search import ValuePattern, index_entries, intersect_in_order, spl
 
 ABSENT = "-"
 PREFIXES_KEY = "prefixes"
+CHANGES_KEY = "changes"
+EPOCH_KEY = "changes:epoch"
+DEFAULT_CHANGE_RETENTION_MS = 3_600_000
 _SCAN_PAGE = 1000
 
 # KEYS[1] record, KEYS[2] listing, KEYS[3..] reverse-index sets.
@@ -66,6 +78,17 @@ end
 return 1
 """
 _COMMIT_SHA = hashlib.sha1(_COMMIT_LUA.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePage:
+    """One read of the change feed."""
+
+    epoch: str
+    handle_keys: list[str]
+    next: StreamId
+    more: bool
+    gap: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +132,9 @@ class HandleStore:
     b'{"responseCode":1,"handle":"88.100/a","values":[...]}'
     """
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, change_retention_ms: int = DEFAULT_CHANGE_RETENTION_MS):
         self._redis = redis
+        self.change_retention_ms = change_retention_ms
 
     async def ping(self) -> None:
         async with _translated():
@@ -123,6 +147,14 @@ class HandleStore:
         except RedisError as exc:
             raise StoreUnavailable(f"The node's store (Redis) failed: {exc}") from exc
         return cast(bytes | None, body)
+
+    async def public_bodies(self, handles: Sequence[Handle]) -> list[bytes | None]:
+        """Several public bodies in one pipelined round trip."""
+        async with _translated():
+            pipe = self._redis.pipeline(transaction=False)
+            for handle in handles:
+                pipe.hget(record_key(handle), "b")
+            return cast(list[bytes | None], await pipe.execute())
 
     async def load(self, handle: Handle) -> Stored | None:
         return (await self.load_many([handle]))[0]
@@ -144,6 +176,8 @@ class HandleStore:
     ) -> list[bool]:
         """Commit several changes in one pipelined round trip; each is atomic on its own."""
         calls = [_commit_call(before, after) for before, after in changes]
+        if not calls:
+            return []
         prefixes = {after.handle.prefix for _, after in changes if after is not None}
         async with _translated():
             try:
@@ -156,12 +190,22 @@ class HandleStore:
         self, calls: list[tuple[list[str], list[str | bytes]]], prefixes: set[str]
     ) -> list[bool]:
         pipe = self._redis.pipeline(transaction=False)
+        pipe.xadd(
+            CHANGES_KEY,
+            {"h": "\n".join(keys[0].partition("}:")[2] for keys, _ in calls)},
+            minid=str(int(time.time() * 1000) - self.change_retention_ms),
+            approximate=True,
+        )
         if prefixes:
             pipe.sadd(PREFIXES_KEY, *prefixes)
         for keys, args in calls:
             pipe.evalsha(_COMMIT_SHA, len(keys), *keys, *args)
         results = await pipe.execute(raise_on_error=False)
-        committed = results[1:] if prefixes else results
+        head = 2 if prefixes else 1
+        for result in results[:head]:
+            if isinstance(result, Exception):
+                raise StoreUnavailable(f"The node's store (Redis) failed: {result}") from result
+        committed = results[head:]
         for result in committed:
             if isinstance(result, NoScriptError):
                 raise result
@@ -181,6 +225,30 @@ class HandleStore:
             pipe.zrange(key, start, start + page_size - 1)
             total, members = await pipe.execute()
         return int(total), [m.decode() for m in members]
+
+    async def changes(self, after: StreamId | None, limit: int) -> ChangePage:
+        """Up to ``limit`` feed entries after ``after`` (none without it), with the cursor
+        to read from next; see :mod:`registry.change_feed`."""
+        async with _translated():
+            await self._redis.set(EPOCH_KEY, uuid.uuid4().hex, nx=True)
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.get(EPOCH_KEY)
+            pipe.time()
+            if after is not None:
+                pipe.xrange(CHANGES_KEY, min=f"({after}", max="+", count=limit)
+            epoch, (seconds, micros), *rest = await pipe.execute()
+        now = StreamId(int(seconds) * 1000 + int(micros) // 1000)
+        entries = rest[0] if rest else []
+        keys = [key for _, fields in entries for key in fields[b"h"].decode().split("\n")]
+        last = StreamId.parse(entries[-1][0].decode()) if entries else None
+        more = len(entries) == limit
+        return ChangePage(
+            epoch=epoch.decode(),
+            handle_keys=list(dict.fromkeys(keys)),
+            next=next_cursor(last, now, more=more),
+            more=more,
+            gap=after is not None and has_gap(after, now, self.change_retention_ms),
+        )
 
     async def prefixes(self) -> list[str]:
         async with _translated():

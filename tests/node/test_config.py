@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from node.config import NodeConfig, Role
+from node.config import NodeConfig
 from registry.errors import ConfigError
+from registry.hierarchy import Role
 
 
 def test_options_win_over_environment() -> None:

@@ -1,0 +1,163 @@
+"""Which part of a node answers a resolution: its store, its recursive resolver, or a
+referral. The decision is :func:`registry.hierarchy.route`; this class gathers the facts
+it needs (cheapest first) and carries the answer out as bytes.
+
+Order of work, per role::
+
+    secondary / enterprise   store (one HGET) -> on a miss, delegated? 301 : 404
+    top                      own prefix or a prefix record: store as above
+                             below its prefix: cache -> on a miss, delegation lookup ->
+                             walk to the responsible node (or its own store if none)
+    recursive                cache -> on a miss, prefix records at the root -> walk
+    any, prefix not held     non-recursive: 301 to the parent; recursive: as above
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from registry.delegation import Delegations
+from registry.errors import HandleNotFound, NotResponsible
+from registry.hierarchy import Route, Traits, delegation_candidates, holds, route, walk_candidates
+from registry.identifier import Handle, Prefix
+from registry.prefix_entry import PrefixEntry
+from registry.record import rehandled
+from registry.store import HandleStore
+from resolver.cache import CacheStatus, Outcome
+from resolver.recursion import Resolution, Resolver
+
+_BODY_HEAD_LEN = len(b'{"responseCode":1,"handle":')
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A resolution answer: status, body bytes, and how it was served (None: locally)."""
+
+    status: int
+    body: bytes
+    cache: CacheStatus | None = None
+    age: int | None = None
+    source: str | None = None
+
+    @property
+    def found(self) -> bool:
+        return self.status == 200
+
+    def headers(self) -> dict[str, str]:
+        if self.cache is None:
+            return {}
+        headers = {"X-Cache": self.cache.value}
+        if self.cache is not CacheStatus.MISS and self.age is not None:
+            headers["Age"] = str(self.age)
+        if self.source:
+            headers["X-Resolved-By"] = self.source
+        return headers
+
+
+class Answerer:
+    """Answers ``GET /api/handles/{handle}`` for any role.
+
+    >>> answerer = Answerer(traits, own, store, delegations, resolver, None)  # doctest: +SKIP
+    >>> (await answerer.answer(handle, "88.100.1/x")).cache               # doctest: +SKIP
+    <CacheStatus.MISS: 'MISS'>
+    """
+
+    def __init__(
+        self,
+        traits: Traits,
+        own: Prefix | None,
+        store: HandleStore,
+        delegations: Delegations | None,
+        resolver: Resolver | None,
+        parent_url: str | None,
+    ) -> None:
+        self.traits = traits
+        self.own = own
+        self.store = store
+        self.delegations = delegations
+        self.resolver = resolver
+        self.parent_url = parent_url
+
+    async def answer(self, handle: Handle, spelled: str) -> Reply:
+        """The answer for ``handle``, echoing the caller's spelling ``spelled``."""
+        held = holds(self.own, handle)
+        resolver = self.resolver
+        if resolver is not None and (not held or self._below_own(handle)):
+            locate = self._locate_delegated if held else self._locate_from_root
+            resolution = await resolver.resolve(handle, locate)
+            if resolution is not None:
+                return _cached_reply(resolution, spelled)
+            # Nothing delegates this handle away: this node is its home after all.
+        elif not held:
+            assert route(self.traits, held=False, away=False) is Route.REFER
+            raise NotResponsible(
+                f"Prefix {handle.home_prefix.text} doesn't live here"
+                + (f"; ask {self.parent_url}" if self.parent_url else ""),
+                handle=spelled,
+                referral=self.parent_url,
+            )
+        return await self._local(handle, spelled)
+
+    def _below_own(self, handle: Handle) -> bool:
+        return self.own is not None and bool(delegation_candidates(self.own, handle))
+
+    async def _local(self, handle: Handle, spelled: str) -> Reply:
+        body = await self.store.public_body(handle)
+        if body is not None:
+            if not body.startswith(orjson.dumps(spelled), _BODY_HEAD_LEN):
+                body = rehandled(body, spelled)
+            return Reply(200, body)
+        referral = None
+        if self.delegations is not None and self.resolver is None:
+            referral = await self.delegations.find(handle)
+        if route(self.traits, held=True, away=referral is not None) is Route.REFER:
+            assert referral is not None
+            raise NotResponsible(
+                f"Prefix {referral.prefix.text} is delegated to the node at {referral.url}",
+                handle=spelled,
+                referral=referral.url,
+                referral_prefix=referral.prefix.text,
+            )
+        raise HandleNotFound(f"Handle {spelled} not found", handle=spelled)
+
+    async def _locate_delegated(self, handle: Handle) -> str | None:
+        """Top node: the node its registry names for the handle's prefix, if any."""
+        assert self.delegations is not None
+        referral = await self.delegations.find(handle)
+        return referral.url if referral else None
+
+    async def _locate_from_root(self, handle: Handle) -> str | None:
+        """Recursive node: walk the prefix records at the root, longest prefix first."""
+        root = self.parent_url
+        assert root is not None and self.resolver is not None
+        if handle.is_prefix_record:
+            return root
+        for prefix in walk_candidates(handle):
+
+            async def at_root(_: Handle) -> str:
+                return root
+
+            found = await self.resolver.resolve(prefix.record_handle, at_root)
+            if found is None or found.entry.outcome is not Outcome.FOUND:
+                continue
+            url = PrefixEntry.from_body(prefix, found.entry.body).delegates_away_from(root)
+            if url:
+                return url
+        return root
+
+
+def _cached_reply(resolution: Resolution, spelled: str) -> Reply:
+    entry = resolution.entry
+    if entry.outcome is Outcome.FOUND:
+        body = entry.body
+        if not body.startswith(orjson.dumps(spelled), _BODY_HEAD_LEN):
+            body = rehandled(body, spelled)
+        status = 200
+    else:
+        body = orjson.dumps(
+            {"responseCode": 100, "handle": spelled, "message": f"Handle {spelled} not found"}
+        )
+        status = 404
+    return Reply(status, body, resolution.status, resolution.age, entry.source)

@@ -1,0 +1,88 @@
+"""The change feed: which handles changed at a node, for caches to invalidate. Pure.
+
+Every commit at an authoritative node first appends the keys of the handles it touches to
+a Redis stream (``changes``); recursive nodes read it through ``GET /api/changes`` and
+drop those handles from their caches (see :mod:`resolver.invalidation`).
+
+Stream ids are ``<milliseconds>-<sequence>``, so a cursor is also a point in time. That
+gives two useful facts without any bookkeeping:
+
+* a follower that meets a node for the first time starts at "when I first fetched from
+  it, minus a margin for clock skew", and misses nothing that happened after its fetch;
+* the stream keeps ``retention`` worth of entries (trimmed by MINID as it grows), so a
+  cursor older than that may have missed changes: the feed says ``gap`` and the follower
+  drops everything it cached;
+* each node's feed has an ``epoch`` (random, made once per store): a different epoch
+  means the node's store was replaced and its ids restarted, which is a gap too.
+
+An append that precedes a commit which then loses its compare-and-set race is harmless:
+it only invalidates a cache entry that was still right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from registry.errors import InvalidValue
+
+MAX_SEQ = 2**64 - 1
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class StreamId:
+    """A Redis stream id, ordered as Redis orders them.
+
+    >>> StreamId.parse("1700000000000-3") < StreamId.parse("1700000000001-0")
+    True
+    """
+
+    ms: int
+    seq: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> StreamId:
+        ms, dash, seq = text.partition("-")
+        try:
+            parsed = cls(int(ms), int(seq) if dash else 0)
+        except ValueError:
+            raise InvalidValue(
+                f"'after' must be a change id like 1700000000000-0, got {text!r}"
+            ) from None
+        if parsed.ms < 0 or parsed.seq < 0:
+            raise InvalidValue(f"'after' must not be negative, got {text!r}")
+        return parsed
+
+    @classmethod
+    def at(cls, seconds: float) -> StreamId:
+        return cls(max(0, int(seconds * 1000)))
+
+    def __str__(self) -> str:
+        return f"{self.ms}-{self.seq}"
+
+
+def has_gap(after: StreamId, now: StreamId, retention_ms: int) -> bool:
+    """Whether changes after ``after`` may already have been trimmed from the feed.
+
+    >>> has_gap(StreamId(5_000), now=StreamId(10_000), retention_ms=60_000)
+    False
+    >>> has_gap(StreamId(5_000), now=StreamId(100_000), retention_ms=60_000)
+    True
+    """
+    return after.ms < now.ms - retention_ms
+
+
+def next_cursor(last_read: StreamId | None, now: StreamId, *, more: bool) -> StreamId:
+    """Where the follower reads next.
+
+    With more entries waiting, right after the last one read. Otherwise just before
+    ``now`` (the store's clock when it was read): every entry up to then was returned,
+    and a later append gets an id at ``now`` or after, so the cursor keeps up with the
+    clock even on a quiet node and never drifts out of the retention window.
+
+    >>> next_cursor(StreamId(7, 1), StreamId(9), more=False)
+    StreamId(ms=8, seq=18446744073709551615)
+    """
+    if more and last_read is not None:
+        return last_read
+    floor = StreamId(max(0, now.ms - 1), MAX_SEQ)
+    return max(floor, last_read) if last_read is not None else floor

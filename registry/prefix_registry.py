@@ -1,0 +1,83 @@
+"""The top node's prefix registry: registrations and filings (备案) of prefixes.
+
+Each entry is the prefix record ``0.NA/<prefix>`` at the top node (fields in
+:mod:`registry.prefix_entry`). Who may write which entry::
+
+    identity                 may register or file            example
+    300:0.NA/88 (top admin)  any prefix under 88, and may    provision 88.100 with the
+                             set its credentials ("secret")  secret its node will use
+    300:0.NA/88.100 (node)   88.100 itself (registration)    a secondary node at start-up
+                             and prefixes under it (filing)  88.100.7 after an approval
+    300:0.NA/88.100 (node)   88.101.3: refused, 403          outside its own prefix
+
+A node cannot set its own credentials through the registry: the top node's operator
+provisions them, and the node proves it holds them on every call.
+"""
+
+from __future__ import annotations
+
+from registry.authority import administered_prefix
+from registry.errors import InvalidValue, NotAuthorised, NotFound
+from registry.identifier import PREFIX_HANDLE_PREFIX, Identity, Prefix
+from registry.prefix_entry import PrefixEntry
+from registry.record import HandleRecord
+from registry.registrar import Registrar
+from registry.value import utc_timestamp
+
+
+class PrefixRegistry:
+    """Registrations and filings at a top node.
+
+    >>> registry = PrefixRegistry(registrar)                           # doctest: +SKIP
+    >>> await registry.file(node_identity, Prefix("88.100.7"), {"owner": "..."})  # doctest: +SKIP
+    (True, PrefixEntry(prefix=Prefix(text='88.100.7'), ...))
+    """
+
+    def __init__(self, registrar: Registrar) -> None:
+        self.registrar = registrar
+
+    async def file(
+        self, identity: Identity, prefix: Prefix, body: object
+    ) -> tuple[bool, PrefixEntry]:
+        """Register or file ``prefix``; returns (created, the entry as stored)."""
+        self.registrar.check_held_prefix(prefix)
+        own = administered_prefix(identity)
+        if own is None or not own.contains(prefix):
+            raise NotAuthorised(
+                f"{identity.text} may only register or file prefixes under "
+                f"{own.text if own else 'the prefix it administers'}, not {prefix.text}"
+            )
+        entry = PrefixEntry.from_input(prefix, body).signed(identity.text)
+        secret = body.get("secret") if isinstance(body, dict) else None
+        existed = await self.registrar.store.load(prefix.record_handle) is not None
+        values = entry.values(utc_timestamp(), self.registrar.limits.default_ttl)
+        if secret is None:
+            await self.registrar.update_values(prefix.record_handle, values, identity=identity)
+            return not existed, entry
+        if own == prefix:
+            raise NotAuthorised(
+                f"{identity.text} cannot set its own credentials; "
+                "the top node's administrator provisions them"
+            )
+        if not isinstance(secret, str) or not 8 <= len(secret) <= 256:
+            raise InvalidValue("'secret' must be a string of 8 to 256 characters")
+        await self.registrar.grant_prefix(prefix, secret, values)
+        return not existed, entry
+
+    async def get(self, prefix: Prefix) -> PrefixEntry:
+        loaded = await self.registrar.store.load(prefix.record_handle)
+        if loaded is None:
+            raise NotFound(f"prefix {prefix.text} is not registered here")
+        return PrefixEntry.from_values(prefix, loaded.record.values)
+
+    async def list(self, page: int, page_size: int) -> tuple[int, list[PrefixEntry]]:
+        """Every registered prefix, in byte order of the prefix, one page at a time."""
+        store = self.registrar.store
+        total, names = await store.list_handles(Prefix(PREFIX_HANDLE_PREFIX), page, page_size)
+        prefixes = [Prefix(name.partition("/")[2]) for name in names]
+        bodies = await store.public_bodies([p.record_handle for p in prefixes])
+        return total, [
+            PrefixEntry.from_values(p, HandleRecord.decode(body).values)
+            for p, body in zip(prefixes, bodies, strict=True)
+            if body is not None
+        ]

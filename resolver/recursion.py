@@ -1,0 +1,116 @@
+"""Recursive resolution: the cache first, then one walk through the hierarchy per miss.
+
+::
+
+    resolve(handle)
+      in-process copy fresh? ──► HIT
+      Redis entry fresh?     ──► HIT  (and keep an in-process copy)
+      otherwise, once for all concurrent callers of this handle (single flight):
+          locate the first node to ask, walk (resolver.walk), cache the outcome ──► MISS
+          the walk failed and the entry may still be served stale       ──► STALE
+          the walk failed and nothing may be served ──► the upstream error (502/504)
+
+The single flight runs as its own task, so a caller that goes away (client disconnect)
+does not cancel the fetch the other callers are waiting for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from registry.errors import ServiceError
+from registry.identifier import Handle
+from resolver.answer_cache import AnswerCache
+from resolver.cache import CacheEntry, CacheStatus, Outcome, value_ttls
+from resolver.upstream import Upstream
+from resolver.walk import Walk
+
+Locate = Callable[[Handle], Awaitable[str | None]]
+Track = Callable[[str, float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """An answer and how it was served (``X-Cache``, ``Age``)."""
+
+    entry: CacheEntry
+    status: CacheStatus
+    age: int
+
+
+class Resolver:
+    """Resolves handles that live at other nodes.
+
+    ``locate`` names the first node to ask for a handle, or None when the handle is not
+    delegated anywhere (the caller then answers from its own store). ``track`` is told of
+    every node an answer came from, so the change feed of that node can be followed.
+
+    >>> resolver = Resolver(cache, upstream, track=follower.track)    # doctest: +SKIP
+    >>> (await resolver.resolve(Handle.parse("88.100.1/x"), locate)).status  # doctest: +SKIP
+    <CacheStatus.MISS: 'MISS'>
+    """
+
+    def __init__(
+        self,
+        cache: AnswerCache,
+        upstream: Upstream,
+        *,
+        track: Track | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cache = cache
+        self.upstream = upstream
+        self.policy = cache.policy
+        self.track = track
+        self.clock = clock
+        self._flights: dict[str, asyncio.Task[Resolution | None]] = {}
+
+    async def resolve(self, handle: Handle, locate: Locate) -> Resolution | None:
+        key = handle.key
+        entry = self.cache.local(key)
+        if entry is not None:
+            return Resolution(entry, CacheStatus.HIT, entry.age(self.clock()))
+        entry = await self.cache.get(key)
+        if entry is not None and entry.is_fresh(self.clock()):
+            return Resolution(entry, CacheStatus.HIT, entry.age(self.clock()))
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = asyncio.ensure_future(self._fetch(handle, locate, entry))
+            self._flights[key] = flight
+            flight.add_done_callback(lambda _: self._flights.pop(key, None))
+        return await asyncio.shield(flight)
+
+    async def _fetch(
+        self, handle: Handle, locate: Locate, stale: CacheEntry | None
+    ) -> Resolution | None:
+        asked_at = self.clock()
+        try:
+            start = await locate(handle)
+            if start is None:
+                return None
+            walk = Walk(handle, start)
+            while (
+                resolved := walk.answered(await self.upstream.get_handle(walk.node, handle))
+            ) is None:
+                pass
+        except ServiceError:
+            now = self.clock()
+            if stale is not None and stale.may_serve_stale(now, self.policy.max_stale):
+                return Resolution(stale, CacheStatus.STALE, stale.age(now))
+            raise
+        now = self.clock()
+        ttls = value_ttls(resolved.body) if resolved.outcome is Outcome.FOUND else []
+        entry = CacheEntry(
+            resolved.outcome,
+            resolved.body,
+            resolved.source,
+            fetched_at=now,
+            fresh_until=now + self.policy.fresh_seconds(resolved.outcome, ttls),
+        )
+        if self.track is not None:
+            await self.track(resolved.source, now)
+        await self.cache.put(handle.key, entry, asked_at=asked_at)
+        return Resolution(entry, CacheStatus.MISS, 0)

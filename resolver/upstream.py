@@ -1,0 +1,111 @@
+"""Calls from one node to another over HTTP (aiohttp), behind one small class.
+
+Every aiohttp or socket error is translated here (httpx's ``map_httpcore_exceptions``
+idea): a node that refuses or breaks the connection is :class:`UpstreamUnavailable`
+(HTTP 502), one that does not answer in time is :class:`UpstreamTimeout` (504), and
+both messages name the node. Nothing from aiohttp reaches a route.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from registry.errors import UpstreamTimeout, UpstreamUnavailable
+from registry.identifier import Handle
+from resolver.walk import Answer
+
+# Characters a handle may carry unescaped in a URL path (RFC 3986 pchar plus "/").
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """An identity and its secret, sent as HTTP Basic like Handle clients do."""
+
+    identity: str
+    secret: str
+
+    def header(self) -> str:
+        user = quote(self.identity, safe="")
+        return "Basic " + base64.b64encode(f"{user}:{self.secret}".encode()).decode()
+
+
+def handle_url(node: str, handle: Handle) -> URL:
+    return URL(f"{node}/api/handles/{quote(handle.text, safe=_PATH_SAFE)}", encoded=True)
+
+
+class Upstream:
+    """HTTP calls to other nodes, sharing one connection pool.
+
+    >>> async with aiohttp.ClientSession() as session:             # doctest: +SKIP
+    ...     answer = await Upstream(session, timeout=2.0).get_handle(
+    ...         "http://127.0.0.1:8001", Handle.parse("88.100/x"))
+    """
+
+    def __init__(self, session: aiohttp.ClientSession, *, timeout: float) -> None:
+        self.session = session
+        self.timeout = timeout
+
+    async def get_handle(self, node: str, handle: Handle) -> Answer:
+        """The node's answer to a plain resolution of ``handle``, whatever its status."""
+        async with self._call(node, "GET", handle_url(node, handle)) as response:
+            return Answer(response.status, await response.read())
+
+    async def get_json(self, node: str, path: str, params: dict[str, str]) -> Any:
+        """GET ``path`` and return its JSON; a non-200 answer is UpstreamUnavailable."""
+        async with self._call(node, "GET", URL(node + path), params=params) as response:
+            body = await response.read()
+            if response.status != 200:
+                raise UpstreamUnavailable(f"node {node} answered {response.status} to {path}")
+            return _json(node, body)
+
+    async def put_json(
+        self, node: str, path: str, payload: object, credentials: Credentials
+    ) -> tuple[int, Any]:
+        """PUT JSON with Basic credentials; returns the status and the decoded body."""
+        async with self._call(
+            node,
+            "PUT",
+            URL(node + path),
+            data=orjson.dumps(payload),
+            headers={
+                "Authorization": credentials.header(),
+                "Content-Type": "application/json",
+            },
+        ) as response:
+            return response.status, _json(node, await response.read())
+
+    @asynccontextmanager
+    async def _call(
+        self, node: str, method: str, url: URL, **kwargs: Any
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        try:
+            async with self.session.request(
+                method, url, timeout=aiohttp.ClientTimeout(total=self.timeout), **kwargs
+            ) as response:
+                yield response
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"node {node} did not answer within {self.timeout:g}s") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamUnavailable(f"node {node} is unreachable: {_reason(exc)}") from exc
+
+
+def _json(node: str, body: bytes) -> Any:
+    try:
+        return orjson.loads(body) if body else None
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamUnavailable(f"node {node} sent a body that is not JSON") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.split(" [")[0] if isinstance(exc, aiohttp.ClientConnectorError) else text
