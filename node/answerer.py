@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import orjson
 
 from registry.delegation import Delegations
-from registry.errors import HandleNotFound, NotResponsible
+from registry.errors import HandleNotFound, IdnodeError, NotResponsible
 from registry.hierarchy import Route, Traits, delegation_candidates, holds, route, walk_candidates
 from registry.identifier import Handle, Prefix
 from registry.prefix_entry import PrefixEntry
@@ -86,7 +86,11 @@ class Answerer:
         resolver = self.resolver
         if resolver is not None and (not held or self._below_own(handle)):
             locate = self._locate_delegated if held else self._locate_from_root
-            resolution = await resolver.resolve(handle, locate)
+            try:
+                resolution = await resolver.resolve(handle, locate)
+            except IdnodeError as exc:
+                exc.handle = exc.handle or spelled
+                raise
             if resolution is not None:
                 return _cached_reply(resolution, spelled)
             # Nothing delegates this handle away: this node is its home after all.

@@ -30,6 +30,7 @@ from node.state import NodeState, Registration
 from registry.authority import Authority
 from registry.delegation import Delegations
 from registry.onboarding import Onboarding
+from registry.prefix_entry import PrefixEntry, PrefixKind
 from registry.prefix_registry import PrefixRegistry
 from registry.registrar import ADMIN_SECRET_INDEX, Registrar
 from registry.store import HandleStore
@@ -147,6 +148,14 @@ async def _build_state(
     state = NodeState(config, store, registrar, answerer, upstream, follower=follower)
     if traits.keeps_registry:
         state.registry = PrefixRegistry(registrar)
+        await state.registry.describe_self(
+            PrefixEntry(
+                config.own_prefix,
+                node_url=config.public_url,
+                kind=PrefixKind.TOP,
+                owner=config.owner,
+            )
+        )
     if traits.onboards:
         link = ParentLink(upstream, config.parent_url, _credentials(config))
         state.onboarding = Onboarding(

@@ -35,6 +35,35 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-body-bytes", type=int)
     serve.add_argument("--log-level", choices=LOG_LEVELS)
     serve.add_argument("--access-log", action="store_true", default=None)
+    serve.add_argument("--parent-url", help="the node above (top node, or a recursive's root)")
+    serve.add_argument("--industry", help="sent when registering with the top node")
+    serve.add_argument("--owner", help="the organisation running the node")
+    for option, meaning in (
+        ("--cache-max-ttl", "cap on a cached record's TTL"),
+        ("--negative-ttl", "how long 'not found' is cached"),
+        ("--max-stale", "how long past its TTL an answer may be served while its node is down"),
+        ("--local-cache-ttl", "life of the in-process copy of a cached answer"),
+        ("--upstream-timeout", "timeout of node-to-node requests"),
+        ("--invalidation-interval", "how often change feeds are polled"),
+        ("--change-retention", "how long this node's change feed keeps entries"),
+    ):
+        serve.add_argument(option, type=float, metavar="SECONDS", help=meaning)
+
+    up = commands.add_parser(
+        "up",
+        help="run a whole hierarchy (the demo by default)",
+        description="Start a top node, secondary nodes, enterprises and their sample "
+        "identifiers from a topology file (the demo topology by default); Ctrl-C stops all.",
+    )
+    up.add_argument("--topology", help="a topology TOML file (default: the demo topology)")
+    up.add_argument("--data-dir", help="keep state here across runs (default: a temp dir)")
+    up.add_argument("--redis-url", help="use this Redis instead of an embedded one")
+    up.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    up.add_argument(
+        "--random-secrets",
+        action="store_true",
+        help="generate fresh secrets instead of the documented demo-<prefix> ones",
+    )
     return parser
 
 
@@ -59,12 +88,34 @@ def serve(config: NodeConfig) -> None:
     server.run()
 
 
+def up(args: dict[str, object]) -> None:
+    import asyncio
+    from pathlib import Path
+
+    from node import log
+    from node.launcher import Launcher
+    from node.topology import Topology
+
+    log.configure("warning")
+    topology = Topology.load(Path(str(args["topology"]))) if args["topology"] else Topology.demo()
+    launcher = Launcher(
+        topology,
+        data_dir=Path(str(args["data_dir"])).resolve() if args["data_dir"] else None,
+        redis_url=str(args["redis_url"]) if args["redis_url"] else None,
+        random_secrets=bool(args["random_secrets"]),
+        host=str(args["host"]),
+    )
+    asyncio.run(launcher.run_until_signal())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = vars(_parser().parse_args(argv))
     command = args.pop("command")
     try:
         if command == "serve":
             serve(NodeConfig.from_sources(args, os.environ))
+        elif command == "up":
+            up(args)
     except ConfigError as exc:
         print(f"idnode: {exc.message}", file=sys.stderr)
         sys.exit(2)

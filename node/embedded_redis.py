@@ -70,10 +70,12 @@ class EmbeddedRedis:
         *,
         appendfsync: str = "always",
         host: str = "127.0.0.1",
+        databases: int = 16,
         start_timeout: float = 30.0,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.appendfsync = appendfsync
+        self.databases = databases
         self.host = host
         self.start_timeout = start_timeout
         self.port: int | None = None
@@ -110,7 +112,7 @@ class EmbeddedRedis:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
             self.pid_file.write_text(str(process.pid))
             if self._wait_ready(process, port):
@@ -152,6 +154,7 @@ class EmbeddedRedis:
                     f"appendfsync {self.appendfsync}",
                     'appendfilename "appendonly.aof"',
                     'save ""',
+                    f"databases {self.databases}",
                     f'logfile "{self.log_file}"',
                     "",
                 ]
@@ -200,7 +203,7 @@ def _pong(host: str, port: int) -> bool:
         return False
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: ask Linux to SIGTERM it when the node process dies (even by kill -9)."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)

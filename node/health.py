@@ -32,4 +32,9 @@ async def readyz(state: State) -> Response:
         await state.store.ping()
     except StoreUnavailable as exc:
         return json_response({"status": "unavailable", "message": exc.message}, 503)
-    return json_response({"status": "ready"})
+    answer: dict[str, object] = {"status": "ready"}
+    if state.registration.needed:
+        answer["registered"] = state.registration.done
+        if state.registration.last_error:
+            answer["registrationError"] = state.registration.last_error
+    return json_response(answer)

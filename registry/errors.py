@@ -129,7 +129,9 @@ class NotResponsible(RequestError):
     def body(self) -> dict[str, Any]:
         body = super().body()
         if self.referral:
-            body["referral"] = {"url": self.referral, "prefix": self.referral_prefix}
+            body["referral"] = {"url": self.referral}
+            if self.referral_prefix:
+                body["referral"]["prefix"] = self.referral_prefix
         return body
 
 

@@ -7,7 +7,7 @@ these values, all public::
 
     index  type          meaning
     1      NODE_URL      the node that answers for the prefix ("" = this node)
-    2      PREFIX_KIND   secondary | enterprise
+    2      PREFIX_KIND   top | secondary | enterprise
     3      INDUSTRY      e.g. automotive
     4      OWNER         the organisation holding the prefix
     5      STATUS        active | suspended
@@ -38,6 +38,7 @@ E = TypeVar("E", bound=StrEnum)
 
 
 class PrefixKind(StrEnum):
+    TOP = "top"
     SECONDARY = "secondary"
     ENTERPRISE = "enterprise"
 

@@ -21,7 +21,7 @@ from registry.errors import InvalidValue, NotAuthorised, NotFound
 from registry.identifier import PREFIX_HANDLE_PREFIX, Identity, Prefix
 from registry.prefix_entry import PrefixEntry
 from registry.record import HandleRecord
-from registry.registrar import Registrar
+from registry.registrar import ADMIN_SECRET_INDEX, Registrar
 from registry.value import utc_timestamp
 
 
@@ -63,6 +63,14 @@ class PrefixRegistry:
             raise InvalidValue("'secret' must be a string of 8 to 256 characters")
         await self.registrar.grant_prefix(prefix, secret, values)
         return not existed, entry
+
+    async def describe_self(self, entry: PrefixEntry) -> None:
+        """Keep the top node's own entry current (its URL, owner) at start-up."""
+        identity = Identity(ADMIN_SECRET_INDEX, entry.prefix.record_handle)
+        values = entry.signed(identity.text).values(
+            utc_timestamp(), self.registrar.limits.default_ttl
+        )
+        await self.registrar.update_values(entry.prefix.record_handle, values, identity=identity)
 
     async def get(self, prefix: Prefix) -> PrefixEntry:
         loaded = await self.registrar.store.load(prefix.record_handle)

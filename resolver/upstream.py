@@ -107,5 +107,6 @@ def _json(node: str, body: bytes) -> Any:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.split(" [")[0] if isinstance(exc, aiohttp.ClientConnectorError) else text
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return exc.os_error.strerror or str(exc.os_error) or "cannot connect"
+    return str(exc) or type(exc).__name__

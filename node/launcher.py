@@ -1,0 +1,462 @@
+"""``idnode up``: start a whole hierarchy from a topology, set it up through its own APIs,
+and stop every process it started on Ctrl-C.
+
+The hierarchy is built the way operators would build it, over HTTP:
+
+1. one embedded Redis (unless ``--redis-url``); each node gets its own database number;
+2. the top node; its administrator provisions every secondary prefix with the secret
+   that secondary node will log in with;
+3. the secondary nodes, which register themselves with the top node;
+4. the enterprises apply at their secondary node, which approves them (allocating
+   ``<secondary>.1``, ``.2``, ... in topology order and filing them with the top node);
+5. enterprise nodes, for enterprises that run their own;
+6. the sample identifiers, registered with each enterprise's own credentials;
+7. recursive nodes, if any.
+
+Every child process is started with PDEATHSIG, so even a launcher killed with -9 takes
+its nodes (and they their Redis) down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+
+from node.embedded_redis import EmbeddedRedis, die_with_parent
+from node.topology import EnterpriseSpec, SecondarySpec, Topology, demo_secret
+from registry.credential import generate_secret
+from registry.errors import ConfigError
+from resolver.upstream import Credentials
+
+READY_TIMEOUT = 60.0
+_DATABASES = 256
+
+
+@dataclass
+class RunningNode:
+    name: str
+    role: str
+    prefix: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class Identity:
+    prefix: str
+    secret: str
+    node: str  # where it is used
+
+    @property
+    def text(self) -> str:
+        return f"300:0.NA/{self.prefix}"
+
+    @property
+    def credentials(self) -> Credentials:
+        return Credentials(self.text, self.secret)
+
+
+@dataclass
+class Launcher:
+    """Starts and stops one hierarchy.
+
+    >>> launcher = Launcher(Topology.demo(), data_dir=None)   # doctest: +SKIP
+    >>> asyncio.run(launcher.run_until_signal())              # doctest: +SKIP
+    """
+
+    topology: Topology
+    data_dir: Path | None
+    redis_url: str | None = None
+    random_secrets: bool = False
+    host: str = "127.0.0.1"
+    out: Any = sys.stdout
+    nodes: list[RunningNode] = field(default_factory=list)
+    identities: list[Identity] = field(default_factory=list)
+    _redis: EmbeddedRedis | None = None
+    _temp: Path | None = None
+    _databases: int = 0
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def run_until_signal(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await self.start()
+            self.print_table()
+            print("Press Ctrl-C to stop every node.", file=self.out, flush=True)
+            await stop.wait()
+        finally:
+            print("Stopping...", file=self.out, flush=True)
+            await asyncio.to_thread(self.stop)
+
+    async def start(self) -> None:
+        self._check_ports_free()
+        root = self._root()
+        (root / "logs").mkdir(parents=True, exist_ok=True)
+        if self.redis_url is None:
+            self._redis = EmbeddedRedis(root / "redis", databases=_DATABASES)
+            self.redis_url = await asyncio.to_thread(self._redis.start)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+            await self._start_hierarchy(http)
+
+    def stop(self) -> None:
+        """SIGTERM every node (newest first), then Redis; SIGKILL what lingers."""
+        for node in reversed(self.nodes):
+            if node.process.poll() is None:
+                node.process.terminate()
+        deadline = time.monotonic() + 15
+        for node in reversed(self.nodes):
+            try:
+                node.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait()
+        self.nodes.clear()
+        if self._redis is not None:
+            self._redis.stop()
+            self._redis = None
+        if self._temp is not None:
+            shutil.rmtree(self._temp, ignore_errors=True)
+            self._temp = None
+
+    # -- building the hierarchy -------------------------------------------------------
+
+    async def _start_hierarchy(self, http: aiohttp.ClientSession) -> None:
+        topo = self.topology
+        top = self._identity(topo.top_prefix, "top")
+        top_url = self._url(topo.top_port)
+        await self._spawn(
+            http, "top", topo.top_prefix, topo.top_port, top.secret, owner=topo.top_owner
+        )
+        secondaries = [self._identity(s.prefix, s.prefix) for s in topo.secondaries]
+        for spec, ident in zip(topo.secondaries, secondaries, strict=True):
+            await _call(
+                http,
+                "PUT",
+                f"{top_url}/api/prefixes/{spec.prefix}",
+                top.credentials,
+                {
+                    "kind": "secondary",
+                    "industry": spec.industry,
+                    "owner": spec.owner,
+                    "secret": ident.secret,
+                },
+            )
+        await asyncio.gather(
+            *(
+                self._spawn(
+                    http,
+                    "secondary",
+                    spec.prefix,
+                    spec.port,
+                    ident.secret,
+                    parent=top_url,
+                    industry=spec.industry,
+                    owner=spec.owner,
+                )
+                for spec, ident in zip(topo.secondaries, secondaries, strict=True)
+            )
+        )
+        for spec in topo.secondaries:
+            await self._wait_registered(http, top_url, spec)
+        onboarded = await asyncio.gather(
+            *(
+                self._onboard(http, spec, ident)
+                for spec, ident in zip(topo.secondaries, secondaries, strict=True)
+            )
+        )
+        await asyncio.gather(
+            *(
+                self._spawn(
+                    http,
+                    "enterprise",
+                    prefix,
+                    ent.port,
+                    ident.secret,
+                    parent=self._url(spec.port),
+                    owner=ent.name,
+                )
+                for spec, done in zip(topo.secondaries, onboarded, strict=True)
+                for ent, prefix, ident in done
+                if ent.port is not None
+            )
+        )
+        await asyncio.gather(
+            *(
+                self._seed(http, spec, ent, prefix, ident)
+                for spec, done in zip(topo.secondaries, onboarded, strict=True)
+                for ent, prefix, ident in done
+            )
+        )
+        for port in topo.recursive_ports:
+            await self._spawn(http, "recursive", None, port, None, parent=top_url)
+
+    async def _onboard(
+        self, http: aiohttp.ClientSession, spec: SecondarySpec, admin: Identity
+    ) -> list[tuple[EnterpriseSpec, str, Identity]]:
+        """Apply and approve each enterprise in order; re-runs find earlier approvals."""
+        url = self._url(spec.port)
+        done = []
+        for ent in spec.enterprises:
+            body: dict[str, str] = {
+                "name": ent.name,
+                "creditCode": ent.credit_code,
+                "industry": spec.industry,
+                "contact": ent.contact,
+            }
+            if ent.port is not None:
+                body["nodeUrl"] = self._url(ent.port)
+            status, answer = await _request(http, "POST", f"{url}/api/enterprises", None, body)
+            if status == 409:
+                answer = await self._existing_application(http, url, admin, ent.credit_code)
+            elif status != 201:
+                raise ConfigError(f"{url} refused the application of {ent.name}: {answer}")
+            if answer["status"] == "approved":  # in an earlier run with this --data-dir
+                prefix = answer["prefix"]
+                ident = self._identity(prefix, ent.name)
+                await self._set_secret(http, url, admin, prefix, ident.secret)
+            else:
+                approve = f"{url}/api/enterprises/{answer['id']}/approve"
+                approval = await _call(http, "POST", approve, admin.credentials, {})
+                prefix = approval["prefix"]
+                if self.random_secrets:
+                    ident = self._identity(prefix, ent.name, secret=approval["secret"])
+                else:  # the documented demo secret, set by the secondary's administrator
+                    ident = self._identity(prefix, ent.name)
+                    await self._set_secret(http, url, admin, prefix, ident.secret)
+            done.append((ent, prefix, ident))
+        return done
+
+    async def _existing_application(
+        self, http: aiohttp.ClientSession, url: str, admin: Identity, code: str
+    ) -> dict[str, Any]:
+        listing = await _call(http, "GET", f"{url}/api/enterprises", admin.credentials, None)
+        for application in listing["applications"]:
+            if application["creditCode"] == code and application["status"] != "rejected":
+                return dict(application)
+        raise ConfigError(f"{url} has no application for credit code {code}")
+
+    async def _set_secret(
+        self, http: aiohttp.ClientSession, url: str, admin: Identity, prefix: str, secret: str
+    ) -> None:
+        """Give an enterprise approved in an earlier run the secret of this run."""
+        value = {"index": 300, "type": "HS_SECKEY", "data": {"format": "string", "value": secret}}
+        await _call(
+            http,
+            "PUT",
+            f"{url}/api/handles/0.NA/{prefix}?index=300&overwrite=true",
+            admin.credentials,
+            {"values": [value]},
+        )
+
+    async def _seed(
+        self,
+        http: aiohttp.ClientSession,
+        spec: SecondarySpec,
+        ent: EnterpriseSpec,
+        prefix: str,
+        ident: Identity,
+    ) -> None:
+        node = self._url(ent.port if ent.port is not None else spec.port)
+        items = ent.sample_batch(prefix)
+        for start in range(0, len(items), 1000):
+            answer = await _call(
+                http,
+                "POST",
+                f"{node}/api/batch/handles?overwrite=true",
+                ident.credentials,
+                {"handles": items[start : start + 1000]},
+            )
+            if answer["failed"]:
+                raise ConfigError(f"seeding {prefix} at {node} failed: {answer['results'][:3]}")
+
+    async def _wait_registered(
+        self, http: aiohttp.ClientSession, top_url: str, spec: SecondarySpec
+    ) -> None:
+        url = self._url(spec.port)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            status, entry = await _request(
+                http, "GET", f"{top_url}/api/prefixes/{spec.prefix}", None, None
+            )
+            if status == 200 and entry.get("nodeUrl") == url:
+                return
+            await asyncio.sleep(0.1)
+        raise ConfigError(f"secondary node {spec.prefix} did not register with the top node")
+
+    # -- processes --------------------------------------------------------------------
+
+    async def _spawn(
+        self,
+        http: aiohttp.ClientSession,
+        role: str,
+        prefix: str | None,
+        port: int,
+        secret: str | None,
+        *,
+        parent: str | None = None,
+        industry: str = "",
+        owner: str = "",
+    ) -> RunningNode:
+        name = f"{role}-{prefix}" if prefix else f"{role}-{port}"
+        args = [sys.executable, "-m", "node", "serve", "--role", role, "--host", self.host]
+        args += ["--port", str(port), "--redis-url", self._database_url()]
+        if prefix:
+            args += ["--prefix", prefix]
+        if parent:
+            args += ["--parent-url", parent]
+        if industry:
+            args += ["--industry", industry]
+        if owner:
+            args += ["--owner", owner]
+        env = dict(os.environ)
+        if secret:
+            env["IDNODE_ADMIN_SECRET"] = secret  # not on the command line, where ps shows it
+        log = self._root() / "logs" / f"{name}.log"
+        with log.open("ab") as sink:
+            process = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=sink,
+                env=env,
+                preexec_fn=die_with_parent,
+            )
+        node = RunningNode(name, role, prefix or "", self._url(port), process, log)
+        self.nodes.append(node)
+        await _wait_ready(http, node)
+        return node
+
+    def _database_url(self) -> str:
+        assert self.redis_url is not None
+        db = self._databases
+        self._databases += 1
+        parts = urlsplit(self.redis_url)
+        return urlunsplit(parts._replace(path=f"/{db}"))
+
+    def _identity(self, prefix: str, node: str, secret: str | None = None) -> Identity:
+        chosen = secret or (generate_secret() if self.random_secrets else demo_secret(prefix))
+        identity = Identity(prefix, chosen, node)
+        self.identities.append(identity)
+        return identity
+
+    def _url(self, port: int) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{port}"
+
+    def _root(self) -> Path:
+        if self.data_dir is not None:
+            return self.data_dir
+        if self._temp is None:
+            self._temp = Path(tempfile.mkdtemp(prefix="idnode-up-"))
+        return self._temp
+
+    def _check_ports_free(self) -> None:
+        for port in self.topology.ports():
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((self.host, port))
+                except OSError:
+                    raise ConfigError(
+                        f"port {port} on {self.host} is in use: stop what runs there, "
+                        "or give a topology with other ports"
+                    ) from None
+
+    # -- output -----------------------------------------------------------------------
+
+    def print_table(self) -> None:
+        secrets = {i.prefix: i for i in self.identities}
+        rows = [("node", "role", "prefix", "url", "identity", "secret")]
+        for node in self.nodes:
+            ident = secrets.get(node.prefix)
+            rows.append(
+                (
+                    node.name,
+                    node.role,
+                    node.prefix or "-",
+                    node.url,
+                    ident.text if ident else "-",
+                    ident.secret if ident else "-",
+                )
+            )
+        running = {n.prefix for n in self.nodes}
+        hosted = sorted(
+            (i for i in self.identities if i.prefix not in running),
+            key=lambda i: [int(part) for part in i.prefix.split(".")],
+        )
+        for ident in hosted:
+            rows.append((f"  {ident.node}", "hosted", ident.prefix, "-", ident.text, ident.secret))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            cells = (cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+            print("  ".join(cells).rstrip(), file=self.out)
+        example = next((i.prefix for i in hosted), self.topology.top_prefix)
+        print(
+            f"\nTry: curl {self._url(self.topology.top_port)}/api/handles/{example}/demo-0001",
+            file=self.out,
+            flush=True,
+        )
+
+
+async def _wait_ready(http: aiohttp.ClientSession, node: RunningNode) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if node.process.poll() is not None:
+            raise ConfigError(f"{node.name} exited at start-up:\n{_tail(node.log)}")
+        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+            async with http.get(f"{node.url}/readyz") as response:
+                if response.status == 200:
+                    return
+        await asyncio.sleep(0.1)
+    raise ConfigError(f"{node.name} was not ready within {READY_TIMEOUT:g}s:\n{_tail(node.log)}")
+
+
+async def _request(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    credentials: Credentials | None,
+    body: object,
+) -> tuple[int, Any]:
+    headers = {"Authorization": credentials.header()} if credentials else {}
+    async with http.request(method, url, json=body, headers=headers) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def _call(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    credentials: Credentials | None,
+    body: object,
+) -> Any:
+    status, answer = await _request(http, method, url, credentials, body)
+    if status >= 300:
+        raise ConfigError(f"{method} {url} failed with HTTP {status}: {answer}")
+    return answer
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

@@ -1,0 +1,248 @@
+"""Topology files: which nodes ``idnode up`` starts, with which enterprises and samples.
+
+A topology is TOML (the demo ships as ``node/demo_topology.toml``)::
+
+    [top]
+    prefix = "88"
+    port = 8000
+
+    [[secondary]]
+    prefix = "88.100"
+    port = 8001
+    industry = "automotive"
+    owner = "..."
+
+      [[secondary.enterprise]]           # approved in this order: 88.100.1, 88.100.2, ...
+      name = "..."
+      credit_code = "91420100MA4K2B7C1Y"  # checked (GB 32100-2015)
+      contact = "..."
+      domain = "id.example.cn"            # sample identifiers' URLs point here
+      products = ["...", "..."]           # sample product names, used in turn
+      identifiers = 100                   # demo-0001 ... demo-0100
+      port = 8010                         # optional: runs its own enterprise node
+
+    [[recursive]]                         # optional public recursive nodes
+    port = 8020
+
+Everything here is pure: parsing, validation (a :class:`ConfigError` naming the entry at
+fault), the demo credentials and the sample identifiers' values.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import date, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from registry.credit_code import credit_code_problem
+from registry.errors import ConfigError
+from registry.identifier import Prefix, prefix_problem
+
+DEMO_SAMPLE_START = date(2026, 1, 5)
+
+
+@dataclass(frozen=True, slots=True)
+class EnterpriseSpec:
+    name: str
+    credit_code: str
+    contact: str
+    domain: str
+    products: tuple[str, ...]
+    identifiers: int
+    port: int | None  # its own node, if any
+
+    def sample_batch(self, prefix: str) -> list[dict[str, Any]]:
+        """The batch-API items registering this enterprise's sample identifiers.
+
+        >>> spec = EnterpriseSpec("A", "x", "c", "id.a.cn", ("Pump",), 2, None)
+        >>> [item["handle"] for item in spec.sample_batch("88.100.1")]
+        ['88.100.1/demo-0001', '88.100.1/demo-0002']
+        """
+        items = []
+        for n in range(1, self.identifiers + 1):
+            suffix = f"demo-{n:04d}"
+            made = DEMO_SAMPLE_START + timedelta(days=(n - 1) // 10)
+            values = [
+                ("URL", f"https://{self.domain}/products/{suffix}"),
+                ("PRODUCT_NAME", self.products[(n - 1) % len(self.products)]),
+                ("BATCH", f"B{made:%Y%m%d}-{(n - 1) // 10 + 1:02d}"),
+                ("PRODUCTION_DATE", made.isoformat()),
+                ("MANUFACTURER", self.name),
+            ]
+            items.append(
+                {
+                    "handle": f"{prefix}/{suffix}",
+                    "values": [
+                        {"index": i, "type": t, "data": {"format": "string", "value": v}}
+                        for i, (t, v) in enumerate(values, start=1)
+                    ],
+                }
+            )
+        return items
+
+
+@dataclass(frozen=True, slots=True)
+class SecondarySpec:
+    prefix: str
+    port: int
+    industry: str
+    owner: str
+    enterprises: tuple[EnterpriseSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """A whole hierarchy to start.
+
+    >>> demo = Topology.demo()
+    >>> demo.top_prefix, [s.prefix for s in demo.secondaries]
+    ('88', ['88.100', '88.101', '88.102'])
+    """
+
+    top_prefix: str
+    top_port: int
+    top_owner: str
+    secondaries: tuple[SecondarySpec, ...]
+    recursive_ports: tuple[int, ...]
+
+    @classmethod
+    def demo(cls) -> Topology:
+        text = resources.files("node").joinpath("demo_topology.toml").read_text("utf-8")
+        return cls.parse(text, "the demo topology")
+
+    @classmethod
+    def load(cls, path: Path) -> Topology:
+        try:
+            text = path.read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read topology {path}: {exc.strerror}") from None
+        return cls.parse(text, str(path))
+
+    @classmethod
+    def parse(cls, text: str, where: str) -> Topology:
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{where} is not valid TOML: {exc}") from None
+        top = _table(raw, "top", where)
+        top_prefix = _prefix(top, "[top]", where)
+        secondaries = tuple(
+            _secondary(s, top_prefix, f"[[secondary]] #{i + 1}", where)
+            for i, s in enumerate(_tables(raw, "secondary", where))
+        )
+        recursive = tuple(
+            _port(r, f"[[recursive]] #{i + 1}", where)
+            for i, r in enumerate(_tables(raw, "recursive", where))
+        )
+        topology = cls(
+            top_prefix,
+            _port(top, "[top]", where),
+            _text(top, "owner", "[top]", where, default="National top-level node (simulated)"),
+            secondaries,
+            recursive,
+        )
+        topology._check_unique(where)
+        return topology
+
+    def ports(self) -> list[int]:
+        ports = [self.top_port, *self.recursive_ports]
+        for s in self.secondaries:
+            ports.append(s.port)
+            ports.extend(e.port for e in s.enterprises if e.port is not None)
+        return ports
+
+    def _check_unique(self, where: str) -> None:
+        ports = self.ports()
+        clash = sorted({p for p in ports if ports.count(p) > 1})
+        if clash:
+            raise ConfigError(f"{where}: port {clash[0]} is used by more than one node")
+        prefixes = [s.prefix for s in self.secondaries]
+        if len(set(prefixes)) != len(prefixes):
+            raise ConfigError(f"{where}: a secondary prefix appears twice")
+        codes = [e.credit_code for s in self.secondaries for e in s.enterprises]
+        if len(set(codes)) != len(codes):
+            raise ConfigError(f"{where}: a credit code appears twice")
+
+
+def demo_secret(prefix: str) -> str:
+    """The fixed, documented demo secret of identity ``300:0.NA/<prefix>`` (local use only)."""
+    return f"demo-{prefix}"
+
+
+def _secondary(raw: dict[str, Any], top: str, label: str, where: str) -> SecondarySpec:
+    prefix = _prefix(raw, label, where)
+    if not Prefix(top).contains(Prefix(prefix)) or prefix == top:
+        raise ConfigError(f"{where} {label}: prefix {prefix} is not below the top prefix {top}")
+    return SecondarySpec(
+        prefix=prefix,
+        port=_port(raw, label, where),
+        industry=_text(raw, "industry", label, where),
+        owner=_text(raw, "owner", label, where, default=f"Secondary node {prefix}"),
+        enterprises=tuple(
+            _enterprise(e, f"{label} enterprise #{i + 1}", where)
+            for i, e in enumerate(_tables(raw, "enterprise", where))
+        ),
+    )
+
+
+def _enterprise(raw: dict[str, Any], label: str, where: str) -> EnterpriseSpec:
+    code = _text(raw, "credit_code", label, where)
+    if problem := credit_code_problem(code):
+        raise ConfigError(f"{where} {label}: credit_code: {problem}")
+    products = raw.get("products", ["Product"])
+    if (
+        not isinstance(products, list)
+        or not products
+        or not all(isinstance(p, str) and p for p in products)
+    ):
+        raise ConfigError(f"{where} {label}: products must be a list of names")
+    count = raw.get("identifiers", 100)
+    if not isinstance(count, int) or not 0 <= count <= 100_000:
+        raise ConfigError(f"{where} {label}: identifiers must be 0 to 100000")
+    return EnterpriseSpec(
+        name=_text(raw, "name", label, where),
+        credit_code=code.upper(),
+        contact=_text(raw, "contact", label, where, default="contact@example.cn"),
+        domain=_text(raw, "domain", label, where, default="id.example.cn"),
+        products=tuple(products),
+        identifiers=count,
+        port=_port(raw, label, where) if "port" in raw else None,
+    )
+
+
+def _table(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = raw.get(key)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: a [{key}] table is required")
+    return value
+
+
+def _tables(raw: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"{where}: {key} must be an array of tables ([[{key}]])")
+    return value
+
+
+def _text(raw: dict[str, Any], key: str, label: str, where: str, default: str | None = None) -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where} {label}: {key} is required (a non-empty string)")
+    return value.strip()
+
+
+def _prefix(raw: dict[str, Any], label: str, where: str) -> str:
+    text = _text(raw, "prefix", label, where)
+    if problem := prefix_problem(text):
+        raise ConfigError(f"{where} {label}: prefix {text!r}: {problem}")
+    return text
+
+
+def _port(raw: dict[str, Any], label: str, where: str) -> int:
+    port = raw.get("port")
+    if not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ConfigError(f"{where} {label}: port must be an integer from 1 to 65535")
+    return port
