@@ -2,8 +2,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-DEMO_PORT ?= 8001
-DEMO_SECRET ?= s3cret
+DEMO_ARGS ?=
 
 .PHONY: install demo test check lint types format clean
 
@@ -14,9 +13,11 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# A secondary node for prefix 88.100 on an embedded Redis (data in .idnode/).
+# The demo hierarchy: top node 88 on :8000, secondary nodes 88.100-88.102 on :8001-8003,
+# an enterprise node 88.101.1 on :8010, sample identifiers; Ctrl-C stops it all.
+# e.g. make demo DEMO_ARGS="--data-dir .idnode/demo --random-secrets"
 demo: install
-	$(BIN)/idnode serve --role secondary --prefix 88.100 --port $(DEMO_PORT) --admin-secret $(DEMO_SECRET)
+	$(BIN)/idnode up $(DEMO_ARGS)
 
 test: install
 	$(BIN)/python -m pytest

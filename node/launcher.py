@@ -85,6 +85,7 @@ class Launcher:
     random_secrets: bool = False
     host: str = "127.0.0.1"
     out: Any = sys.stdout
+    node_env: dict[str, str] = field(default_factory=dict)  # extra IDNODE_* for every node
     nodes: list[RunningNode] = field(default_factory=list)
     identities: list[Identity] = field(default_factory=list)
     _redis: EmbeddedRedis | None = None
@@ -116,6 +117,9 @@ class Launcher:
             self.redis_url = await asyncio.to_thread(self._redis.start)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
             await self._start_hierarchy(http)
+
+    def node(self, name: str) -> RunningNode:
+        return next(n for n in self.nodes if n.name == name)
 
     def stop(self) -> None:
         """SIGTERM every node (newest first), then Redis; SIGKILL what lingers."""
@@ -327,7 +331,7 @@ class Launcher:
             args += ["--industry", industry]
         if owner:
             args += ["--owner", owner]
-        env = dict(os.environ)
+        env = {**os.environ, **self.node_env}
         if secret:
             env["IDNODE_ADMIN_SECRET"] = secret  # not on the command line, where ps shows it
         log = self._root() / "logs" / f"{name}.log"

@@ -275,9 +275,10 @@ def test_from_input_rejects_non_strings(name: str, value: object) -> None:
 
 @pytest.mark.parametrize("name", ["industry", "owner", "contact"])
 def test_from_input_field_length_limit(name: str) -> None:
-    assert getattr(
-        PrefixEntry.from_input(P, {name: "a" * MAX_FIELD_CHARS}), name
-    ) == "a" * MAX_FIELD_CHARS
+    assert (
+        getattr(PrefixEntry.from_input(P, {name: "a" * MAX_FIELD_CHARS}), name)
+        == "a" * MAX_FIELD_CHARS
+    )
     with pytest.raises(InvalidValue, match=f"'{name}' must be printable, at most"):
         PrefixEntry.from_input(P, {name: "a" * (MAX_FIELD_CHARS + 1)})
 
