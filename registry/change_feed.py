@@ -21,11 +21,13 @@ it only invalidates a cache entry that was still right.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from registry.errors import InvalidValue
 
 MAX_SEQ = 2**64 - 1
+_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?", re.ASCII)
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -41,15 +43,12 @@ class StreamId:
 
     @classmethod
     def parse(cls, text: str) -> StreamId:
-        ms, dash, seq = text.partition("-")
-        try:
-            parsed = cls(int(ms), int(seq) if dash else 0)
-        except ValueError:
-            raise InvalidValue(
-                f"'after' must be a change id like 1700000000000-0, got {text!r}"
-            ) from None
-        if parsed.ms < 0 or parsed.seq < 0:
-            raise InvalidValue(f"'after' must not be negative, got {text!r}")
+        match = _ID.fullmatch(text)
+        if match is None:
+            raise InvalidValue(f"'after' must be a change id like 1700000000000-0, got {text!r}")
+        parsed = cls(int(match[1]), int(match[2] or 0))
+        if parsed.ms > MAX_SEQ or parsed.seq > MAX_SEQ:
+            raise InvalidValue(f"'after' is beyond the largest change id, got {text!r}")
         return parsed
 
     @classmethod

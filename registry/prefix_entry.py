@@ -64,7 +64,10 @@ ENTRY_INDEXES = frozenset(index for index, _ in FIELDS.values())
 
 def node_url_problem(url: str) -> str | None:
     """None if ``url`` can name a node (http or https, a host, no query), else why not."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return f"a node URL must be a valid URL, got {url!r}"
     if parts.scheme not in ("http", "https"):
         return f"a node URL starts with http:// or https://, got {url!r}"
     if not parts.hostname:
@@ -155,9 +158,11 @@ class PrefixEntry:
         for v in values if isinstance(values, list) else []:
             data = v.get("data") if isinstance(v, dict) else None
             value = data.get("value") if isinstance(data, dict) else data
-            if isinstance(v, dict) and isinstance(v.get("index"), int) and isinstance(value, str):
+            index = v.get("index") if isinstance(v, dict) else None
+            if type(index) is int and isinstance(value, str):
+                assert isinstance(v, dict)
                 fields.append(
-                    HandleValue(v["index"], str(v.get("type", "")), DataFormat.STRING, value, 0, "")
+                    HandleValue(index, str(v.get("type", "")), DataFormat.STRING, value, 0, "")
                 )
         return cls.from_values(prefix, fields)
 

@@ -105,4 +105,9 @@ class CacheEntry:
 def value_ttls(body: bytes) -> list[int]:
     """The TTLs of the values in a found answer's body."""
     values = orjson.loads(body).get("values") or []
-    return [int(v["ttl"]) for v in values if isinstance(v, dict) and "ttl" in v]
+    # A TTL that is not a whole number of seconds is ignored rather than trusted.
+    return [
+        v["ttl"]
+        for v in values
+        if isinstance(v, dict) and type(v.get("ttl")) is int and v["ttl"] >= 0
+    ]

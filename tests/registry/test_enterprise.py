@@ -154,11 +154,6 @@ def test_invalid_node_url_is_named(url: str, reason: str) -> None:
     assert reason in info.value.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: node_url_problem lets urlsplit's ValueError escape for a malformed IPv6 "
-    "host, so Application.from_input raises ValueError (HTTP 500) instead of InvalidValue",
-)
 def test_malformed_ipv6_node_url_is_an_invalid_value() -> None:
     with pytest.raises(InvalidValue, match="'nodeUrl'"):
         apply(nodeUrl="http://[::1")

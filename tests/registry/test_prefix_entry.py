@@ -309,11 +309,6 @@ def test_from_input_rejects_bad_node_urls(url: str, reason: str) -> None:
     assert reason in info.value.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: node_url_problem lets urlsplit's ValueError escape for a malformed IPv6 "
-    "host, so from_input raises ValueError (HTTP 500) instead of InvalidValue (400)",
-)
 @pytest.mark.parametrize("url", ["http://[::1", "http://[zz]:80"])
 def test_from_input_rejects_malformed_ipv6_node_urls(url: str) -> None:
     with pytest.raises(InvalidValue, match="'nodeUrl'"):

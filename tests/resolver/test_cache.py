@@ -219,5 +219,6 @@ def test_value_ttls_of_bodies_without_values(body: bytes) -> None:
     assert value_ttls(body) == []
 
 
-def test_value_ttls_accepts_numeric_strings_and_floats() -> None:
-    assert value_ttls(b'{"values": [{"ttl": "120"}, {"ttl": 30.0}]}') == [120, 30]
+def test_value_ttls_ignores_ttls_that_are_not_whole_seconds() -> None:
+    body = b'{"values": [{"ttl": "120"}, {"ttl": 30.5}, {"ttl": true}, {"ttl": -1}, {"ttl": 60}]}'
+    assert value_ttls(body) == [60]
