@@ -167,8 +167,14 @@ class PrefixEntry:
         return cls.from_values(prefix, fields)
 
     @classmethod
-    def from_input(cls, prefix: Prefix, obj: object) -> PrefixEntry:
-        """Validate a registration or filing body; raise InvalidValue naming the field."""
+    def from_input(
+        cls, prefix: Prefix, obj: object, current: PrefixEntry | None = None
+    ) -> PrefixEntry:
+        """Validate a registration or filing body; raise InvalidValue naming the field.
+
+        Fields the body leaves out keep their ``current`` values (so rotating a node's
+        secret does not unregister it).
+        """
         if not isinstance(obj, dict):
             raise InvalidValue("the body must be a JSON object of prefix fields")
         unknown = set(obj) - set(FIELDS) - {"prefix", "secret"}
@@ -176,9 +182,10 @@ class PrefixEntry:
             raise InvalidValue(f"unknown fields {sorted(unknown)}; known: {sorted(FIELDS)}")
         if "prefix" in obj and obj["prefix"] != prefix.text:
             raise InvalidValue(f"'prefix' in the body ({obj['prefix']!r}) differs from the URL's")
+        kept = current.to_json() if current is not None else {}
         text: dict[str, str] = {}
         for name in FIELDS:
-            value = obj.get(name, "")
+            value = obj.get(name, kept.get(name, ""))
             if not isinstance(value, str):
                 raise InvalidValue(f"{name!r} must be a string")
             if len(value) > MAX_FIELD_CHARS or not value.isprintable():

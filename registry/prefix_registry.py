@@ -39,7 +39,8 @@ class PrefixRegistry:
     async def file(
         self, identity: Identity, prefix: Prefix, body: object
     ) -> tuple[bool, PrefixEntry]:
-        """Register or file ``prefix``; returns (created, the entry as stored)."""
+        """Register or file ``prefix``; returns (created, the entry as stored). Fields
+        left out of ``body`` keep their registered values."""
         self.registrar.check_held_prefix(prefix)
         own = administered_prefix(identity)
         if own is None or not own.contains(prefix):
@@ -47,9 +48,11 @@ class PrefixRegistry:
                 f"{identity.text} may only register or file prefixes under "
                 f"{own.text if own else 'the prefix it administers'}, not {prefix.text}"
             )
-        entry = PrefixEntry.from_input(prefix, body).signed(identity.text)
+        loaded = await self.registrar.store.load(prefix.record_handle)
+        current = PrefixEntry.from_values(prefix, loaded.record.values) if loaded else None
+        entry = PrefixEntry.from_input(prefix, body, current).signed(identity.text)
         secret = body.get("secret") if isinstance(body, dict) else None
-        existed = await self.registrar.store.load(prefix.record_handle) is not None
+        existed = loaded is not None
         values = entry.values(utc_timestamp(), self.registrar.limits.default_ttl)
         if secret is None:
             await self.registrar.update_values(prefix.record_handle, values, identity=identity)

@@ -45,7 +45,8 @@ async def secondary(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[
 async def apply(http: httpx.AsyncClient, body: object) -> dict[str, Any]:
     response = await http.post("/api/enterprises", json=body)
     assert response.status_code == 201, response.text
-    return response.json()
+    answer: dict[str, Any] = response.json()
+    return answer
 
 
 async def approve(http: httpx.AsyncClient, app_id: str, **body: str) -> httpx.Response:
@@ -61,7 +62,8 @@ async def approved(
     app_id = (await apply(http, application(credit_code, **fields)))["id"]
     response = await approve(http, app_id)
     assert response.status_code == 200, response.text
-    return response.json()
+    body: dict[str, Any] = response.json()
+    return body
 
 
 async def test_apply_answers_a_pending_application(secondary: httpx.AsyncClient) -> None:

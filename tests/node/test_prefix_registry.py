@@ -282,3 +282,21 @@ async def test_prefix_record_stays_at_the_top(provisioned: httpx.AsyncClient) ->
     assert record.status_code == 200
     values = {v["type"]: v["data"]["value"] for v in record.json()["values"]}
     assert values["NODE_URL"] == DEAD_URL and values["FILED_BY"] == NODE
+
+
+async def test_rotating_a_node_secret_keeps_its_registration(
+    provisioned: httpx.AsyncClient,
+) -> None:
+    top = provisioned
+    assert (await register(top, "http://127.0.0.1:8101")).status_code == 200
+    rotated = await top.put(
+        "/api/prefixes/88.100", json={"secret": "node-secret-2"}, headers=TOP_AUTH
+    )
+    assert rotated.status_code == 200, rotated.text
+    entry = (await top.get("/api/prefixes/88.100")).json()
+    assert entry["nodeUrl"] == "http://127.0.0.1:8101"
+    assert entry["kind"] == "secondary" and entry["industry"] == "automotive"
+    assert (await register(top, "http://127.0.0.1:8101")).status_code == 401  # old secret
+    fresh = basic(NODE, "node-secret-2")
+    again = await top.put("/api/prefixes/88.100", json={"owner": "x"}, headers=fresh)
+    assert again.status_code == 200
