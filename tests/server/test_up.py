@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import re
 import signal
 import subprocess
@@ -14,6 +16,8 @@ import httpx
 import pytest
 
 from node.embedded_redis import free_port
+from node.launcher import Launcher
+from node.topology import Topology
 
 pytestmark = pytest.mark.server
 
@@ -93,3 +97,56 @@ def test_idnode_up_starts_the_demo_and_ctrl_c_stops_everything(tmp_path: Path) -
         if launcher.stdout is not None:
             launcher.stdout.close()
     assert not [pid for pid in started if _alive(pid)]
+
+
+async def test_a_data_dir_keeps_the_hierarchy_across_runs(tmp_path: Path) -> None:
+    """Random secrets in the first run; the second run finds the approved enterprises,
+    gives them this run's secrets, and the first run's identifiers are still there."""
+    topology_file = tmp_path / "demo.toml"
+    top_port = _demo_on_free_ports(topology_file)
+    topology = Topology.load(topology_file)
+    data = tmp_path / "state"
+    top = f"http://127.0.0.1:{top_port}"
+
+    first = Launcher(topology, data_dir=data, random_secrets=True, out=io.StringIO())
+    try:
+        await first.start()
+        assert not any(i.secret.startswith("demo-") for i in first.identities)
+        ident = next(i for i in first.identities if i.prefix == "88.100.2")
+        secondary = first.node("secondary-88.100").url
+        async with httpx.AsyncClient() as http:
+            put = await http.put(
+                f"{secondary}/api/handles/88.100.2/kept",
+                json=[{"index": 1, "type": "URL", "data": "https://example.cn/kept"}],
+                auth=(ident.text, ident.secret),
+            )
+            assert put.status_code == 201
+    finally:
+        await asyncio.to_thread(first.stop)
+
+    second = Launcher(topology, data_dir=data, out=io.StringIO())
+    try:
+        await second.start()
+        prefixes = sorted(i.prefix for i in second.identities if i.prefix.count(".") == 2)
+        assert prefixes == [
+            "88.100.1",
+            "88.100.2",
+            "88.100.3",
+            "88.101.1",
+            "88.101.2",
+            "88.102.1",
+            "88.102.2",
+        ]  # same prefixes: nothing was approved twice
+        async with httpx.AsyncClient() as http:
+            kept = await http.get(f"{top}/api/handles/88.100.2/kept")
+            assert kept.status_code == 200
+            listing = (await http.get(f"{top}/api/prefixes")).json()
+            assert listing["totalCount"] == 1 + 3 + 7  # top, secondaries, enterprises
+            demo = await http.put(
+                f"{second.node('secondary-88.100').url}/api/handles/88.100.2/again",
+                json=[{"index": 1, "type": "URL", "data": "https://example.cn/again"}],
+                auth=("300:0.NA/88.100.2", "demo-88.100.2"),
+            )
+            assert demo.status_code == 201
+    finally:
+        await asyncio.to_thread(second.stop)
