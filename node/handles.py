@@ -163,10 +163,15 @@ async def list_handles(
 ) -> Response:
     """``{"responseCode":1,"prefix":P,"totalCount":N,"page":i,"pageSize":n,"handles":[...]}``.
 
-    Handles directly under ``prefix`` (not its derived prefixes), in byte order.
+    Handles directly under ``prefix`` (not its derived prefixes), in byte order. A
+    prefix delegated to another node is answered with 400/301 and a ``referral``.
     """
     parsed = Prefix.parse(prefix)
     state.registrar.check_held_prefix(parsed)
+    (away,) = await state.registrar.check_here([Handle(parsed.text, "-")])
+    if away is not None:  # its handles live at the node the prefix is delegated to
+        away.handle = None
+        raise away
     limit = state.config.limits.max_page_size
     if pageSize > limit:
         raise InvalidValue(f"pageSize is at most {limit}")
