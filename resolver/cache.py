@@ -63,6 +63,8 @@ class CachePolicy:
     def keep_seconds(self, entry: CacheEntry) -> float:
         """How long Redis keeps ``entry``: its fresh life, plus the stale window if found."""
         life = entry.fresh_until - entry.fetched_at
+        if life <= 0:
+            return 0.0  # a TTL of 0 means "do not cache", not even to serve stale
         return life + (self.max_stale if entry.outcome is Outcome.FOUND else 0.0)
 
 

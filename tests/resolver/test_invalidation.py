@@ -1,0 +1,311 @@
+"""resolver.invalidation: the Follower reads change feeds over real HTTP and drops answers.
+
+Feeds come from :class:`FakeNode` (a real aiohttp server answering queued pages), and
+once from a real secondary node served by uvicorn; the cache is on the session's Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+import uvicorn
+from redis.asyncio import Redis
+
+from node.app import create_app
+from node.embedded_redis import EmbeddedRedis
+from registry.change_feed import StreamId
+from registry.identifier import Handle
+from resolver.answer_cache import AnswerCache, cache_key
+from resolver.cache import CacheEntry, CachePolicy, CacheStatus, Outcome
+from resolver.invalidation import CURSORS_KEY, MAX_PAGES_PER_ROUND, PAGE, SKEW_MARGIN, Follower
+from resolver.recursion import Resolver
+from resolver.upstream import Upstream
+from tests.conftest import ADMIN_AUTH, node_config
+from tests.resolver.conftest import T0, FakeClock, FakeNode
+
+POLICY = CachePolicy(max_ttl=3600.0, negative_ttl=10.0, max_stale=1000.0, local_ttl=2.0)
+START = StreamId.at(T0 - SKEW_MARGIN)  # where a node tracked at T0 is followed from
+
+
+def page(
+    handles: list[str], next_: str, *, epoch: str = "E1", more: bool = False, gap: bool = False
+) -> dict[str, Any]:
+    return {
+        "responseCode": 1,
+        "epoch": epoch,
+        "handles": handles,
+        "next": next_,
+        "more": more,
+        "gap": gap,
+    }
+
+
+def entry(clock: FakeClock, source: str = "http://127.0.0.1:1") -> CacheEntry:
+    body = b'{"responseCode":1,"handle":"88.100/x","values":[]}'
+    return CacheEntry(Outcome.FOUND, body, source, clock(), clock() + 300)
+
+
+@pytest.fixture
+def feed(node: FakeNode) -> FakeNode:
+    return node
+
+
+@pytest.fixture
+def cache(redis: Redis, clock: FakeClock) -> AnswerCache:
+    return AnswerCache(redis, POLICY, clock)
+
+
+@pytest.fixture
+def follower(
+    redis: Redis, cache: AnswerCache, session: aiohttp.ClientSession, clock: FakeClock
+) -> Follower:
+    return Follower(redis, cache, Upstream(session, timeout=1.0), interval=1.0, clock=clock)
+
+
+async def fill(cache: AnswerCache, clock: FakeClock, *keys: str) -> None:
+    for key in keys:
+        assert await cache.put(key, entry(clock), asked_at=clock())
+        assert cache.local(key) is not None
+
+
+async def cached(redis: Redis) -> set[str]:
+    return {k.decode() if isinstance(k, bytes) else k for k in await redis.keys("k:*")}
+
+
+async def cursor(redis: Redis, node: str) -> bytes | None:
+    raw = await redis.hget(CURSORS_KEY, node)
+    assert raw is None or isinstance(raw, bytes)
+    return raw
+
+
+# --- track ------------------------------------------------------------------------------
+
+
+async def test_track_saves_a_cursor_just_before_the_fetch_once(
+    redis: Redis, follower: Follower
+) -> None:
+    await follower.track("http://127.0.0.1:8001", T0)
+    assert str(START) == "1699999995000-0"
+    assert await cursor(redis, "http://127.0.0.1:8001") == b" 1699999995000-0"
+    await follower.track("http://127.0.0.1:8001", T0 + 100)  # already followed
+    assert await cursor(redis, "http://127.0.0.1:8001") == b" 1699999995000-0"
+    assert follower.nodes == ["http://127.0.0.1:8001"]
+
+
+# --- poll_once --------------------------------------------------------------------------
+
+
+async def test_poll_drops_exactly_the_listed_handles_and_saves_the_cursor(
+    redis: Redis, cache: AnswerCache, clock: FakeClock, follower: Follower, feed: FakeNode
+) -> None:
+    await fill(cache, clock, "88.100/a", "88.100/b", "88.100/c")
+    await follower.track(feed.url, T0)
+    feed.pages = [page(["88.100/a", "88.100/b", "88.100/never-cached"], "1700000001000-7")]
+
+    assert await follower.poll_once() == 2  # what Redis held
+    assert await cached(redis) == {"k:88.100/c"}
+    assert cache.local("88.100/a") is None and cache.local("88.100/b") is None
+    assert cache.local("88.100/c") is not None
+    assert feed.change_queries == [{"after": str(START), "limit": str(PAGE)}]
+    assert await cursor(redis, feed.url) == b"E1 1700000001000-7"
+
+    # The next round reads on from the saved cursor.
+    assert await follower.poll_once() == 0
+    assert feed.change_queries[-1]["after"] == "1700000001000-7"
+    assert await cached(redis) == {"k:88.100/c"}
+
+
+async def test_more_pages_are_read_in_the_same_round(
+    redis: Redis, cache: AnswerCache, clock: FakeClock, follower: Follower, feed: FakeNode
+) -> None:
+    await fill(cache, clock, "88.100/a", "88.100/b", "88.100/c", "88.100/d")
+    await follower.track(feed.url, T0)
+    feed.pages = [
+        page(["88.100/a"], "1700000000000-1", more=True),
+        page(["88.100/b"], "1700000000000-2", more=True),
+        page(["88.100/c"], "1700000000500-0"),
+    ]
+    assert await follower.poll_once() == 3
+    assert [q["after"] for q in feed.change_queries] == [
+        str(START),
+        "1700000000000-1",
+        "1700000000000-2",
+    ]
+    assert await cached(redis) == {"k:88.100/d"}
+    assert await cursor(redis, feed.url) == b"E1 1700000000500-0"
+
+
+async def test_a_round_reads_at_most_max_pages(
+    redis: Redis, cache: AnswerCache, clock: FakeClock, follower: Follower, feed: FakeNode
+) -> None:
+    await follower.track(feed.url, T0)
+    feed.pages = [
+        page([], f"1700000000000-{n}", more=True) for n in range(1, MAX_PAGES_PER_ROUND + 5)
+    ]
+    assert await follower.poll_once() == 0
+    assert len(feed.change_queries) == MAX_PAGES_PER_ROUND
+    last = f"E1 1700000000000-{MAX_PAGES_PER_ROUND}".encode()
+    assert await cursor(redis, feed.url) == last
+    # The next round continues where this one stopped.
+    await follower.poll_once()
+    assert feed.change_queries[MAX_PAGES_PER_ROUND]["after"] == last.decode().split()[1]
+
+
+async def test_a_gap_purges_the_whole_cache(
+    redis: Redis, cache: AnswerCache, clock: FakeClock, follower: Follower, feed: FakeNode
+) -> None:
+    await fill(cache, clock, "88.100/a", "88.101/b", "88.102.7/c")
+    await follower.track(feed.url, T0)
+    feed.pages = [page(["88.100/a"], "1700000001000-0", gap=True)]
+    await follower.poll_once()
+    assert await cached(redis) == set()
+    assert cache.local("88.101/b") is None and cache.local("88.102.7/c") is None
+    assert await cursor(redis, feed.url) == b"E1 1700000001000-0"
+
+
+async def test_a_new_epoch_purges_the_whole_cache(
+    redis: Redis, cache: AnswerCache, clock: FakeClock, follower: Follower, feed: FakeNode
+) -> None:
+    await follower.track(feed.url, T0)
+    await fill(cache, clock, "88.100/a", "88.100/b")
+    feed.pages = [page([], "1700000001000-0", epoch="E1")]  # the first epoch seen: kept
+    await follower.poll_once()
+    assert await cached(redis) == {"k:88.100/a", "k:88.100/b"}
+
+    clock.advance(1)
+    feed.pages = [page([], "1700000002000-0", epoch="E1")]  # same epoch: kept
+    await follower.poll_once()
+    assert await cached(redis) == {"k:88.100/a", "k:88.100/b"}
+
+    feed.pages = [page([], "5-0", epoch="E2")]  # the node's store was replaced
+    await follower.poll_once()
+    assert await cached(redis) == set()
+    assert cache.local("88.100/a") is None
+    assert await cursor(redis, feed.url) == b"E2 5-0"
+
+
+@pytest.mark.parametrize("failure", ["down", "500"])
+async def test_a_node_that_fails_is_skipped_this_round(
+    redis: Redis,
+    cache: AnswerCache,
+    clock: FakeClock,
+    follower: Follower,
+    feed: FakeNode,
+    failure: str,
+) -> None:
+    await fill(cache, clock, "88.100/a")
+    await follower.track(feed.url, T0)
+    if failure == "down":
+        await feed.stop()
+    else:
+        feed.mode = "fail"
+    assert await follower.poll_once() == 0
+    assert await cursor(redis, feed.url) == f" {START}".encode()
+    assert await cached(redis) == {"k:88.100/a"}
+    assert follower.nodes == [feed.url]
+
+
+async def test_a_new_follower_loads_the_saved_cursors(
+    redis: Redis,
+    cache: AnswerCache,
+    clock: FakeClock,
+    follower: Follower,
+    feed: FakeNode,
+    session: aiohttp.ClientSession,
+) -> None:
+    await follower.track(feed.url, T0)
+    feed.pages = [page([], "1700000003000-4", epoch="E9")]
+    await follower.poll_once()
+
+    restarted = Follower(redis, cache, Upstream(session, timeout=1.0), interval=1.0, clock=clock)
+    assert restarted.nodes == []
+    await restarted.load()
+    assert restarted.nodes == [feed.url]
+    await fill(cache, clock, "88.100/a")
+    feed.pages = [page([], "1700000004000-0", epoch="E9")]  # the epoch it knew: no purge
+    await restarted.poll_once()
+    assert feed.change_queries[-1]["after"] == "1700000003000-4"
+    assert await cached(redis) == {"k:88.100/a"}
+    feed.pages = [page([], "1-0", epoch="E10")]  # and it remembered the epoch
+    await restarted.poll_once()
+    assert await cached(redis) == set()
+
+
+# --- end to end against a real node -----------------------------------------------------
+
+
+@pytest.fixture
+async def real_node(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[str]:
+    """A secondary node for 88.100 served by uvicorn on a free port, on Redis database 1."""
+    url = redis_server.url.rsplit("/", 1)[0] + "/1"
+    store = Redis.from_url(url)
+    await store.flushdb()
+    await store.aclose()
+    config = uvicorn.Config(
+        create_app(node_config(url)),
+        host="127.0.0.1",
+        port=0,
+        log_config=None,
+        access_log=False,
+        ws="none",
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        for _ in range(250):  # at most 5 s
+            if server.started or serving.done():
+                break
+            await asyncio.sleep(0.02)
+        assert server.started, "the node did not start"
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 5.0)
+
+
+async def test_a_change_at_a_real_node_drops_the_cached_answer(
+    redis: Redis, session: aiohttp.ClientSession, real_node: str
+) -> None:
+    handle = Handle.parse("88.100/E2E")
+    target = f"{real_node}/api/handles/{handle.text}"
+    url_value = {"index": 1, "type": "URL", "data": {"format": "string", "value": "https://a/1"}}
+    async with session.put(target, json=[url_value], headers=ADMIN_AUTH) as created:
+        assert created.status == 201, await created.text()
+
+    # The node's feed is stamped by its Redis clock: follow with the real clock.
+    cache = AnswerCache(redis, POLICY, time.time)
+    follower = Follower(redis, cache, Upstream(session, timeout=2.0), interval=1.0)
+    await follower.track(real_node, time.time())
+    now = time.time()
+    for key in (handle.key, "88.100/untouched"):
+        kept = CacheEntry(Outcome.FOUND, b"{}", real_node, now, now + 300)
+        assert await cache.put(key, kept, asked_at=now)
+
+    url_value["data"] = {"format": "string", "value": "https://a/2"}
+    async with session.put(target, json=[url_value], headers=ADMIN_AUTH) as changed:
+        assert changed.status == 200, await changed.text()
+
+    assert await follower.poll_once() == 1
+    assert await cached(redis) == {"k:88.100/untouched"}
+    assert cache.local(handle.key) is None
+    assert await redis.hexists(CURSORS_KEY, real_node)
+    assert await follower.poll_once() == 0  # nothing new since
+
+    # And resolving again fetches the changed record.
+    resolver = Resolver(cache, Upstream(session, timeout=2.0), track=follower.track)
+
+    async def locate(_: Handle) -> str:
+        return real_node
+
+    again = await resolver.resolve(handle, locate)
+    assert again is not None and again.status is CacheStatus.MISS
+    assert b"https://a/2" in again.entry.body
+    assert await redis.exists(cache_key(handle.key)) == 1
