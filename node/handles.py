@@ -11,10 +11,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from node.answerer import Reply
 from node.request_body import read_json
 from node.responses import JSON, json_response
 from node.state import NodeState, node_state
-from registry.errors import InvalidValue
+from registry.errors import InvalidValue, UpstreamUnavailable
 from registry.identifier import Handle, Prefix, ascii_lower
 from registry.record import HandleRecord, encode_values, select
 from registry.search import ValuePattern
@@ -79,11 +80,7 @@ async def resolve(
         return Response(
             reply.body, status_code=reply.status, media_type=JSON, headers=reply.headers()
         )
-    values = select(
-        HandleRecord.decode(reply.body).values,
-        _indexes(index),
-        frozenset(ascii_lower(t) for t in type),
-    )
+    values = select(_record(reply).values, _indexes(index), frozenset(ascii_lower(t) for t in type))
     if not values:
         return json_response(
             {
@@ -94,6 +91,15 @@ async def resolve(
             }
         )
     return Response(encode_values(handle, values), media_type=JSON, headers=reply.headers())
+
+
+def _record(reply: Reply) -> HandleRecord:
+    try:
+        return HandleRecord.decode(reply.body)
+    except (KeyError, TypeError, ValueError) as exc:  # only another node's body can fail
+        raise UpstreamUnavailable(
+            f"node {reply.source} sent values this node cannot filter: {exc!r}"
+        ) from exc
 
 
 @router.put(

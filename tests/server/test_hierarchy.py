@@ -117,6 +117,10 @@ async def test_identifier_at_an_enterprise_node_resolves_through_the_top_node(
     assert second.json()["handle"] == "88.101.1/LOT-7"
     assert second.json()["values"] == first.json()["values"]
 
+    filtered = await http.get(f"{hierarchy.url('top')}/api/handles/88.101.1/lot-7?type=url")
+    assert filtered.headers["x-cache"] == "HIT"
+    assert [v["type"] for v in filtered.json()["values"]] == ["URL"]
+
 
 async def test_the_secondary_node_refers_to_the_enterprise_node(
     hierarchy: Hierarchy, http: httpx.AsyncClient
