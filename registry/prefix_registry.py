@@ -55,7 +55,9 @@ class PrefixRegistry:
         existed = loaded is not None
         values = entry.values(utc_timestamp(), self.registrar.limits.default_ttl)
         if secret is None:
-            await self.registrar.update_values(prefix.record_handle, values, identity=identity)
+            await self.registrar.update_values(
+                prefix.record_handle, values, identity=identity, writer=identity
+            )
             return not existed, entry
         if own == prefix:
             raise NotAuthorised(
@@ -64,7 +66,7 @@ class PrefixRegistry:
             )
         if not isinstance(secret, str) or not 8 <= len(secret) <= 256:
             raise InvalidValue("'secret' must be a string of 8 to 256 characters")
-        await self.registrar.grant_prefix(prefix, secret, values)
+        await self.registrar.grant_prefix(prefix, secret, values, writer=identity)
         return not existed, entry
 
     async def describe_self(self, entry: PrefixEntry) -> None:

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from registry.authority import Authority, may_write
+from registry.authority import Authority
 from registry.credential import (
     VerifiedSecrets,
     generate_secret,
@@ -36,6 +36,7 @@ from registry.errors import (
 )
 from registry.identifier import Handle, Identity, Prefix
 from registry.limits import Limits
+from registry.permission import NEEDS, Grants, Operation, missing, operations
 from registry.record import HandleRecord, plan_remove, plan_replace, plan_update
 from registry.store import HandleStore, Stored
 from registry.value import (
@@ -164,10 +165,18 @@ class Registrar:
         return await self.grant_prefix(prefix, secret)
 
     async def grant_prefix(
-        self, prefix: Prefix, secret: str | None, extra: Sequence[HandleValue] = ()
+        self,
+        prefix: Prefix,
+        secret: str | None,
+        extra: Sequence[HandleValue] = (),
+        *,
+        writer: Identity | None = None,
     ) -> str | None:
         """Write ``0.NA/<prefix>`` with an admin identity at index 300 holding ``secret``
-        (hashed; generated and returned when None), plus ``extra`` values."""
+        (hashed; generated and returned when None), plus ``extra`` values.
+
+        ``writer`` is checked for the rights this takes; None means the node itself.
+        """
         identity = Identity(ADMIN_SECRET_INDEX, prefix.record_handle)
         generated = None if secret is not None else generate_secret()
         hashed = await asyncio.to_thread(hash_secret, secret or generated or "")
@@ -178,20 +187,27 @@ class Registrar:
             HandleValue(ADMIN_SECRET_INDEX, SECRET_TYPE, DataFormat.STRING, hashed, ttl, now),
             *extra,
         ]
-        await self.update_values(identity.handle, values, identity=identity)
+        await self.update_values(identity.handle, values, identity=identity, writer=writer)
         return generated
 
     async def update_values(
-        self, handle: Handle, values: Sequence[HandleValue], *, identity: Identity
+        self,
+        handle: Handle,
+        values: Sequence[HandleValue],
+        *,
+        identity: Identity,
+        writer: Identity | None = None,
     ) -> None:
         """Set ``values`` on ``handle`` (created if absent), keeping its other values.
 
-        For the node's own bookkeeping (prefix records); callers have checked the rights.
+        ``identity`` names the administrator of a new record; ``writer`` is checked for
+        the rights the change takes (None: the node's own bookkeeping, not checked).
         """
         now = self._clock()
         indexes = frozenset(v.index for v in values)
         await self._apply(
             handle,
+            writer,
             lambda before: plan_update(
                 before.record if before else None,
                 handle,
@@ -246,11 +262,58 @@ class Registrar:
             raise away
 
     def check_write(self, identity: Identity, handle: Handle) -> None:
-        """Raise unless this node holds ``handle`` and ``identity`` may write it."""
+        """Raise unless this node holds ``handle``. Whether ``identity`` may make the
+        change is decided once it is planned (:meth:`authorise`)."""
         self.check_held(handle)
-        if not may_write(identity, handle):
+
+    async def grants(
+        self, identity: Identity, handle: Handle, existing: HandleRecord | None
+    ) -> Grants:
+        """The HS_ADMIN values that can give ``identity`` rights on ``handle``.
+
+        An administrator of a prefix above the handle needs none (no I/O); anyone else
+        gets the records of the handle's prefix and those above it that this node holds.
+        """
+        home = handle.home_prefix
+        own = identity.handle.described_prefix
+        if own is not None and own.contains(home) and (own != home or not handle.is_prefix_record):
+            return Grants()
+        chain: list[Prefix] = []
+        current: Prefix | None = home
+        while current is not None and self.authority.holds_prefix(current):
+            chain.append(current)
+            current = current.parent
+        loaded = await self.store.load_many([p.record_handle for p in chain])
+        records = tuple((p, s.record) for p, s in zip(chain, loaded, strict=True) if s)
+        return Grants(records, existing)
+
+    def authorise(
+        self,
+        identity: Identity,
+        handle: Handle,
+        before: HandleRecord | None,
+        after: HandleRecord | None,
+        grants: Grants,
+    ) -> None:
+        """Raise NotAuthorised (403) unless ``identity`` holds every right the change
+        from ``before`` to ``after`` takes."""
+        lacking = missing(identity, handle, operations(before, after), grants)
+        if lacking is not None:
             raise NotAuthorised(
-                f"Identity {identity.text} may not write {handle.text}", handle=handle.text
+                f"Identity {identity.text} may not {lacking.value} of {handle.text}: "
+                f"that needs the {NEEDS[lacking].name} right",
+                handle=handle.text,
+            )
+
+    async def check_rights(self, identity: Identity, handle: Handle, operation: Operation) -> None:
+        """Raise NotAuthorised unless ``identity`` may do ``operation`` on ``handle``
+        (for reads and listings, which change nothing)."""
+        grants = await self.grants(identity, handle, None)
+        lacking = missing(identity, handle, {operation}, grants)
+        if lacking is not None:
+            raise NotAuthorised(
+                f"Identity {identity.text} may not {lacking.value} under "
+                f"{handle.home_prefix.text}: that needs the {NEEDS[lacking].name} right",
             )
 
     async def parse_values(self, raw: object, handle_text: str) -> list[HandleValue]:
@@ -336,7 +399,7 @@ class Registrar:
                 limits=self.limits,
             )
 
-        before, after = await self._apply(handle, plan)
+        before, after = await self._apply(handle, identity, plan)
         assert after is not None
         return before is None, after.handle.text
 
@@ -367,7 +430,7 @@ class Registrar:
                 plan_remove(None, handle, indexes)  # raises HandleNotFound
             return None
 
-        before, _ = await self._apply(handle, plan)
+        before, _ = await self._apply(handle, identity, plan)
         assert before is not None
         return before.record.handle.text
 
@@ -409,10 +472,12 @@ class Registrar:
         loaded = await self.store.load_many([handle for _, handle, _ in prepared])
         changes: list[tuple[Stored | None, HandleRecord | None]] = []
         planned: list[tuple[int, Handle, list[HandleValue], Stored | None]] = []
+        prefix_grants: dict[Prefix, Grants] = {}  # one load per prefix, not per handle
         for (position, handle, values), before in zip(prepared, loaded, strict=True):
+            existing = before.record if before else None
             try:
                 after = plan_replace(
-                    before.record if before else None,
+                    existing,
                     handle,
                     values,
                     overwrite=overwrite,
@@ -420,6 +485,11 @@ class Registrar:
                     now=now,
                     limits=self.limits,
                 )
+                home = handle.home_prefix
+                if home not in prefix_grants:
+                    prefix_grants[home] = await self.grants(identity, handle, None)
+                grants = Grants(prefix_grants[home].prefix_records, existing)
+                self.authorise(identity, handle, existing, after, grants)
             except IdnodeError as exc:
                 results[position] = _failed(handle.text, exc)
                 continue
@@ -439,14 +509,21 @@ class Registrar:
                 results[position] = _failed(handle.text, exc)
         return [r for r in results if r is not None]
 
-    async def _apply(self, handle: Handle, plan: Plan) -> tuple[Stored | None, HandleRecord | None]:
+    async def _apply(
+        self, handle: Handle, writer: Identity | None, plan: Plan
+    ) -> tuple[Stored | None, HandleRecord | None]:
         # Writers to one record in this process take turns (no wasted round trips);
         # the compare-and-set still guards against other processes and nodes, which
-        # back off with jitter before planning again.
+        # back off with jitter before planning again. The writer's rights are checked
+        # against each plan, so a refused write never reaches the store.
         async with self._locks.hold(handle.key):
             for attempt in range(_MAX_ATTEMPTS):
                 before = await self.store.load(handle)
                 after = plan(before)
+                if writer is not None:
+                    existing = before.record if before else None
+                    grants = await self.grants(writer, handle, existing)
+                    self.authorise(writer, handle, existing, after, grants)
                 if await self.store.commit(before, after):
                     return before, after
                 await asyncio.sleep(random.uniform(0, 0.001 * 2**attempt))

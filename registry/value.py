@@ -19,13 +19,13 @@ from typing import Any
 from registry.errors import InvalidHandle, InvalidValue
 from registry.identifier import Handle
 from registry.limits import Limits
+from registry.rights import PRESETS, format_permissions, parse_permissions
 
 MAX_INDEX = 2**31 - 1
 ADMIN_PERMISSION_BITS = 12
-# Handle's twelve HS_ADMIN bits, in order: add handle, delete handle, add derived prefix,
-# delete derived prefix, modify values, remove values, add values, read values, modify
-# admin, remove admin, add admin, list handles. This default grants all but the prefix
-# bits, as Handle servers do for a handle's own administrator.
+# Handle's twelve HS_ADMIN bits (see registry.rights). This default grants all but
+# listing and the derived-prefix rights, as Handle servers do for a handle's own
+# administrator.
 DEFAULT_ADMIN_PERMISSIONS = "011111110011"
 ADMIN_TYPE = "HS_ADMIN"
 SECRET_TYPE = "HS_SECKEY"
@@ -67,21 +67,30 @@ class HandleValue:
     value: str | AdminRef
     ttl: int
     timestamp: str
+    public: bool = True  # publicly readable; else only with auth and the READ_VALUE right
 
     @property
     def is_public(self) -> bool:
         """Whether anonymous readers see this value; secret keys never are."""
-        return self.type.upper() != SECRET_TYPE
+        return self.public and not self.is_secret
+
+    @property
+    def is_secret(self) -> bool:
+        """Secret keys: never returned to anybody (only their hashes are stored)."""
+        return self.type.upper() == SECRET_TYPE
 
     def to_json(self) -> dict[str, Any]:
         data_value = self.value.to_json() if isinstance(self.value, AdminRef) else self.value
-        return {
+        out = {
             "index": self.index,
             "type": self.type,
             "data": {"format": self.format.value, "value": data_value},
             "ttl": self.ttl,
             "timestamp": self.timestamp,
         }
+        if not self.public:
+            out["publicRead"] = False
+        return out
 
     def stamped(self, timestamp: str) -> HandleValue:
         return replace(self, timestamp=timestamp)
@@ -97,7 +106,8 @@ class HandleValue:
             if fmt is DataFormat.ADMIN
             else raw
         )
-        return cls(obj["index"], obj["type"], fmt, value, obj["ttl"], obj["timestamp"])
+        public = obj.get("publicRead", True) is not False
+        return cls(obj["index"], obj["type"], fmt, value, obj["ttl"], obj["timestamp"], public)
 
     @classmethod
     def from_input(cls, obj: object, *, now: str, limits: Limits) -> HandleValue:
@@ -115,6 +125,9 @@ class HandleValue:
         if type_.upper() == ADMIN_TYPE and fmt is not DataFormat.ADMIN:
             raise InvalidValue(f"{where}: an HS_ADMIN value needs data format 'admin'")
         ttl = _int_field(obj, "ttl", required=False, low=0, high=MAX_INDEX)
+        public = obj.get("publicRead", True)
+        if not isinstance(public, bool):
+            raise InvalidValue(f"{where}: 'publicRead' must be true or false")
         return cls(
             index=index,
             type=type_,
@@ -122,6 +135,7 @@ class HandleValue:
             value=value,
             ttl=limits.default_ttl if ttl is None else ttl,
             timestamp=now,
+            public=public,
         )
 
 
@@ -202,12 +216,11 @@ def _parse_admin(value: object, where: str) -> AdminRef:
         raise InvalidValue(f"{where}: admin handle {handle!r} is not a valid handle") from exc
     index = _int_field(value, "index", required=True, low=1, high=MAX_INDEX)
     permissions = value.get("permissions", DEFAULT_ADMIN_PERMISSIONS)
-    if (
-        not isinstance(permissions, str)
-        or len(permissions) != ADMIN_PERMISSION_BITS
-        or set(permissions) - {"0", "1"}
-    ):
+    try:
+        rights = parse_permissions(permissions if isinstance(permissions, str) else "")
+    except ValueError:
         raise InvalidValue(
-            f"{where}: admin permissions must be {ADMIN_PERMISSION_BITS} characters of 0 and 1"
-        )
-    return AdminRef(handle, index, permissions)
+            f"{where}: admin permissions must be {ADMIN_PERMISSION_BITS} characters of 0 and 1 "
+            f"or one of {', '.join(PRESETS)}"
+        ) from None
+    return AdminRef(handle, index, format_permissions(rights))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from registry.authority import Authority, administered_prefix, may_write
+from registry.authority import Authority, administered_prefix
 from registry.errors import InvalidHandle
 from registry.identifier import Handle, Identity, Prefix
 
@@ -68,47 +68,3 @@ def test_authority_of_parses_its_prefixes() -> None:
 def test_administered_prefix(identity: str, prefix: str | None) -> None:
     expected = Prefix(prefix) if prefix is not None else None
     assert administered_prefix(Identity.parse(identity)) == expected
-
-
-@pytest.mark.parametrize(
-    ("identity", "handle", "expected"),
-    [
-        # the administrator of 88.100
-        ("300:0.NA/88.100", "88.100/x", True),
-        ("300:0.NA/88.100", "88.100/0.NA", True),
-        ("300:0.NA/88.100", "88.100.1/x", True),
-        ("300:0.NA/88.100", "88.100.1.2/x", True),
-        ("300:0.NA/88.100", "0.NA/88.100.1", True),
-        ("300:0.NA/88.100", "0.na/88.100", True),  # its own prefix record
-        ("300:0.NA/88.100", "88.101/x", False),
-        ("300:0.NA/88.100", "88.1000/x", False),
-        ("300:0.NA/88.100", "88.10/x", False),
-        ("300:0.NA/88.100", "88/x", False),
-        ("300:0.NA/88.100", "0.NA/88", False),
-        ("300:0.NA/88.100", "0.NA/88.101", False),
-        ("300:0.NA/88.100", "99/x", False),
-        # a lower-case spelling of the identity is the same administrator
-        ("300:0.na/88.100", "88.100/x", True),
-        # the administrator of the derived prefix 88.100.1
-        ("300:0.NA/88.100.1", "88.100.1/x", True),
-        ("300:0.NA/88.100.1", "88.100.1.5/x", True),
-        ("300:0.NA/88.100.1", "0.NA/88.100.1", True),
-        ("300:0.NA/88.100.1", "88.100/x", False),
-        ("300:0.NA/88.100.1", "88.100.2/x", False),
-        ("300:0.NA/88.100.1", "88.100.10/x", False),
-        ("300:0.NA/88.100.1", "0.NA/88.100", False),
-        ("300:0.NA/88.100.1", "99/x", False),
-        # a plain (non-0.NA) identity administers nothing
-        ("300:88.100/user", "88.100/user", False),
-        ("300:88.100/user", "88.100/x", False),
-        ("300:88.100/user", "0.NA/88.100", False),
-        ("300:88.100/user", "88.100.1/x", False),
-    ],
-)
-def test_may_write(identity: str, handle: str, expected: bool) -> None:
-    assert may_write(Identity.parse(identity), Handle.parse(handle)) is expected
-
-
-def test_may_write_does_not_depend_on_the_index() -> None:
-    handle = Handle.parse("88.100.1/x")
-    assert all(may_write(Identity.parse(f"{i}:0.NA/88.100"), handle) for i in (1, 300, 999))
