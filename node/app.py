@@ -19,20 +19,25 @@ import aiohttp
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from node import changes, enterprises, handles, health, management, prefixes
+from node import audit, changes, enterprises, handles, health, management, prefixes, sessions
+from node.address_limits import AddressLimits
 from node.answerer import Answerer
+from node.audit_recorder import AuditRecorder
 from node.body_limit import BodyLimit
 from node.config import NodeConfig
 from node.embedded_redis import EmbeddedRedis
 from node.parent import ParentLink, own_entry
 from node.responses import install_error_handlers
 from node.state import NodeState, Registration
+from registry.admission import DailyQuota, TokenBucket
+from registry.audit import AuditLog
 from registry.authority import Authority
 from registry.delegation import Delegations
 from registry.onboarding import Onboarding
 from registry.prefix_entry import PrefixEntry, PrefixKind
 from registry.prefix_registry import PrefixRegistry
 from registry.registrar import ADMIN_SECRET_INDEX, Registrar
+from registry.session import SessionStore
 from registry.store import HandleStore
 from resolver.answer_cache import AnswerCache
 from resolver.invalidation import Follower
@@ -40,6 +45,7 @@ from resolver.recursion import Resolver
 from resolver.upstream import Credentials, Upstream
 
 log = logging.getLogger("idnode.node")
+CHALLENGE_TTL = 60  # seconds a login nonce may be signed in
 
 DESCRIPTION = """
 An industrial-internet identifier resolution node (工业互联网标识解析节点).
@@ -111,12 +117,16 @@ def create_app(config: NodeConfig) -> FastAPI:
     app.include_router(management.router)
     if traits.stores:
         app.include_router(changes.router)
+        app.include_router(sessions.router)
+        app.include_router(audit.router)
     if traits.keeps_registry:
         app.include_router(prefixes.router)
     if traits.onboards:
         app.include_router(enterprises.router)
     app.include_router(health.router)
+    app.add_middleware(AuditRecorder)
     app.add_middleware(BodyLimit, max_bytes=config.limits.max_body_bytes)
+    app.add_middleware(AddressLimits)  # outermost: refuse over-limit clients first
     return app
 
 
@@ -134,6 +144,7 @@ async def _build_state(
         config.limits,
         delegations=delegations,
         parent_url=config.parent_url,
+        sessions=SessionStore(redis, ttl=config.session_ttl, challenge_ttl=CHALLENGE_TTL),
     )
     if own is not None:
         generated = await registrar.ensure_prefix_admin(own, config.admin_secret)
@@ -145,7 +156,17 @@ async def _build_state(
         follower = Follower(redis, cache, upstream, interval=config.invalidation_interval)
         resolver = Resolver(cache, upstream, track=follower.track)
     answerer = Answerer(traits, own, store, delegations, resolver, config.parent_url)
-    state = NodeState(config, store, registrar, answerer, upstream, follower=follower)
+    state = NodeState(
+        config,
+        store,
+        registrar,
+        answerer,
+        upstream,
+        follower=follower,
+        audit=AuditLog(redis, max_entries=config.audit_entries) if traits.stores else None,
+        rate=TokenBucket(config.rate_limit, 2 * config.rate_limit) if config.rate_limit else None,
+        quota=DailyQuota(redis, config.daily_quota) if config.daily_quota else None,
+    )
     if traits.keeps_registry:
         state.registry = PrefixRegistry(registrar)
         await state.registry.describe_self(

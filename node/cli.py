@@ -46,8 +46,12 @@ def _parser() -> argparse.ArgumentParser:
         ("--upstream-timeout", "timeout of node-to-node requests"),
         ("--invalidation-interval", "how often change feeds are polled"),
         ("--change-retention", "how long this node's change feed keeps entries"),
+        ("--session-ttl", "life of a Bearer session token"),
     ):
         serve.add_argument(option, type=float, metavar="SECONDS", help=meaning)
+    serve.add_argument("--rate-limit", type=float, help="requests/s per address and identity")
+    serve.add_argument("--daily-quota", type=int, help="requests/day per address and identity")
+    serve.add_argument("--audit-entries", type=int, help="audit log entries kept")
 
     up = commands.add_parser(
         "up",
@@ -64,7 +68,68 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="generate fresh secrets instead of the documented demo-<prefix> ones",
     )
+
+    keys = commands.add_parser(
+        "keys",
+        help="public-key identities: generate a key pair, sign a login challenge, log in",
+        description="SM2 (with SM3) or Ed25519 key pairs for HS_PUBKEY identities.",
+    )
+    key_commands = keys.add_subparsers(dest="key_command", required=True)
+    generate = key_commands.add_parser("generate", help="print a new private and public key")
+    generate.add_argument("--algorithm", choices=["sm2", "ed25519"], default="sm2")
+    sign = key_commands.add_parser("sign", help="sign the login challenge for a nonce")
+    sign.add_argument("--key", required=True, help="private key text, or @file holding it")
+    sign.add_argument("--identity", required=True, help="e.g. 300:88.100.1/devices/plc-7")
+    sign.add_argument("--nonce", required=True)
+    login = key_commands.add_parser("login", help="challenge, sign and print a session token")
+    login.add_argument("--url", required=True, help="the node holding the identity")
+    login.add_argument("--key", required=True, help="private key text, or @file holding it")
+    login.add_argument("--identity", required=True)
     return parser
+
+
+def keys(args: dict[str, object]) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    from registry.pubkey import Algorithm, challenge, generate, sign
+
+    command = args["key_command"]
+    if command == "generate":
+        private, public = generate(Algorithm(str(args["algorithm"])))
+        print(f"private key (keep it secret): {private}")
+        print(f"public key (HS_PUBKEY value): {public}")
+        return
+    key = str(args["key"])
+    if key.startswith("@"):
+        key = Path(key[1:]).read_text().strip()
+    identity = str(args["identity"])
+    if command == "sign":
+        print(sign(key, challenge(identity, str(args["nonce"]))))
+        return
+
+    def post(path: str, body: dict[str, str]) -> dict[str, object]:
+        request = urllib.request.Request(
+            f"{str(args['url']).rstrip('/')}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                answer: dict[str, object] = json.loads(response.read())
+                return answer
+        except urllib.error.HTTPError as exc:
+            raise ConfigError(f"{path}: HTTP {exc.code} {exc.read().decode()}") from None
+        except urllib.error.URLError as exc:
+            raise ConfigError(f"{path}: {exc.reason}") from None
+
+    nonce = str(post("/api/sessions/challenge", {"identity": identity})["nonce"])
+    signature = sign(key, challenge(identity, nonce))
+    session = post("/api/sessions", {"identity": identity, "nonce": nonce, "signature": signature})
+    print(session["token"])
 
 
 def serve(config: NodeConfig) -> None:
@@ -116,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             serve(NodeConfig.from_sources(args, os.environ))
         elif command == "up":
             up(args)
+        elif command == "keys":
+            keys(args)
     except ConfigError as exc:
         print(f"idnode: {exc.message}", file=sys.stderr)
         sys.exit(2)

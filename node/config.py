@@ -33,6 +33,12 @@ option                 environment               meaning
 --upstream-timeout     IDNODE_UPSTREAM_TIMEOUT   node-to-node request timeout (5 s)
 --invalidation-interval  IDNODE_INVALIDATION_INTERVAL  change-feed polling period (1 s)
 --change-retention     IDNODE_CHANGE_RETENTION   change-feed history kept (3600 s)
+--session-ttl          IDNODE_SESSION_TTL        life of a Bearer session token (900 s)
+--rate-limit           IDNODE_RATE_LIMIT         requests/s per client address and per
+                                                 identity (0 = no limit, the default)
+--daily-quota          IDNODE_DAILY_QUOTA        requests/day per client address and per
+                                                 identity (0 = no limit, the default)
+--audit-entries        IDNODE_AUDIT_ENTRIES      audit log length kept (100000)
 =====================  ========================  ==========================================
 """
 
@@ -82,6 +88,10 @@ class NodeConfig:
     upstream_timeout: float = 5.0
     invalidation_interval: float = 1.0
     change_retention: float = 3600.0
+    session_ttl: int = 900
+    rate_limit: float = 0.0
+    daily_quota: int = 0
+    audit_entries: int = 100_000
 
     @property
     def traits(self) -> Traits:
@@ -184,6 +194,10 @@ class NodeConfig:
             upstream_timeout=seconds("upstream_timeout", 5.0, low=0.05),
             invalidation_interval=seconds("invalidation_interval", 1.0, low=0.05),
             change_retention=seconds("change_retention", 3600.0, low=1.0),
+            session_ttl=int(seconds("session_ttl", 900.0, low=1.0)),
+            rate_limit=seconds("rate_limit", 0.0),
+            daily_quota=_int_setting("daily_quota", get("daily_quota"), 0, low=0),
+            audit_entries=_int_setting("audit_entries", get("audit_entries"), 100_000, low=10),
         )
 
 

@@ -29,7 +29,7 @@ _ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
 
 
 async def _require_admin(request: Request, state: NodeState) -> None:
-    identity = await state.registrar.authenticate(request.headers.get("authorization"))
+    identity = await state.authenticate(request)
     if administered_prefix(identity) != state.config.own_prefix:
         raise NotAuthorised(
             f"only the node administrator 300:0.NA/{state.config.own_prefix.text} "

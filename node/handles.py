@@ -15,8 +15,9 @@ from node.answerer import Reply
 from node.request_body import read_json
 from node.responses import JSON, json_response
 from node.state import NodeState, node_state
-from registry.errors import InvalidValue, UpstreamUnavailable
+from registry.errors import HandleNotFound, InvalidValue, NotAuthorised, UpstreamUnavailable
 from registry.identifier import Handle, Prefix, ascii_lower
+from registry.permission import Operation
 from registry.record import HandleRecord, encode_values, select
 from registry.search import ValuePattern
 
@@ -57,6 +58,7 @@ def _indexes(raw: list[str]) -> frozenset[int]:
 )
 async def resolve(
     handle: str,
+    request: Request,
     state: State,
     index: Annotated[list[str], Query(description="only values at these indexes")] = [],  # noqa: B006
     type: Annotated[list[str], Query(description="only values of these types")] = [],  # noqa: B006
@@ -66,8 +68,15 @@ async def resolve(
     """The handle's values: ``{"responseCode":1,"handle":H,"values":[...]}``.
 
     With ``index``/``type`` filters only matching values are returned; when none match
-    the answer is 200 with responseCode 200. ``auth`` and ``publicOnly`` are accepted for
-    Handle compatibility; only public values are returned.
+    the answer is 200 with responseCode 200.
+
+    Values marked ``"publicRead": false`` are left out of anonymous answers. With
+    ``auth=true`` (Handle's "authoritative") and credentials (Basic or Bearer) of an
+    identity holding the READ_VALUE right, the node that holds the handle answers with
+    them too (never with secret keys); without credentials or without that right
+    ``auth=true`` changes nothing (wrong credentials are still a 401). Recursive nodes
+    answer publicly (their caches hold public answers only).
+    ``publicOnly=true`` always answers publicly.
 
     A node that holds the handle answers from its store. The top node and recursive
     nodes resolve other nodes' handles through their cache and say how: ``X-Cache``
@@ -75,7 +84,12 @@ async def resolve(
     ``Age`` (seconds since the responsible node answered) and ``X-Resolved-By``. A node
     that neither holds nor resolves a prefix answers 400/301 with a ``referral``.
     """
-    reply = await state.answerer.answer(Handle.parse(handle), handle)
+    parsed = Handle.parse(handle)
+    credentials = request.headers.get("authorization")
+    if auth and credentials and not publicOnly and state.config.traits.stores:
+        reply = await _authenticated_read(state, parsed, handle, request)
+    else:
+        reply = await state.answerer.answer(parsed, handle)
     if not reply.found or (not index and not type):
         return Response(
             reply.body, status_code=reply.status, media_type=JSON, headers=reply.headers()
@@ -91,6 +105,26 @@ async def resolve(
             }
         )
     return Response(encode_values(handle, values), media_type=JSON, headers=reply.headers())
+
+
+async def _authenticated_read(
+    state: NodeState, handle: Handle, spelled: str, request: Request
+) -> Reply:
+    registrar = state.registrar
+    identity = await state.authenticate(request)
+    registrar.check_held(handle)
+    (away,) = await registrar.check_here([handle])
+    if away is not None:
+        raise away
+    try:
+        await registrar.check_rights(identity, handle, Operation.READ_RESTRICTED)
+    except NotAuthorised:  # as in Handle: without the right, the public values
+        return await state.answerer.answer(handle, spelled)
+    loaded = await state.store.load(handle)
+    if loaded is None:
+        raise HandleNotFound(f"Handle {spelled} not found", handle=spelled)
+    readable = [v for v in loaded.record.values if not v.is_secret]
+    return Reply(200, encode_values(spelled, readable))
 
 
 def _record(reply: Reply) -> HandleRecord:
@@ -125,11 +159,11 @@ async def put_handle(
     registrar = state.registrar
     if mintNewSuffix:
         Prefix.parse(handle.rstrip("/"))
-        identity = await registrar.authenticate(request.headers.get("authorization"))
+        identity = await state.authenticate(request)
         minted = await registrar.mint(handle, await read_json(request, None), identity=identity)
         return json_response({"responseCode": 1, "handle": minted}, 201)
     Handle.parse(handle)
-    identity = await registrar.authenticate(request.headers.get("authorization"))
+    identity = await state.authenticate(request)
     body = await read_json(request, handle)
     created, _ = await registrar.put(
         handle, body, identity=identity, overwrite=overwrite, indexes=_indexes(index)
@@ -151,7 +185,7 @@ async def delete_handle(
     """Without ``index`` the whole handle; with it, those values (400/200 if none exist)."""
     Handle.parse(handle)
     registrar = state.registrar
-    identity = await registrar.authenticate(request.headers.get("authorization"))
+    identity = await state.authenticate(request)
     await registrar.delete(handle, identity=identity, indexes=_indexes(index))
     return json_response({"responseCode": 1, "handle": handle})
 
@@ -159,9 +193,10 @@ async def delete_handle(
 @router.get(
     "/api/handles",
     summary="List the handles under a prefix",
-    responses=_error_docs(400, 503),
+    responses=_error_docs(400, 401, 403, 503),
 )
 async def list_handles(
+    request: Request,
     state: State,
     prefix: Annotated[str, Query(description="e.g. 88.100.1")],
     page: Annotated[int, Query(ge=0)] = 0,
@@ -169,10 +204,12 @@ async def list_handles(
 ) -> Response:
     """``{"responseCode":1,"prefix":P,"totalCount":N,"page":i,"pageSize":n,"handles":[...]}``.
 
-    Handles directly under ``prefix`` (not its derived prefixes), in byte order. A
-    prefix delegated to another node is answered with 400/301 and a ``referral``.
+    Handles directly under ``prefix`` (not its derived prefixes), in byte order. Needs
+    credentials of an identity with the LIST_HANDLES right there. A prefix delegated to
+    another node is answered with 400/301 and a ``referral``.
     """
     parsed = Prefix.parse(prefix)
+    identity = await state.authenticate(request)
     state.registrar.check_held_prefix(parsed)
     (away,) = await state.registrar.check_here([Handle(parsed.text, "-")])
     if away is not None:  # its handles live at the node the prefix is delegated to
@@ -181,6 +218,7 @@ async def list_handles(
     limit = state.config.limits.max_page_size
     if pageSize > limit:
         raise InvalidValue(f"pageSize is at most {limit}")
+    await state.registrar.check_rights(identity, Handle(parsed.text, "-"), Operation.LIST)
     total, handles = await state.store.list_handles(parsed, page, pageSize)
     return json_response(
         {
@@ -207,7 +245,7 @@ async def reverse_lookup(request: Request, state: State, limit: int = 1000) -> R
     the result. Credentials are optional; sent ones must be right.
     """
     if request.headers.get("authorization"):
-        await state.registrar.authenticate(request.headers["authorization"])
+        await state.authenticate(request)
     cap = state.config.limits.max_search_results
     if not 1 <= limit <= cap:
         raise InvalidValue(f"limit must be between 1 and {cap}")

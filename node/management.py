@@ -37,7 +37,7 @@ async def batch_register(request: Request, state: State, overwrite: bool = False
     Loads and commits are pipelined to Redis: one round trip each for the whole batch.
     """
     registrar = state.registrar
-    identity = await registrar.authenticate(request.headers.get("authorization"))
+    identity = await state.authenticate(request)
     body = await read_json(request)
     items = body.get("handles") if isinstance(body, dict) else body
     if not isinstance(items, list):

@@ -73,6 +73,6 @@ async def put_prefix(prefix: str, request: Request, state: State) -> Response:
     anything else is refused with 403 and changes nothing.
     """
     parsed = Prefix.parse(prefix)
-    identity = await state.registrar.authenticate(request.headers.get("authorization"))
+    identity = await state.authenticate(request)
     created, entry = await state.need_registry().file(identity, parsed, await read_json(request))
     return json_response({"responseCode": 1, **entry.to_json()}, 201 if created else 200)

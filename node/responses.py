@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from registry.errors import IdnodeError, InvalidValue
+from registry.errors import IdnodeError, InvalidValue, TooManyRequests
 
 log = logging.getLogger("idnode.node")
 JSON = "application/json"
@@ -26,7 +26,10 @@ def json_response(obj: Any, status: int = 200) -> Response:
 
 
 def error_response(error: IdnodeError) -> Response:
-    return json_response(error.body(), error.http_status)
+    response = json_response(error.body(), error.http_status)
+    if isinstance(error, TooManyRequests):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -8,7 +8,10 @@ from fastapi import Request
 
 from node.answerer import Answerer
 from node.config import NodeConfig
+from registry.admission import DailyQuota, TokenBucket
+from registry.audit import AuditLog
 from registry.errors import NotFound
+from registry.identifier import Identity
 from registry.onboarding import Onboarding
 from registry.prefix_registry import PrefixRegistry
 from registry.registrar import Registrar
@@ -37,6 +40,21 @@ class NodeState:
     registry: PrefixRegistry | None = None
     onboarding: Onboarding | None = None
     registration: Registration = field(default_factory=lambda: Registration(needed=False))
+    audit: AuditLog | None = None
+    rate: TokenBucket | None = None
+    quota: DailyQuota | None = None
+
+    async def authenticate(self, request: Request) -> Identity:
+        """The caller's identity (401 if none or wrong), remembered for the audit log and
+        counted against its own rate and quota."""
+        identity = await self.registrar.authenticate(request.headers.get("authorization"))
+        request.state.identity = identity
+        who = f"identity {identity.text}"
+        if self.rate is not None:
+            self.rate.check(f"id:{identity.key}", who)
+        if self.quota is not None:
+            await self.quota.spend(f"id:{identity.key}", who)
+        return identity
 
     def need_registry(self) -> PrefixRegistry:
         if self.registry is None:

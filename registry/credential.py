@@ -70,7 +70,7 @@ def parse_basic(header: str) -> tuple[Identity, str]:
     """
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "basic" or not token:
-        raise AuthenticationRequired("Only HTTP Basic authentication is supported here")
+        raise AuthenticationRequired("Use HTTP Basic credentials or a Bearer session token")
     try:
         decoded = base64.b64decode(token.strip(), validate=True).decode()
     except ValueError:  # binascii.Error, UnicodeDecodeError and non-ASCII tokens

@@ -20,7 +20,9 @@ them case by case: they render ``error.body()`` with ``error.http_status``.
     │   ├── NotResponsible               301, 400  prefix not homed here (+ referral)
     │   ├── AuthenticationRequired       402, 401  credentials missing or wrong
     │   ├── NotAuthorised                400, 403  identity may not do this here
-    │   └── PayloadTooLarge                2, 413  body over the configured limit
+    │   ├── PayloadTooLarge                2, 413  body over the configured limit
+    │   └── TooManyRequests                2, 429  over the per-second rate limit
+    │       └── DailyLimitReached        603, 429  over the daily request quota
     └── ServiceError                     the node could not do its part
         ├── StoreUnavailable               2, 503  Redis down or not answering
         ├── UpstreamUnavailable            2, 502  another node refused or failed
@@ -150,6 +152,22 @@ class NotAuthorised(RequestError):
 class PayloadTooLarge(RequestError):
     http_status = 413
     default_message = "Request body too large"
+
+
+class TooManyRequests(RequestError):
+    """Over a request limit; ``retry_after`` says in how many seconds to try again."""
+
+    http_status = 429
+    default_message = "Too many requests"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DailyLimitReached(TooManyRequests):
+    response_code = 603
+    default_message = "Daily request limit reached"
 
 
 class ServiceError(IdnodeError):

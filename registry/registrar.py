@@ -31,13 +31,16 @@ from registry.errors import (
     IdnodeError,
     InvalidValue,
     NotAuthorised,
+    NotFound,
     NotResponsible,
     StoreUnavailable,
 )
 from registry.identifier import Handle, Identity, Prefix
 from registry.limits import Limits
 from registry.permission import NEEDS, Grants, Operation, missing, operations
+from registry.pubkey import PUBKEY_TYPE, PublicKey, challenge
 from registry.record import HandleRecord, plan_remove, plan_replace, plan_update
+from registry.session import SessionStore
 from registry.store import HandleStore, Stored
 from registry.value import (
     SECRET_TYPE,
@@ -112,12 +115,14 @@ class Registrar:
         *,
         delegations: Delegations | None = None,
         parent_url: str | None = None,
+        sessions: SessionStore | None = None,
     ) -> None:
         self.store = store
         self.authority = authority
         self.limits = limits
         self.delegations = delegations
         self.parent_url = parent_url
+        self.sessions = sessions
         self._clock = clock
         self._verified = VerifiedSecrets()
         self._locks = KeyedLocks()
@@ -125,21 +130,91 @@ class Registrar:
     # -- identities -------------------------------------------------------------------
 
     async def authenticate(self, authorization: str | None) -> Identity:
-        """The identity whose Basic credentials are in ``authorization``, or raise 401."""
+        """The identity whose credentials are in ``authorization`` (HTTP Basic, or a
+        Bearer session token), or raise 401."""
         if not authorization:
             raise AuthenticationRequired(
                 "This operation needs credentials: HTTP Basic with username "
-                "<index>:<handle>, e.g. 300:0.NA/88.100"
+                "<index>:<handle>, e.g. 300:0.NA/88.100, or a Bearer session token"
             )
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer":
+            found = await self.sessions.identity(token.strip()) if self.sessions else None
+            if found is None:
+                raise AuthenticationRequired("The session token is unknown, expired or revoked")
+            return found
         identity, secret = parse_basic(authorization)
         stored = await self._stored_secret(identity)
         if stored is None:
             raise AuthenticationRequired(f"Unknown identity {identity.text} at this node")
-        if not self._verified.remembered(identity.key, secret, stored):
-            if not await asyncio.to_thread(verify_secret, secret, stored):
-                raise AuthenticationRequired(f"Wrong secret for identity {identity.text}")
-            self._verified.remember(identity.key, secret, stored)
+        if await self._secret_matches(identity, secret, stored):
+            return identity
+        previous = await self.sessions.previous_secret(identity) if self.sessions else None
+        if previous is not None and await self._secret_matches(identity, secret, previous):
+            return identity  # the old secret, during its rotation's grace period
+        raise AuthenticationRequired(f"Wrong secret for identity {identity.text}")
+
+    async def _secret_matches(self, identity: Identity, secret: str, stored: str) -> bool:
+        if self._verified.remembered(identity.key, secret, stored):
+            return True
+        if not await asyncio.to_thread(verify_secret, secret, stored):
+            return False
+        self._verified.remember(identity.key, secret, stored)
+        return True
+
+    async def login_with_signature(
+        self, identity_text: str, nonce: str, signature: str
+    ) -> Identity:
+        """The identity that signed the challenge issued with ``nonce``, or raise 401.
+
+        The nonce is consumed whatever the outcome, so a signature is good only once.
+        """
+        identity = Identity.parse(identity_text)
+        issued_to = await self.sessions.take_challenge(nonce) if self.sessions else None
+        if issued_to is None or Identity.parse(issued_to).key != identity.key:
+            raise AuthenticationRequired(
+                "The login challenge is unknown, used or expired; ask for a new one"
+            )
+        key = await self.public_key(identity)
+        if key is None or not key.verifies(challenge(identity.text, nonce), signature):
+            raise AuthenticationRequired(f"The signature does not verify for {identity.text}")
         return identity
+
+    async def public_key(self, identity: Identity) -> PublicKey | None:
+        """The HS_PUBKEY value at the identity's index, if it holds one here."""
+        if not self.authority.holds(identity.handle):
+            return None
+        loaded = await self.store.load(identity.handle)
+        value = loaded.record.value_at(identity.index) if loaded else None
+        if value is None or value.type.upper() != PUBKEY_TYPE or not isinstance(value.value, str):
+            return None
+        try:
+            return PublicKey.parse(value.value)
+        except InvalidValue:
+            return None
+
+    async def rotate_secret(
+        self, caller: Identity, identity: Identity, new_secret: str, grace: int
+    ) -> None:
+        """Give ``identity`` a new secret; the old one keeps working for ``grace`` seconds,
+        and sessions stay open, so clients switch over without downtime.
+
+        An identity may rotate its own secret; anyone else needs the right to modify the
+        value that holds it.
+        """
+        current = await self._stored_secret(identity)
+        if current is None:
+            raise NotFound(f"{identity.text} is not a secret-key identity at this node")
+        hashed = await asyncio.to_thread(hash_secret, new_secret)
+        old = identity.handle
+        now = self._clock()
+        value = HandleValue(
+            identity.index, SECRET_TYPE, DataFormat.STRING, hashed, self.limits.default_ttl, now
+        )
+        writer = None if caller.key == identity.key else caller
+        await self.update_values(old, [value], identity=caller, writer=writer)
+        if self.sessions is not None:
+            await self.sessions.keep_previous_secret(identity, current, grace)
 
     async def _stored_secret(self, identity: Identity) -> str | None:
         if not self.authority.holds(identity.handle):

@@ -106,7 +106,9 @@ async def test_case_insensitive_match_preserves_case(client: httpx.AsyncClient) 
     assert got.json()["handle"] == "88.100/mixedcase"  # echoes the spelling asked for
     refused = await put(client, "88.100/MIXEDCASE", [URL_VALUE], overwrite="false")
     assert refused.status_code == 409  # cannot be created separately
-    listing = (await client.get("/api/handles", params={"prefix": "88.100"})).json()
+    listing = (
+        await client.get("/api/handles", params={"prefix": "88.100"}, headers=ADMIN_AUTH)
+    ).json()
     assert "88.100/MixedCase" in listing["handles"]  # the original spelling is kept
 
 
@@ -153,13 +155,17 @@ async def test_listing_pages(client: httpx.AsyncClient) -> None:
     for i in range(25):
         await put(client, f"88.100/item{i:02d}", [URL_VALUE])
     await put(client, "88.100.1/other", [URL_VALUE])
-    first = (await client.get("/api/handles?prefix=88.100&page=0&pageSize=10")).json()
-    last = (await client.get("/api/handles?prefix=88.100&page=2&pageSize=10")).json()
+    first = (
+        await client.get("/api/handles?prefix=88.100&page=0&pageSize=10", headers=ADMIN_AUTH)
+    ).json()
+    last = (
+        await client.get("/api/handles?prefix=88.100&page=2&pageSize=10", headers=ADMIN_AUTH)
+    ).json()
     assert first["totalCount"] == 25 and first["handles"][0] == "88.100/item00"
     assert len(first["handles"]) == 10 and last["handles"] == [
         f"88.100/item{i}" for i in range(20, 25)
     ]
-    sub = (await client.get("/api/handles?prefix=88.100.1")).json()
+    sub = (await client.get("/api/handles?prefix=88.100.1", headers=ADMIN_AUTH)).json()
     assert sub["handles"] == ["88.100.1/other"]
 
 
@@ -317,7 +323,7 @@ async def test_batch_registration(client: httpx.AsyncClient, redis: Redis) -> No
     assert statuses[0] == ("88.100/b0", 409, 101)
     assert statuses[1:5] == [(f"88.100/b{i}", 201, 1) for i in range(1, 5)]
     assert statuses[5] == ("88.200/x", 400, 301) and statuses[6][1:] == (400, 202)
-    listing = (await client.get("/api/handles?prefix=88.100")).json()
+    listing = (await client.get("/api/handles?prefix=88.100", headers=ADMIN_AUTH)).json()
     assert listing["totalCount"] == 5
 
     replaced = await client.post(
@@ -364,6 +370,6 @@ async def test_concurrent_value_updates_all_land(client: httpx.AsyncClient) -> N
 
 
 async def test_listing_a_foreign_prefix_is_referred(client: httpx.AsyncClient) -> None:
-    response = await client.get("/api/handles", params={"prefix": "88.200"})
+    response = await client.get("/api/handles", params={"prefix": "88.200"}, headers=ADMIN_AUTH)
     assert response.status_code == 400
     assert response.json()["responseCode"] == 301 and "88.200" in response.json()["message"]

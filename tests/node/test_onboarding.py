@@ -339,7 +339,7 @@ async def test_enterprise_with_its_own_node_is_referred(
     record = await secondary.get(f"/api/handles/0.NA/{prefix}")
     assert record.status_code == 200  # the delegation record itself stays here
 
-    listing = await secondary.get(f"/api/handles?prefix={prefix}")
+    listing = await secondary.get(f"/api/handles?prefix={prefix}", headers=ADMIN_AUTH)
     assert listing.status_code == 400
     assert listing.json()["responseCode"] == 301
     assert listing.json()["referral"] == {"url": DEAD_URL, "prefix": prefix}

@@ -142,11 +142,11 @@ def test_token_whitespace_is_tolerated() -> None:
 @pytest.mark.parametrize(
     ("header", "problem"),
     [
-        ("", "Only HTTP Basic"),
-        ("Basic", "Only HTTP Basic"),
-        ("Basic ", "Only HTTP Basic"),
-        ("Bearer abc", "Only HTTP Basic"),
-        ("Digest " + base64.b64encode(b"300:0.NA/88.100:pw").decode(), "Only HTTP Basic"),
+        ("", "Use HTTP Basic"),
+        ("Basic", "Use HTTP Basic"),
+        ("Basic ", "Use HTTP Basic"),
+        ("Bearer abc", "Use HTTP Basic"),
+        ("Digest " + base64.b64encode(b"300:0.NA/88.100:pw").decode(), "Use HTTP Basic"),
         ("Basic !!!!", "Malformed Basic credentials"),
         ("Basic abc", "Malformed Basic credentials"),  # bad padding
         (basic(b"\xff\xfe:pw"), "Malformed Basic credentials"),  # not UTF-8

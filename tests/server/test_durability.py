@@ -55,7 +55,9 @@ def test_acknowledged_put_survives_redis_kill_and_node_restart(tmp_path: Path) -
             got = httpx.get(f"{restarted.url}/api/handles/88.100/D{i}")
             assert got.status_code == 200
             assert got.json()["values"][0]["data"]["value"] == "https://factory.example/durable"
-        listing = httpx.get(f"{restarted.url}/api/handles", params={"prefix": "88.100"}).json()
+        listing = httpx.get(
+            f"{restarted.url}/api/handles", params={"prefix": "88.100"}, headers=ADMIN_AUTH
+        ).json()
         assert listing["totalCount"] == 50
     finally:
         restarted.stop()
