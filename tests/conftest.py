@@ -73,7 +73,8 @@ NOT_THE_STORE = (b"audit", b"quota:")
 async def snapshot(redis: Redis) -> dict[object, object]:
     """Every key of the store with its serialised value: equal snapshots mean an unchanged
     store (the audit log and request counters aside)."""
-    keys = sorted(k for k in await redis.keys("*") if not k.startswith(NOT_THE_STORE))
+    every: list[bytes] = await redis.keys("*")
+    keys = sorted(k for k in every if not k.startswith(NOT_THE_STORE))
     return {key: await redis.dump(key) for key in keys}
 
 
