@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import cast
 from urllib.parse import quote
 
 import httpx
@@ -73,7 +74,7 @@ NOT_THE_STORE = (b"audit", b"quota:")
 async def snapshot(redis: Redis) -> dict[object, object]:
     """Every key of the store with its serialised value: equal snapshots mean an unchanged
     store (the audit log and request counters aside)."""
-    every: list[bytes] = await redis.keys("*")
+    every = cast(list[bytes], await redis.keys("*"))
     keys = sorted(k for k in every if not k.startswith(NOT_THE_STORE))
     return {key: await redis.dump(key) for key in keys}
 
