@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiohttp
 from fastapi import FastAPI
@@ -27,7 +29,7 @@ from node.body_limit import BodyLimit
 from node.config import NodeConfig
 from node.embedded_redis import EmbeddedRedis
 from node.parent import ParentLink, own_entry
-from node.responses import install_error_handlers
+from node.responses import SECURITY_SCHEMES, install_error_handlers
 from node.state import NodeState, Registration
 from registry.admission import DailyQuota, TokenBucket
 from registry.audit import AuditLog
@@ -78,8 +80,11 @@ def create_app(config: NodeConfig) -> FastAPI:
             url = await asyncio.to_thread(embedded.start)
             log.info("embedded redis started", extra={"redis_url": url, "pid": embedded.pid})
         redis = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        # Calls to other nodes verify their certificates: against --tls-ca when given,
+        # else the system's CAs (aiohttp's default).
+        trust = ssl.create_default_context(cafile=config.tls_ca) if config.tls_ca else True
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
+            connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300, ssl=trust)
         )
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -113,6 +118,7 @@ def create_app(config: NodeConfig) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    _declare_security(app)
     app.include_router(handles.router)
     app.include_router(management.router)
     if traits.stores:
@@ -128,6 +134,20 @@ def create_app(config: NodeConfig) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=config.limits.max_body_bytes)
     app.add_middleware(AddressLimits)  # outermost: refuse over-limit clients first
     return app
+
+
+def _declare_security(app: FastAPI) -> None:
+    """Add the Basic and Bearer schemes that write operations name to the schema."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _build_state(

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from node.responses import json_response
+from node.responses import NEEDS_CREDENTIALS, json_response
 from node.state import NodeState, node_state
 from registry.authority import administered_prefix
 from registry.errors import NotAuthorised, NotFound
@@ -23,6 +23,7 @@ State = Annotated[NodeState, Depends(node_state)]
         401: {"description": "Credentials missing or wrong (402)"},
         403: {"description": "Not this node's administrator (400)"},
     },
+    openapi_extra=NEEDS_CREDENTIALS,
 )
 async def read_audit(
     request: Request,

@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--rate-limit", type=float, help="requests/s per address and identity")
     serve.add_argument("--daily-quota", type=int, help="requests/day per address and identity")
     serve.add_argument("--audit-entries", type=int, help="audit log entries kept")
+    serve.add_argument("--tls-cert", help="serve HTTPS: PEM certificate (chain)")
+    serve.add_argument("--tls-key", help="serve HTTPS: PEM private key")
+    serve.add_argument("--tls-ca", help="PEM CA bundle trusted for calls to other nodes")
 
     up = commands.add_parser(
         "up",
@@ -148,6 +151,8 @@ def serve(config: NodeConfig) -> None:
             log_level=config.log_level,
             access_log=config.access_log,
             timeout_graceful_shutdown=10,
+            ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
+            ssl_keyfile=str(config.tls_key) if config.tls_key else None,
         )
     )
     server.run()

@@ -39,6 +39,10 @@ option                 environment               meaning
 --daily-quota          IDNODE_DAILY_QUOTA        requests/day per client address and per
                                                  identity (0 = no limit, the default)
 --audit-entries        IDNODE_AUDIT_ENTRIES      audit log length kept (100000)
+--tls-cert / --tls-key IDNODE_TLS_CERT / _KEY    serve HTTPS with this PEM certificate
+                                                 (chain) and private key
+--tls-ca               IDNODE_TLS_CA             PEM CA bundle trusted for calls to other
+                                                 nodes (default: the system's CAs)
 =====================  ========================  ==========================================
 """
 
@@ -92,6 +96,9 @@ class NodeConfig:
     rate_limit: float = 0.0
     daily_quota: int = 0
     audit_entries: int = 100_000
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
 
     @property
     def traits(self) -> Traits:
@@ -115,7 +122,8 @@ class NodeConfig:
         if self.public_url_override:
             return self.public_url_override.rstrip("/")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def embedded_data_dir(self) -> Path:
@@ -164,6 +172,14 @@ class NodeConfig:
             return _float_setting(name, get(name), default, low=low)
 
         defaults = CachePolicy()
+        tls: dict[str, Path | None] = {}
+        for name in ("tls_cert", "tls_key", "tls_ca"):
+            raw = get(name)
+            if raw and not Path(raw).is_file():
+                raise ConfigError(f"setting {name!r}: no such file {raw}")
+            tls[name] = Path(raw) if raw else None
+        if (tls["tls_cert"] is None) != (tls["tls_key"] is None):
+            raise ConfigError("settings 'tls_cert' and 'tls_key' go together: give both or neither")
         data_dir = get("data_dir")
         return cls(
             role=role,
@@ -198,6 +214,9 @@ class NodeConfig:
             rate_limit=seconds("rate_limit", 0.0),
             daily_quota=_int_setting("daily_quota", get("daily_quota"), 0, low=0),
             audit_entries=_int_setting("audit_entries", get("audit_entries"), 100_000, low=10),
+            tls_cert=tls["tls_cert"],
+            tls_key=tls["tls_key"],
+            tls_ca=tls["tls_ca"],
         )
 
 

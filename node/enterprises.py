@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from node.request_body import read_json
-from node.responses import json_response
+from node.responses import NEEDS_CREDENTIALS, json_response
 from node.state import NodeState, node_state
 from registry.authority import administered_prefix
 from registry.enterprise import Status
@@ -57,7 +57,12 @@ async def apply(request: Request, state: State) -> Response:
     return json_response({"responseCode": 1, **application.to_json()}, 201)
 
 
-@router.get("/api/enterprises", summary="List applications", responses=_ADMIN_ONLY)
+@router.get(
+    "/api/enterprises",
+    summary="List applications",
+    responses=_ADMIN_ONLY,
+    openapi_extra=NEEDS_CREDENTIALS,
+)
 async def list_applications(
     request: Request,
     state: State,
@@ -80,7 +85,12 @@ async def list_applications(
     )
 
 
-@router.get("/api/enterprises/{application_id}", summary="One application", responses=_ADMIN_ONLY)
+@router.get(
+    "/api/enterprises/{application_id}",
+    summary="One application",
+    responses=_ADMIN_ONLY,
+    openapi_extra=NEEDS_CREDENTIALS,
+)
 async def get_application(application_id: str, request: Request, state: State) -> Response:
     await _require_admin(request, state)
     application = await state.need_onboarding().get(application_id)
@@ -96,6 +106,7 @@ async def get_application(application_id: str, request: Request, state: State) -
         502: {"description": "The top node refused or failed the filing; still pending (2)"},
         504: {"description": "The top node did not answer; still pending (2)"},
     },
+    openapi_extra=NEEDS_CREDENTIALS,
 )
 async def approve(application_id: str, request: Request, state: State) -> Response:
     """Optional body ``{"secret": "..."}`` sets the enterprise's secret (else generated).
@@ -125,6 +136,7 @@ async def approve(application_id: str, request: Request, state: State) -> Respon
     "/api/enterprises/{application_id}/reject",
     summary="Reject an application",
     responses={**_ADMIN_ONLY, 409: {"description": "Already decided (101)"}},
+    openapi_extra=NEEDS_CREDENTIALS,
 )
 async def reject(application_id: str, request: Request, state: State) -> Response:
     """Body ``{"reason": "..."}``."""

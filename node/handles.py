@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from node.answerer import Reply
 from node.request_body import read_json
-from node.responses import JSON, json_response
+from node.responses import JSON, NEEDS_CREDENTIALS, json_response
 from node.state import NodeState, node_state
 from registry.errors import HandleNotFound, InvalidValue, NotAuthorised, UpstreamUnavailable
 from registry.identifier import Handle, Prefix, ascii_lower
@@ -141,6 +141,7 @@ def _record(reply: Reply) -> HandleRecord:
     summary="Create or update a handle",
     status_code=201,
     responses={200: {"description": "Updated"}, **_error_docs(400, 401, 403, 409, 413, 503)},
+    openapi_extra=NEEDS_CREDENTIALS,
 )
 async def put_handle(
     handle: str,
@@ -175,6 +176,7 @@ async def put_handle(
     "/api/handles/{handle:path}",
     summary="Delete a handle or some of its values",
     responses=_error_docs(400, 401, 403, 404, 503),
+    openapi_extra=NEEDS_CREDENTIALS,
 )
 async def delete_handle(
     handle: str,
@@ -194,6 +196,7 @@ async def delete_handle(
     "/api/handles",
     summary="List the handles under a prefix",
     responses=_error_docs(400, 401, 403, 503),
+    openapi_extra=NEEDS_CREDENTIALS,
 )
 async def list_handles(
     request: Request,

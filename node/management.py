@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from node.request_body import read_json
-from node.responses import json_response
+from node.responses import NEEDS_CREDENTIALS, json_response
 from node.state import NodeState, node_state
 from registry.errors import InvalidValue
 
@@ -24,6 +24,7 @@ State = Annotated[NodeState, Depends(node_state)]
         401: {"description": "Credentials missing or wrong (402)"},
         413: {"description": "Request body too large"},
     },
+    openapi_extra=NEEDS_CREDENTIALS,
 )
 async def batch_register(request: Request, state: State, overwrite: bool = False) -> Response:
     """Body ``{"handles": [{"handle": H, "values": [...]}, ...]}`` (at most 2000 handles).

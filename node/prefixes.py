@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from node.request_body import read_json
-from node.responses import json_response
+from node.responses import NEEDS_CREDENTIALS, json_response
 from node.state import NodeState, node_state
 from registry.errors import InvalidValue
 from registry.identifier import Prefix
@@ -63,6 +63,7 @@ async def get_prefix(prefix: str, state: State) -> Response:
         401: {"description": "Credentials missing or wrong (402)"},
         403: {"description": "The identity may not file this prefix (400)"},
     },
+    openapi_extra=NEEDS_CREDENTIALS,
 )
 async def put_prefix(prefix: str, request: Request, state: State) -> Response:
     """Body: ``{"nodeUrl", "kind", "industry", "owner", "status", "creditCode",

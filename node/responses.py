@@ -20,6 +20,18 @@ from registry.errors import IdnodeError, InvalidValue, TooManyRequests
 log = logging.getLogger("idnode.node")
 JSON = "application/json"
 
+# OpenAPI: operations that need credentials say so (Basic or a Bearer session token);
+# create_app declares the two schemes.
+NEEDS_CREDENTIALS: dict[str, Any] = {"security": [{"basic": []}, {"bearer": []}]}
+SECURITY_SCHEMES: dict[str, Any] = {
+    "basic": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "username <index>:<handle>, e.g. 300:0.NA/88.100 (percent-encoded)",
+    },
+    "bearer": {"type": "http", "scheme": "bearer", "description": "from POST /api/sessions"},
+}
+
 
 def json_response(obj: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(obj), status_code=status, media_type=JSON)

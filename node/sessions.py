@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from node.request_body import read_json
-from node.responses import json_response
+from node.responses import NEEDS_CREDENTIALS, json_response
 from node.state import NodeState, node_state
 from registry.errors import AuthenticationRequired, InvalidValue, NotAuthorised
 from registry.identifier import Identity
@@ -38,7 +38,12 @@ def _text_field(body: object, name: str) -> str:
     return value
 
 
-@router.post("/api/sessions", summary="Log in: get a Bearer token", responses=_AUTH)
+@router.post(
+    "/api/sessions",
+    summary="Log in: get a Bearer token",
+    responses=_AUTH,
+    openapi_extra={"security": [{"basic": []}, {}]},  # Basic, or a signed challenge body
+)
 async def open_session(request: Request, state: State) -> Response:
     """Either HTTP Basic credentials (no body), or a signed challenge as the body:
     ``{"identity": "300:88.100.1/devices/plc-7", "nonce": N, "signature": S}`` (see
@@ -92,7 +97,12 @@ async def new_challenge(request: Request, state: State) -> Response:
     )
 
 
-@router.delete("/api/sessions", summary="Log out, or end every session of an identity")
+@router.delete(
+    "/api/sessions",
+    summary="Log out, or end every session of an identity",
+    responses=_AUTH,
+    openapi_extra=NEEDS_CREDENTIALS,
+)
 async def close_session(request: Request, state: State, identity: str | None = None) -> Response:
     """With a Bearer token and no parameter: ends that session. With ``identity``: ends
     every session of that identity; allowed to the identity itself and to the
@@ -116,6 +126,7 @@ async def close_session(request: Request, state: State, identity: str | None = N
     "/api/secrets/{identity:path}",
     summary="Rotate an identity's secret without downtime",
     responses={**_AUTH, 403: {"description": "May not change that identity's secret (400)"}},
+    openapi_extra=NEEDS_CREDENTIALS,
 )
 async def rotate_secret(identity: str, request: Request, state: State) -> Response:
     """Body ``{"secret": NEW, "graceSeconds": N}`` (N up to a week, default 3600): the new

@@ -107,6 +107,8 @@ def _json(node: str, body: bytes) -> Any:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"its TLS certificate was not accepted ({exc.certificate_error})"
     if isinstance(exc, aiohttp.ClientConnectorError):
         return exc.os_error.strerror or str(exc.os_error) or "cannot connect"
     return str(exc) or type(exc).__name__

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -17,10 +18,19 @@ from node.embedded_redis import free_port
 class NodeProcess:
     """``idnode serve`` in a child process, with its own embedded Redis in ``data_dir``."""
 
-    def __init__(self, data_dir: Path, *extra: str, prefix: str = "88.100", secret: str = "s3cret"):
+    def __init__(
+        self,
+        data_dir: Path,
+        *extra: str,
+        prefix: str = "88.100",
+        secret: str = "s3cret",
+        scheme: str = "http",
+        verify: ssl.SSLContext | bool = True,
+    ):
         self.data_dir = data_dir
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.verify = verify
         self.args = [
             sys.executable,
             "-m",
@@ -50,7 +60,8 @@ class NodeProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"node exited early: {self.log.read_text()[-2000:]}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                ready = httpx.get(f"{self.url}/readyz", timeout=1, verify=self.verify)
+                if ready.status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
