@@ -165,6 +165,7 @@ async def _build_state(
         delegations=delegations,
         parent_url=config.parent_url,
         sessions=SessionStore(redis, ttl=config.session_ttl, challenge_ttl=CHALLENGE_TTL),
+        secret_cost=config.secret_hash_cost,
     )
     if own is not None:
         generated = await registrar.ensure_prefix_admin(own, config.admin_secret)

@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--rate-limit", type=float, help="requests/s per address and identity")
     serve.add_argument("--daily-quota", type=int, help="requests/day per address and identity")
     serve.add_argument("--audit-entries", type=int, help="audit log entries kept")
+    serve.add_argument("--secret-hash-cost", type=int, help="scrypt cost (log2 N) of new hashes")
     serve.add_argument("--tls-cert", help="serve HTTPS: PEM certificate (chain)")
     serve.add_argument("--tls-key", help="serve HTTPS: PEM private key")
     serve.add_argument("--tls-ca", help="PEM CA bundle trusted for calls to other nodes")
@@ -92,6 +93,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def keys(args: dict[str, object]) -> None:
+    try:
+        _keys(args)
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"keys: {exc}") from None
+
+
+def _keys(args: dict[str, object]) -> None:
     import json
     import urllib.error
     import urllib.request

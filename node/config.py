@@ -39,6 +39,8 @@ option                 environment               meaning
 --daily-quota          IDNODE_DAILY_QUOTA        requests/day per client address and per
                                                  identity (0 = no limit, the default)
 --audit-entries        IDNODE_AUDIT_ENTRIES      audit log length kept (100000)
+--secret-hash-cost     IDNODE_SECRET_HASH_COST   scrypt cost of new secret hashes, log2 N
+                                                 (14; lower only for tests and demos)
 --tls-cert / --tls-key IDNODE_TLS_CERT / _KEY    serve HTTPS with this PEM certificate
                                                  (chain) and private key
 --tls-ca               IDNODE_TLS_CA             PEM CA bundle trusted for calls to other
@@ -96,6 +98,7 @@ class NodeConfig:
     rate_limit: float = 0.0
     daily_quota: int = 0
     audit_entries: int = 100_000
+    secret_hash_cost: int = 14
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
@@ -214,6 +217,9 @@ class NodeConfig:
             rate_limit=seconds("rate_limit", 0.0),
             daily_quota=_int_setting("daily_quota", get("daily_quota"), 0, low=0),
             audit_entries=_int_setting("audit_entries", get("audit_entries"), 100_000, low=10),
+            secret_hash_cost=_int_setting(
+                "secret_hash_cost", get("secret_hash_cost"), 14, low=4, high=20
+            ),
             tls_cert=tls["tls_cert"],
             tls_key=tls["tls_key"],
             tls_ca=tls["tls_ca"],

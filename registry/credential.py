@@ -20,23 +20,22 @@ from urllib.parse import unquote
 from registry.errors import AuthenticationRequired, InvalidHandle
 from registry.identifier import Identity
 
-_SCRYPT_N = 2**14
+DEFAULT_COST = 14  # scrypt N = 2**cost; the hash records it, so costs can change later
 _SCRYPT_R = 8
 _SCRYPT_P = 1
 _SCHEME = "scrypt"
 
 
-def hash_secret(secret: str) -> str:
-    """An scrypt hash of ``secret`` in a self-describing text form.
+def hash_secret(secret: str, cost: int = DEFAULT_COST) -> str:
+    """An scrypt hash of ``secret`` (N = 2**cost) in a self-describing text form.
 
-    >>> verify_secret("s3cret", hash_secret("s3cret"))
+    >>> verify_secret("s3cret", hash_secret("s3cret", cost=4))
     True
     """
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(secret.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
-    return "$".join(
-        [_SCHEME, str(_SCRYPT_N), str(_SCRYPT_R), str(_SCRYPT_P), _b64(salt), _b64(digest)]
-    )
+    n = 2**cost
+    digest = hashlib.scrypt(secret.encode(), salt=salt, n=n, r=_SCRYPT_R, p=_SCRYPT_P)
+    return "$".join([_SCHEME, str(n), str(_SCRYPT_R), str(_SCRYPT_P), _b64(salt), _b64(digest)])
 
 
 def verify_secret(secret: str, stored: str) -> bool:

@@ -35,6 +35,7 @@ class Algorithm(StrEnum):
 
 
 _KEY_HEX_CHARS = {Algorithm.SM2: 128, Algorithm.ED25519: 64}
+_SM2_N = int(sm2.default_ecc_table["n"], 16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,11 @@ class PublicKey:
             return False
         if self.algorithm is Algorithm.SM2:
             if len(signature) != 128:
+                return False
+            # r and s must lie in [1, n-1] (GB/T 32918.2); gmssl does not check s, and
+            # (r, s + n) would otherwise verify as well.
+            r, s = int(signature[:64], 16), int(signature[64:], 16)
+            if not (0 < r < _SM2_N and 0 < s < _SM2_N):
                 return False
             try:
                 return bool(

@@ -18,6 +18,7 @@ from typing import Any
 
 from registry.authority import Authority
 from registry.credential import (
+    DEFAULT_COST,
     VerifiedSecrets,
     generate_secret,
     hash_secret,
@@ -40,7 +41,7 @@ from registry.limits import Limits
 from registry.permission import NEEDS, Grants, Operation, missing, operations
 from registry.pubkey import PUBKEY_TYPE, PublicKey, challenge
 from registry.record import HandleRecord, plan_remove, plan_replace, plan_update
-from registry.session import SessionStore
+from registry.session import SessionStore, changed_identities
 from registry.store import HandleStore, Stored
 from registry.value import (
     SECRET_TYPE,
@@ -116,6 +117,7 @@ class Registrar:
         delegations: Delegations | None = None,
         parent_url: str | None = None,
         sessions: SessionStore | None = None,
+        secret_cost: int = DEFAULT_COST,
     ) -> None:
         self.store = store
         self.authority = authority
@@ -123,6 +125,7 @@ class Registrar:
         self.delegations = delegations
         self.parent_url = parent_url
         self.sessions = sessions
+        self.secret_cost = secret_cost
         self._clock = clock
         self._verified = VerifiedSecrets()
         self._locks = KeyedLocks()
@@ -205,14 +208,14 @@ class Registrar:
         current = await self._stored_secret(identity)
         if current is None:
             raise NotFound(f"{identity.text} is not a secret-key identity at this node")
-        hashed = await asyncio.to_thread(hash_secret, new_secret)
+        hashed = await asyncio.to_thread(hash_secret, new_secret, self.secret_cost)
         old = identity.handle
         now = self._clock()
         value = HandleValue(
             identity.index, SECRET_TYPE, DataFormat.STRING, hashed, self.limits.default_ttl, now
         )
         writer = None if caller.key == identity.key else caller
-        await self.update_values(old, [value], identity=caller, writer=writer)
+        await self.update_values(old, [value], identity=caller, writer=writer, keep_sessions=True)
         if self.sessions is not None:
             await self.sessions.keep_previous_secret(identity, current, grace)
 
@@ -254,7 +257,7 @@ class Registrar:
         """
         identity = Identity(ADMIN_SECRET_INDEX, prefix.record_handle)
         generated = None if secret is not None else generate_secret()
-        hashed = await asyncio.to_thread(hash_secret, secret or generated or "")
+        hashed = await asyncio.to_thread(hash_secret, secret or generated or "", self.secret_cost)
         now = self._clock()
         ttl = self.limits.default_ttl
         values = [
@@ -272,6 +275,7 @@ class Registrar:
         *,
         identity: Identity,
         writer: Identity | None = None,
+        keep_sessions: bool = False,
     ) -> None:
         """Set ``values`` on ``handle`` (created if absent), keeping its other values.
 
@@ -283,7 +287,8 @@ class Registrar:
         await self._apply(
             handle,
             writer,
-            lambda before: plan_update(
+            keep_sessions=keep_sessions,
+            plan=lambda before: plan_update(
                 before.record if before else None,
                 handle,
                 list(values),
@@ -411,6 +416,14 @@ class Registrar:
         return [await self._hashed(v) for v in values]
 
     async def _hashed(self, value: HandleValue) -> HandleValue:
+        if value.type.upper() == PUBKEY_TYPE:
+            if not isinstance(value.value, str) or value.format is not DataFormat.STRING:
+                raise InvalidValue(f"value at index {value.index}: an HS_PUBKEY is a string")
+            try:
+                PublicKey.parse(value.value)
+            except InvalidValue as exc:
+                raise InvalidValue(f"value at index {value.index}: {exc.message}") from None
+            return value
         if value.type.upper() != SECRET_TYPE or value.format is not DataFormat.STRING:
             return value
         assert isinstance(value.value, str)
@@ -418,7 +431,7 @@ class Registrar:
             raise InvalidValue(
                 f"value at index {value.index}: send the HS_SECKEY secret itself, not a hash"
             )
-        hashed = await asyncio.to_thread(hash_secret, value.value)
+        hashed = await asyncio.to_thread(hash_secret, value.value, self.secret_cost)
         return HandleValue(
             value.index, value.type, value.format, hashed, value.ttl, value.timestamp
         )
@@ -571,6 +584,9 @@ class Registrar:
             changes.append((before, after))
             planned.append((position, handle, values, before))
         committed = await self.store.commit_many(changes)
+        for (old, new), done in zip(changes, committed, strict=True):
+            if done:
+                await self._end_sessions(old.record if old else None, new)
         for (position, handle, values, before), done in zip(planned, committed, strict=True):
             if done:
                 results[position] = _succeeded(handle.text, created=before is None)
@@ -584,8 +600,15 @@ class Registrar:
                 results[position] = _failed(handle.text, exc)
         return [r for r in results if r is not None]
 
+    async def _end_sessions(self, before: HandleRecord | None, after: HandleRecord | None) -> None:
+        """An identity whose key a write removed or replaced has no sessions left."""
+        if self.sessions is None:
+            return
+        for identity in changed_identities(before, after):
+            await self.sessions.revoke_all(identity)
+
     async def _apply(
-        self, handle: Handle, writer: Identity | None, plan: Plan
+        self, handle: Handle, writer: Identity | None, plan: Plan, *, keep_sessions: bool = False
     ) -> tuple[Stored | None, HandleRecord | None]:
         # Writers to one record in this process take turns (no wasted round trips);
         # the compare-and-set still guards against other processes and nodes, which
@@ -600,6 +623,8 @@ class Registrar:
                     grants = await self.grants(writer, handle, existing)
                     self.authorise(writer, handle, existing, after, grants)
                 if await self.store.commit(before, after):
+                    if not keep_sessions:
+                        await self._end_sessions(before.record if before else None, after)
                     return before, after
                 await asyncio.sleep(random.uniform(0, 0.001 * 2**attempt))
         raise StoreUnavailable(

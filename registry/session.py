@@ -26,7 +26,28 @@ from redis.exceptions import RedisError
 
 from registry.errors import StoreUnavailable
 from registry.identifier import Identity
-from registry.pubkey import new_nonce
+from registry.pubkey import PUBKEY_TYPE, new_nonce
+from registry.record import HandleRecord
+from registry.value import SECRET_TYPE
+
+KEY_TYPES = frozenset({SECRET_TYPE, PUBKEY_TYPE})
+
+
+def changed_identities(before: HandleRecord | None, after: HandleRecord | None) -> list[Identity]:
+    """Identities (key values: HS_SECKEY, HS_PUBKEY) that a write removes or replaces;
+    their sessions must end, since what they logged in with is gone. Pure.
+
+    A rotation (:meth:`Registrar.rotate_secret`) replaces a secret too, but keeps
+    sessions on purpose; it writes through a path that does not call this.
+    """
+    if before is None:
+        return []
+    kept = {v.index: v for v in after.values} if after is not None else {}
+    return [
+        Identity(v.index, before.handle)
+        for v in before.values
+        if v.type.upper() in KEY_TYPES and kept.get(v.index) != v
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,639 @@
+"""Sessions, secret rotation and public-key login, in process on the session's real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from registry.pubkey import Algorithm, challenge, generate, sign
+from tests.conftest import ADMIN, ADMIN_AUTH, ADMIN_SECRET, basic, snapshot
+
+DEVICE = "300:88.100/devices/plc-7"
+DEVICE_HANDLE = "88.100/devices/plc-7"
+ENTERPRISE = "300:0.NA/88.100.1"
+ENTERPRISE_SECRET = "enterprise-secret-1"
+ENTERPRISE_AUTH = basic(ENTERPRISE, ENTERPRISE_SECRET)
+URL_VALUE = {"index": 1, "type": "URL", "data": "https://parts.example/1"}
+ALGORITHMS = [pytest.param(a, id=a.value) for a in Algorithm]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def open_session(client: httpx.AsyncClient, auth: dict[str, str] = ADMIN_AUTH) -> str:
+    response = await client.post("/api/sessions", headers=auth)
+    assert response.status_code == 201, response.text
+    token: str = response.json()["token"]
+    return token
+
+
+async def is_admin(client: httpx.AsyncClient, auth: dict[str, str]) -> int:
+    """The status of a request only the node administrator may make (200 when it is)."""
+    return (await client.get("/api/audit", params={"count": 1}, headers=auth)).status_code
+
+
+async def put(
+    client: httpx.AsyncClient, handle: str, values: object, auth: dict[str, str], **params: str
+) -> httpx.Response:
+    return await client.put(f"/api/handles/{handle}", json=values, params=params, headers=auth)
+
+
+@pytest.fixture
+async def enterprise(client: httpx.AsyncClient) -> dict[str, str]:
+    """An enterprise administrator 300:0.NA/88.100.1, created by hand by the node admin."""
+    created = await put(
+        client,
+        "0.NA/88.100.1",
+        [{"index": 300, "type": "HS_SECKEY", "data": ENTERPRISE_SECRET}],
+        ADMIN_AUTH,
+    )
+    assert created.status_code == 201, created.text
+    return ENTERPRISE_AUTH
+
+
+async def add_device(
+    client: httpx.AsyncClient, algorithm: Algorithm, handle: str = DEVICE_HANDLE
+) -> str:
+    """Give ``300:<handle>`` a fresh public key; returns the private key."""
+    private, public = generate(algorithm)
+    created = await put(
+        client, handle, [{"index": 300, "type": "HS_PUBKEY", "data": public}], ADMIN_AUTH
+    )
+    assert created.status_code == 201, created.text
+    return private
+
+
+async def grant_device(client: httpx.AsyncClient, handle: str = DEVICE_HANDLE) -> None:
+    admin_value = {
+        "index": 101,
+        "type": "HS_ADMIN",
+        "data": {
+            "format": "admin",
+            "value": {"handle": handle, "index": 300, "permissions": "registrar"},
+        },
+    }
+    granted = await put(client, "0.NA/88.100", [admin_value], ADMIN_AUTH, index="101")
+    assert granted.status_code == 200, granted.text
+
+
+async def ask_challenge(client: httpx.AsyncClient, identity: str = DEVICE) -> dict[str, Any]:
+    response = await client.post("/api/sessions/challenge", json={"identity": identity})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def login(
+    client: httpx.AsyncClient, identity: str, nonce: str, signature: str
+) -> httpx.Response:
+    return await client.post(
+        "/api/sessions", json={"identity": identity, "nonce": nonce, "signature": signature}
+    )
+
+
+def refused(response: httpx.Response) -> bool:
+    return response.status_code == 401 and response.json()["responseCode"] == 402
+
+
+# -- Basic credentials for a Bearer token ---------------------------------------------
+
+
+async def test_basic_login_answers_a_token(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/sessions", headers=ADMIN_AUTH)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["responseCode"] == 1
+    assert body["identity"] == ADMIN and body["expiresIn"] == 900
+    assert isinstance(body["token"], str) and len(body["token"]) >= 40
+    assert body["token"] != await open_session(client)  # every login is a new token
+
+
+async def test_token_works_for_writes_and_deletes(client: httpx.AsyncClient) -> None:
+    token = await open_session(client)
+    created = await put(client, "88.100/x", [URL_VALUE], bearer(token))
+    assert created.status_code == 201, created.text
+    assert (await client.get("/api/handles/88.100/x")).status_code == 200
+    deleted = await client.delete("/api/handles/88.100/x", headers=bearer(token))
+    assert deleted.status_code == 200, deleted.text
+    assert (await client.get("/api/handles/88.100/x")).status_code == 404
+    assert await is_admin(client, bearer(token)) == 200
+    assert await is_admin(client, {"Authorization": f"bearer   {token}  "}) == 200
+
+
+async def test_the_store_keeps_only_a_hash_of_the_token(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    token = await open_session(client)
+    keys = cast(list[bytes], await redis.keys("sess:*"))
+    assert keys and not any(token.encode() in key for key in keys)
+    for key in keys:
+        assert token.encode() not in (await redis.dump(key) or b"")
+    ttl = await redis.ttl(next(k for k in keys if k.startswith(b"sess:t:")))
+    assert 0 < ttl <= 900
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param(bearer("not-a-token"), id="unknown"),
+        pytest.param(bearer(""), id="empty"),
+        pytest.param({"Authorization": "Bearer"}, id="no-token"),
+        pytest.param(bearer("x" * 5000), id="long"),
+    ],
+)
+async def test_unknown_token_is_refused(
+    client: httpx.AsyncClient, redis: Redis, headers: dict[str, str]
+) -> None:
+    before = await snapshot(redis)
+    response = await put(client, "88.100/x", [URL_VALUE], headers)
+    assert refused(response)
+    assert await snapshot(redis) == before
+
+
+async def test_login_needs_credentials(client: httpx.AsyncClient, redis: Redis) -> None:
+    before = await snapshot(redis)
+    assert refused(await client.post("/api/sessions"))
+    assert refused(await client.post("/api/sessions", headers=basic(ADMIN, "wrong-secret")))
+    assert refused(await client.post("/api/sessions", headers=basic("300:0.NA/88.100.9", "x")))
+    token = await open_session(client)
+    # a token is not exchanged for another one
+    assert refused(await client.post("/api/sessions", headers=bearer(token)))
+    assert refused(await put(client, "88.100/x", [URL_VALUE], {}))
+    after = cast(dict[bytes, object], await snapshot(redis))
+    assert {k for k in after if not k.startswith(b"sess:")} == set(before)
+
+
+# -- Logging out ----------------------------------------------------------------------
+
+
+async def test_logout_revokes_the_token(client: httpx.AsyncClient) -> None:
+    token = await open_session(client)
+    other = await open_session(client)
+    response = await client.delete("/api/sessions", headers=bearer(token))
+    assert response.status_code == 200 and response.json() == {"responseCode": 1, "revoked": 1}
+    assert refused(await put(client, "88.100/x", [URL_VALUE], bearer(token)))
+    assert refused(await client.delete("/api/sessions", headers=bearer(token)))
+    assert await is_admin(client, bearer(other)) == 200  # the other session is untouched
+    assert await is_admin(client, ADMIN_AUTH) == 200
+
+
+async def test_logout_without_token_or_identity_is_malformed(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/api/sessions", headers=ADMIN_AUTH)
+    assert response.status_code == 400 and response.json()["responseCode"] == 202
+    assert refused(await client.delete("/api/sessions"))
+
+
+async def test_admin_ends_every_session_of_an_identity(client: httpx.AsyncClient) -> None:
+    tokens = [await open_session(client) for _ in range(3)]
+    await client.delete("/api/sessions", headers=bearer(tokens[0]))  # already ended
+    response = await client.delete("/api/sessions", params={"identity": ADMIN}, headers=ADMIN_AUTH)
+    assert response.status_code == 200
+    assert response.json() == {"responseCode": 1, "revoked": 2}
+    for token in tokens:
+        assert await is_admin(client, bearer(token)) == 401
+    assert await is_admin(client, ADMIN_AUTH) == 200  # the secret still works
+    again = await client.delete("/api/sessions", params={"identity": ADMIN}, headers=ADMIN_AUTH)
+    assert again.json() == {"responseCode": 1, "revoked": 0}
+
+
+async def test_ending_all_sessions_with_a_token_ends_that_one_too(
+    client: httpx.AsyncClient,
+) -> None:
+    token = await open_session(client)
+    response = await client.delete(
+        "/api/sessions", params={"identity": ADMIN.lower()}, headers=bearer(token)
+    )
+    assert response.status_code == 200 and response.json()["revoked"] == 1
+    assert await is_admin(client, bearer(token)) == 401
+
+
+async def test_enterprise_may_not_end_the_admins_sessions(
+    client: httpx.AsyncClient, enterprise: dict[str, str]
+) -> None:
+    token = await open_session(client)
+    response = await client.delete("/api/sessions", params={"identity": ADMIN}, headers=enterprise)
+    assert response.status_code == 403 and response.json()["responseCode"] == 400
+    assert await is_admin(client, bearer(token)) == 200
+
+
+async def test_identity_and_admin_above_may_end_an_enterprises_sessions(
+    client: httpx.AsyncClient, enterprise: dict[str, str]
+) -> None:
+    first, second = await open_session(client, enterprise), await open_session(client, enterprise)
+    own = await client.delete(
+        "/api/sessions", params={"identity": ENTERPRISE}, headers=bearer(first)
+    )
+    assert own.status_code == 200 and own.json()["revoked"] == 2
+    third = await open_session(client, enterprise)
+    by_admin = await client.delete(
+        "/api/sessions", params={"identity": ENTERPRISE}, headers=ADMIN_AUTH
+    )
+    assert by_admin.status_code == 200 and by_admin.json()["revoked"] == 1
+    for token in (first, second, third):
+        assert refused(await put(client, "88.100.1/a", [URL_VALUE], bearer(token)))
+    assert (await put(client, "88.100.1/a", [URL_VALUE], enterprise)).status_code == 201
+
+
+async def test_ending_sessions_of_a_malformed_identity(client: httpx.AsyncClient) -> None:
+    response = await client.delete(
+        "/api/sessions", params={"identity": "no-index"}, headers=ADMIN_AUTH
+    )
+    assert response.status_code == 400
+
+
+# -- Secret rotation ------------------------------------------------------------------
+
+
+async def rotate(
+    client: httpx.AsyncClient, body: object, auth: dict[str, str] = ADMIN_AUTH, who: str = ADMIN
+) -> httpx.Response:
+    return await client.put(f"/api/secrets/{who}", json=body, headers=auth)
+
+
+async def test_rotation_keeps_the_old_secret_during_the_grace_period(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    token = await open_session(client)
+    response = await rotate(client, {"secret": "new-secret-1", "graceSeconds": 60})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"responseCode": 1, "identity": ADMIN, "graceSeconds": 60}
+    new_auth = basic(ADMIN, "new-secret-1")
+    assert await is_admin(client, new_auth) == 200
+    assert await is_admin(client, ADMIN_AUTH) == 200
+    assert await is_admin(client, bearer(token)) == 200  # open sessions stay valid
+    assert (await put(client, "88.100/x", [URL_VALUE], ADMIN_AUTH)).status_code == 201
+    assert (await put(client, "88.100/y", [URL_VALUE], new_auth)).status_code == 201
+    assert await is_admin(client, basic(ADMIN, "another-secret")) == 401
+    (grace_key,) = cast(list[bytes], await redis.keys("sess:r:*"))
+    assert 0 < await redis.ttl(grace_key) <= 60
+    assert b"new-secret-1" not in (await redis.dump(grace_key) or b"")
+
+    # when the grace period is over, only the new secret works
+    await redis.pexpire(grace_key, 1)
+    await asyncio.sleep(0.02)
+    assert await is_admin(client, ADMIN_AUTH) == 401
+    assert await is_admin(client, new_auth) == 200
+    assert await is_admin(client, bearer(token)) == 200
+
+
+async def test_rotation_without_grace_ends_the_old_secret_at_once(
+    client: httpx.AsyncClient,
+) -> None:
+    token = await open_session(client)
+    assert await is_admin(client, ADMIN_AUTH) == 200  # the old secret is remembered as good
+    response = await rotate(client, {"secret": "new-secret-1", "graceSeconds": 0})
+    assert response.status_code == 200, response.text
+    assert await is_admin(client, ADMIN_AUTH) == 401
+    assert await is_admin(client, basic(ADMIN, "new-secret-1")) == 200
+    assert await is_admin(client, bearer(token)) == 200
+
+
+async def test_rotation_defaults_to_an_hour(client: httpx.AsyncClient, redis: Redis) -> None:
+    response = await rotate(client, {"secret": "new-secret-1"})
+    assert response.status_code == 200 and response.json()["graceSeconds"] == 3600
+    (grace_key,) = cast(list[bytes], await redis.keys("sess:r:*"))
+    assert 3500 < await redis.ttl(grace_key) <= 3600
+    assert await is_admin(client, ADMIN_AUTH) == 200
+
+
+async def test_second_rotation_retires_the_first_secret(client: httpx.AsyncClient) -> None:
+    assert (await rotate(client, {"secret": "new-secret-1", "graceSeconds": 60})).status_code == 200
+    second = await rotate(
+        client, {"secret": "new-secret-2", "graceSeconds": 60}, basic(ADMIN, "new-secret-1")
+    )
+    assert second.status_code == 200, second.text
+    assert await is_admin(client, basic(ADMIN, "new-secret-2")) == 200
+    assert await is_admin(client, basic(ADMIN, "new-secret-1")) == 200
+    assert await is_admin(client, ADMIN_AUTH) == 401
+
+
+async def test_rotation_with_a_token(client: httpx.AsyncClient) -> None:
+    token = await open_session(client)
+    response = await rotate(client, {"secret": "new-secret-1", "graceSeconds": 0}, bearer(token))
+    assert response.status_code == 200, response.text
+    assert await is_admin(client, basic(ADMIN, "new-secret-1")) == 200
+
+
+async def test_admin_rotates_an_enterprise_secret(
+    client: httpx.AsyncClient, enterprise: dict[str, str]
+) -> None:
+    response = await rotate(
+        client, {"secret": "rotated-by-admin", "graceSeconds": 0}, ADMIN_AUTH, ENTERPRISE
+    )
+    assert response.status_code == 200, response.text
+    assert refused(await put(client, "88.100.1/a", [URL_VALUE], enterprise))
+    rotated = basic(ENTERPRISE, "rotated-by-admin")
+    assert (await put(client, "88.100.1/a", [URL_VALUE], rotated)).status_code == 201
+
+
+async def test_enterprise_may_not_rotate_the_admins_secret(
+    client: httpx.AsyncClient, redis: Redis, enterprise: dict[str, str]
+) -> None:
+    before = await snapshot(redis)
+    response = await rotate(client, {"secret": "hijacked-secret", "graceSeconds": 0}, enterprise)
+    assert response.status_code == 403 and response.json()["responseCode"] == 400
+    assert await snapshot(redis) == before
+    assert await is_admin(client, ADMIN_AUTH) == 200
+    assert await is_admin(client, basic(ADMIN, "hijacked-secret")) == 401
+
+
+async def test_rotation_refusals_change_nothing(client: httpx.AsyncClient, redis: Redis) -> None:
+    private = await add_device(client, Algorithm.ED25519)
+    assert private
+    before = await snapshot(redis)
+    unknown = await rotate(client, {"secret": "new-secret-1"}, who="300:88.100/nobody")
+    assert unknown.status_code == 404 and unknown.json()["responseCode"] == 100
+    pubkey = await rotate(client, {"secret": "new-secret-1"}, who=DEVICE)
+    assert pubkey.status_code == 404
+    foreign = await rotate(client, {"secret": "new-secret-1"}, who="300:0.NA/88.200")
+    assert foreign.status_code == 400 and foreign.json()["responseCode"] == 301
+    anonymous = await client.put(f"/api/secrets/{ADMIN}", json={"secret": "new-secret-1"})
+    assert refused(anonymous)
+    assert await snapshot(redis) == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"secret": "short", "graceSeconds": 60}, id="short-secret"),
+        pytest.param({"secret": "x" * 257, "graceSeconds": 60}, id="long-secret"),
+        pytest.param({"secret": "", "graceSeconds": 60}, id="empty-secret"),
+        pytest.param({"secret": 12345678, "graceSeconds": 60}, id="secret-not-string"),
+        pytest.param({"graceSeconds": 60}, id="no-secret"),
+        pytest.param({"secret": "new-secret-1", "graceSeconds": -1}, id="negative-grace"),
+        pytest.param({"secret": "new-secret-1", "graceSeconds": 7 * 86400 + 1}, id="long-grace"),
+        pytest.param({"secret": "new-secret-1", "graceSeconds": 60.0}, id="float-grace"),
+        pytest.param({"secret": "new-secret-1", "graceSeconds": "60"}, id="string-grace"),
+        pytest.param({"secret": "new-secret-1", "graceSeconds": True}, id="bool-grace"),
+        pytest.param({"secret": "new-secret-1", "graceSeconds": None}, id="null-grace"),
+        pytest.param(["new-secret-1"], id="list"),
+        pytest.param(None, id="null"),
+    ],
+)
+async def test_malformed_rotation_is_refused(
+    client: httpx.AsyncClient, redis: Redis, body: object
+) -> None:
+    before = await snapshot(redis)
+    response = await rotate(client, body)
+    assert response.status_code == 400 and response.json()["responseCode"] == 202, response.text
+    assert await snapshot(redis) == before
+    assert await is_admin(client, ADMIN_AUTH) == 200
+
+
+async def test_rotation_body_not_json(client: httpx.AsyncClient, redis: Redis) -> None:
+    before = await snapshot(redis)
+    response = await client.put(f"/api/secrets/{ADMIN}", content=b"{nope", headers=ADMIN_AUTH)
+    assert response.status_code == 400 and response.json()["responseCode"] == 202
+    assert await snapshot(redis) == before
+
+
+async def test_rotated_secret_is_never_shown(client: httpx.AsyncClient) -> None:
+    await rotate(client, {"secret": "new-secret-1", "graceSeconds": 60})
+    record = await client.get(
+        "/api/handles/0.NA/88.100", params={"auth": "true"}, headers=ADMIN_AUTH
+    )
+    assert record.status_code == 200
+    assert "new-secret-1" not in record.text and ADMIN_SECRET not in record.text
+
+
+# -- Public-key login -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+async def test_public_key_login(client: httpx.AsyncClient, algorithm: Algorithm) -> None:
+    private = await add_device(client, algorithm)
+    asked = await ask_challenge(client)
+    nonce = asked["nonce"]
+    assert asked["responseCode"] == 1 and asked["expiresIn"] == 60
+    assert asked["sign"] == f"idnode-login\n{DEVICE}\n{nonce}"
+    assert asked["sign"].encode() == challenge(DEVICE, nonce)
+
+    response = await login(client, DEVICE, nonce, sign(private, challenge(DEVICE, nonce)))
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["identity"] == DEVICE and body["expiresIn"] == 900
+    token = body["token"]
+
+    # the token is the device's: not the administrator, and no rights until granted
+    assert await is_admin(client, bearer(token)) == 403
+    denied = await put(client, "88.100/made-by-plc", [URL_VALUE], bearer(token))
+    assert denied.status_code == 403 and denied.json()["responseCode"] == 400
+    await grant_device(client)
+    made = await put(client, "88.100/made-by-plc", [URL_VALUE], bearer(token))
+    assert made.status_code == 201, made.text
+    assert (await client.get("/api/handles/88.100/made-by-plc")).status_code == 200
+
+    assert (await client.delete("/api/sessions", headers=bearer(token))).status_code == 200
+    assert refused(await put(client, "88.100/made-by-plc-2", [URL_VALUE], bearer(token)))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+async def test_signature_by_another_key_is_refused(
+    client: httpx.AsyncClient, algorithm: Algorithm
+) -> None:
+    await add_device(client, algorithm)
+    other_private, _ = generate(algorithm)
+    nonce = (await ask_challenge(client))["nonce"]
+    response = await login(client, DEVICE, nonce, sign(other_private, challenge(DEVICE, nonce)))
+    assert refused(response)
+    assert "signature" in response.json()["message"]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+async def test_signature_of_another_algorithm_is_refused(
+    client: httpx.AsyncClient, algorithm: Algorithm
+) -> None:
+    await add_device(client, algorithm)
+    other = Algorithm.ED25519 if algorithm is Algorithm.SM2 else Algorithm.SM2
+    other_private, _ = generate(other)
+    nonce = (await ask_challenge(client))["nonce"]
+    assert refused(
+        await login(client, DEVICE, nonce, sign(other_private, challenge(DEVICE, nonce)))
+    )
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+async def test_a_signature_is_good_once(client: httpx.AsyncClient, algorithm: Algorithm) -> None:
+    private = await add_device(client, algorithm)
+    nonce = (await ask_challenge(client))["nonce"]
+    signature = sign(private, challenge(DEVICE, nonce))
+    assert (await login(client, DEVICE, nonce, signature)).status_code == 201
+    replayed = await login(client, DEVICE, nonce, signature)
+    assert refused(replayed)
+    assert "challenge" in replayed.json()["message"]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+async def test_a_failed_attempt_uses_up_the_nonce(
+    client: httpx.AsyncClient, algorithm: Algorithm
+) -> None:
+    private = await add_device(client, algorithm)
+    nonce = (await ask_challenge(client))["nonce"]
+    assert refused(await login(client, DEVICE, nonce, "00" * 64))
+    assert refused(await login(client, DEVICE, nonce, sign(private, challenge(DEVICE, nonce))))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+async def test_an_expired_nonce_is_refused(
+    client: httpx.AsyncClient, redis: Redis, algorithm: Algorithm
+) -> None:
+    private = await add_device(client, algorithm)
+    nonce = (await ask_challenge(client))["nonce"]
+    key = f"sess:n:{nonce}"
+    assert await redis.get(key) is not None
+    assert 0 < await redis.ttl(key) <= 60
+    assert await redis.pexpire(key, 1)
+    await asyncio.sleep(0.02)
+    response = await login(client, DEVICE, nonce, sign(private, challenge(DEVICE, nonce)))
+    assert refused(response)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+async def test_a_nonce_issued_to_another_identity_is_refused(
+    client: httpx.AsyncClient, algorithm: Algorithm
+) -> None:
+    private = await add_device(client, algorithm)
+    await add_device(client, algorithm, "88.100/devices/plc-8")
+    nonce = (await ask_challenge(client, "300:88.100/devices/plc-8"))["nonce"]
+    response = await login(client, DEVICE, nonce, sign(private, challenge(DEVICE, nonce)))
+    assert refused(response)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+async def test_a_signature_for_another_nonce_is_refused(
+    client: httpx.AsyncClient, algorithm: Algorithm
+) -> None:
+    private = await add_device(client, algorithm)
+    first = (await ask_challenge(client))["nonce"]
+    second = (await ask_challenge(client))["nonce"]
+    assert first != second
+    assert refused(await login(client, DEVICE, second, sign(private, challenge(DEVICE, first))))
+
+
+async def test_nonce_spelled_differently_is_unknown(client: httpx.AsyncClient) -> None:
+    private = await add_device(client, Algorithm.ED25519)
+    nonce = (await ask_challenge(client))["nonce"]
+    for wrong in (nonce.upper(), nonce + "0", f"{nonce}:x", "*"):
+        assert refused(await login(client, DEVICE, wrong, sign(private, challenge(DEVICE, wrong))))
+    # none of those used it up
+    response = await login(client, DEVICE, nonce, sign(private, challenge(DEVICE, nonce)))
+    assert response.status_code == 201
+
+
+async def test_identity_spelled_in_another_case_logs_in(client: httpx.AsyncClient) -> None:
+    """Handles match case-insensitively; the client signs the identity as it sends it."""
+    private = await add_device(client, Algorithm.SM2)
+    nonce = (await ask_challenge(client))["nonce"]
+    shouted = DEVICE.upper()
+    response = await login(client, shouted, nonce, sign(private, challenge(shouted, nonce)))
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        pytest.param("300:88.100/devices/nobody", id="unknown-handle"),
+        pytest.param("301:88.100/devices/plc-7", id="other-index"),
+        pytest.param(ADMIN, id="secret-identity"),
+        pytest.param("300:88.100/devices/url-only", id="no-pubkey"),
+        pytest.param("300:88.100/devices/bad-key", id="malformed-key"),
+        pytest.param("300:88.200/devices/plc-7", id="foreign-prefix"),
+    ],
+)
+async def test_challenge_needs_a_public_key(
+    client: httpx.AsyncClient, redis: Redis, identity: str
+) -> None:
+    await add_device(client, Algorithm.SM2)
+    await put(client, "88.100/devices/url-only", [{**URL_VALUE, "index": 300}], ADMIN_AUTH)
+    await put(
+        client,
+        "88.100/devices/bad-key",
+        [{"index": 300, "type": "HS_PUBKEY", "data": "sm2:abc"}],
+        ADMIN_AUTH,
+    )
+    before = await snapshot(redis)
+    response = await client.post("/api/sessions/challenge", json={"identity": identity})
+    assert refused(response)
+    assert await snapshot(redis) == before  # no nonce issued
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"{nope", id="not-json"),
+        pytest.param(b"[]", id="list"),
+        pytest.param(b"null", id="null"),
+        pytest.param(b"{}", id="empty-object"),
+        pytest.param(b'{"identity": 300}', id="identity-not-string"),
+        pytest.param(b'{"identity": ""}', id="identity-empty"),
+        pytest.param(b'{"identity": "no-index-here"}', id="identity-malformed"),
+    ],
+)
+async def test_malformed_challenge_request(client: httpx.AsyncClient, body: bytes) -> None:
+    response = await client.post("/api/sessions/challenge", content=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["responseCode"] in (102, 202)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"{nope", id="not-json"),
+        pytest.param(b"[1, 2]", id="list"),
+        pytest.param(b'"text"', id="string"),
+        pytest.param(b"{}", id="empty-object"),
+        pytest.param(b'{"identity": "%(id)s", "nonce": "%(n)s"}', id="no-signature"),
+        pytest.param(b'{"identity": "%(id)s", "signature": "00"}', id="no-nonce"),
+        pytest.param(b'{"nonce": "%(n)s", "signature": "00"}', id="no-identity"),
+        pytest.param(b'{"identity": "%(id)s", "nonce": "%(n)s", "signature": 7}', id="sig-int"),
+        pytest.param(b'{"identity": "%(id)s", "nonce": 1, "signature": "00"}', id="nonce-int"),
+        pytest.param(b'{"identity": "%(id)s", "nonce": "%(n)s", "signature": ""}', id="sig-empty"),
+        pytest.param(b'{"identity": "junk", "nonce": "%(n)s", "signature": "00"}', id="bad-id"),
+    ],
+)
+async def test_malformed_login_body(client: httpx.AsyncClient, redis: Redis, body: bytes) -> None:
+    private = await add_device(client, Algorithm.ED25519)
+    nonce = (await ask_challenge(client))["nonce"]
+    before = await snapshot(redis)
+    filled = body % {b"id": DEVICE.encode(), b"n": nonce.encode()}
+    response = await client.post("/api/sessions", content=filled)
+    assert response.status_code == 400, response.text
+    assert response.json()["responseCode"] in (102, 202)
+    assert await snapshot(redis) == before  # no session, and the nonce is still there
+    good = await login(client, DEVICE, nonce, sign(private, challenge(DEVICE, nonce)))
+    assert good.status_code == 201
+
+
+async def test_oversized_login_fields_are_refused(client: httpx.AsyncClient) -> None:
+    await add_device(client, Algorithm.SM2)
+    nonce = (await ask_challenge(client))["nonce"]
+    response = await login(client, DEVICE, nonce, "ab" * 600)
+    assert response.status_code == 400 and response.json()["responseCode"] == 202
+
+
+async def test_public_key_session_is_ended_with_the_identity(client: httpx.AsyncClient) -> None:
+    private = await add_device(client, Algorithm.SM2)
+    tokens = []
+    for _ in range(2):
+        nonce = (await ask_challenge(client))["nonce"]
+        response = await login(client, DEVICE, nonce, sign(private, challenge(DEVICE, nonce)))
+        tokens.append(response.json()["token"])
+    ended = await client.delete("/api/sessions", params={"identity": DEVICE}, headers=ADMIN_AUTH)
+    assert ended.status_code == 200 and ended.json()["revoked"] == 2
+    for token in tokens:
+        assert await is_admin(client, bearer(token)) == 401
+
+
+async def test_deleting_an_identity_ends_its_sessions(
+    client: httpx.AsyncClient, enterprise: dict[str, str]
+) -> None:
+    token = await open_session(client, enterprise)
+    deleted = await client.delete("/api/handles/0.NA/88.100.1", headers=ADMIN_AUTH)
+    assert deleted.status_code == 200, deleted.text
+    assert refused(await put(client, "88.100.1/a", [URL_VALUE], enterprise))  # Basic: gone
+    assert refused(await put(client, "88.100.1/b", [URL_VALUE], bearer(token)))
