@@ -29,6 +29,7 @@ from node.body_limit import BodyLimit
 from node.config import NodeConfig
 from node.embedded_redis import EmbeddedRedis
 from node.parent import ParentLink, own_entry
+from node.path_guard import PathGuard
 from node.responses import SECURITY_SCHEMES, install_error_handlers
 from node.state import NodeState, Registration
 from registry.admission import DailyQuota, TokenBucket
@@ -132,18 +133,29 @@ def create_app(config: NodeConfig) -> FastAPI:
     app.include_router(health.router)
     app.add_middleware(AuditRecorder)
     app.add_middleware(BodyLimit, max_bytes=config.limits.max_body_bytes)
+    app.add_middleware(PathGuard)
     app.add_middleware(AddressLimits)  # outermost: refuse over-limit clients first
     return app
 
 
 def _declare_security(app: FastAPI) -> None:
-    """Add the Basic and Bearer schemes that write operations name to the schema."""
+    """Add the Basic and Bearer schemes that write operations name to the schema, and
+    document invalid parameters as the 400 they are answered with."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = build()
             schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    # Invalid parameters are answered 400 with responseCode 202, as in
+                    # the Handle API, not with FastAPI's 422.
+                    responses = operation.get("responses", {})
+                    if responses.pop("422", None) is not None:
+                        responses.setdefault(
+                            "400", {"description": "Invalid parameter or body (202)"}
+                        )
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -18,6 +18,7 @@ from node.state import NodeState, node_state
 from registry.authority import administered_prefix
 from registry.enterprise import Status
 from registry.errors import InvalidValue, NotAuthorised
+from registry.limits import MAX_PAGE_NUMBER, MAX_PAGE_SIZE
 
 router = APIRouter(tags=["Enterprise onboarding (secondary node)"])
 State = Annotated[NodeState, Depends(node_state)]
@@ -67,8 +68,8 @@ async def list_applications(
     request: Request,
     state: State,
     status: Status | None = None,
-    page: Annotated[int, Query(ge=0)] = 0,
-    pageSize: Annotated[int, Query(ge=1)] = 1000,  # noqa: N803 - like /api/handles
+    page: Annotated[int, Query(ge=0, le=MAX_PAGE_NUMBER)] = 0,
+    pageSize: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 1000,  # noqa: N803 - like /api/handles
 ) -> Response:
     await _require_admin(request, state)
     if pageSize > state.config.limits.max_page_size:

@@ -17,6 +17,7 @@ from node.responses import JSON, NEEDS_CREDENTIALS, json_response
 from node.state import NodeState, node_state
 from registry.errors import HandleNotFound, InvalidValue, NotAuthorised, UpstreamUnavailable
 from registry.identifier import Handle, Prefix, ascii_lower
+from registry.limits import MAX_PAGE_NUMBER, MAX_PAGE_SIZE
 from registry.permission import Operation
 from registry.record import HandleRecord, encode_values, select
 from registry.search import ValuePattern
@@ -202,8 +203,8 @@ async def list_handles(
     request: Request,
     state: State,
     prefix: Annotated[str, Query(description="e.g. 88.100.1")],
-    page: Annotated[int, Query(ge=0)] = 0,
-    pageSize: Annotated[int, Query(ge=1)] = 1000,  # noqa: N803 - Handle's parameter name
+    page: Annotated[int, Query(ge=0, le=MAX_PAGE_NUMBER)] = 0,
+    pageSize: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 1000,  # noqa: N803 - Handle's parameter name
 ) -> Response:
     """``{"responseCode":1,"prefix":P,"totalCount":N,"page":i,"pageSize":n,"handles":[...]}``.
 

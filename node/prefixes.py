@@ -12,6 +12,7 @@ from node.responses import NEEDS_CREDENTIALS, json_response
 from node.state import NodeState, node_state
 from registry.errors import InvalidValue
 from registry.identifier import Prefix
+from registry.limits import MAX_PAGE_NUMBER, MAX_PAGE_SIZE
 
 router = APIRouter(tags=["Prefix registry (top node)"])
 State = Annotated[NodeState, Depends(node_state)]
@@ -20,8 +21,8 @@ State = Annotated[NodeState, Depends(node_state)]
 @router.get("/api/prefixes", summary="List registered and filed prefixes")
 async def list_prefixes(
     state: State,
-    page: Annotated[int, Query(ge=0)] = 0,
-    pageSize: Annotated[int, Query(ge=1)] = 1000,  # noqa: N803 - like /api/handles
+    page: Annotated[int, Query(ge=0, le=MAX_PAGE_NUMBER)] = 0,
+    pageSize: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 1000,  # noqa: N803 - like /api/handles
 ) -> Response:
     """``{"responseCode":1,"totalCount":N,"page":i,"pageSize":n,"prefixes":[entry...]}``.
 

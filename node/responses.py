@@ -14,11 +14,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from registry.errors import IdnodeError, InvalidValue, TooManyRequests
 
 log = logging.getLogger("idnode.node")
 JSON = "application/json"
+_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
 
 # OpenAPI: operations that need credentials say so (Basic or a Bearer session token);
 # create_app declares the two schemes.
@@ -62,9 +64,23 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         body = {"responseCode": 2, "message": str(exc.detail)}
-        return json_response(body, exc.status_code)
+        response = json_response(body, exc.status_code)
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # every method some route takes at this path
+            allowed = [
+                method
+                for method in _METHODS
+                if any(
+                    route.matches({**request.scope, "method": method})[0] is Match.FULL
+                    for route in request.app.routes
+                )
+            ]
+            response.headers["Allow"] = ", ".join(allowed)
+        return response
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, RecursionError):  # a body nested past what anything here reads
+            return error_response(InvalidValue("the request body is nested too deeply"))
         log.exception("unexpected error in %s %s", request.method, request.url.path)
         return error_response(IdnodeError("Internal error; the node logged the details"))
 

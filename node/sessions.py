@@ -41,6 +41,7 @@ def _text_field(body: object, name: str) -> str:
 @router.post(
     "/api/sessions",
     summary="Log in: get a Bearer token",
+    status_code=201,
     responses=_AUTH,
     openapi_extra={"security": [{"basic": []}, {}]},  # Basic, or a signed challenge body
 )

@@ -21,3 +21,8 @@ class Limits:
     max_page_size: int = 10_000
     max_search_results: int = 10_000
     default_ttl: int = 86_400
+
+
+# Page numbers of listings stop here, so page x pageSize always fits a 64-bit offset.
+MAX_PAGE_NUMBER = 1_000_000_000
+MAX_PAGE_SIZE = Limits().max_page_size

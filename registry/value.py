@@ -168,7 +168,14 @@ def _int_field(obj: dict[str, Any], name: str, *, required: bool, low: int, high
     if isinstance(raw, str) and raw.isascii() and raw.strip().isdigit() and len(raw) <= 12:
         raw = int(raw)
     if not isinstance(raw, int):
-        raise InvalidValue(f"'{name}' must be an integer, got {str(raw)[:40]!r}")
+        shown = (
+            repr(raw[:40])
+            if isinstance(raw, str)
+            else repr(raw)
+            if isinstance(raw, float)
+            else _kind(raw)
+        )
+        raise InvalidValue(f"'{name}' must be an integer, got {shown}")
     if not low <= raw <= high:
         raise InvalidValue(f"'{name}' must be between {low} and {high}, got {raw}")
     return raw
@@ -180,12 +187,14 @@ def _parse_data(data: object, where: str, limits: Limits) -> tuple[DataFormat, s
     if not isinstance(data, dict):
         raise InvalidValue(f"{where}: 'data' must be a string or {{format, value}}")
     raw_format = data.get("format", "string")
+    known = ", ".join(f.value for f in DataFormat)
+    if not isinstance(raw_format, str):
+        raise InvalidValue(f"{where}: data format must be one of {known}, got {_kind(raw_format)}")
     try:
         fmt = DataFormat(raw_format)
     except ValueError:
-        known = ", ".join(f.value for f in DataFormat)
         raise InvalidValue(
-            f"{where}: unknown data format {raw_format!r}; expected one of {known}"
+            f"{where}: unknown data format {raw_format[:40]!r}; expected one of {known}"
         ) from None
     value = data.get("value")
     if fmt is DataFormat.ADMIN:
