@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from node.metrics import Outcome
 from registry.delegation import Delegations
 from registry.errors import HandleNotFound, IdnodeError, NotResponsible
 from registry.hierarchy import Route, Traits, delegation_candidates, holds, route, walk_candidates
@@ -25,7 +26,8 @@ from registry.identifier import Handle, Prefix
 from registry.prefix_entry import PrefixEntry
 from registry.record import rehandled
 from registry.store import HandleStore
-from resolver.cache import CacheStatus, Outcome
+from resolver.cache import CacheStatus
+from resolver.cache import Outcome as Cached
 from resolver.recursion import Resolution, Resolver
 
 _BODY_HEAD_LEN = len(b'{"responseCode":1,"handle":')
@@ -44,6 +46,15 @@ class Reply:
     @property
     def found(self) -> bool:
         return self.status == 200
+
+    @property
+    def outcome(self) -> Outcome:
+        """How this answer counts in the resolution metrics."""
+        if self.cache is None:
+            return Outcome.AUTHORITATIVE
+        if self.cache is CacheStatus.HIT:
+            return Outcome.CACHE_HIT if self.found else Outcome.NEGATIVE_HIT
+        return Outcome.CACHE_MISS if self.cache is CacheStatus.MISS else Outcome.STALE
 
     def headers(self) -> dict[str, str]:
         if self.cache is None:
@@ -144,7 +155,7 @@ class Answerer:
                 return root
 
             found = await self.resolver.resolve(prefix.record_handle, at_root)
-            if found is None or found.entry.outcome is not Outcome.FOUND:
+            if found is None or found.entry.outcome is not Cached.FOUND:
                 continue
             url = PrefixEntry.from_body(prefix, found.entry.body).delegates_away_from(root)
             if url:
@@ -154,7 +165,7 @@ class Answerer:
 
 def _cached_reply(resolution: Resolution, spelled: str) -> Reply:
     entry = resolution.entry
-    if entry.outcome is Outcome.FOUND:
+    if entry.outcome is Cached.FOUND:
         body = entry.body
         if not body.startswith(orjson.dumps(spelled), _BODY_HEAD_LEN):
             body = rehandled(body, spelled)

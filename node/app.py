@@ -28,6 +28,7 @@ from node.audit_recorder import AuditRecorder
 from node.body_limit import BodyLimit
 from node.config import NodeConfig
 from node.embedded_redis import EmbeddedRedis
+from node.metrics import RequestMetrics
 from node.parent import ParentLink, own_entry
 from node.path_guard import PathGuard
 from node.responses import SECURITY_SCHEMES, install_error_handlers
@@ -36,6 +37,7 @@ from registry.admission import DailyQuota, TokenBucket
 from registry.audit import AuditLog
 from registry.authority import Authority
 from registry.delegation import Delegations
+from registry.enterprise import Status
 from registry.onboarding import Onboarding
 from registry.prefix_entry import PrefixEntry, PrefixKind
 from registry.prefix_registry import PrefixRegistry
@@ -134,7 +136,8 @@ def create_app(config: NodeConfig) -> FastAPI:
     app.add_middleware(AuditRecorder)
     app.add_middleware(BodyLimit, max_bytes=config.limits.max_body_bytes)
     app.add_middleware(PathGuard)
-    app.add_middleware(AddressLimits)  # outermost: refuse over-limit clients first
+    app.add_middleware(AddressLimits)  # refuse over-limit clients before any work
+    app.add_middleware(RequestMetrics)  # outermost: counts every answer, 429s included
     return app
 
 
@@ -215,6 +218,8 @@ async def _build_state(
         state.onboarding = Onboarding(
             redis, registrar, config.own_prefix, config.public_url, link.file
         )
+        approved, _ = await state.onboarding.list(Status.APPROVED, 0, 1)
+        state.metrics.enterprises.set(approved)
     # An enterprise node does not register: the secondary node that approved it
     # delegates to it (SPEC §3).
     state.registration = Registration(needed=traits.registers and config.parent_url is not None)

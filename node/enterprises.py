@@ -122,6 +122,7 @@ async def approve(application_id: str, request: Request, state: State) -> Respon
     if secret is not None and (not isinstance(secret, str) or not 8 <= len(secret) <= 256):
         raise InvalidValue("'secret' must be a string of 8 to 256 characters")
     approval = await state.need_onboarding().approve(application_id, secret)
+    state.metrics.enterprises.inc()
     return json_response(
         {
             "responseCode": 1,

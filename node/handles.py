@@ -12,10 +12,18 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from node.answerer import Reply
+from node.metrics import Outcome
 from node.request_body import read_json
 from node.responses import JSON, NEEDS_CREDENTIALS, json_response
 from node.state import NodeState, node_state
-from registry.errors import HandleNotFound, InvalidValue, NotAuthorised, UpstreamUnavailable
+from registry.errors import (
+    HandleNotFound,
+    InvalidValue,
+    NotAuthorised,
+    NotResponsible,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from registry.identifier import Handle, Prefix, ascii_lower
 from registry.limits import MAX_PAGE_NUMBER, MAX_PAGE_SIZE
 from registry.permission import Operation
@@ -87,10 +95,22 @@ async def resolve(
     """
     parsed = Handle.parse(handle)
     credentials = request.headers.get("authorization")
-    if auth and credentials and not publicOnly and state.config.traits.stores:
-        reply = await _authenticated_read(state, parsed, handle, request)
-    else:
-        reply = await state.answerer.answer(parsed, handle)
+    metrics = state.metrics
+    try:
+        if auth and credentials and not publicOnly and state.config.traits.stores:
+            reply = await _authenticated_read(state, parsed, handle, request)
+        else:
+            reply = await state.answerer.answer(parsed, handle)
+    except NotResponsible:
+        metrics.resolved(Outcome.REFERRAL)
+        raise
+    except HandleNotFound:
+        metrics.resolved(Outcome.NOT_FOUND)
+        raise
+    except (UpstreamUnavailable, UpstreamTimeout):
+        metrics.resolved(Outcome.UPSTREAM_ERROR)
+        raise
+    metrics.resolved(reply.outcome)
     if not reply.found or (not index and not type):
         return Response(
             reply.body, status_code=reply.status, media_type=JSON, headers=reply.headers()
@@ -163,6 +183,7 @@ async def put_handle(
         Prefix.parse(handle.rstrip("/"))
         identity = await state.authenticate(request)
         minted = await registrar.mint(handle, await read_json(request, None), identity=identity)
+        state.metrics.registrations.inc()
         return json_response({"responseCode": 1, "handle": minted}, 201)
     Handle.parse(handle)
     identity = await state.authenticate(request)
@@ -170,6 +191,8 @@ async def put_handle(
     created, _ = await registrar.put(
         handle, body, identity=identity, overwrite=overwrite, indexes=_indexes(index)
     )
+    if created:
+        state.metrics.registrations.inc()
     return json_response({"responseCode": 1, "handle": handle}, 201 if created else 200)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from node.responses import json_response
@@ -20,6 +21,16 @@ async def healthz(state: State) -> Response:
     config = state.config
     prefix = config.prefix.text if config.prefix else None
     return json_response({"status": "ok", "role": config.role.value, "prefix": prefix})
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
+async def metrics(state: State) -> Response:
+    return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get(

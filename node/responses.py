@@ -51,6 +51,9 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, IdnodeError)
         if exc.http_status >= 500:
             log.warning("%s %s failed: %s", request.method, request.url.path, exc.message)
+            node = getattr(request.app.state, "node", None)
+            if node is not None:
+                node.metrics.failed(exc)
         return error_response(exc)
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:

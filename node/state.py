@@ -8,6 +8,7 @@ from fastapi import Request
 
 from node.answerer import Answerer
 from node.config import NodeConfig
+from node.metrics import NodeMetrics
 from registry.admission import DailyQuota, TokenBucket
 from registry.audit import AuditLog
 from registry.errors import NotFound
@@ -40,6 +41,7 @@ class NodeState:
     registry: PrefixRegistry | None = None
     onboarding: Onboarding | None = None
     registration: Registration = field(default_factory=lambda: Registration(needed=False))
+    metrics: NodeMetrics = field(default_factory=NodeMetrics)
     audit: AuditLog | None = None
     rate: TokenBucket | None = None
     quota: DailyQuota | None = None

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from node.embedded_redis import free_port
 from node.launcher import Launcher
@@ -287,6 +288,55 @@ async def test_the_top_node_refuses_a_filing_outside_the_nodes_prefix(
     assert (await http.get(f"{top}/api/prefixes")).json() == before
 
 
+async def _resolutions(http: httpx.AsyncClient, node: str) -> dict[str, float]:
+    text = (await http.get(f"{node}/metrics")).text
+    return {
+        sample.labels["outcome"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "idnode_resolutions"
+        for sample in family.samples
+    }
+
+
+async def test_metrics_count_each_resolution_outcome(
+    hierarchy: Hierarchy, http: httpx.AsyncClient
+) -> None:
+    top, secondary = hierarchy.url("top"), hierarchy.url("s100")
+    top_before = await _resolutions(http, top)
+    secondary_before = await _resolutions(http, secondary)
+
+    for path in (
+        "88.100.1/demo-0003",  # cache_miss
+        "88.100.1/demo-0003",  # cache_hit
+        "88.100.1/DEMO-0003",  # cache_hit (another spelling, same entry)
+        "88.100.1/never-1",  # cache_miss (not found upstream)
+        "88.100.1/never-1",  # negative_hit
+    ):
+        await http.get(f"{top}/api/handles/{path}")
+    for path in ("88.100.1/demo-0001", "88.100.1/nothing", "88.101/x"):
+        await http.get(f"{secondary}/api/handles/{path}")
+
+    top_after = await _resolutions(http, top)
+    secondary_after = await _resolutions(http, secondary)
+    top_delta = {k: top_after[k] - top_before.get(k, 0) for k in top_after}
+    secondary_delta = {k: secondary_after[k] - secondary_before.get(k, 0) for k in top_after}
+    assert top_delta == {
+        "authoritative": 0,
+        "not_found": 0,
+        "referral": 0,
+        "cache_hit": 2,
+        "negative_hit": 1,
+        "cache_miss": 2,
+        "stale": 0,
+        "upstream_error": 0,
+    }
+    # the top node asked the secondary twice (two misses) on top of the three calls here
+    assert secondary_delta["authoritative"] == 2
+    assert secondary_delta["not_found"] == 2
+    assert secondary_delta["referral"] == 1
+    assert sum(secondary_delta.values()) == 5
+
+
 async def test_with_the_secondary_node_down_the_top_serves_stale_or_a_clear_error(
     hierarchy: Hierarchy, http: httpx.AsyncClient
 ) -> None:
@@ -297,6 +347,7 @@ async def test_with_the_secondary_node_down_the_top_serves_stale_or_a_clear_erro
     os.kill(secondary.pid, signal.SIGKILL)
     secondary.wait()
     await asyncio.sleep(MAX_TTL + 0.2)  # past the record's (capped) TTL
+    before = await _resolutions(http, top)
 
     stale = await http.get(cached)
     assert stale.status_code == 200
@@ -310,6 +361,10 @@ async def test_with_the_secondary_node_down_the_top_serves_stale_or_a_clear_erro
     assert body["responseCode"] == 2
     assert body["handle"] == "88.100.1/demo-0005"
     assert hierarchy.url("s100") in body["message"]
+
+    after = await _resolutions(http, top)
+    assert after["stale"] - before["stale"] == 1
+    assert after["upstream_error"] - before["upstream_error"] == 1
 
     # the other branch of the hierarchy is unaffected
     other = await http.get(f"{top}/api/handles/88.101.1/demo-0005")

@@ -1,0 +1,185 @@
+"""Prometheus metrics of a node, served at ``/metrics``.
+
+::
+
+    idnode_http_requests_total{method, route, status}      every request, by route template
+    idnode_http_request_duration_seconds{route}            latency histogram
+    idnode_resolutions_total{outcome}                      resolutions, by how they ended:
+        authoritative   answered from this node's store
+        not_found       this node holds the prefix and the handle does not exist
+        referral        301: the prefix lives elsewhere
+        cache_hit       from the recursive cache
+        negative_hit    a cached "not found"
+        cache_miss      fetched from the responsible node (found or not)
+        stale           served past its TTL because the responsible node is down
+        upstream_error  502/504: the responsible node failed, nothing to serve
+    idnode_cache_hit_ratio                                 (cache_hit + negative_hit) / all
+                                                           cached-path resolutions
+    idnode_registrations_total                             handles created
+    idnode_enterprises                                     enterprises approved here
+    idnode_store_errors_total                              Redis failures answered 503
+    idnode_upstream_errors_total{kind}                     unavailable | timeout
+
+Labels are bounded: route templates (never a handle), methods, status codes, fixed
+outcome names. With ``PROMETHEUS_MULTIPROC_DIR`` set (several worker processes),
+``/metrics`` aggregates every process's values through prometheus-client's multiprocess
+collector.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from enum import StrEnum
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registry.errors import IdnodeError, StoreUnavailable, UpstreamTimeout, UpstreamUnavailable
+
+# No *_created series: they double the exposition and nobody graphs them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Outcome(StrEnum):
+    AUTHORITATIVE = "authoritative"
+    NOT_FOUND = "not_found"
+    REFERRAL = "referral"
+    CACHE_HIT = "cache_hit"
+    NEGATIVE_HIT = "negative_hit"
+    CACHE_MISS = "cache_miss"
+    STALE = "stale"
+    UPSTREAM_ERROR = "upstream_error"
+
+
+CACHED = (Outcome.CACHE_HIT, Outcome.NEGATIVE_HIT, Outcome.CACHE_MISS, Outcome.STALE)
+
+
+class NodeMetrics:
+    """One node's metrics, in their own registry (several apps may share a process).
+
+    >>> metrics = NodeMetrics()
+    >>> metrics.resolved(Outcome.CACHE_HIT)
+    >>> b"idnode_resolutions_total" in metrics.exposition()
+    True
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.requests = Counter(
+            "idnode_http_requests",
+            "HTTP requests by method, route template and status",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "idnode_http_request_duration_seconds",
+            "Time to answer, by route template",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.resolutions = Counter(
+            "idnode_resolutions", "Resolutions by outcome", ["outcome"], registry=registry
+        )
+        self._outcomes = {o: self.resolutions.labels(outcome=o.value) for o in Outcome}
+        self.registrations = Counter("idnode_registrations", "Handles created", registry=registry)
+        self.enterprises = Gauge(
+            "idnode_enterprises",
+            "Enterprises approved at this node",
+            registry=registry,
+            multiprocess_mode="max",
+        )
+        self.store_errors = Counter(
+            "idnode_store_errors", "Redis failures answered with 503", registry=registry
+        )
+        self.upstream_errors = Counter(
+            "idnode_upstream_errors",
+            "Failed calls to other nodes",
+            ["kind"],
+            registry=registry,
+        )
+        registry.register(_HitRatio(self))
+
+    def failed(self, error: IdnodeError) -> None:
+        """Count an error answered with a 5xx by what failed."""
+        if isinstance(error, StoreUnavailable):
+            self.store_errors.inc()
+        elif isinstance(error, UpstreamTimeout):
+            self.upstream_errors.labels(kind="timeout").inc()
+        elif isinstance(error, UpstreamUnavailable):
+            self.upstream_errors.labels(kind="unavailable").inc()
+
+    def resolved(self, outcome: Outcome) -> None:
+        self._outcomes[outcome].inc()
+
+    def count(self, outcome: Outcome) -> float:
+        return float(self._outcomes[outcome]._value.get())
+
+    def exposition(self) -> bytes:
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+            combined = CollectorRegistry()
+            multiprocess.MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+            return generate_latest(combined)
+        return generate_latest(self.registry)
+
+
+class _HitRatio(Collector):
+    """The cache hit ratio, computed from the resolution counters at scrape time."""
+
+    def __init__(self, metrics: NodeMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        cached = {o: self.metrics.count(o) for o in CACHED}
+        total = sum(cached.values())
+        hits = cached[Outcome.CACHE_HIT] + cached[Outcome.NEGATIVE_HIT]
+        yield GaugeMetricFamily(
+            "idnode_cache_hit_ratio",
+            "Share of cached-path resolutions answered from the cache",
+            value=hits / total if total else 0.0,
+        )
+
+
+class RequestMetrics:
+    """ASGI middleware: counts every request by route template and times it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def timed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, timed_send)
+        finally:
+            node = getattr(scope["app"].state, "node", None)
+            if node is not None:
+                route = scope.get("route")
+                template = getattr(route, "path", None) or "unmatched"
+                metrics: NodeMetrics = node.metrics
+                metrics.requests.labels(scope["method"], template, str(status)).inc()
+                metrics.latency.labels(template).observe(time.perf_counter() - started)
