@@ -21,12 +21,23 @@ import aiohttp
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from node import audit, changes, enterprises, handles, health, management, prefixes, sessions
+from node import (
+    audit,
+    changes,
+    enterprises,
+    handles,
+    health,
+    kpis,
+    management,
+    prefixes,
+    sessions,
+)
 from node.address_limits import AddressLimits
 from node.answerer import Answerer
 from node.audit_recorder import AuditRecorder
 from node.body_limit import BodyLimit
 from node.config import NodeConfig
+from node.daily_kpis import Kpis
 from node.embedded_redis import EmbeddedRedis
 from node.metrics import RequestMetrics
 from node.parent import ParentLink, own_entry
@@ -93,6 +104,8 @@ def create_app(config: NodeConfig) -> FastAPI:
         try:
             state = await _build_state(config, redis, session)
             app.state.node = state
+            if state.kpis is not None:
+                tasks.append(asyncio.create_task(state.kpis.run()))
             if state.follower is not None:
                 await state.follower.load()
                 tasks.append(asyncio.create_task(state.follower.run()))
@@ -132,6 +145,7 @@ def create_app(config: NodeConfig) -> FastAPI:
         app.include_router(prefixes.router)
     if traits.onboards:
         app.include_router(enterprises.router)
+    app.include_router(kpis.router)
     app.include_router(health.router)
     app.add_middleware(AuditRecorder)
     app.add_middleware(BodyLimit, max_bytes=config.limits.max_body_bytes)
@@ -202,6 +216,7 @@ async def _build_state(
         audit=AuditLog(redis, max_entries=config.audit_entries) if traits.stores else None,
         rate=TokenBucket(config.rate_limit, 2 * config.rate_limit) if config.rate_limit else None,
         quota=DailyQuota(redis, config.daily_quota) if config.daily_quota else None,
+        kpis=Kpis(redis),
     )
     if traits.keeps_registry:
         state.registry = PrefixRegistry(registrar)

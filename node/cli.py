@@ -73,6 +73,19 @@ def _parser() -> argparse.ArgumentParser:
         help="generate fresh secrets instead of the documented demo-<prefix> ones",
     )
 
+    check = commands.add_parser(
+        "check",
+        help="judge a running hierarchy against a seed plan's targets",
+        description="Measure a running hierarchy through its top node and compare it with "
+        "the targets of a seed plan; exits 1 when a target is missed.",
+    )
+    check.add_argument("--plan", required=True, help="e.g. wuhan-5g-2021 (see --list)")
+    check.add_argument("--url", default="http://127.0.0.1:8000", help="the top node")
+    check.add_argument("--day", help="UTC day YYYYMMDD (default: today)")
+    check.add_argument("--scale", type=float, default=1.0, help="multiply the targets")
+    check.add_argument("--markdown", help="also write the table as Markdown here")
+    check.add_argument("--json", help="also write the rows as JSON here")
+
     keys = commands.add_parser(
         "keys",
         help="public-key identities: generate a key pair, sign a login challenge, log in",
@@ -143,6 +156,29 @@ def _keys(args: dict[str, object]) -> None:
     print(session["token"])
 
 
+def check(args: dict[str, object]) -> int:
+    import json
+    from pathlib import Path
+
+    from loadtest.check import observe
+    from loadtest.plan import Plan, evaluate, failed, render_markdown, render_text
+
+    plan = Plan.load(str(args["plan"]))
+    scale = float(str(args["scale"]))
+    if not scale > 0:
+        raise ConfigError("--scale must be positive")
+    day = str(args["day"]) if args["day"] else None
+    rows = evaluate(plan, observe(str(args["url"]), day), scale)
+    print(render_text(plan, rows, scale))
+    if args["markdown"]:
+        Path(str(args["markdown"])).write_text(render_markdown(plan, rows, scale), "utf-8")
+    if args["json"]:
+        report = {"plan": plan.name, "scale": scale, "rows": [r.to_json() for r in rows]}
+        text = json.dumps(report, ensure_ascii=False, indent=2)
+        Path(str(args["json"])).write_text(text, "utf-8")
+    return 1 if failed(rows) else 0
+
+
 def serve(config: NodeConfig) -> None:
     import uvicorn
 
@@ -196,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             up(args)
         elif command == "keys":
             keys(args)
+        elif command == "check":
+            sys.exit(check(args))
     except ConfigError as exc:
         print(f"idnode: {exc.message}", file=sys.stderr)
         sys.exit(2)

@@ -95,22 +95,21 @@ async def resolve(
     """
     parsed = Handle.parse(handle)
     credentials = request.headers.get("authorization")
-    metrics = state.metrics
     try:
         if auth and credentials and not publicOnly and state.config.traits.stores:
             reply = await _authenticated_read(state, parsed, handle, request)
         else:
             reply = await state.answerer.answer(parsed, handle)
     except NotResponsible:
-        metrics.resolved(Outcome.REFERRAL)
+        state.resolved(Outcome.REFERRAL)
         raise
     except HandleNotFound:
-        metrics.resolved(Outcome.NOT_FOUND)
+        state.resolved(Outcome.NOT_FOUND)
         raise
     except (UpstreamUnavailable, UpstreamTimeout):
-        metrics.resolved(Outcome.UPSTREAM_ERROR)
+        state.resolved(Outcome.UPSTREAM_ERROR)
         raise
-    metrics.resolved(reply.outcome)
+    state.resolved(reply.outcome)
     if not reply.found or (not index and not type):
         return Response(
             reply.body, status_code=reply.status, media_type=JSON, headers=reply.headers()
@@ -183,7 +182,7 @@ async def put_handle(
         Prefix.parse(handle.rstrip("/"))
         identity = await state.authenticate(request)
         minted = await registrar.mint(handle, await read_json(request, None), identity=identity)
-        state.metrics.registrations.inc()
+        state.registered()
         return json_response({"responseCode": 1, "handle": minted}, 201)
     Handle.parse(handle)
     identity = await state.authenticate(request)
@@ -192,7 +191,7 @@ async def put_handle(
         handle, body, identity=identity, overwrite=overwrite, indexes=_indexes(index)
     )
     if created:
-        state.metrics.registrations.inc()
+        state.registered()
     return json_response({"responseCode": 1, "handle": handle}, 201 if created else 200)
 
 

@@ -44,7 +44,7 @@ async def batch_register(request: Request, state: State, overwrite: bool = False
     if not isinstance(items, list):
         raise InvalidValue('the body must be {"handles": [{"handle": ..., "values": [...]}]}')
     results = await registrar.batch(items, identity=identity, overwrite=overwrite)
-    state.metrics.registrations.inc(sum(r.http_status == 201 for r in results))
+    state.registered(sum(r.http_status == 201 for r in results))
     return json_response(
         {
             "responseCode": 1,

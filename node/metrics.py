@@ -65,6 +65,8 @@ class Outcome(StrEnum):
 
 
 CACHED = (Outcome.CACHE_HIT, Outcome.NEGATIVE_HIT, Outcome.CACHE_MISS, Outcome.STALE)
+# Resolutions that got an answer (found or not): what the daily KPIs count.
+ANSWERED = frozenset(Outcome) - {Outcome.REFERRAL, Outcome.UPSTREAM_ERROR}
 
 
 class NodeMetrics:

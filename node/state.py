@@ -8,7 +8,8 @@ from fastapi import Request
 
 from node.answerer import Answerer
 from node.config import NodeConfig
-from node.metrics import NodeMetrics
+from node.daily_kpis import Kpis
+from node.metrics import ANSWERED, NodeMetrics, Outcome
 from registry.admission import DailyQuota, TokenBucket
 from registry.audit import AuditLog
 from registry.errors import NotFound
@@ -42,9 +43,21 @@ class NodeState:
     onboarding: Onboarding | None = None
     registration: Registration = field(default_factory=lambda: Registration(needed=False))
     metrics: NodeMetrics = field(default_factory=NodeMetrics)
+    kpis: Kpis | None = None
     audit: AuditLog | None = None
     rate: TokenBucket | None = None
     quota: DailyQuota | None = None
+
+    def resolved(self, outcome: Outcome) -> None:
+        """Count an answered resolution in the metrics and, if it was answered, the KPIs."""
+        self.metrics.resolved(outcome)
+        if self.kpis is not None and outcome in ANSWERED:
+            self.kpis.resolution()
+
+    def registered(self, count: int = 1) -> None:
+        self.metrics.registrations.inc(count)
+        if self.kpis is not None:
+            self.kpis.registrations(count)
 
     async def authenticate(self, request: Request) -> Identity:
         """The caller's identity (401 if none or wrong), remembered for the audit log and

@@ -10,6 +10,8 @@ import asyncio
 import io
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -335,6 +337,38 @@ async def test_metrics_count_each_resolution_outcome(
     assert secondary_delta["not_found"] == 2
     assert secondary_delta["referral"] == 1
     assert sum(secondary_delta.values()) == 5
+
+
+def _row(table: str, target: str, subject: str) -> str:
+    return next(line for line in table.splitlines() if target in line and subject in line)
+
+
+def _check(top: str, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "node", "check", "--url", top, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+async def test_idnode_check_turns_a_row_to_pass_after_enough_traffic(
+    hierarchy: Hierarchy, http: httpx.AsyncClient
+) -> None:
+    # Scaled down 100,000 times, "600,000 resolutions a day per secondary node" asks 6.
+    scale = ("--plan", "wuhan-5g-2021", "--scale", "0.00001")
+    top, secondary = hierarchy.url("top"), hierarchy.url("s101")
+    before = await asyncio.to_thread(_check, top, *scale)
+    assert before.returncode == 1, before.stderr
+    row = _row(before.stdout, "daily-resolutions", "88.101")
+    measured = int(row.split()[5])
+    assert "FAIL" in row and measured < 6, row
+
+    for n in range(6 - measured):  # answered (not found) at the secondary node 88.101
+        answer = await http.get(f"{secondary}/api/handles/88.101.7/x-{n}")
+        assert answer.status_code == 404
+    await asyncio.sleep(1.5)  # the nodes flush their counts to Redis every second
+
+    after = await asyncio.to_thread(_check, top, *scale)
+    row = _row(after.stdout, "daily-resolutions", "88.101")
+    assert "pass" in row, after.stdout
+    assert "city-secondary-nodes" in after.stdout  # the whole table is printed
 
 
 async def test_with_the_secondary_node_down_the_top_serves_stale_or_a_clear_error(

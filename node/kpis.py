@@ -1,0 +1,109 @@
+"""Daily KPIs over HTTP: each node's own, and the national view at the top node."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from starlette.responses import Response
+
+from node.daily_kpis import today
+from node.responses import json_response
+from node.state import NodeState, node_state
+from registry.enterprise import Status
+from registry.errors import IdnodeError, InvalidValue, NotFound
+from registry.prefix_entry import PrefixKind
+
+router = APIRouter(tags=["KPIs"])
+State = Annotated[NodeState, Depends(node_state)]
+DAY = Query(description="UTC day as YYYYMMDD; today by default", pattern=r"^\d{8}$")
+SUMMED = ("resolutions", "registrations", "totalResolutions", "totalRegistrations")
+
+
+async def own_kpis(state: NodeState, day: str) -> dict[str, Any]:
+    if state.kpis is None:
+        raise NotFound("this node keeps no KPIs")
+    figures = await state.kpis.figures(day)
+    config = state.config
+    enterprises = 0
+    if state.onboarding is not None:
+        enterprises, _ = await state.onboarding.list(Status.APPROVED, 0, 1)
+    return {
+        "node": config.name,
+        "role": config.role.value,
+        "prefix": config.prefix.text if config.prefix else None,
+        "url": config.public_url,
+        "day": figures.day,
+        "resolutions": figures.resolutions,
+        "registrations": figures.registrations,
+        "peakPerSecond": figures.peak_per_second,
+        "totalResolutions": figures.total_resolutions,
+        "totalRegistrations": figures.total_registrations,
+        "enterprises": enterprises,
+    }
+
+
+@router.get(
+    "/api/kpis",
+    summary="This node's KPIs for a day",
+    responses={404: {"description": "This node keeps no KPIs (100)"}},
+)
+async def kpis(state: State, day: Annotated[str | None, DAY] = None) -> Response:
+    """``{"responseCode":1,"node","role","prefix","url","day","resolutions",
+    "registrations","peakPerSecond","totalResolutions","totalRegistrations","enterprises"}``
+    (``enterprises``: approved at this node, for a secondary node)."""
+    return json_response({"responseCode": 1, **await own_kpis(state, day or today())})
+
+
+@router.get(
+    "/api/kpis/national",
+    summary="The national view: every secondary node's KPIs",
+    responses={404: {"description": "Not a top node (100)"}},
+)
+async def national(state: State, day: Annotated[str | None, DAY] = None) -> Response:
+    """Top node only. Asks every registered secondary node for its KPIs (with the
+    upstream timeout) and adds them up: ``{"responseCode":1,"day","top",
+    "secondaries":[...],"unreachable":[{"prefix","url","message"}],"totals":{...},
+    "secondaryNodes","enterprisePrefixes"}``. ``totals`` sums the secondaries that
+    answered; ``unreachable`` names those that did not."""
+    registry = state.need_registry()
+    day = day or today()
+    total, entries = await registry.list(0, state.config.limits.max_page_size)
+    if total > len(entries):
+        raise InvalidValue("more registered prefixes than one page; not supported yet")
+    secondaries = [e for e in entries if e.kind is PrefixKind.SECONDARY and e.node_url]
+
+    async def ask(url: str) -> dict[str, Any]:
+        answer = await state.upstream.get_json(url, "/api/kpis", {"day": day})
+        if not isinstance(answer, dict):
+            raise InvalidValue(f"node {url} answered KPIs that are not an object")
+        return answer
+
+    answers = await asyncio.gather(*(ask(e.node_url) for e in secondaries), return_exceptions=True)
+    reached: list[dict[str, Any]] = []
+    unreachable: list[dict[str, str]] = []
+    for entry, answer in zip(secondaries, answers, strict=True):
+        if isinstance(answer, IdnodeError):
+            unreachable.append(
+                {"prefix": entry.prefix.text, "url": entry.node_url, "message": answer.message}
+            )
+        elif isinstance(answer, BaseException):
+            raise answer
+        else:
+            reached.append(answer)
+    totals = {name: sum(int(a.get(name, 0)) for a in reached) for name in SUMMED}
+    totals["enterprises"] = sum(int(a.get("enterprises", 0)) for a in reached)
+    totals["peakPerSecond"] = max((int(a.get("peakPerSecond", 0)) for a in reached), default=0)
+    return json_response(
+        {
+            "responseCode": 1,
+            "day": day,
+            "top": await own_kpis(state, day),
+            "secondaries": reached,
+            "unreachable": unreachable,
+            "totals": totals,
+            "secondaryNodes": len(secondaries),
+            "enterprisePrefixes": sum(e.kind is PrefixKind.ENTERPRISE for e in entries),
+        }
+    )
