@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 DEMO_ARGS ?=
 
-.PHONY: install demo test check lint types format clean
+.PHONY: install demo test browser check lint types format clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,18 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/idnode up $(DEMO_ARGS)
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
+
+# Debian's Chromium (and a CJK font for the seed plans' quotes), for the status-page
+# test; installed once, skipped with a note where there is no apt-get.
+browser:
+	@command -v chromium >/dev/null || { \
+	  if command -v apt-get >/dev/null; then \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; \
+	  else echo "no apt-get: the status-page test needs chromium on PATH"; fi; }
 
 check: lint types
 

@@ -31,6 +31,7 @@ from node import (
     management,
     prefixes,
     sessions,
+    status_page,
 )
 from node.address_limits import AddressLimits
 from node.answerer import Answerer
@@ -143,6 +144,7 @@ def create_app(config: NodeConfig) -> FastAPI:
         app.include_router(audit.router)
     if traits.keeps_registry:
         app.include_router(prefixes.router)
+        app.include_router(status_page.router)
     if traits.onboards:
         app.include_router(enterprises.router)
     app.include_router(kpis.router)

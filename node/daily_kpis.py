@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from registry.errors import StoreUnavailable
 
 log = logging.getLogger("idnode.node")
 KEEP_DAYS = 400
+RECENT_SECONDS = 10.0  # the window of the "recent rate" a status page shows
 _MAX_LUA = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'peak') or '0')
 if tonumber(ARGV[1]) > current then redis.call('HSET', KEYS[1], 'peak', ARGV[1]) end
@@ -65,6 +67,7 @@ class Kpis:
         self._resolutions = 0
         self._registrations = 0
         self._last_flush = clock()
+        self._recent: deque[tuple[float, int]] = deque()  # (time, resolutions) per flush
 
     def resolution(self) -> None:
         self._resolutions += 1
@@ -77,6 +80,9 @@ class Kpis:
         now = self.clock()
         resolved, registered = self._resolutions, self._registrations
         elapsed = max(1e-3, now - self._last_flush)
+        self._recent.append((now, resolved))
+        while self._recent and self._recent[0][0] < now - RECENT_SECONDS:
+            self._recent.popleft()
         if not resolved and not registered:
             self._last_flush = now
             return
@@ -99,6 +105,12 @@ class Kpis:
             self._resolutions += resolved
             self._registrations += registered
             log.warning("KPI flush failed, kept for the next one: %s", exc)
+
+    def recent_rate(self) -> float:
+        """Resolutions per second over about the last ten seconds, in this process."""
+        now = self.clock()
+        counted = sum(n for at, n in self._recent if at >= now - RECENT_SECONDS)
+        return (counted + self._resolutions) / RECENT_SECONDS
 
     async def run(self, interval: float = 1.0) -> None:
         """Flush every ``interval`` seconds until cancelled (then flush once more)."""

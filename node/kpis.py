@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from loadtest.check import observed_from
+from loadtest.plan import Plan, evaluate, failed
 from node.daily_kpis import today
 from node.responses import json_response
 from node.state import NodeState, node_state
@@ -41,6 +43,8 @@ async def own_kpis(state: NodeState, day: str) -> dict[str, Any]:
         "totalResolutions": figures.total_resolutions,
         "totalRegistrations": figures.total_registrations,
         "enterprises": enterprises,
+        "recentPerSecond": round(state.kpis.recent_rate(), 2),
+        "cacheHitRatio": state.metrics.hit_ratio(),
     }
 
 
@@ -51,8 +55,10 @@ async def own_kpis(state: NodeState, day: str) -> dict[str, Any]:
 )
 async def kpis(state: State, day: Annotated[str | None, DAY] = None) -> Response:
     """``{"responseCode":1,"node","role","prefix","url","day","resolutions",
-    "registrations","peakPerSecond","totalResolutions","totalRegistrations","enterprises"}``
-    (``enterprises``: approved at this node, for a secondary node)."""
+    "registrations","peakPerSecond","totalResolutions","totalRegistrations","enterprises",
+    "recentPerSecond","cacheHitRatio"}`` (``enterprises``: approved at this node, for a
+    secondary node; ``recentPerSecond``: over the last ten seconds; ``cacheHitRatio``:
+    of this process's cached-path resolutions, null when there were none)."""
     return json_response({"responseCode": 1, **await own_kpis(state, day or today())})
 
 
@@ -67,8 +73,12 @@ async def national(state: State, day: Annotated[str | None, DAY] = None) -> Resp
     "secondaries":[...],"unreachable":[{"prefix","url","message"}],"totals":{...},
     "secondaryNodes","enterprisePrefixes"}``. ``totals`` sums the secondaries that
     answered; ``unreachable`` names those that did not."""
+    return json_response({"responseCode": 1, **await national_view(state, day or today())})
+
+
+async def national_view(state: NodeState, day: str) -> dict[str, Any]:
+    """The top node's own KPIs and every registered secondary node's, added up."""
     registry = state.need_registry()
-    day = day or today()
     total, entries = await registry.list(0, state.config.limits.max_page_size)
     if total > len(entries):
         raise InvalidValue("more registered prefixes than one page; not supported yet")
@@ -95,15 +105,57 @@ async def national(state: State, day: Annotated[str | None, DAY] = None) -> Resp
     totals = {name: sum(int(a.get(name, 0)) for a in reached) for name in SUMMED}
     totals["enterprises"] = sum(int(a.get("enterprises", 0)) for a in reached)
     totals["peakPerSecond"] = max((int(a.get("peakPerSecond", 0)) for a in reached), default=0)
+    return {
+        "day": day,
+        "top": await own_kpis(state, day),
+        "secondaries": reached,
+        "unreachable": unreachable,
+        "totals": totals,
+        "secondaryNodes": len(secondaries),
+        "enterprisePrefixes": sum(e.kind is PrefixKind.ENTERPRISE for e in entries),
+    }
+
+
+@router.get("/api/plans", summary="The seed plans whose targets a hierarchy is judged by")
+async def plans() -> Response:
     return json_response(
         {
             "responseCode": 1,
-            "day": day,
-            "top": await own_kpis(state, day),
-            "secondaries": reached,
-            "unreachable": unreachable,
-            "totals": totals,
-            "secondaryNodes": len(secondaries),
-            "enterprisePrefixes": sum(e.kind is PrefixKind.ENTERPRISE for e in entries),
+            "plans": [
+                {"name": p.name, "title": p.title, "english": p.english}
+                for p in map(Plan.load, Plan.names())
+            ],
+        }
+    )
+
+
+@router.get(
+    "/api/plans/{name}",
+    summary="This hierarchy against a plan's targets (top node)",
+    responses={404: {"description": "Not a top node, or no such plan (100)"}},
+)
+async def plan_check(
+    name: str,
+    request: Request,
+    state: State,
+    scale: Annotated[float, Query(gt=0, le=1)] = 1.0,
+) -> Response:
+    """The rows ``idnode check`` prints, as JSON: ``{"responseCode":1,"plan","title",
+    "scale","passed","rows":[{"target","subject","required","unit","measured","result",
+    "how","quote"}]}``."""
+    if name not in Plan.names():
+        raise NotFound(f"no plan {name!r}; plans: {', '.join(Plan.names())}")
+    plan = Plan.load(name)
+    view = await national_view(state, today())
+    rows = evaluate(plan, observed_from(view, request.app.openapi()), scale)
+    return json_response(
+        {
+            "responseCode": 1,
+            "plan": plan.name,
+            "title": plan.title,
+            "english": plan.english,
+            "scale": scale,
+            "passed": not failed(rows),
+            "rows": [row.to_json() for row in rows],
         }
     )

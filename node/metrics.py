@@ -131,6 +131,14 @@ class NodeMetrics:
     def count(self, outcome: Outcome) -> float:
         return float(self._outcomes[outcome]._value.get())
 
+    def hit_ratio(self) -> float | None:
+        """Cache hits (found or negative) over all cached-path resolutions; None if none."""
+        cached = {o: self.count(o) for o in CACHED}
+        total = sum(cached.values())
+        if not total:
+            return None
+        return (cached[Outcome.CACHE_HIT] + cached[Outcome.NEGATIVE_HIT]) / total
+
     def exposition(self) -> bytes:
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
             combined = CollectorRegistry()
@@ -146,13 +154,10 @@ class _HitRatio(Collector):
         self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
-        cached = {o: self.metrics.count(o) for o in CACHED}
-        total = sum(cached.values())
-        hits = cached[Outcome.CACHE_HIT] + cached[Outcome.NEGATIVE_HIT]
         yield GaugeMetricFamily(
             "idnode_cache_hit_ratio",
             "Share of cached-path resolutions answered from the cache",
-            value=hits / total if total else 0.0,
+            value=self.metrics.hit_ratio() or 0.0,
         )
 
 
