@@ -92,7 +92,9 @@ def create_app(config: NodeConfig) -> FastAPI:
         url = config.redis_url
         if url is None:
             embedded = EmbeddedRedis(config.embedded_data_dir, appendfsync=config.appendfsync)
-            url = await asyncio.to_thread(embedded.start)
+            # Not in a worker thread: Linux ties the server's parent-death signal to the
+            # thread that starts it, and executor threads may end before the node does.
+            url = embedded.start()
             log.info("embedded redis started", extra={"redis_url": url, "pid": embedded.pid})
         redis = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
         # Calls to other nodes verify their certificates: against --tls-ca when given,

@@ -86,6 +86,29 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--markdown", help="also write the table as Markdown here")
     check.add_argument("--json", help="also write the rows as JSON here")
 
+    bench = commands.add_parser(
+        "bench",
+        help="load-test a hierarchy with Locust and report against the plan's targets",
+        description="Run a Locust scenario (headless, its own process) against the demo "
+        "hierarchy (--up) or a running one (--target), write reports/<timestamp>/ and exit 1 "
+        "when a secondary node misses the per-node daily resolutions target or the error "
+        "budget.",
+    )
+    where = bench.add_mutually_exclusive_group()
+    where.add_argument("--up", action="store_true", help="start the demo hierarchy (default)")
+    where.add_argument("--target", help="a running hierarchy's top node URL")
+    where.add_argument("--catalog", help="a JSON file describing the hierarchy (see docs)")
+    bench.add_argument("--scenario", choices=["resolve", "mixed"], default="resolve")
+    bench.add_argument("--duration", type=int, default=60, help="seconds (default 60)")
+    bench.add_argument("--users", type=int, default=20, help="peak users (default 20)")
+    bench.add_argument("--shape", choices=["day", "flat"], default="day")
+    bench.add_argument("--identifiers", type=int, default=100, help="per enterprise")
+    bench.add_argument("--processes", type=int, default=1, help="Locust worker processes")
+    bench.add_argument("--unknown-share", type=float, default=0.02)
+    bench.add_argument("--error-budget", type=float, default=0.001)
+    bench.add_argument("--plan", default="wuhan-5g-2021")
+    bench.add_argument("--reports", default="reports", help="folder for reports/<timestamp>/")
+
     keys = commands.add_parser(
         "keys",
         help="public-key identities: generate a key pair, sign a login challenge, log in",
@@ -179,6 +202,32 @@ def check(args: dict[str, object]) -> int:
     return 1 if failed(rows) else 0
 
 
+def bench(args: dict[str, object], argv: Sequence[str]) -> int:
+    from pathlib import Path
+
+    from loadtest.bench import BenchOptions
+    from loadtest.bench import bench as run
+
+    if int(str(args["duration"])) < 5 or int(str(args["users"])) < 1:
+        raise ConfigError("--duration is at least 5 s and --users at least 1")
+    options = BenchOptions(
+        scenario=str(args["scenario"]),
+        duration=int(str(args["duration"])),
+        users=int(str(args["users"])),
+        shape=str(args["shape"]),
+        up=not args["target"] and not args["catalog"],
+        target=str(args["target"]) if args["target"] else None,
+        catalog=Path(str(args["catalog"])) if args["catalog"] else None,
+        identifiers=int(str(args["identifiers"])),
+        processes=int(str(args["processes"])),
+        unknown_share=float(str(args["unknown_share"])),
+        error_budget=float(str(args["error_budget"])),
+        plan=str(args["plan"]),
+        reports=Path(str(args["reports"])),
+    )
+    return run(options, "idnode " + " ".join(argv))
+
+
 def serve(config: NodeConfig) -> None:
     import uvicorn
 
@@ -223,6 +272,7 @@ def up(args: dict[str, object]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = vars(_parser().parse_args(argv))
     command = args.pop("command")
     try:
@@ -234,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             keys(args)
         elif command == "check":
             sys.exit(check(args))
+        elif command == "bench":
+            sys.exit(bench(args, argv))
     except ConfigError as exc:
         print(f"idnode: {exc.message}", file=sys.stderr)
         sys.exit(2)

@@ -86,6 +86,7 @@ class Launcher:
     host: str = "127.0.0.1"
     out: Any = sys.stdout
     node_env: dict[str, str] = field(default_factory=dict)  # extra IDNODE_* for every node
+    progress: Any = None  # where seeding progress is printed (None: nowhere)
     nodes: list[RunningNode] = field(default_factory=list)
     identities: list[Identity] = field(default_factory=list)
     _redis: EmbeddedRedis | None = None
@@ -114,7 +115,9 @@ class Launcher:
         (root / "logs").mkdir(parents=True, exist_ok=True)
         if self.redis_url is None:
             self._redis = EmbeddedRedis(root / "redis", databases=_DATABASES)
-            self.redis_url = await asyncio.to_thread(self._redis.start)
+            # Started from this thread: Linux ties a child's parent-death signal to the
+            # thread that forks it, and a worker thread of asyncio.to_thread may end first.
+            self.redis_url = self._redis.start()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
             await self._start_hierarchy(http)
 
@@ -291,6 +294,14 @@ class Launcher:
             )
             if answer["failed"]:
                 raise ConfigError(f"seeding {prefix} at {node} failed: {answer['results'][:3]}")
+            if self.progress is not None:
+                done = min(start + 1000, len(items))
+                bar = "#" * (20 * done // len(items))
+                print(
+                    f"  seeding {prefix:<10} [{bar:<20}] {done:>7,}/{len(items):,}",
+                    file=self.progress,
+                    flush=True,
+                )
 
     async def _wait_registered(
         self, http: aiohttp.ClientSession, top_url: str, spec: SecondarySpec

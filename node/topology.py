@@ -31,7 +31,8 @@ fault), the demo credentials and the sample identifiers' values.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
@@ -146,6 +147,35 @@ class Topology:
         )
         topology._check_unique(where)
         return topology
+
+    def on_ports(self, next_port: Callable[[], int]) -> Topology:
+        """The same hierarchy with every node moved to a port from ``next_port``."""
+        return replace(
+            self,
+            top_port=next_port(),
+            secondaries=tuple(
+                replace(
+                    s,
+                    port=next_port(),
+                    enterprises=tuple(
+                        replace(e, port=next_port() if e.port is not None else None)
+                        for e in s.enterprises
+                    ),
+                )
+                for s in self.secondaries
+            ),
+            recursive_ports=tuple(next_port() for _ in self.recursive_ports),
+        )
+
+    def with_identifiers(self, count: int) -> Topology:
+        """The same hierarchy with ``count`` sample identifiers per enterprise."""
+        return replace(
+            self,
+            secondaries=tuple(
+                replace(s, enterprises=tuple(replace(e, identifiers=count) for e in s.enterprises))
+                for s in self.secondaries
+            ),
+        )
 
     def ports(self) -> list[int]:
         ports = [self.top_port, *self.recursive_ports]
