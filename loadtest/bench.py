@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import importlib.util
 import io
 import json
 import os
@@ -35,17 +36,21 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtest.check import fetch
+import aiohttp
+
+from loadtest import catalog
 from loadtest.plan import Measure, Plan, Scope
 from loadtest.traffic import NodeVerdict, verdict
 from node.embedded_redis import free_port
 from node.launcher import Launcher
-from node.topology import Topology, demo_secret
+from node.seeder import Seeder, SeedJob
+from node.topology import Topology
 from registry.errors import ConfigError
 
 RESOLVE_AT = "resolve at "
@@ -66,6 +71,8 @@ class BenchOptions:
     unknown_share: float = 0.02
     error_budget: float = 0.001
     plan: str = "wuhan-5g-2021"
+    per_day: float | None = None  # overrides the plan's per-node target
+    seed: bool = False  # with --target: seed the identifiers first
     reports: Path = Path("reports")
 
 
@@ -81,41 +88,10 @@ def required_per_day(plan_name: str) -> float:
     raise ConfigError(f"plan {plan_name} has no per-secondary-node daily resolutions target")
 
 
-def catalog_from_launcher(launcher: Launcher, options: BenchOptions) -> dict[str, Any]:
-    topology = launcher.topology
-    secondaries = {
-        s.prefix: launcher.node(f"secondary-{s.prefix}").url for s in topology.secondaries
-    }
-    secrets = {i.prefix: i.secret for i in launcher.identities}
-    enterprises = []
-    for spec in topology.secondaries:
-        for n, ent in enumerate(spec.enterprises, start=1):
-            prefix = f"{spec.prefix}.{n}"
-            node = (
-                launcher.node(f"enterprise-{prefix}").url if ent.port else secondaries[spec.prefix]
-            )
-            enterprises.append(
-                {
-                    "prefix": prefix,
-                    "node": node,
-                    "secondary": spec.prefix,
-                    "identity": f"300:0.NA/{prefix}",
-                    "secret": secrets.get(prefix, demo_secret(prefix)),
-                    "count": ent.identifiers,
-                    "url_prefix": f"https://{ent.domain}/products/",
-                }
-            )
-    return {
-        "top": launcher.node(f"top-{topology.top_prefix}").url,
-        "secondaries": secondaries,
-        "enterprises": enterprises,
-    }
-
-
-def run_locust(catalog: dict[str, Any], options: BenchOptions, out: Path) -> tuple[float, float]:
+def run_locust(hierarchy: dict[str, Any], options: BenchOptions, out: Path) -> tuple[float, float]:
     """Run Locust headless; returns (wall seconds, CPU seconds the generator used)."""
     catalog_file = out / "catalog.json"
-    catalog_file.write_text(json.dumps(catalog, indent=2))
+    catalog_file.write_text(json.dumps(hierarchy, indent=2))
     command = [
         sys.executable,
         "-m",
@@ -163,27 +139,30 @@ def node_verdicts(
     seconds: float,
     required: float,
     budget: float,
+    nodes: Sequence[str] = (),
 ) -> list[NodeVerdict]:
+    """One verdict per secondary node measured, and per node of ``nodes`` (the catalog's
+    secondaries): a node that answered nothing is judged on zero resolutions."""
     per_second: dict[str, list[float]] = defaultdict(list)
     for row in history:
         if row["Name"].startswith(RESOLVE_AT):
             per_second[row["Name"]].append(float(row["Requests/s"] or 0))
-    verdicts = []
-    for row in stats:
-        name = row["Name"]
-        if name.startswith(RESOLVE_AT):
-            verdicts.append(
-                verdict(
-                    name.removeprefix(RESOLVE_AT),
-                    int(row["Request Count"]),
-                    int(row["Failure Count"]),
-                    seconds,
-                    per_second[name],
-                    required_per_day=required,
-                    error_budget=budget,
-                )
-            )
-    return sorted(verdicts, key=lambda v: v.node)
+    counts = {
+        row["Name"].removeprefix(RESOLVE_AT): (int(row["Request Count"]), int(row["Failure Count"]))
+        for row in stats
+        if row["Name"].startswith(RESOLVE_AT)
+    }
+    return [
+        verdict(
+            node,
+            *counts.get(node, (0, 0)),
+            seconds,
+            per_second[RESOLVE_AT + node],
+            required_per_day=required,
+            error_budget=budget,
+        )
+        for node in sorted(set(counts) | set(nodes))
+    ]
 
 
 def plot(history: list[dict[str, str]], out: Path) -> None:
@@ -239,6 +218,7 @@ def summary(
 ) -> tuple[str, bool]:
     """The Markdown summary and whether every node passed."""
     cores = os.cpu_count() or 1
+    source = "--per-day" if options.per_day is not None else options.plan
     passed = bool(verdicts) and all(v.passed for v in verdicts)
     total = next((r for r in stats if r["Name"] == "Aggregated"), None)
     lines = [
@@ -256,7 +236,7 @@ def summary(
             else "not saturated"
         ),
         f"- target per secondary node: {verdicts[0].required_per_day:,.0f} resolutions/day "
-        f"({options.plan}); error budget {options.error_budget:.2%}"
+        f"({source}); error budget {options.error_budget:.2%}"
         if verdicts
         else "- no secondary node was measured",
     ]
@@ -295,47 +275,24 @@ def summary(
     return "\n".join(lines) + "\n", passed
 
 
-def catalog_from_top(top: str, identifiers: int) -> dict[str, Any]:
-    """A running demo-like hierarchy, from its top node's registry."""
-    top = top.rstrip("/")
-    registry = fetch(f"{top}/api/prefixes?pageSize=10000")["prefixes"]
-    secondaries = {e["prefix"]: e["nodeUrl"] for e in registry if e["kind"] == "secondary"}
-    enterprises = []
-    for entry in registry:
-        if entry["kind"] != "enterprise":
-            continue
-        secondary = entry["prefix"].rsplit(".", 1)[0]
-        node = secondaries.get(secondary, entry["nodeUrl"])
-        record = fetch(f"{node}/api/handles/0.NA/{entry['prefix']}?type=NODE_URL")
-        own = [v["data"]["value"] for v in record.get("values", []) if v["data"]["value"]]
-        enterprises.append(
-            {
-                "prefix": entry["prefix"],
-                "node": own[0] if own else node,
-                "secondary": secondary,
-                "identity": f"300:0.NA/{entry['prefix']}",
-                "secret": demo_secret(entry["prefix"]),
-                "count": identifiers,
-                "url_prefix": _url_prefix(node, entry["prefix"]),
-            }
-        )
-    return {"top": top, "secondaries": secondaries, "enterprises": enterprises}
-
-
-def _url_prefix(node: str, prefix: str) -> str:
-    """The URL the demo's sample identifiers carry, minus the suffix."""
-    record = fetch(f"{node}/api/handles/{prefix}/demo-0001?type=URL")
-    url = str(record["values"][0]["data"]["value"]) if record.get("values") else ""
-    return url.removesuffix("demo-0001")
-
-
 async def _start(options: BenchOptions, out: Path) -> tuple[Launcher, dict[str, Any]]:
     topology = Topology.demo().on_ports(free_port).with_identifiers(options.identifiers)
     launcher = Launcher(
         topology, data_dir=out / "hierarchy", out=io.StringIO(), progress=sys.stdout
     )
     await launcher.start()
-    return launcher, catalog_from_launcher(launcher, options)
+    return launcher, catalog.from_launcher(launcher)
+
+
+async def seed(jobs: list[SeedJob]) -> int:
+    """Load the jobs' identifiers, with a progress bar on standard output."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
+        return await Seeder(http, progress=sys.stdout).seed(jobs)
+
+
+def _check_locust() -> None:
+    if importlib.util.find_spec("locust") is None:
+        raise ConfigError("idnode bench needs Locust and matplotlib: pip install 'idnode[bench]'")
 
 
 def bench(options: BenchOptions, command: str) -> int:
@@ -343,17 +300,21 @@ def bench(options: BenchOptions, command: str) -> int:
     out = (options.reports / stamp).resolve()
     out.mkdir(parents=True, exist_ok=True)
     launcher: Launcher | None = None
+    _check_locust()
+    required = options.per_day if options.per_day is not None else required_per_day(options.plan)
     try:
         if options.catalog is not None:
-            catalog = json.loads(options.catalog.read_text())
+            hierarchy = json.loads(options.catalog.read_text())
         elif options.target is not None:
-            catalog = catalog_from_top(options.target, options.identifiers)
+            hierarchy = catalog.from_top(options.target, options.identifiers)
         elif options.up:
             print("starting the demo hierarchy and seeding it...", flush=True)
-            launcher, catalog = asyncio.run(_start(options, out))
+            launcher, hierarchy = asyncio.run(_start(options, out))
         else:
             raise ConfigError("give --up, --target <top URL> or --catalog FILE")
-        catalog.update(
+        if options.seed and launcher is None:
+            asyncio.run(seed(catalog.seed_jobs(hierarchy)))
+        hierarchy.update(
             scenario=options.scenario,
             unknown_share=options.unknown_share,
             run_seconds=options.duration,
@@ -361,7 +322,7 @@ def bench(options: BenchOptions, command: str) -> int:
             shape=options.shape,
         )
         print(f"running Locust for {options.duration} s ({options.scenario})...", flush=True)
-        wall, cpu = run_locust(catalog, options, out)
+        wall, cpu = run_locust(hierarchy, options, out)
     finally:
         if launcher is not None:
             launcher.stop()
@@ -370,8 +331,9 @@ def bench(options: BenchOptions, command: str) -> int:
         stats,
         history,
         float(options.duration),
-        required_per_day(options.plan),
+        required,
         options.error_budget,
+        nodes=sorted(hierarchy["secondaries"]),
     )
     plot(history, out)
     text, passed = summary(options, stats, verdicts, wall, cpu, command)

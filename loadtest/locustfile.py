@@ -13,8 +13,9 @@ Users (every task checks its answer; a 200 with a wrong body is a failure):
 
 * ``TopResolver``: Zipf-popular identifiers of every enterprise, plus a share of
   unknown ones (which must be 404, responseCode 100), through the top node.
-* ``SecondaryResolver``: the same, asked directly of the secondary node holding them;
-  requests are named per node ("resolve at 88.100") so each node gets its own figures.
+* ``SecondaryResolver``: the same, asked directly of the secondary nodes holding them,
+  each node in turn; requests are named per node ("resolve at 88.100") so each node
+  gets its own figures.
 * ``Registrar``: enterprises registering identifiers one at a time and in batches.
 * ``Searcher``: listing an enterprise's identifiers and reverse lookup by URL.
 """
@@ -108,26 +109,28 @@ class TopResolver(FastHttpUser):
 
 
 class SecondaryResolver(FastHttpUser):
-    """A client of one secondary node (each node gets an equal share of these users),
-    resolving the identifiers that node holds, the popular ones most often."""
+    """A client of the secondary nodes, asking each node in turn for identifiers it
+    holds, the popular ones most often: every node gets an equal share of requests
+    however many users the day's shape runs at a moment."""
 
     weight = 3
     wait_time = between(0.05, 0.15)
     host = CATALOG["top"]
-    _next = itertools.count()
 
     def on_start(self) -> None:
         prefixes = sorted(BY_SECONDARY)
-        self.secondary = prefixes[next(SecondaryResolver._next) % len(prefixes)] if prefixes else ""
+        start = random.randrange(len(prefixes)) if prefixes else 0
+        self.turns = itertools.cycle(prefixes[start:] + prefixes[:start])
 
     @task
     def resolve(self) -> None:
-        if not self.secondary:
+        secondary = next(self.turns, None)
+        if secondary is None:
             return
-        identifiers = BY_SECONDARY[self.secondary]
-        enterprise, handle = identifiers[_popular_at[self.secondary].draw()]
-        base = CATALOG["secondaries"][self.secondary]
-        _resolve(self, base, enterprise, handle, f"resolve at {self.secondary}")
+        identifiers = BY_SECONDARY[secondary]
+        enterprise, handle = identifiers[_popular_at[secondary].draw()]
+        base = CATALOG["secondaries"][secondary]
+        _resolve(self, base, enterprise, handle, f"resolve at {secondary}")
 
 
 class Registrar(FastHttpUser):

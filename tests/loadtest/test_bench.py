@@ -163,6 +163,17 @@ def test_node_verdicts_without_resolutions_are_empty() -> None:
     assert node_verdicts(stats, history_rows(), SECONDS, REQUIRED, BUDGET) == []
 
 
+def test_a_catalog_node_that_answered_nothing_fails() -> None:
+    """A secondary node no resolution reached is judged on zero, not left out."""
+    verdicts = node_verdicts(
+        stats_rows(), history_rows(), SECONDS, REQUIRED, BUDGET, nodes=["88.100", "88.400"]
+    )
+    assert [v.node for v in verdicts] == ["88.100", "88.200", "88.300", "88.400"]
+    silent = verdicts[-1]
+    assert (silent.requests, silent.failures, silent.average_rate) == (0, 0, 0.0)
+    assert not silent.meets_rate and not silent.within_budget and not silent.passed
+
+
 # --- summary ----------------------------------------------------------------------------
 
 
