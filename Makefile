@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 DEMO_ARGS ?=
 
-.PHONY: install demo test browser bench-ci check lint types format clean
+.PHONY: install demo test browser compose-tool bench-tools bench-capacity bench-ci check lint types format clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/idnode up $(DEMO_ARGS)
 
-test: install browser
+test: install browser compose-tool bench-tools
 	$(BIN)/python -m pytest
 
 # Debian's Chromium (and a CJK font for the seed plans' quotes), for the status-page
@@ -32,11 +32,36 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; \
 	  else echo "no apt-get: the status-page test needs chromium on PATH"; fi; }
 
+# Debian's docker-compose (1.29), which validates compose.yaml without a Docker engine
+# (tests/containers); installed once, skipped with a note where there is no apt-get.
+compose-tool:
+	@command -v docker-compose >/dev/null || { \
+	  if command -v apt-get >/dev/null; then \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq docker-compose >/dev/null; \
+	  else echo "no apt-get: the compose test needs docker-compose on PATH"; fi; }
+
+# Debian's wrk (the closed-loop load generator) and nginx (the static baseline) for
+# `idnode bench --capacity`; installed once, skipped with a note where there is no apt-get.
+bench-tools:
+	@{ command -v wrk && { command -v nginx || test -x /usr/sbin/nginx; }; } >/dev/null || { \
+	  if command -v apt-get >/dev/null; then \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk nginx >/dev/null; \
+	  else echo "no apt-get: idnode bench --capacity needs wrk and nginx on PATH"; fi; }
+
+# The capacity benchmark (about 2-3 minutes): maximum rates and latency of the demo
+# hierarchy against nginx and a FastAPI+Redis app, in reports/<timestamp>/capacity.md.
+bench-capacity: install bench-tools
+	$(BIN)/idnode bench --capacity
+
 # The CI benchmark (about 70 s): the demo hierarchy under a day-shaped resolution load;
 # fails unless every secondary node sustains the Wuhan plan's 600,000 resolutions/day
 # with fewer than 0.1% failures. The report lands in reports/<timestamp>/.
 bench-ci: install
-	$(BIN)/idnode bench --up --scenario resolve --duration 40 --users 12
+	$(BIN)/idnode bench --up --scenario resolve --duration 40 --users 20
 
 check: lint types
 

@@ -31,6 +31,7 @@ from resolver.cache import Outcome as Cached
 from resolver.recursion import Resolution, Resolver
 
 _BODY_HEAD_LEN = len(b'{"responseCode":1,"handle":')
+_CACHE_VALUES = {status: status.value.encode() for status in CacheStatus}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,17 @@ class Reply:
         if self.cache is CacheStatus.HIT:
             return Outcome.CACHE_HIT if self.found else Outcome.NEGATIVE_HIT
         return Outcome.CACHE_MISS if self.cache is CacheStatus.MISS else Outcome.STALE
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """:meth:`headers` as ASGI wants them (the hot path's form)."""
+        if self.cache is None:
+            return []
+        raw = [(b"x-cache", _CACHE_VALUES[self.cache])]
+        if self.cache is not CacheStatus.MISS and self.age is not None:
+            raw.append((b"age", b"%d" % self.age))
+        if self.source:
+            raw.append((b"x-resolved-by", self.source.encode()))
+        return raw
 
     def headers(self) -> dict[str, str]:
         if self.cache is None:
@@ -146,7 +158,11 @@ class Answerer:
     async def _locate_from_root(self, handle: Handle) -> str | None:
         """Recursive node: walk the prefix records at the root, longest prefix first."""
         root = self.parent_url
-        assert root is not None and self.resolver is not None
+        if root is None:  # a top node asked for a prefix outside its own: nobody to ask
+            raise NotResponsible(
+                f"Prefix {handle.home_prefix.text} doesn't live here", handle=handle.text
+            )
+        assert self.resolver is not None
         if handle.is_prefix_record:
             return root
         for prefix in walk_candidates(handle):

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from starlette.types import Receive, Scope, Send
 
 from node import (
     audit,
@@ -30,8 +31,12 @@ from node import (
     kpis,
     management,
     prefixes,
+    query,
+    search,
     sessions,
     status_page,
+    templates,
+    trace,
 )
 from node.address_limits import AddressLimits
 from node.answerer import Answerer
@@ -40,6 +45,7 @@ from node.body_limit import BodyLimit
 from node.config import NodeConfig
 from node.daily_kpis import Kpis
 from node.embedded_redis import EmbeddedRedis
+from node.fast_path import FastResolutions
 from node.metrics import RequestMetrics
 from node.parent import ParentLink, own_entry
 from node.path_guard import PathGuard
@@ -56,9 +62,11 @@ from registry.prefix_registry import PrefixRegistry
 from registry.registrar import ADMIN_SECRET_INDEX, Registrar
 from registry.session import SessionStore
 from registry.store import HandleStore
+from registry.template_store import TemplateStore
 from resolver.answer_cache import AnswerCache
 from resolver.invalidation import Follower
 from resolver.recursion import Resolver
+from resolver.template_source import TemplateSource
 from resolver.upstream import Credentials, Upstream
 
 log = logging.getLogger("idnode.node")
@@ -109,6 +117,8 @@ def create_app(config: NodeConfig) -> FastAPI:
             app.state.node = state
             if state.kpis is not None:
                 tasks.append(asyncio.create_task(state.kpis.run()))
+            if traits.stores:  # other processes' writes reach the in-process copies
+                tasks.append(asyncio.create_task(state.store.follow_changes()))
             if state.follower is not None:
                 await state.follower.load()
                 tasks.append(asyncio.create_task(state.follower.run()))
@@ -130,7 +140,7 @@ def create_app(config: NodeConfig) -> FastAPI:
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
 
-    app = FastAPI(
+    app = NodeApi(
         title=f"idnode {config.name}",
         description=DESCRIPTION,
         version="0.1.0",
@@ -140,10 +150,14 @@ def create_app(config: NodeConfig) -> FastAPI:
     _declare_security(app)
     app.include_router(handles.router)
     app.include_router(management.router)
+    app.include_router(trace.router)
     if traits.stores:
         app.include_router(changes.router)
         app.include_router(sessions.router)
         app.include_router(audit.router)
+        app.include_router(templates.router)
+        app.include_router(query.router)
+        app.include_router(search.router)
     if traits.keeps_registry:
         app.include_router(prefixes.router)
         app.include_router(status_page.router)
@@ -157,6 +171,19 @@ def create_app(config: NodeConfig) -> FastAPI:
     app.add_middleware(AddressLimits)  # refuse over-limit clients before any work
     app.add_middleware(RequestMetrics)  # outermost: counts every answer, 429s included
     return app
+
+
+class NodeApi(FastAPI):
+    """The node's FastAPI app, with plain resolutions answered before anything else
+    (:mod:`node.fast_path`): the hot path skips routing and the middleware stack."""
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.fast = FastResolutions()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not await self.fast.answer(self.state._state.get("node"), scope, send):
+            await super().__call__(scope, receive, send)
 
 
 def _declare_security(app: FastAPI) -> None:
@@ -187,7 +214,11 @@ async def _build_state(
     config: NodeConfig, redis: Redis, session: aiohttp.ClientSession
 ) -> NodeState:
     traits = config.traits
-    store = HandleStore(redis, change_retention_ms=int(config.change_retention * 1000))
+    store = HandleStore(
+        redis,
+        change_retention_ms=int(config.change_retention * 1000),
+        local_ttl=config.cache.local_ttl if traits.stores else 0.0,
+    )
     upstream = Upstream(session, timeout=config.upstream_timeout)
     own = config.prefix
     delegations = Delegations(store, own, config.public_url) if own is not None else None
@@ -209,6 +240,11 @@ async def _build_state(
         cache = AnswerCache(redis, config.cache)
         follower = Follower(redis, cache, upstream, interval=config.invalidation_interval)
         resolver = Resolver(cache, upstream, track=follower.track)
+    template_store = None
+    if traits.stores:
+        template_store = TemplateStore(redis)
+        locate = templates.template_locator(registrar, config.parent_url)
+        registrar.templates = TemplateSource(template_store, locate, upstream).find
     answerer = Answerer(traits, own, store, delegations, resolver, config.parent_url)
     state = NodeState(
         config,
@@ -221,6 +257,7 @@ async def _build_state(
         rate=TokenBucket(config.rate_limit, 2 * config.rate_limit) if config.rate_limit else None,
         quota=DailyQuota(redis, config.daily_quota) if config.daily_quota else None,
         kpis=Kpis(redis),
+        templates=template_store,
     )
     if traits.keeps_registry:
         state.registry = PrefixRegistry(registrar)

@@ -6,10 +6,14 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 from node.config import APPENDFSYNC_POLICIES, LOG_LEVELS, NodeConfig
 from registry.errors import ConfigError
 from registry.hierarchy import Role
+
+if TYPE_CHECKING:
+    from node.topology import Topology
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,6 +77,25 @@ def _parser() -> argparse.ArgumentParser:
         help="generate fresh secrets instead of the documented demo-<prefix> ones",
     )
 
+    setup = commands.add_parser(
+        "setup",
+        help="set up a hierarchy whose nodes already run (containers), as `up` does",
+        description="Provision the secondary prefixes at the top node, wait for the "
+        "secondary nodes to register, onboard the enterprises and seed their sample "
+        "identifiers, through the APIs of nodes that already run (e.g. the compose file's "
+        "containers) with the demo secrets (demo-<prefix>). Safe to run again.",
+    )
+    setup.add_argument("--topology", help="a topology TOML file (default: the demo topology)")
+    setup.add_argument(
+        "--url",
+        action="append",
+        default=[],
+        metavar="PORT=URL",
+        help="where the node the topology puts on PORT answers, e.g. "
+        "8001=http://secondary-88-100:8001 (default: http://<host>:<port>)",
+    )
+    setup.add_argument("--host", default="127.0.0.1", help="host of nodes without --url")
+
     check = commands.add_parser(
         "check",
         help="judge a running hierarchy against a seed plan's targets",
@@ -107,7 +130,35 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--unknown-share", type=float, default=0.02)
     bench.add_argument("--error-budget", type=float, default=0.001)
     bench.add_argument("--plan", default="wuhan-5g-2021")
+    bench.add_argument(
+        "--per-day", type=float, help="per-node resolutions/day target (default: the plan's)"
+    )
+    bench.add_argument(
+        "--seed", action="store_true", help="with --target: seed --identifiers per enterprise"
+    )
     bench.add_argument("--reports", default="reports", help="folder for reports/<timestamp>/")
+    bench.add_argument(
+        "--capacity",
+        action="store_true",
+        help="instead of Locust: maximum rates and latency of the demo hierarchy against "
+        "nginx and FastAPI+Redis baselines (needs wrk and nginx: make bench-tools)",
+    )
+    bench.add_argument(
+        "--seconds", type=int, default=10, help="with --capacity: per measurement (default 10)"
+    )
+    bench.add_argument(
+        "--profile", action="store_true", help="with --capacity: also sample the top node (py-spy)"
+    )
+
+    seed = commands.add_parser(
+        "seed",
+        help="load sample identifiers into a running hierarchy through its batch API",
+        description="Register --identifiers sample identifiers (<prefix>/demo-0001, ...) for "
+        "every enterprise filed at the top node, with the demo credentials, 2000 per batch "
+        "call, and show progress. Existing sample identifiers are overwritten.",
+    )
+    seed.add_argument("--target", required=True, help="the top node's URL")
+    seed.add_argument("--identifiers", type=int, default=1000, help="per enterprise")
 
     keys = commands.add_parser(
         "keys",
@@ -208,6 +259,8 @@ def bench(args: dict[str, object], argv: Sequence[str]) -> int:
     from loadtest.bench import BenchOptions
     from loadtest.bench import bench as run
 
+    if args["capacity"]:
+        return capacity(args, argv)
     if int(str(args["duration"])) < 5 or int(str(args["users"])) < 1:
         raise ConfigError("--duration is at least 5 s and --users at least 1")
     options = BenchOptions(
@@ -223,9 +276,43 @@ def bench(args: dict[str, object], argv: Sequence[str]) -> int:
         unknown_share=float(str(args["unknown_share"])),
         error_budget=float(str(args["error_budget"])),
         plan=str(args["plan"]),
+        per_day=float(str(args["per_day"])) if args["per_day"] is not None else None,
+        seed=bool(args["seed"]),
         reports=Path(str(args["reports"])),
     )
     return run(options, "idnode " + " ".join(argv))
+
+
+def capacity(args: dict[str, object], argv: Sequence[str]) -> int:
+    from pathlib import Path
+
+    from loadtest.capacity import CapacityOptions
+    from loadtest.capacity import capacity as run
+
+    if args["target"] or args["catalog"]:
+        raise ConfigError("--capacity starts its own hierarchy: drop --target and --catalog")
+    if int(str(args["seconds"])) < 1:
+        raise ConfigError("--seconds is at least 1")
+    options = CapacityOptions(
+        seconds=int(str(args["seconds"])),
+        reports=Path(str(args["reports"])),
+        profile=bool(args["profile"]),
+    )
+    return run(options, "idnode " + " ".join(argv))
+
+
+def seed(args: dict[str, object]) -> None:
+    import asyncio
+
+    from loadtest import catalog
+    from loadtest.bench import seed as run
+
+    count = int(str(args["identifiers"]))
+    if count < 1:
+        raise ConfigError("--identifiers is at least 1")
+    jobs = catalog.seed_jobs(catalog.from_top(str(args["target"]), count))
+    written = asyncio.run(run(jobs))
+    print(f"seeded {written:,} identifiers for {len(jobs)} enterprises")
 
 
 def serve(config: NodeConfig) -> None:
@@ -257,10 +344,9 @@ def up(args: dict[str, object]) -> None:
 
     from node import log
     from node.launcher import Launcher
-    from node.topology import Topology
 
     log.configure("warning")
-    topology = Topology.load(Path(str(args["topology"]))) if args["topology"] else Topology.demo()
+    topology = _topology(args)
     launcher = Launcher(
         topology,
         data_dir=Path(str(args["data_dir"])).resolve() if args["data_dir"] else None,
@@ -269,6 +355,30 @@ def up(args: dict[str, object]) -> None:
         host=str(args["host"]),
     )
     asyncio.run(launcher.run_until_signal())
+
+
+def setup(args: dict[str, object]) -> None:
+    import asyncio
+
+    from node import log
+    from node.launcher import Launcher, attach_urls
+
+    log.configure("warning")
+    topology = _topology(args)
+    urls = attach_urls(topology, [str(pair) for pair in cast(list[object], args["url"])])
+    launcher = Launcher(
+        topology, data_dir=None, host=str(args["host"]), attach=urls, progress=sys.stdout
+    )
+    asyncio.run(launcher.start())
+    launcher.print_table()
+
+
+def _topology(args: dict[str, object]) -> Topology:
+    from pathlib import Path
+
+    from node.topology import Topology
+
+    return Topology.load(Path(str(args["topology"]))) if args["topology"] else Topology.demo()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -280,10 +390,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             serve(NodeConfig.from_sources(args, os.environ))
         elif command == "up":
             up(args)
+        elif command == "setup":
+            setup(args)
         elif command == "keys":
             keys(args)
         elif command == "check":
             sys.exit(check(args))
+        elif command == "seed":
+            seed(args)
         elif command == "bench":
             sys.exit(bench(args, argv))
     except ConfigError as exc:

@@ -12,16 +12,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from node.answerer import Reply
-from node.metrics import Outcome
+from node.metrics import error_outcome
 from node.request_body import read_json
 from node.responses import JSON, NEEDS_CREDENTIALS, json_response
 from node.state import NodeState, node_state
 from registry.errors import (
     HandleNotFound,
+    IdnodeError,
     InvalidValue,
     NotAuthorised,
-    NotResponsible,
-    UpstreamTimeout,
     UpstreamUnavailable,
 )
 from registry.identifier import Handle, Prefix, ascii_lower
@@ -34,7 +33,7 @@ router = APIRouter(tags=["Handle REST API"])
 State = Annotated[NodeState, Depends(node_state)]
 
 # Parameters of /hrls/handles that are not TYPE=pattern search terms.
-_SEARCH_CONTROLS = {"limit", "prefix"}
+_SEARCH_CONTROLS = frozenset({"limit", "prefix"})
 
 
 def _error_docs(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -100,14 +99,10 @@ async def resolve(
             reply = await _authenticated_read(state, parsed, handle, request)
         else:
             reply = await state.answerer.answer(parsed, handle)
-    except NotResponsible:
-        state.resolved(Outcome.REFERRAL)
-        raise
-    except HandleNotFound:
-        state.resolved(Outcome.NOT_FOUND)
-        raise
-    except (UpstreamUnavailable, UpstreamTimeout):
-        state.resolved(Outcome.UPSTREAM_ERROR)
+    except IdnodeError as exc:
+        outcome = error_outcome(exc)
+        if outcome is not None:
+            state.resolved(outcome)
         raise
     state.resolved(reply.outcome)
     if not reply.found or (not index and not type):
@@ -275,13 +270,21 @@ async def reverse_lookup(request: Request, state: State, limit: int = 1000) -> R
     cap = state.config.limits.max_search_results
     if not 1 <= limit <= cap:
         raise InvalidValue(f"limit must be between 1 and {cap}")
+    terms, within = search_terms(request, _SEARCH_CONTROLS)
+    return json_response(await state.store.search(terms, limit, within=within))
+
+
+def search_terms(
+    request: Request, controls: frozenset[str]
+) -> tuple[list[ValuePattern], Prefix | None]:
+    """The ``TYPE=pattern`` terms of a search request (its parameters but ``controls``),
+    and its ``prefix`` scope."""
     terms = [
         ValuePattern.parse(key, value)
         for key, value in request.query_params.multi_items()
-        if key not in _SEARCH_CONTROLS
+        if key not in controls
     ]
     if not terms:
         raise InvalidValue("give at least one TYPE=pattern search term, e.g. URL=*example*")
     scope = request.query_params.get("prefix")
-    within = Prefix.parse(scope) if scope else None
-    return json_response(await state.store.search(terms, limit, within=within))
+    return terms, Prefix.parse(scope) if scope else None

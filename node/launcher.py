@@ -10,8 +10,14 @@ The hierarchy is built the way operators would build it, over HTTP:
 4. the enterprises apply at their secondary node, which approves them (allocating
    ``<secondary>.1``, ``.2``, ... in topology order and filing them with the top node);
 5. enterprise nodes, for enterprises that run their own;
-6. the sample identifiers, registered with each enterprise's own credentials;
+6. the sample identifiers, then the traced products' identifiers (``[[product]]``), each
+   registered with the credentials of the enterprise holding it;
 7. recursive nodes, if any.
+
+With ``attach`` (``idnode setup``) the launcher starts nothing: the nodes already run
+(containers, or ``idnode serve`` by hand, with the demo secrets), and the same steps wait
+for each node at its URL instead of starting it, then set the hierarchy up through its
+APIs. Every step is idempotent, so running it again changes nothing.
 
 Every child process is started with PDEATHSIG, so even a launcher killed with -9 takes
 its nodes (and they their Redis) down with it.
@@ -29,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -37,9 +43,11 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 
 from node.embedded_redis import EmbeddedRedis, die_with_parent
+from node.seeder import Seeder, SeedJob
 from node.topology import EnterpriseSpec, SecondarySpec, Topology, demo_secret
 from registry.credential import generate_secret
 from registry.errors import ConfigError
+from registry.prefix_entry import node_url_problem
 from resolver.upstream import Credentials
 
 READY_TIMEOUT = 60.0
@@ -47,11 +55,19 @@ _DATABASES = 256
 
 
 @dataclass
-class RunningNode:
+class NodeAt:
+    """A node of the hierarchy and where it answers."""
+
     name: str
     role: str
     prefix: str
     url: str
+
+
+@dataclass
+class RunningNode(NodeAt):
+    """A node this launcher started."""
+
     process: subprocess.Popen[bytes]
     log: Path
 
@@ -87,7 +103,11 @@ class Launcher:
     out: Any = sys.stdout
     node_env: dict[str, str] = field(default_factory=dict)  # extra IDNODE_* for every node
     progress: Any = None  # where seeding progress is printed (None: nowhere)
+    # Set up nodes that already run instead of starting them: each node's URL by its
+    # topology port (a node left out answers at http://<host>:<port>).
+    attach: dict[int, str] | None = None
     nodes: list[RunningNode] = field(default_factory=list)
+    attached: list[NodeAt] = field(default_factory=list)
     identities: list[Identity] = field(default_factory=list)
     _redis: EmbeddedRedis | None = None
     _temp: Path | None = None
@@ -110,6 +130,15 @@ class Launcher:
             await asyncio.to_thread(self.stop)
 
     async def start(self) -> None:
+        if self.attach is None:
+            self._prepare()
+        elif self.random_secrets:  # the running nodes were given their secrets already
+            raise ConfigError("random secrets cannot be given to nodes that already run")
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+            await self._start_hierarchy(http)
+
+    def _prepare(self) -> None:
+        """Before starting processes: free ports, the logs folder and Redis."""
         self._check_ports_free()
         root = self._root()
         (root / "logs").mkdir(parents=True, exist_ok=True)
@@ -118,8 +147,6 @@ class Launcher:
             # Started from this thread: Linux ties a child's parent-death signal to the
             # thread that forks it, and a worker thread of asyncio.to_thread may end first.
             self.redis_url = self._redis.start()
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-            await self._start_hierarchy(http)
 
     def node(self, name: str) -> RunningNode:
         return next(n for n in self.nodes if n.name == name)
@@ -206,12 +233,21 @@ class Launcher:
                 if ent.port is not None
             )
         )
-        await asyncio.gather(
-            *(
-                self._seed(http, spec, ent, prefix, ident)
-                for spec, done in zip(topo.secondaries, onboarded, strict=True)
-                for ent, prefix, ident in done
+        samples = [
+            SeedJob(
+                prefix,
+                self._url(ent.port if ent.port is not None else spec.port),
+                ident.credentials,
+                ent.sample_batch(prefix),
             )
+            for spec, done in zip(topo.secondaries, onboarded, strict=True)
+            for ent, prefix, ident in done
+        ]
+        await Seeder(http, progress=self.progress).seed(samples)
+        # The traced products, each identifier by the enterprise holding its prefix.
+        traced = topo.traced_items([job.prefix for job in samples])
+        await Seeder(http).seed(
+            [replace(job, items=traced[job.prefix]) for job in samples if job.prefix in traced]
         )
         for port in topo.recursive_ports:
             await self._spawn(http, "recursive", None, port, None, parent=top_url)
@@ -274,35 +310,6 @@ class Launcher:
             {"values": [value]},
         )
 
-    async def _seed(
-        self,
-        http: aiohttp.ClientSession,
-        spec: SecondarySpec,
-        ent: EnterpriseSpec,
-        prefix: str,
-        ident: Identity,
-    ) -> None:
-        node = self._url(ent.port if ent.port is not None else spec.port)
-        items = ent.sample_batch(prefix)
-        for start in range(0, len(items), 1000):
-            answer = await _call(
-                http,
-                "POST",
-                f"{node}/api/batch/handles?overwrite=true",
-                ident.credentials,
-                {"handles": items[start : start + 1000]},
-            )
-            if answer["failed"]:
-                raise ConfigError(f"seeding {prefix} at {node} failed: {answer['results'][:3]}")
-            if self.progress is not None:
-                done = min(start + 1000, len(items))
-                bar = "#" * (20 * done // len(items))
-                print(
-                    f"  seeding {prefix:<10} [{bar:<20}] {done:>7,}/{len(items):,}",
-                    file=self.progress,
-                    flush=True,
-                )
-
     async def _wait_registered(
         self, http: aiohttp.ClientSession, top_url: str, spec: SecondarySpec
     ) -> None:
@@ -330,8 +337,13 @@ class Launcher:
         parent: str | None = None,
         industry: str = "",
         owner: str = "",
-    ) -> RunningNode:
+    ) -> NodeAt:
         name = f"{role}-{prefix}" if prefix else f"{role}-{port}"
+        if self.attach is not None:  # it runs already: wait until it is ready
+            found = NodeAt(name, role, prefix or "", self._url(port))
+            self.attached.append(found)
+            await _wait_ready(http, found)
+            return found
         args = [sys.executable, "-m", "node", "serve", "--role", role, "--host", self.host]
         args += ["--port", str(port), "--redis-url", self._database_url()]
         if prefix:
@@ -374,6 +386,8 @@ class Launcher:
         return identity
 
     def _url(self, port: int) -> str:
+        if self.attach and port in self.attach:
+            return self.attach[port]
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{port}"
 
@@ -401,7 +415,8 @@ class Launcher:
     def print_table(self) -> None:
         secrets = {i.prefix: i for i in self.identities}
         rows = [("node", "role", "prefix", "url", "identity", "secret")]
-        for node in self.nodes:
+        listed: list[NodeAt] = [*self.nodes, *self.attached]
+        for node in listed:
             ident = secrets.get(node.prefix)
             rows.append(
                 (
@@ -413,7 +428,7 @@ class Launcher:
                     ident.secret if ident else "-",
                 )
             )
-        running = {n.prefix for n in self.nodes}
+        running = {n.prefix for n in listed}
         hosted = sorted(
             (i for i in self.identities if i.prefix not in running),
             key=lambda i: [int(part) for part in i.prefix.split(".")],
@@ -430,19 +445,48 @@ class Launcher:
             file=self.out,
             flush=True,
         )
+        for product in self.topology.products:
+            print(
+                f"Trace {product.name} across the hierarchy:\n"
+                f"     curl {self._url(self.topology.top_port)}/api/trace/{product.root}",
+                file=self.out,
+                flush=True,
+            )
 
 
-async def _wait_ready(http: aiohttp.ClientSession, node: RunningNode) -> None:
+def attach_urls(topology: Topology, pairs: list[str]) -> dict[int, str]:
+    """``PORT=URL`` pairs (``idnode setup --url``): where the node the topology puts on
+    PORT answers.
+
+    >>> attach_urls(Topology.demo(), ["8000=http://top-88:8000/"])
+    {8000: 'http://top-88:8000'}
+    """
+    urls: dict[int, str] = {}
+    ports = topology.ports()
+    for pair in pairs:
+        port, sep, url = pair.partition("=")
+        if not sep or not port.strip().isdigit() or int(port) not in ports:
+            known = ", ".join(map(str, ports))
+            raise ConfigError(f"--url {pair!r}: expected PORT=URL with a topology port ({known})")
+        if problem := node_url_problem(url.strip()):
+            raise ConfigError(f"--url {pair!r}: {problem}")
+        urls[int(port)] = url.strip().rstrip("/")
+    return urls
+
+
+async def _wait_ready(http: aiohttp.ClientSession, node: NodeAt) -> None:
+    started = node if isinstance(node, RunningNode) else None
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
-        if node.process.poll() is not None:
-            raise ConfigError(f"{node.name} exited at start-up:\n{_tail(node.log)}")
+        if started is not None and started.process.poll() is not None:
+            raise ConfigError(f"{node.name} exited at start-up:\n{_tail(started.log)}")
         with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
             async with http.get(f"{node.url}/readyz") as response:
                 if response.status == 200:
                     return
         await asyncio.sleep(0.1)
-    raise ConfigError(f"{node.name} was not ready within {READY_TIMEOUT:g}s:\n{_tail(node.log)}")
+    where = f":\n{_tail(started.log)}" if started is not None else f" at {node.url}"
+    raise ConfigError(f"{node.name} was not ready within {READY_TIMEOUT:g}s{where}")
 
 
 async def _request(

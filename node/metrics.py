@@ -46,7 +46,14 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.errors import IdnodeError, StoreUnavailable, UpstreamTimeout, UpstreamUnavailable
+from registry.errors import (
+    HandleNotFound,
+    IdnodeError,
+    NotResponsible,
+    StoreUnavailable,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 
 # No *_created series: they double the exposition and nobody graphs them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -67,6 +74,18 @@ class Outcome(StrEnum):
 CACHED = (Outcome.CACHE_HIT, Outcome.NEGATIVE_HIT, Outcome.CACHE_MISS, Outcome.STALE)
 # Resolutions that got an answer (found or not): what the daily KPIs count.
 ANSWERED = frozenset(Outcome) - {Outcome.REFERRAL, Outcome.UPSTREAM_ERROR}
+
+
+def error_outcome(error: IdnodeError) -> Outcome | None:
+    """How a resolution that ended in ``error`` counts (None: it does not count, e.g.
+    an invalid handle or Redis down)."""
+    if isinstance(error, NotResponsible):
+        return Outcome.REFERRAL
+    if isinstance(error, HandleNotFound):
+        return Outcome.NOT_FOUND
+    if isinstance(error, UpstreamUnavailable | UpstreamTimeout):
+        return Outcome.UPSTREAM_ERROR
+    return None
 
 
 class NodeMetrics:

@@ -18,6 +18,7 @@ from registry.onboarding import Onboarding
 from registry.prefix_registry import PrefixRegistry
 from registry.registrar import Registrar
 from registry.store import HandleStore
+from registry.template_store import TemplateStore
 from resolver.invalidation import Follower
 from resolver.upstream import Upstream
 
@@ -47,6 +48,7 @@ class NodeState:
     audit: AuditLog | None = None
     rate: TokenBucket | None = None
     quota: DailyQuota | None = None
+    templates: TemplateStore | None = None
 
     def resolved(self, outcome: Outcome) -> None:
         """Count an answered resolution in the metrics and, if it was answered, the KPIs."""
@@ -82,7 +84,8 @@ class NodeState:
         return self.onboarding
 
 
-def node_state(request: Request) -> NodeState:
-    """FastAPI dependency: the state of the node serving this request."""
+async def node_state(request: Request) -> NodeState:
+    """FastAPI dependency: the state of the node serving this request. A coroutine, so
+    FastAPI calls it in the event loop instead of handing it to a worker thread."""
     state: NodeState = request.app.state.node
     return state

@@ -24,6 +24,15 @@ A topology is TOML (the demo ships as ``node/demo_topology.toml``)::
     [[recursive]]                         # optional public recursive nodes
     port = 8020
 
+    [[product]]                           # optional traced products (see registry.relation)
+    name = "..."
+    root = "88.100.1/..."                 # what `idnode up` suggests tracing
+
+      [[product.identifier]]              # registered by the enterprise holding its prefix
+      handle = "88.100.1/..."
+      values = [{ index = 1, type = "PRODUCT_NAME", data = "..." },
+                { index = 10, type = "COMPONENT", data = "88.100.2/..." }]
+
 Everything here is pure: parsing, validation (a :class:`ConfigError` naming the entry at
 fault), the demo credentials and the sample identifiers' values.
 """
@@ -39,10 +48,14 @@ from pathlib import Path
 from typing import Any
 
 from registry.credit_code import credit_code_problem
-from registry.errors import ConfigError
-from registry.identifier import Prefix, prefix_problem
+from registry.errors import ConfigError, InvalidHandle, InvalidValue
+from registry.identifier import Handle, Prefix, ascii_lower, prefix_problem
+from registry.limits import Limits
+from registry.relation import links_in
+from registry.value import HandleValue
 
 DEMO_SAMPLE_START = date(2026, 1, 5)
+_NO_TIME = "1970-01-01T00:00:00Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +99,27 @@ class EnterpriseSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class TracedIdentifier:
+    """One identifier of a traced product, with its values (links among them)."""
+
+    handle: str
+    values: tuple[dict[str, Any], ...]
+
+    def item(self) -> dict[str, Any]:
+        """The batch-API item registering it."""
+        return {"handle": self.handle, "values": [dict(v) for v in self.values]}
+
+
+@dataclass(frozen=True, slots=True)
+class ProductSpec:
+    """A product whose identifiers link to each other across enterprises, to trace."""
+
+    name: str
+    root: str
+    identifiers: tuple[TracedIdentifier, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SecondarySpec:
     prefix: str
     port: int
@@ -108,6 +142,7 @@ class Topology:
     top_owner: str
     secondaries: tuple[SecondarySpec, ...]
     recursive_ports: tuple[int, ...]
+    products: tuple[ProductSpec, ...] = ()
 
     @classmethod
     def demo(cls) -> Topology:
@@ -146,7 +181,15 @@ class Topology:
             recursive,
         )
         topology._check_unique(where)
-        return topology
+        enterprises = topology.enterprise_prefixes()
+        products = tuple(
+            _product(p, enterprises, f"[[product]] #{i + 1}", where)
+            for i, p in enumerate(_tables(raw, "product", where))
+        )
+        handles = [Handle.parse(t.handle).key for p in products for t in p.identifiers]
+        if len(set(handles)) != len(handles):
+            raise ConfigError(f"{where}: a product identifier appears twice")
+        return replace(topology, products=products)
 
     def on_ports(self, next_port: Callable[[], int]) -> Topology:
         """The same hierarchy with every node moved to a port from ``next_port``."""
@@ -176,6 +219,31 @@ class Topology:
                 for s in self.secondaries
             ),
         )
+
+    def enterprise_prefixes(self) -> list[str]:
+        """The prefixes the enterprises get, as approval allocates them: in topology order,
+        ``<secondary>.1``, ``<secondary>.2``, ..."""
+        return [
+            f"{s.prefix}.{n}" for s in self.secondaries for n in range(1, len(s.enterprises) + 1)
+        ]
+
+    def traced_items(self, prefixes: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The products' batch-API items, by the enterprise prefix (among ``prefixes``, as
+        allocated) that holds each; an identifier no enterprise holds is a ConfigError.
+
+        >>> demo = Topology.demo()
+        >>> items = demo.traced_items(demo.enterprise_prefixes())
+        >>> [item["handle"] for item in items["88.100.2"]]
+        ['88.100.2/HB75-2026-000123']
+        """
+        items: dict[str, list[dict[str, Any]]] = {}
+        for product in self.products:
+            for traced in product.identifiers:
+                owner = holder(traced.handle, prefixes)
+                if owner is None:
+                    raise ConfigError(f"no enterprise holds the prefix of {traced.handle}")
+                items.setdefault(owner, []).append(traced.item())
+        return items
 
     def ports(self) -> list[int]:
         ports = [self.top_port, *self.recursive_ports]
@@ -241,6 +309,63 @@ def _enterprise(raw: dict[str, Any], label: str, where: str) -> EnterpriseSpec:
         identifiers=count,
         port=_port(raw, label, where) if "port" in raw else None,
     )
+
+
+def holder(handle: str, prefixes: list[str]) -> str | None:
+    """The longest of ``prefixes`` that holds ``handle``, if any.
+
+    >>> holder("88.100.2/pack", ["88.100.1", "88.100.2"])
+    '88.100.2'
+    """
+    home = Handle.parse(handle).home_prefix
+    holding = [p for p in prefixes if Prefix(p).contains(home)]
+    return max(holding, key=len, default=None)
+
+
+def _product(raw: dict[str, Any], enterprises: list[str], label: str, where: str) -> ProductSpec:
+    identifiers = tuple(
+        _traced(t, enterprises, f"{label} identifier #{i + 1}", where)
+        for i, t in enumerate(_tables(raw, "identifier", where))
+    )
+    if not identifiers:
+        raise ConfigError(f"{where} {label}: a product needs [[product.identifier]] tables")
+    root = _text(raw, "root", label, where, default=identifiers[0].handle)
+    keys = [Handle.parse(t.handle).key for t in identifiers]
+    if ascii_lower(root) not in keys:
+        raise ConfigError(f"{where} {label}: root {root} is not one of its identifiers")
+    return ProductSpec(_text(raw, "name", label, where), root, identifiers)
+
+
+def _traced(
+    raw: dict[str, Any], enterprises: list[str], label: str, where: str
+) -> TracedIdentifier:
+    text = _text(raw, "handle", label, where)
+    try:
+        handle = Handle.parse(text)
+    except InvalidHandle as exc:
+        raise ConfigError(f"{where} {label}: {exc.message}") from None
+    if holder(handle.text, enterprises) is None:
+        known = ", ".join(enterprises)
+        raise ConfigError(
+            f"{where} {label}: {text} is under no enterprise of this topology ({known})"
+        )
+    values = raw.get("values")
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"{where} {label}: values must be a list of {{index, type, data}}")
+    label = f"{label} ({text})"
+    indexes = set()
+    for value in values:
+        try:  # checked as a node will check them (the node sets the timestamp)
+            checked = HandleValue.from_input(value, now=_NO_TIME, limits=Limits())
+        except InvalidValue as exc:
+            raise ConfigError(f"{where} {label}: {exc.message}") from None
+        if checked.index in indexes:
+            raise ConfigError(f"{where} {label}: index {checked.index} appears twice")
+        indexes.add(checked.index)
+    for link in links_in(values):
+        if link.target is None:
+            raise ConfigError(f"{where} {label}: {link.relation} link: {link.problem}")
+    return TracedIdentifier(handle.text, tuple(values))
 
 
 def _table(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from registry.hierarchy import delegation_candidates
-from registry.identifier import Handle, Prefix
+from registry.identifier import PREFIX_HANDLE_PREFIX, Handle, Prefix
 from registry.prefix_entry import PrefixEntry
 from registry.store import HandleStore
 
@@ -63,3 +63,22 @@ class Delegations:
         """What the record of ``prefix`` at this node says, if there is one."""
         body = await self.store.public_body(prefix.record_handle)
         return None if body is None else PrefixEntry.from_body(prefix, body)
+
+    async def children(self, limit: int = 100_000) -> list[Referral]:
+        """Every prefix this node's records hand to another node (the nodes a search
+        across the hierarchy asks), in prefix order: for the top node its secondary
+        nodes' prefixes and the enterprise prefixes filed under them; for a secondary
+        node the enterprises running their own nodes."""
+        records = Prefix(PREFIX_HANDLE_PREFIX)
+        _, names = await self.store.list_handles(records, 0, limit)
+        handles = [Handle.parse(name) for name in names]
+        bodies = await self.store.public_bodies(handles)
+        found = []
+        for handle, body in zip(handles, bodies, strict=True):
+            prefix = handle.described_prefix
+            if body is None or prefix is None:
+                continue
+            url = PrefixEntry.from_body(prefix, body).delegates_away_from(self.own_url)
+            if url is not None:
+                found.append(Referral(prefix, url))
+        return sorted(found, key=lambda r: tuple(int(s) for s in r.prefix.segments))

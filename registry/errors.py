@@ -11,11 +11,13 @@ them case by case: they render ``error.body()`` with ``error.http_status``.
     ├── RequestError                     the caller sent something wrong
     │   ├── InvalidHandle                102, 400  malformed identifier
     │   ├── InvalidValue                 202, 400  malformed value, body or parameter
+    │   │   └── TemplateViolation        202, 400  values refused by their metadata template
     │   ├── NotFound                     100, 404  no such application or entry
     │   │   └── HandleNotFound           100, 404
     │   ├── Conflict                     101, 409  clashes with the current state
     │   │   ├── HandleExists             101, 409
-    │   │   └── ValueExists              201, 409  index taken (add without overwrite)
+    │   │   ├── ValueExists              201, 409  index taken (add without overwrite)
+    │   │   └── TemplateConflict         202, 409  a draft drops or changes a published item
     │   ├── ValuesNotFound               200, 400  no value at the given indexes
     │   ├── NotResponsible               301, 400  prefix not homed here (+ referral)
     │   ├── AuthenticationRequired       402, 401  credentials missing or wrong
@@ -80,6 +82,29 @@ class InvalidValue(RequestError):
     default_message = "Invalid value"
 
 
+class TemplateViolation(InvalidValue):
+    """An identifier's values break its metadata template; ``violations`` lists each
+    refused field as ``{"field", "index", "message"}``, also in the body as ``errors``."""
+
+    default_message = "The values do not satisfy their metadata template"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        handle: str | None = None,
+        violations: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message, handle=handle)
+        self.violations = violations or []
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        if self.violations:
+            body["errors"] = self.violations
+        return body
+
+
 class NotFound(RequestError):
     response_code = 100
     http_status = 404
@@ -98,6 +123,11 @@ class Conflict(RequestError):
 
 class HandleExists(Conflict):
     default_message = "Handle already exists"
+
+
+class TemplateConflict(Conflict):
+    response_code = 202
+    default_message = "A new template version must keep the published items"
 
 
 class ValuesNotFound(RequestError):

@@ -11,7 +11,7 @@ import asyncio
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +34,7 @@ from registry.errors import (
     NotAuthorised,
     NotFound,
     NotResponsible,
+    RequestError,
     StoreUnavailable,
 )
 from registry.identifier import Handle, Identity, Prefix
@@ -43,6 +44,7 @@ from registry.pubkey import PUBKEY_TYPE, PublicKey, challenge
 from registry.record import HandleRecord, plan_remove, plan_replace, plan_update
 from registry.session import SessionStore, changed_identities
 from registry.store import HandleStore, Stored
+from registry.template import Template, TemplateRef, declared
 from registry.value import (
     SECRET_TYPE,
     DataFormat,
@@ -55,6 +57,8 @@ ADMIN_SECRET_INDEX = 300
 _MAX_ATTEMPTS = 8
 
 Plan = Callable[[Stored | None], HandleRecord | None]
+# Finds the published template a reference names (raises TemplateViolation if none).
+FindTemplate = Callable[[TemplateRef], Awaitable[Template]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +122,12 @@ class Registrar:
         parent_url: str | None = None,
         sessions: SessionStore | None = None,
         secret_cost: int = DEFAULT_COST,
+        templates: FindTemplate | None = None,
     ) -> None:
         self.store = store
+        # Identifiers declaring a metadata template are checked against it on every
+        # write; without a finder, declaring one is refused (nothing could check it).
+        self.templates = templates
         self.authority = authority
         self.limits = limits
         self.delegations = delegations
@@ -578,6 +586,7 @@ class Registrar:
                     prefix_grants[home] = await self.grants(identity, handle, None)
                 grants = Grants(prefix_grants[home].prefix_records, existing)
                 self.authorise(identity, handle, existing, after, grants)
+                await self.check_templates(after)
             except IdnodeError as exc:
                 results[position] = _failed(handle.text, exc)
                 continue
@@ -599,6 +608,23 @@ class Registrar:
             except IdnodeError as exc:
                 results[position] = _failed(handle.text, exc)
         return [r for r in results if r is not None]
+
+    async def check_templates(self, record: HandleRecord | None) -> None:
+        """Raise TemplateViolation unless ``record`` satisfies every metadata template
+        it declares (a TEMPLATE value naming ``<prefix>/<name>[@version]``)."""
+        if record is None:
+            return
+        try:
+            for ref in declared(record.values):
+                if self.templates is None:
+                    raise InvalidValue(
+                        f"this node checks no metadata templates; remove the TEMPLATE {ref.text}"
+                    )
+                template = await self.templates(ref)
+                template.check(record.values, record.handle.text)
+        except RequestError as exc:
+            exc.handle = exc.handle or record.handle.text
+            raise
 
     async def _end_sessions(self, before: HandleRecord | None, after: HandleRecord | None) -> None:
         """An identity whose key a write removed or replaced has no sessions left."""
@@ -622,6 +648,7 @@ class Registrar:
                     existing = before.record if before else None
                     grants = await self.grants(writer, handle, existing)
                     self.authorise(writer, handle, existing, after, grants)
+                await self.check_templates(after)
                 if await self.store.commit(before, after):
                     if not keep_sessions:
                         await self._end_sessions(before.record if before else None, after)

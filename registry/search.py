@@ -10,6 +10,10 @@ case-insensitively, ``*`` standing for any run of characters:
 - ``*...``: a leading wildcard cannot use the order, so the whole type's set is walked,
   in pages, still bounded by the result limit.
 
+Values that spell a number or an ISO date are also indexed by value, one per type and
+handle, in a sorted set scored by the number (a date as YYYYMMDD), for the range
+conditions of structured queries (:mod:`registry.query`).
+
 Nothing here does I/O; the store turns a :class:`ValuePattern` into Redis commands.
 """
 
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from registry.errors import InvalidValue
 from registry.identifier import ascii_lower
 from registry.record import HandleRecord
+from registry.template import parse_date, parse_number
 from registry.value import DataFormat
 
 MAX_INDEXED_BYTES = 512
@@ -95,6 +100,35 @@ def index_entries(record: HandleRecord | None) -> set[tuple[str, bytes]]:
         if SEPARATOR in v.value or len(v.value.encode()) > MAX_INDEXED_BYTES:
             continue
         entries.add((ascii_lower(v.type), member(ascii_lower(v.value), record.handle.text)))
+    return entries
+
+
+def score_of(text: str) -> float | None:
+    """A value's place in the numeric index: the number it spells, or an ISO date as the
+    number YYYYMMDD (so dates order correctly); None for any other text."""
+    number = parse_number(text)
+    if number is not None:
+        return number
+    day = parse_date(text)
+    return float(day.year * 10_000 + day.month * 100 + day.day) if day is not None else None
+
+
+def numeric_entries(record: HandleRecord | None) -> dict[str, float]:
+    """(type key -> score) under which ``record`` is found by range: for each type, the
+    first public string value (lowest index) that spells a number or a date."""
+    if record is None:
+        return {}
+    entries: dict[str, float] = {}
+    for v in record.values:
+        if not v.is_public or v.format is not DataFormat.STRING:
+            continue
+        assert isinstance(v.value, str)
+        key = ascii_lower(v.type)
+        if key in entries:
+            continue
+        score = score_of(v.value)
+        if score is not None:
+            entries[key] = score
     return entries
 
 

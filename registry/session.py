@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import cast
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from registry.errors import StoreUnavailable
 from registry.identifier import Identity
 from registry.pubkey import PUBKEY_TYPE, new_nonce
 from registry.record import HandleRecord
+from registry.store import translated
 from registry.value import SECRET_TYPE
 
 KEY_TYPES = frozenset({SECRET_TYPE, PUBKEY_TYPE})
@@ -61,14 +58,6 @@ def _token_key(token: str) -> str:
     return "sess:t:" + hashlib.sha256(token.encode()).hexdigest()
 
 
-@asynccontextmanager
-async def _translated() -> AsyncIterator[None]:
-    try:
-        yield
-    except RedisError as exc:
-        raise StoreUnavailable(f"The node's store (Redis) failed: {exc}") from exc
-
-
 class SessionStore:
     """Tokens, challenges and rotation grace periods.
 
@@ -86,7 +75,7 @@ class SessionStore:
     async def open(self, identity: Identity) -> Session:
         token = secrets.token_urlsafe(32)
         key = _token_key(token)
-        async with _translated():
+        async with translated():
             pipe = self.redis.pipeline(transaction=True)
             pipe.set(key, identity.text, ex=self.ttl)
             pipe.sadd(f"sess:i:{identity.key}", key)
@@ -95,18 +84,18 @@ class SessionStore:
         return Session(token, identity, self.ttl)
 
     async def identity(self, token: str) -> Identity | None:
-        async with _translated():
+        async with translated():
             raw = await self.redis.get(_token_key(token))
         return Identity.parse(cast(bytes, raw).decode()) if raw else None
 
     async def revoke(self, token: str) -> bool:
-        async with _translated():
+        async with translated():
             return bool(await self.redis.delete(_token_key(token)))
 
     async def revoke_all(self, identity: Identity) -> int:
         """End every session of ``identity``; returns how many were open."""
         index = f"sess:i:{identity.key}"
-        async with _translated():
+        async with translated():
             keys = cast(set[bytes], await self.redis.smembers(index))
             if not keys:
                 return 0
@@ -118,7 +107,7 @@ class SessionStore:
 
     async def new_challenge(self, identity: Identity) -> str:
         nonce = new_nonce()
-        async with _translated():
+        async with translated():
             await self.redis.set(f"sess:n:{nonce}", identity.text, ex=self.challenge_ttl)
         return nonce
 
@@ -126,18 +115,18 @@ class SessionStore:
         """The identity the nonce was issued to, once; None if unknown, used or expired."""
         if not nonce.isalnum() or len(nonce) > 64:
             return None
-        async with _translated():
+        async with translated():
             raw = await self.redis.getdel(f"sess:n:{nonce}")
         return cast(bytes, raw).decode() if raw else None
 
     async def keep_previous_secret(self, identity: Identity, hashed: str, grace: int) -> None:
-        async with _translated():
+        async with translated():
             if grace > 0:
                 await self.redis.set(f"sess:r:{identity.key}", hashed, ex=grace)
             else:
                 await self.redis.delete(f"sess:r:{identity.key}")
 
     async def previous_secret(self, identity: Identity) -> str | None:
-        async with _translated():
+        async with translated():
             raw = await self.redis.get(f"sess:r:{identity.key}")
         return cast(bytes, raw).decode() if raw else None

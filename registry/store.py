@@ -7,6 +7,7 @@ so a write that touches a record and its indexes is one atomic script on one sha
                                         f = full body, only when some values are private
     l:{<prefix>}                  ZSET  handle texts under the prefix (listing, paging)
     v:{<prefix>}:<type key>       ZSET  "<value key> NUL <handle>" (reverse lookup)
+    n:{<prefix>}:<type key>       ZSET  handle scored by its number or date (range queries)
     prefixes                      SET   every prefix that has held a handle here
     changes                       STREAM  h = keys of the handles a commit touches
     changes:epoch                 STRING  random; a new one means a new store
@@ -26,7 +27,9 @@ Redis errors never leave this module: they become :class:`StoreUnavailable`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -34,14 +37,23 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import cast
 
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from registry.change_feed import StreamId, has_gap, next_cursor
 from registry.errors import StoreUnavailable
 from registry.identifier import Handle, Prefix, prefix_problem
+from registry.local_copy import LocalCopies
+from registry.query import Condition, Query, driver, page_of
 from registry.record import HandleRecord
-from registry.search import ValuePattern, index_entries, intersect_in_order, split_member
+from registry.search import (
+    ValuePattern,
+    index_entries,
+    intersect_in_order,
+    numeric_entries,
+    split_member,
+)
 
 ABSENT = "-"
 PREFIXES_KEY = "prefixes"
@@ -49,33 +61,48 @@ CHANGES_KEY = "changes"
 EPOCH_KEY = "changes:epoch"
 DEFAULT_CHANGE_RETENTION_MS = 3_600_000
 _SCAN_PAGE = 1000
+_PROBE_CHUNK = 5000  # candidates checked per pipeline
+FOLLOW_INTERVAL = 0.05  # seconds between reads of the change stream for local copies
+_FOLLOW_COUNT = 500
 
-# KEYS[1] record, KEYS[2] listing, KEYS[3..] reverse-index sets.
-# ARGV[1] expected version ('-' = absent), ARGV[2] new public body ('' = delete),
-# ARGV[3] new full body ('' = none), ARGV[4] listing member to remove ('' = none),
-# ARGV[5] listing member to add ('' = none), then triples (op 'a'|'r', key number, member).
+# One call commits every change of a batch that falls under one prefix (one hash slot),
+# each change atomic on its own and applied only if its record is unchanged.
+# KEYS: every key the changes touch, once. ARGV[1]: JSON, one list per change:
+#   [record key number, expected version ('-' = absent), new public body ('' = delete),
+#    new full body ('' = none), listing member to remove, listing member to add
+#    ('' = none), listing key number, [[op 'a'|'r', key number, member, score], ...]]
+# Returns one 1 (committed) or 0 (the record changed meanwhile) per change.
 _COMMIT_LUA = """
-local b = redis.call('HGET', KEYS[1], 'b')
-local version = '-'
-if b then
-  version = redis.sha1hex(b .. '\\0' .. (redis.call('HGET', KEYS[1], 'f') or ''))
+local changes = cjson.decode(ARGV[1])
+local done = {}
+for i, change in ipairs(changes) do
+  local record = KEYS[change[1]]
+  local b = redis.call('HGET', record, 'b')
+  local version = '-'
+  if b then
+    version = redis.sha1hex(b .. '\\0' .. (redis.call('HGET', record, 'f') or ''))
+  end
+  if version ~= change[2] then
+    done[i] = 0
+  else
+    if change[3] == '' then
+      redis.call('DEL', record)
+    else
+      redis.call('HSET', record, 'b', change[3])
+      if change[4] == '' then redis.call('HDEL', record, 'f')
+      else redis.call('HSET', record, 'f', change[4]) end
+    end
+    local listing = KEYS[change[7]]
+    if change[5] ~= '' then redis.call('ZREM', listing, change[5]) end
+    if change[6] ~= '' then redis.call('ZADD', listing, 0, change[6]) end
+    for _, op in ipairs(change[8]) do
+      if op[1] == 'a' then redis.call('ZADD', KEYS[op[2]], op[4], op[3])
+      else redis.call('ZREM', KEYS[op[2]], op[3]) end
+    end
+    done[i] = 1
+  end
 end
-if version ~= ARGV[1] then return 0 end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('HSET', KEYS[1], 'b', ARGV[2])
-  if ARGV[3] == '' then redis.call('HDEL', KEYS[1], 'f')
-  else redis.call('HSET', KEYS[1], 'f', ARGV[3]) end
-end
-if ARGV[4] ~= '' then redis.call('ZREM', KEYS[2], ARGV[4]) end
-if ARGV[5] ~= '' then redis.call('ZADD', KEYS[2], 0, ARGV[5]) end
-for i = 6, #ARGV, 3 do
-  local key = KEYS[tonumber(ARGV[i + 1])]
-  if ARGV[i] == 'a' then redis.call('ZADD', key, 0, ARGV[i + 2])
-  else redis.call('ZREM', key, ARGV[i + 2]) end
-end
-return 1
+return done
 """
 _COMMIT_SHA = hashlib.sha1(_COMMIT_LUA.encode()).hexdigest()
 
@@ -112,12 +139,16 @@ def value_index_key(prefix: str, type_key: str) -> str:
     return f"v:{{{prefix.lower()}}}:{type_key}"
 
 
+def number_index_key(prefix: str, type_key: str) -> str:
+    return f"n:{{{prefix.lower()}}}:{type_key}"
+
+
 def version_of(public: bytes, full: bytes | None) -> str:
     return hashlib.sha1(public + b"\x00" + (full or b"")).hexdigest()
 
 
 @asynccontextmanager
-async def _translated() -> AsyncIterator[None]:
+async def translated() -> AsyncIterator[None]:
     try:
         yield
     except RedisError as exc:
@@ -132,25 +163,75 @@ class HandleStore:
     b'{"responseCode":1,"handle":"88.100/a","values":[...]}'
     """
 
-    def __init__(self, redis: Redis, *, change_retention_ms: int = DEFAULT_CHANGE_RETENTION_MS):
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        change_retention_ms: int = DEFAULT_CHANGE_RETENTION_MS,
+        local_ttl: float = 0.0,
+    ):
         self._redis = redis
         self.change_retention_ms = change_retention_ms
+        # Hot public bodies kept in process (registry.local_copy); 0 keeps none.
+        self.local = LocalCopies(local_ttl)
 
     async def ping(self) -> None:
-        async with _translated():
+        async with translated():
             await self._redis.ping()
 
     async def public_body(self, handle: Handle) -> bytes | None:
-        """The hot path: one HGET, the stored bytes as they are."""
+        """The hot path: the in-process copy, else one HGET; the stored bytes as they are."""
+        key = handle.key
+        kept, body = self.local.get(key)
+        if kept:
+            return body
+        generation = self.local.generation
         try:
-            body = await self._redis.hget(record_key(handle), "b")
+            body = cast(bytes | None, await self._redis.hget(record_key(handle), "b"))
         except RedisError as exc:
             raise StoreUnavailable(f"The node's store (Redis) failed: {exc}") from exc
-        return cast(bytes | None, body)
+        self.local.put(key, body, generation)
+        return body
+
+    async def follow_changes(self, interval: float = FOLLOW_INTERVAL) -> None:
+        """Forget the in-process copies of handles other processes change, as their
+        commits appear in the change stream, read every ``interval`` seconds (not a
+        blocking read: a connection parked in XREAD BLOCK does not cancel cleanly);
+        runs until cancelled."""
+        cursor: str | bytes | None = None
+        this = asyncio.current_task()
+        while True:
+            # redis-py can swallow a cancellation that lands while a command is on the
+            # wire; the request stays recorded on the task, so honour it here.
+            if this is not None and this.cancelling():
+                raise asyncio.CancelledError
+            try:
+                if cursor is None:  # start at the stream's end: older writes are past
+                    last = cast(
+                        list[tuple[bytes, object]],
+                        await self._redis.xrevrange(CHANGES_KEY, count=1),
+                    )
+                    cursor = last[0][0] if last else b"0-0"
+                found = cast(
+                    list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]],
+                    await self._redis.xread({CHANGES_KEY: cursor}, count=_FOLLOW_COUNT),
+                )
+            except RedisError:
+                self.local.clear()  # entries may have been missed: start afresh
+                cursor = None
+                await asyncio.sleep(1.0)
+                continue
+            read = 0
+            for _, entries in found:
+                for entry_id, fields in entries:
+                    cursor, read = entry_id, read + 1
+                    self.local.forget(fields[b"h"].decode().split("\n"))
+            if read < _FOLLOW_COUNT:
+                await asyncio.sleep(interval)
 
     async def public_bodies(self, handles: Sequence[Handle]) -> list[bytes | None]:
         """Several public bodies in one pipelined round trip."""
-        async with _translated():
+        async with translated():
             pipe = self._redis.pipeline(transaction=False)
             for handle in handles:
                 pipe.hget(record_key(handle), "b")
@@ -160,7 +241,7 @@ class HandleStore:
         return (await self.load_many([handle]))[0]
 
     async def load_many(self, handles: Sequence[Handle]) -> list[Stored | None]:
-        async with _translated():
+        async with translated():
             pipe = self._redis.pipeline(transaction=False)
             for handle in handles:
                 pipe.hmget(record_key(handle), ["b", "f"])
@@ -174,32 +255,48 @@ class HandleStore:
     async def commit_many(
         self, changes: Sequence[tuple[Stored | None, HandleRecord | None]]
     ) -> list[bool]:
-        """Commit several changes in one pipelined round trip; each is atomic on its own."""
-        calls = [_commit_call(before, after) for before, after in changes]
-        if not calls:
+        """Commit several changes in one round trip (one script call per prefix); each
+        is atomic on its own. Returns, per change, whether it was committed."""
+        if not changes:
             return []
+        groups: dict[str, CommitGroup] = {}
+        placed: list[tuple[CommitGroup, int]] = []
+        for before, after in changes:
+            subject = _subject(before, after)
+            group = groups.get(subject.prefix)
+            if group is None:
+                group = groups[subject.prefix] = CommitGroup(subject.prefix)
+            placed.append((group, group.add(before, after, subject)))
         prefixes = {after.handle.prefix for _, after in changes if after is not None}
-        async with _translated():
+        # Forgotten before and after: no copy read before the commit outlives it.
+        touched = [key for group in groups.values() for key in group.handle_keys]
+        self.local.forget(touched)
+        async with translated():
             try:
-                return await self._run_commits(calls, prefixes)
-            except NoScriptError:
-                await self._redis.script_load(_COMMIT_LUA)
-                return await self._run_commits(calls, prefixes)
+                try:
+                    results = await self._run_commits(list(groups.values()), touched, prefixes)
+                except NoScriptError:
+                    await self._redis.script_load(_COMMIT_LUA)
+                    results = await self._run_commits(list(groups.values()), touched, prefixes)
+            finally:
+                self.local.forget(touched)
+        return [bool(results[group.prefix][n]) for group, n in placed]
 
     async def _run_commits(
-        self, calls: list[tuple[list[str], list[str | bytes]]], prefixes: set[str]
-    ) -> list[bool]:
+        self, groups: list[CommitGroup], touched: list[str], prefixes: set[str]
+    ) -> dict[str, list[int]]:
         pipe = self._redis.pipeline(transaction=False)
         pipe.xadd(
             CHANGES_KEY,
-            {"h": "\n".join(keys[0].partition("}:")[2] for keys, _ in calls)},
+            {"h": "\n".join(touched)},
             minid=str(int(time.time() * 1000) - self.change_retention_ms),
             approximate=True,
         )
         if prefixes:
             pipe.sadd(PREFIXES_KEY, *prefixes)
-        for keys, args in calls:
-            pipe.evalsha(_COMMIT_SHA, len(keys), *keys, *args)
+        for group in groups:
+            keys, argument = group.call()
+            pipe.evalsha(_COMMIT_SHA, len(keys), *keys, argument)
         results = await pipe.execute(raise_on_error=False)
         head = 2 if prefixes else 1
         for result in results[:head]:
@@ -211,7 +308,7 @@ class HandleStore:
                 raise result
             if isinstance(result, Exception):
                 raise StoreUnavailable(f"The node's store (Redis) failed: {result}") from result
-        return [bool(r) for r in committed]
+        return {group.prefix: list(done) for group, done in zip(groups, committed, strict=True)}
 
     async def list_handles(
         self, prefix: Prefix, page: int, page_size: int
@@ -219,7 +316,7 @@ class HandleStore:
         """Total count and one page of the handles under exactly ``prefix``."""
         key = listing_key(prefix.text)
         start = page * page_size
-        async with _translated():
+        async with translated():
             pipe = self._redis.pipeline(transaction=False)
             pipe.zcard(key)
             pipe.zrange(key, start, start + page_size - 1)
@@ -229,7 +326,7 @@ class HandleStore:
     async def changes(self, after: StreamId | None, limit: int) -> ChangePage:
         """Up to ``limit`` feed entries after ``after`` (none without it), with the cursor
         to read from next; see :mod:`registry.change_feed`."""
-        async with _translated():
+        async with translated():
             await self._redis.set(EPOCH_KEY, uuid.uuid4().hex, nx=True)
             pipe = self._redis.pipeline(transaction=False)
             pipe.get(EPOCH_KEY)
@@ -251,7 +348,7 @@ class HandleStore:
         )
 
     async def prefixes(self) -> list[str]:
-        async with _translated():
+        async with translated():
             members = cast(set[bytes], await self._redis.smembers(PREFIXES_KEY))
         return sorted(m.decode() for m in members)
 
@@ -272,12 +369,75 @@ class HandleStore:
                 break
         return found
 
+    async def query(self, query: Query) -> tuple[int, list[str]]:
+        """How many identifiers under ``query.prefix`` meet every condition, and the
+        page asked for, in byte order; see :mod:`registry.query` for how."""
+        conditions = query.conditions
+        keys = [self._condition_key(query.prefix.text, c) for c in conditions]
+        async with translated():
+            pipe = self._redis.pipeline(transaction=False)
+            for condition, key in zip(conditions, keys, strict=True):
+                if condition.scored:
+                    pipe.zcount(key, _score(condition.low), _score(condition.high))
+                else:
+                    pipe.zlexcount(key, *condition.lex_range())
+            chosen = driver([int(n) for n in await pipe.execute()])
+            if chosen is None:
+                return 0, []
+            lead, key = conditions[chosen], keys[chosen]
+            if lead.scored:
+                raw = cast(
+                    list[bytes],
+                    await self._redis.zrangebyscore(key, _score(lead.low), _score(lead.high)),
+                )
+                found = [m.decode() for m in raw]
+            else:
+                raw = cast(list[bytes], await self._redis.zrangebylex(key, *lead.lex_range()))
+                found = [h for h in map(lead.handle_of, raw) if h is not None]
+            candidates = list(dict.fromkeys(found))
+            others = [
+                (c, k) for i, (c, k) in enumerate(zip(conditions, keys, strict=True)) if i != chosen
+            ]
+            matching = await self._meeting(candidates, others)
+        matching.sort()
+        return len(matching), page_of(matching, query.page, query.page_size)
+
+    async def _meeting(
+        self, candidates: list[str], conditions: list[tuple[Condition, str]]
+    ) -> list[str]:
+        """The candidates that meet every condition: one ZSCORE per probe, pipelined."""
+        if not conditions:
+            return candidates
+        kept: list[str] = []
+        for start in range(0, len(candidates), _PROBE_CHUNK):
+            chunk = candidates[start : start + _PROBE_CHUNK]
+            pipe = self._redis.pipeline(transaction=False)
+            for handle in chunk:
+                for condition, key in conditions:
+                    for probe in condition.probes(handle):
+                        pipe.zscore(key, probe)
+            scores = iter(await pipe.execute())
+            for handle in chunk:
+                meets = True
+                for condition, _ in conditions:
+                    got = [next(scores) for _ in condition.probes(handle)]
+                    meets = meets and condition.accepts(got)
+                if meets:
+                    kept.append(handle)
+        return kept
+
+    @staticmethod
+    def _condition_key(prefix: str, condition: Condition) -> str:
+        if condition.scored:
+            return number_index_key(prefix, condition.field)
+        return value_index_key(prefix, condition.field)
+
     async def _matching(self, prefix: str, term: ValuePattern) -> list[str]:
         key = value_index_key(prefix, term.type_key)
         low, high = term.lex_range()
         handles: list[str] = []
         offset = 0
-        async with _translated():
+        async with translated():
             while True:
                 page = cast(
                     list[bytes], await self._redis.zrangebylex(key, low, high, offset, _SCAN_PAGE)
@@ -291,34 +451,80 @@ class HandleStore:
                 offset += _SCAN_PAGE
 
 
+def _score(bound: float) -> str:
+    """A ZCOUNT/ZRANGEBYSCORE bound, inclusive; infinities as Redis spells them."""
+    if math.isinf(bound):
+        return "+inf" if bound > 0 else "-inf"
+    return repr(bound)
+
+
 def _stored(public: bytes | None, full: bytes | None) -> Stored | None:
     if public is None:
         return None
     return Stored(HandleRecord.decode(full or public), version_of(public, full))
 
 
-def _commit_call(
-    before: Stored | None, after: HandleRecord | None
-) -> tuple[list[str], list[str | bytes]]:
-    subject = after.handle if after is not None else before.record.handle if before else None
-    if subject is None:
-        raise ValueError("a commit needs a record before or after")
-    prefix = subject.prefix
-    keys = [record_key(subject), listing_key(prefix)]
-    args: list[str | bytes] = [
-        before.version if before else ABSENT,
-        after.public_body() if after else b"",
-        (after.full_body() or b"") if after else b"",
-        before.record.handle.text if before and after is None else "",
-        after.handle.text if after and before is None else "",
-    ]
-    old = index_entries(before.record if before else None)
-    new = index_entries(after)
-    key_numbers: dict[str, int] = {}
-    for op, entries in (("r", old - new), ("a", new - old)):
-        for type_key, member in sorted(entries):
-            if type_key not in key_numbers:
-                keys.append(value_index_key(prefix, type_key))
-                key_numbers[type_key] = len(keys)
-            args.extend([op, str(key_numbers[type_key]), member])
-    return keys, args
+def _subject(before: Stored | None, after: HandleRecord | None) -> Handle:
+    if after is not None:
+        return after.handle
+    if before is not None:
+        return before.record.handle
+    raise ValueError("a commit needs a record before or after")
+
+
+class CommitGroup:
+    """The changes under one prefix, as the arguments of one commit script call: every
+    key once (records, the listing, value indexes), and per change the numbers of the
+    keys it touches."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.handle_keys: list[str] = []
+        self._keys: dict[str, int] = {}  # key -> its 1-based number in KEYS
+        self._changes: list[list[object]] = []
+
+    def add(self, before: Stored | None, after: HandleRecord | None, subject: Handle) -> int:
+        """Add one change; returns its position in the group."""
+        self.handle_keys.append(subject.key)
+        prefix = self.prefix
+        ops: list[list[object]] = []
+
+        def change(op: str, key: str, member: str, score: float = 0.0) -> None:
+            ops.append([op, self._number(key), member, score])
+
+        old = index_entries(before.record if before else None)
+        new = index_entries(after)
+        for op, entries in (("r", old - new), ("a", new - old)):
+            for type_key, member in sorted(entries):
+                change(op, value_index_key(prefix, type_key), member.decode())
+        old_numbers = numeric_entries(before.record if before else None)
+        new_numbers = numeric_entries(after)
+        stored_as = before.record.handle.text if before else subject.text
+        for type_key in sorted(old_numbers.keys() - new_numbers.keys()):
+            change("r", number_index_key(prefix, type_key), stored_as)
+        for type_key, score in sorted(new_numbers.items()):
+            if old_numbers.get(type_key) != score:
+                change("a", number_index_key(prefix, type_key), subject.text, score)
+        self._changes.append(
+            [
+                self._number(record_key(subject)),
+                before.version if before else ABSENT,
+                after.public_body().decode() if after else "",
+                (after.full_body() or b"").decode() if after else "",
+                before.record.handle.text if before and after is None else "",
+                after.handle.text if after and before is None else "",
+                self._number(listing_key(prefix)),
+                ops,
+            ]
+        )
+        return len(self._changes) - 1
+
+    def _number(self, key: str) -> int:
+        number = self._keys.get(key)
+        if number is None:
+            number = self._keys[key] = len(self._keys) + 1
+        return number
+
+    def call(self) -> tuple[list[str], bytes]:
+        """KEYS and the JSON argument of the commit script."""
+        return list(self._keys), orjson.dumps(self._changes)

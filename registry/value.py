@@ -39,6 +39,9 @@ class DataFormat(StrEnum):
     ADMIN = "admin"
 
 
+_KNOWN_FORMATS = ", ".join(f.value for f in DataFormat)
+
+
 @dataclass(frozen=True, slots=True)
 class AdminRef:
     """The data of an HS_ADMIN value: which identity administers the handle, with what rights."""
@@ -187,7 +190,7 @@ def _parse_data(data: object, where: str, limits: Limits) -> tuple[DataFormat, s
     if not isinstance(data, dict):
         raise InvalidValue(f"{where}: 'data' must be a string or {{format, value}}")
     raw_format = data.get("format", "string")
-    known = ", ".join(f.value for f in DataFormat)
+    known = _KNOWN_FORMATS
     if not isinstance(raw_format, str):
         raise InvalidValue(f"{where}: data format must be one of {known}, got {_kind(raw_format)}")
     try:

@@ -9,7 +9,7 @@ both messages name the node. Nothing from aiohttp reaches a route.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +43,10 @@ def handle_url(node: str, handle: Handle) -> URL:
     return URL(f"{node}/api/handles/{quote(handle.text, safe=_PATH_SAFE)}", encoded=True)
 
 
+# Query parameters: a mapping, or pairs when a name repeats.
+Params = Mapping[str, str] | Sequence[tuple[str, str]]
+
+
 class Upstream:
     """HTTP calls to other nodes, sharing one connection pool.
 
@@ -58,15 +62,27 @@ class Upstream:
     async def get_handle(self, node: str, handle: Handle) -> Answer:
         """The node's answer to a plain resolution of ``handle``, whatever its status."""
         async with self._call(node, "GET", handle_url(node, handle)) as response:
-            return Answer(response.status, await response.read())
-
-    async def get_json(self, node: str, path: str, params: dict[str, str]) -> Any:
-        """GET ``path`` and return its JSON; a non-200 answer is UpstreamUnavailable."""
-        async with self._call(node, "GET", URL(node + path), params=params) as response:
             body = await response.read()
-            if response.status != 200:
-                raise UpstreamUnavailable(f"node {node} answered {response.status} to {path}")
-            return _json(node, body)
+            served = response.headers
+            return Answer(response.status, body, served.get("X-Resolved-By"), served.get("X-Cache"))
+
+    async def get_json(
+        self, node: str, path: str, params: Params, *, timeout: float | None = None
+    ) -> Any:
+        """GET ``path`` and return its JSON; a non-200 answer is UpstreamUnavailable."""
+        status, answer = await self.fetch_json(node, path, params, timeout=timeout)
+        if status != 200:
+            raise UpstreamUnavailable(f"node {node} answered {status} to {path}")
+        return answer
+
+    async def fetch_json(
+        self, node: str, path: str, params: Params, *, timeout: float | None = None
+    ) -> tuple[int, Any]:
+        """GET ``path``: its status and JSON body, whatever the status."""
+        async with self._call(
+            node, "GET", URL(node + path), params=params, timeout=timeout
+        ) as response:
+            return response.status, _json(node, await response.read())
 
     async def put_json(
         self, node: str, path: str, payload: object, credentials: Credentials
@@ -86,15 +102,16 @@ class Upstream:
 
     @asynccontextmanager
     async def _call(
-        self, node: str, method: str, url: URL, **kwargs: Any
+        self, node: str, method: str, url: URL, *, timeout: float | None = None, **kwargs: Any
     ) -> AsyncIterator[aiohttp.ClientResponse]:
+        limit = self.timeout if timeout is None else timeout
         try:
             async with self.session.request(
-                method, url, timeout=aiohttp.ClientTimeout(total=self.timeout), **kwargs
+                method, url, timeout=aiohttp.ClientTimeout(total=limit), **kwargs
             ) as response:
                 yield response
         except TimeoutError as exc:
-            raise UpstreamTimeout(f"node {node} did not answer within {self.timeout:g}s") from exc
+            raise UpstreamTimeout(f"node {node} did not answer within {limit:g}s") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamUnavailable(f"node {node} is unreachable: {_reason(exc)}") from exc
 

@@ -28,10 +28,13 @@ MAX_HOPS = 4
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """What a node answered: HTTP status and body bytes."""
+    """What a node answered: HTTP status and body bytes, and, when that node resolved
+    through its cache, what it said of it (``X-Resolved-By``, ``X-Cache``)."""
 
     status: int
     body: bytes
+    resolved_by: str | None = None
+    cache: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import cast
 from urllib.parse import quote
@@ -56,14 +57,21 @@ def node_config(redis_url: str, prefix: str = "88.100", **settings: object) -> N
     return NodeConfig.from_sources(args, env={})
 
 
-@pytest.fixture
-async def client(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[httpx.AsyncClient]:
-    """A secondary node for 88.100 on the session's Redis, served in process."""
-    app = create_app(node_config(redis_server.url))
+@asynccontextmanager
+async def served(config: NodeConfig) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a node app with this configuration, served in process."""
+    app = create_app(config)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://node") as http:
             yield http
+
+
+@pytest.fixture
+async def client(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[httpx.AsyncClient]:
+    """A secondary node for 88.100 on the session's Redis, served in process."""
+    async with served(node_config(redis_server.url)) as http:
+        yield http
 
 
 # Bookkeeping that every request may touch, refused or not: the audit log records each

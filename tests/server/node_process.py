@@ -1,18 +1,38 @@
-"""Real ``idnode serve`` processes on loopback, for the few tests that need them."""
+"""Real ``idnode serve`` processes on loopback, for the few tests that need them, and the
+demo hierarchy on free ports."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import os
 import signal
 import ssl
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 
 from node.embedded_redis import free_port
+from node.launcher import Launcher
+from node.topology import Topology
+
+
+@asynccontextmanager
+async def demo_hierarchy(data_dir: Path, identifiers: int = 5) -> AsyncIterator[Launcher]:
+    """The demo topology started on free ports with ``identifiers`` sample identifiers
+    per enterprise; every process stopped on the way out."""
+    topology = Topology.demo().on_ports(free_port).with_identifiers(identifiers)
+    launcher = Launcher(topology, data_dir=data_dir, out=io.StringIO())
+    try:
+        await launcher.start()
+        yield launcher
+    finally:
+        await asyncio.to_thread(launcher.stop)
 
 
 class NodeProcess:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import io
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -20,12 +19,11 @@ import httpx
 import pytest
 
 from loadtest import catalog
-from node.embedded_redis import free_port
 from node.launcher import Launcher
 from node.seeder import Seeder, SeedJob
-from node.topology import Topology
 from registry.errors import ConfigError
 from resolver.upstream import Credentials
+from tests.server.node_process import demo_hierarchy
 
 pytestmark = pytest.mark.server
 
@@ -35,13 +33,8 @@ SECONDARIES = ["88.100", "88.101", "88.102"]
 @pytest.fixture(scope="module")
 async def hierarchy(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Launcher]:
     """The demo hierarchy on free ports, with 5 sample identifiers per enterprise."""
-    topology = Topology.demo().on_ports(free_port).with_identifiers(5)
-    launcher = Launcher(topology, data_dir=tmp_path_factory.mktemp("demo"), out=io.StringIO())
-    try:
-        await launcher.start()
+    async with demo_hierarchy(tmp_path_factory.mktemp("demo")) as launcher:
         yield launcher
-    finally:
-        await asyncio.to_thread(launcher.stop)
 
 
 def _idnode(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -108,8 +101,8 @@ async def test_a_refused_batch_stops_seeding_with_the_prefix_named(hierarchy: La
     async with aiohttp.ClientSession() as http:
         with pytest.raises(ConfigError, match=r"seeding 88\.100\.1 .*HTTP 401"):
             await Seeder(http).seed([job])
-        gone = await http.get(f"{secondary}/api/handles/88.100.1/refused")
-        assert gone.status == 404
+        async with http.get(f"{secondary}/api/handles/88.100.1/refused") as gone:
+            assert gone.status == 404
 
 
 def test_bench_runs_the_mixed_scenario_and_fails_a_missed_target(tmp_path: Path) -> None:
