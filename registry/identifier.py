@@ -9,7 +9,7 @@ case the caller used, as the Handle System does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from registry.errors import InvalidHandle
 
@@ -94,6 +94,23 @@ class Handle:
 
     prefix: str
     suffix: str
+    # Derived once: the hot path and batches ask for them many times per handle.
+    text: str = field(init=False, repr=False, compare=False)
+    key: str = field(init=False, repr=False, compare=False)  # the case-folded form
+    # The prefix whose node is responsible for this handle. A prefix record
+    # ``0.NA/88.100.1`` is homed where ``88.100.1`` is: the node that holds a prefix
+    # also answers for its record (Handle's HS_SITE behaviour).
+    home_prefix: Prefix = field(init=False, repr=False, compare=False)
+    # For ``0.NA/P``: prefix ``P``; for any other handle: None.
+    described_prefix: Prefix | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        text = f"{self.prefix}/{self.suffix}"
+        described = Prefix(self.suffix) if self.prefix == PREFIX_HANDLE_PREFIX else None
+        object.__setattr__(self, "text", text)
+        object.__setattr__(self, "key", ascii_lower(text))
+        object.__setattr__(self, "described_prefix", described)
+        object.__setattr__(self, "home_prefix", described or Prefix(self.prefix))
 
     @classmethod
     def parse(cls, text: str) -> Handle:
@@ -119,31 +136,8 @@ class Handle:
         return cls(prefix, suffix)
 
     @property
-    def text(self) -> str:
-        return f"{self.prefix}/{self.suffix}"
-
-    @property
-    def key(self) -> str:
-        """The case-folded form under which the handle is stored and matched."""
-        return ascii_lower(self.text)
-
-    @property
     def is_prefix_record(self) -> bool:
         return self.prefix == PREFIX_HANDLE_PREFIX
-
-    @property
-    def described_prefix(self) -> Prefix | None:
-        """For ``0.NA/P``: prefix ``P``; for any other handle: None."""
-        return Prefix(self.suffix) if self.is_prefix_record else None
-
-    @property
-    def home_prefix(self) -> Prefix:
-        """The prefix whose node is responsible for this handle.
-
-        A prefix record ``0.NA/88.100.1`` is homed where ``88.100.1`` is: the node that
-        holds a prefix also answers for its record (Handle's HS_SITE behaviour).
-        """
-        return Prefix(self.suffix) if self.is_prefix_record else Prefix(self.prefix)
 
     def __str__(self) -> str:
         return self.text

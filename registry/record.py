@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -46,6 +47,15 @@ class HandleRecord:
         if all(v.is_public for v in self.values):
             return None
         return _encode(self.handle.text, self.values)
+
+    def bodies(self) -> tuple[bytes, bytes | None]:
+        """``public_body()`` and ``full_body()``, each value encoded once."""
+        encoded = [(v.is_public, v.to_json()) for v in self.values]
+        shown = [obj for public, obj in encoded if public]
+        public_body = _wrap(self.handle.text, shown)
+        if len(shown) == len(encoded):
+            return public_body, None
+        return public_body, _wrap(self.handle.text, [obj for _, obj in encoded])
 
     def value_at(self, index: int) -> HandleValue | None:
         return next((v for v in self.values if v.index == index), None)
@@ -186,14 +196,19 @@ def _default_admin(
 ) -> HandleValue:
     taken = {v.index for v in values}
     index = next(i for i in range(100, 100 + len(taken) + 1) if i not in taken)
-    value = admin_value(writer.handle.text, writer.index, now, limits.default_ttl)
+    return _admin_at(index, writer.handle.text, writer.index, now, limits.default_ttl)
+
+
+@lru_cache(maxsize=256)
+def _admin_at(index: int, handle_text: str, identity_index: int, now: str, ttl: int) -> HandleValue:
+    """One shared value for every record of a batch (values are never changed in place)."""
+    value = admin_value(handle_text, identity_index, now, ttl)
     return HandleValue(index, value.type, value.format, value.value, value.ttl, value.timestamp)
 
 
 def _encode(handle_text: str, values: Iterable[HandleValue]) -> bytes:
-    obj: dict[str, Any] = {
-        "responseCode": 1,
-        "handle": handle_text,
-        "values": [v.to_json() for v in values],
-    }
-    return orjson.dumps(obj)
+    return _wrap(handle_text, [v.to_json() for v in values])
+
+
+def _wrap(handle_text: str, values: list[dict[str, Any]]) -> bytes:
+    return orjson.dumps({"responseCode": 1, "handle": handle_text, "values": values})

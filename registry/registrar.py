@@ -61,7 +61,7 @@ Plan = Callable[[Stored | None], HandleRecord | None]
 FindTemplate = Callable[[TemplateRef], Awaitable[Template]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a batch makes thousands, and frozen init costs more
 class ItemResult:
     """The outcome of one handle in a batch."""
 
@@ -404,7 +404,9 @@ class Registrar:
                 f"{handle.home_prefix.text}: that needs the {NEEDS[lacking].name} right",
             )
 
-    async def parse_values(self, raw: object, handle_text: str) -> list[HandleValue]:
+    async def parse_values(
+        self, raw: object, handle_text: str, now: str | None = None
+    ) -> list[HandleValue]:
         """Values from a request body (``{"values": [...]}`` or a bare list), secrets hashed."""
         items = raw.get("values") if isinstance(raw, dict) else raw
         if not isinstance(items, list):
@@ -416,12 +418,15 @@ class Registrar:
                 f"a handle holds at most {self.limits.max_values_per_handle} values",
                 handle=handle_text,
             )
-        now = self._clock()
+        now = now or self._clock()
         try:
             values = [HandleValue.from_input(v, now=now, limits=self.limits) for v in items]
         except InvalidValue as exc:
             raise InvalidValue(exc.message, handle=handle_text) from None
-        return [await self._hashed(v) for v in values]
+        # Only keys need work: most records have none, and skip a coroutine per value.
+        if any(v.is_secret or v.type.upper() == PUBKEY_TYPE for v in values):
+            return [await self._hashed(v) for v in values]
+        return values
 
     async def _hashed(self, value: HandleValue) -> HandleValue:
         if value.type.upper() == PUBKEY_TYPE:
@@ -542,6 +547,8 @@ class Registrar:
         results: list[ItemResult | None] = [None] * len(items)
         prepared: list[tuple[int, Handle, list[HandleValue]]] = []
         seen: set[str] = set()
+        held: set[str] = set()  # prefixes already found held here
+        now = self._clock()  # one timestamp for the batch
         for position, item in enumerate(items):
             name = item.get("handle") if isinstance(item, dict) else None
             try:
@@ -551,9 +558,11 @@ class Registrar:
                 if handle.key in seen:
                     raise InvalidValue("the same handle appears twice in this batch")
                 seen.add(handle.key)
-                self.check_write(identity, handle)
+                if handle.prefix not in held or handle.is_prefix_record:
+                    self.check_write(identity, handle)
+                    held.add(handle.prefix)
                 assert isinstance(item, dict)
-                values = await self.parse_values(item.get("values"), handle.text)
+                values = await self.parse_values(item.get("values"), handle.text, now)
             except IdnodeError as exc:
                 results[position] = _failed(name if isinstance(name, str) else "", exc)
                 continue
@@ -564,7 +573,6 @@ class Registrar:
                 results[position] = _failed(handle.text, error)
         prepared = [item for item, error in zip(prepared, away, strict=True) if error is None]
 
-        now = self._clock()
         loaded = await self.store.load_many([handle for _, handle, _ in prepared])
         changes: list[tuple[Stored | None, HandleRecord | None]] = []
         planned: list[tuple[int, Handle, list[HandleValue], Stored | None]] = []

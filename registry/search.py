@@ -30,6 +30,7 @@ from registry.template import parse_date, parse_number
 from registry.value import DataFormat
 
 MAX_INDEXED_BYTES = 512
+_NUMERIC_START = frozenset("-0123456789")
 SEPARATOR = "\x00"
 _BYTE_MAX = b"\xff"  # never occurs in UTF-8, so it bounds every continuation
 
@@ -88,24 +89,32 @@ def split_member(raw: bytes) -> tuple[str, str]:
     return value_key, handle_text
 
 
-def index_entries(record: HandleRecord | None) -> set[tuple[str, bytes]]:
-    """The (type key, member) pairs under which ``record`` is found by value."""
+def index_entries(record: HandleRecord | None) -> set[tuple[str, str]]:
+    """The (type key, member) pairs under which ``record`` is found by value; members
+    as text (``member`` encodes one)."""
     if record is None:
         return set()
-    entries: set[tuple[str, bytes]] = set()
+    entries: set[tuple[str, str]] = set()
+    suffix = SEPARATOR + record.handle.text
     for v in record.values:
         if not v.is_public or v.format is not DataFormat.STRING:
             continue
-        assert isinstance(v.value, str)
-        if SEPARATOR in v.value or len(v.value.encode()) > MAX_INDEXED_BYTES:
+        value = v.value
+        assert isinstance(value, str)
+        # UTF-8 takes at most 4 bytes a character: short values need no encoding.
+        if SEPARATOR in value or (
+            len(value) * 4 > MAX_INDEXED_BYTES and len(value.encode()) > MAX_INDEXED_BYTES
+        ):
             continue
-        entries.add((ascii_lower(v.type), member(ascii_lower(v.value), record.handle.text)))
+        entries.add((ascii_lower(v.type), ascii_lower(value) + suffix))
     return entries
 
 
 def score_of(text: str) -> float | None:
     """A value's place in the numeric index: the number it spells, or an ISO date as the
     number YYYYMMDD (so dates order correctly); None for any other text."""
+    if not text or text[0] not in _NUMERIC_START:
+        return None  # most values (URLs, names) are rejected without a regex
     number = parse_number(text)
     if number is not None:
         return number

@@ -75,6 +75,20 @@ _FOLLOW_COUNT = 500
 _COMMIT_LUA = """
 local changes = cjson.decode(ARGV[1])
 local done = {}
+-- Index changes are gathered per key and applied at the end, a few hundred members a
+-- call: members name their handle, so changes of different records never meet.
+local adds, removes = {}, {}
+local function add(key, score, member)
+  local list = adds[key]
+  if not list then list = {}; adds[key] = list end
+  list[#list + 1] = score
+  list[#list + 1] = member
+end
+local function remove(key, member)
+  local list = removes[key]
+  if not list then list = {}; removes[key] = list end
+  list[#list + 1] = member
+end
 for i, change in ipairs(changes) do
   local record = KEYS[change[1]]
   local b = redis.call('HGET', record, 'b')
@@ -87,24 +101,46 @@ for i, change in ipairs(changes) do
   else
     if change[3] == '' then
       redis.call('DEL', record)
+    elseif change[4] ~= '' then
+      redis.call('HSET', record, 'b', change[3], 'f', change[4])
     else
       redis.call('HSET', record, 'b', change[3])
-      if change[4] == '' then redis.call('HDEL', record, 'f')
-      else redis.call('HSET', record, 'f', change[4]) end
+      if b then redis.call('HDEL', record, 'f') end
     end
-    local listing = KEYS[change[7]]
-    if change[5] ~= '' then redis.call('ZREM', listing, change[5]) end
-    if change[6] ~= '' then redis.call('ZADD', listing, 0, change[6]) end
+    if change[5] ~= '' then remove(change[7], change[5]) end
+    if change[6] ~= '' then add(change[7], 0, change[6]) end
     for _, op in ipairs(change[8]) do
-      if op[1] == 'a' then redis.call('ZADD', KEYS[op[2]], op[4], op[3])
-      else redis.call('ZREM', KEYS[op[2]], op[3]) end
+      if op[1] == 'a' then add(op[2], op[4], op[3]) else remove(op[2], op[3]) end
     end
     done[i] = 1
+  end
+end
+for key, members in pairs(removes) do
+  for first = 1, #members, 500 do
+    redis.call('ZREM', KEYS[key], unpack(members, first, math.min(first + 499, #members)))
+  end
+end
+for key, list in pairs(adds) do
+  for first = 1, #list, 1000 do
+    redis.call('ZADD', KEYS[key], unpack(list, first, math.min(first + 999, #list)))
   end
 end
 return done
 """
 _COMMIT_SHA = hashlib.sha1(_COMMIT_LUA.encode()).hexdigest()
+
+# KEYS: records of one prefix. Returns their public and full bodies, flat: b1, f1, b2, ...
+_LOAD_LUA = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local row = redis.call('HMGET', key, 'b', 'f')
+  out[2 * i - 1] = row[1]
+  out[2 * i] = row[2]
+end
+return out
+"""
+_LOAD_SHA = hashlib.sha1(_LOAD_LUA.encode()).hexdigest()
+_LOAD_SCRIPT_FROM = 16  # handles; fewer are loaded with pipelined HMGETs
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,12 +277,38 @@ class HandleStore:
         return (await self.load_many([handle]))[0]
 
     async def load_many(self, handles: Sequence[Handle]) -> list[Stored | None]:
-        async with translated():
+        """The records (with their versions) in one round trip: a few HMGETs pipelined,
+        or for a batch one script call per prefix, which costs Redis and the client far
+        less than thousands of commands."""
+        if len(handles) <= _LOAD_SCRIPT_FROM:
+            async with translated():
+                pipe = self._redis.pipeline(transaction=False)
+                for handle in handles:
+                    pipe.hmget(record_key(handle), ["b", "f"])
+                rows = await pipe.execute()
+            return [_stored(public, full) for public, full in rows]
+        groups: dict[str, list[int]] = {}  # by hash tag: one slot per script call
+        for position, handle in enumerate(handles):
+            groups.setdefault(handle.key.partition("/")[0], []).append(position)
+        found: list[Stored | None] = [None] * len(handles)
+
+        async def call() -> list[list[bytes | None]]:
             pipe = self._redis.pipeline(transaction=False)
-            for handle in handles:
-                pipe.hmget(record_key(handle), ["b", "f"])
-            rows = await pipe.execute()
-        return [_stored(public, full) for public, full in rows]
+            for positions in groups.values():
+                keys = [record_key(handles[p]) for p in positions]
+                pipe.evalsha(_LOAD_SHA, len(keys), *keys)
+            return cast(list[list[bytes | None]], await pipe.execute())
+
+        async with translated():
+            try:
+                replies = await call()
+            except NoScriptError:
+                await self._redis.script_load(_LOAD_LUA)
+                replies = await call()
+        for positions, flat in zip(groups.values(), replies, strict=True):
+            for n, position in enumerate(positions):
+                found[position] = _stored(flat[2 * n], flat[2 * n + 1])
+        return found
 
     async def commit(self, before: Stored | None, after: HandleRecord | None) -> bool:
         """Apply ``after`` (None deletes) if the record is still ``before``; False if not."""
@@ -481,43 +543,48 @@ class CommitGroup:
         self.prefix = prefix
         self.handle_keys: list[str] = []
         self._keys: dict[str, int] = {}  # key -> its 1-based number in KEYS
+        self._indexes: dict[tuple[str, bool], int] = {}
         self._changes: list[list[object]] = []
 
     def add(self, before: Stored | None, after: HandleRecord | None, subject: Handle) -> int:
         """Add one change; returns its position in the group."""
         self.handle_keys.append(subject.key)
-        prefix = self.prefix
         ops: list[list[object]] = []
-
-        def change(op: str, key: str, member: str, score: float = 0.0) -> None:
-            ops.append([op, self._number(key), member, score])
-
         old = index_entries(before.record if before else None)
         new = index_entries(after)
         for op, entries in (("r", old - new), ("a", new - old)):
             for type_key, member in sorted(entries):
-                change(op, value_index_key(prefix, type_key), member.decode())
+                ops.append([op, self._index(type_key, False), member, 0])
         old_numbers = numeric_entries(before.record if before else None)
         new_numbers = numeric_entries(after)
         stored_as = before.record.handle.text if before else subject.text
         for type_key in sorted(old_numbers.keys() - new_numbers.keys()):
-            change("r", number_index_key(prefix, type_key), stored_as)
+            ops.append(["r", self._index(type_key, True), stored_as, 0])
         for type_key, score in sorted(new_numbers.items()):
             if old_numbers.get(type_key) != score:
-                change("a", number_index_key(prefix, type_key), subject.text, score)
+                ops.append(["a", self._index(type_key, True), subject.text, score])
+        public, full = after.bodies() if after else (b"", None)
         self._changes.append(
             [
                 self._number(record_key(subject)),
                 before.version if before else ABSENT,
-                after.public_body().decode() if after else "",
-                (after.full_body() or b"").decode() if after else "",
+                public.decode(),
+                (full or b"").decode(),
                 before.record.handle.text if before and after is None else "",
                 after.handle.text if after and before is None else "",
-                self._number(listing_key(prefix)),
+                self._number(listing_key(self.prefix)),
                 ops,
             ]
         )
         return len(self._changes) - 1
+
+    def _index(self, type_key: str, numeric: bool) -> int:
+        """The KEYS number of a value index of this prefix (text or numeric)."""
+        number = self._indexes.get((type_key, numeric))
+        if number is None:
+            make = number_index_key if numeric else value_index_key
+            number = self._indexes[(type_key, numeric)] = self._number(make(self.prefix, type_key))
+        return number
 
     def _number(self, key: str) -> int:
         number = self._keys.get(key)

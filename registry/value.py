@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import string
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -40,6 +40,7 @@ class DataFormat(StrEnum):
 
 
 _KNOWN_FORMATS = ", ".join(f.value for f in DataFormat)
+_FORMATS = {f.value: f for f in DataFormat}  # a dict lookup: DataFormat(x) costs more
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +55,11 @@ class AdminRef:
         return {"handle": self.handle, "index": self.index, "permissions": self.permissions}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=True)
 class HandleValue:
-    """One value of a handle record.
+    """One value of a handle record. Treat it as immutable (``stamped`` makes a changed
+    copy); it is not a frozen dataclass only because records of a batch create thousands
+    and frozen construction costs several times more.
 
     >>> v = HandleValue.from_input({"index": "1", "type": "URL", "data": "https://x"},
     ...                            now="2026-01-01T00:00:00Z", limits=Limits())
@@ -71,16 +74,15 @@ class HandleValue:
     ttl: int
     timestamp: str
     public: bool = True  # publicly readable; else only with auth and the READ_VALUE right
+    # Secret keys: never returned to anybody (only their hashes are stored).
+    is_secret: bool = field(init=False, repr=False, compare=False)
+    # Whether anonymous readers see this value; secret keys never are.
+    is_public: bool = field(init=False, repr=False, compare=False)
 
-    @property
-    def is_public(self) -> bool:
-        """Whether anonymous readers see this value; secret keys never are."""
-        return self.public and not self.is_secret
-
-    @property
-    def is_secret(self) -> bool:
-        """Secret keys: never returned to anybody (only their hashes are stored)."""
-        return self.type.upper() == SECRET_TYPE
+    def __post_init__(self) -> None:
+        # Derived once: every encoding and index of a record asks for them.
+        self.is_secret = self.type.upper() == SECRET_TYPE
+        self.is_public = self.public and not self.is_secret
 
     def to_json(self) -> dict[str, Any]:
         data_value = self.value.to_json() if isinstance(self.value, AdminRef) else self.value
@@ -118,28 +120,26 @@ class HandleValue:
         if not isinstance(obj, dict):
             raise InvalidValue(f"each value must be a JSON object, got {_kind(obj)}")
         index = _int_field(obj, "index", required=True, low=1, high=MAX_INDEX)
-        where = f"value at index {index}"
         type_ = obj.get("type")
         if not isinstance(type_, str) or not type_ or not type_.isprintable():
-            raise InvalidValue(f"{where}: 'type' must be a non-empty printable string")
+            raise InvalidValue(f"{_at(index)}: 'type' must be a non-empty printable string")
         if len(type_) > limits.max_type_chars:
-            raise InvalidValue(f"{where}: 'type' is longer than {limits.max_type_chars} chars")
-        fmt, value = _parse_data(obj.get("data"), where, limits)
-        if type_.upper() == ADMIN_TYPE and fmt is not DataFormat.ADMIN:
-            raise InvalidValue(f"{where}: an HS_ADMIN value needs data format 'admin'")
+            raise InvalidValue(f"{_at(index)}: 'type' is longer than {limits.max_type_chars} chars")
+        fmt, value = _parse_data(obj.get("data"), index, limits)
+        if fmt is not DataFormat.ADMIN and type_.upper() == ADMIN_TYPE:
+            raise InvalidValue(f"{_at(index)}: an HS_ADMIN value needs data format 'admin'")
         ttl = _int_field(obj, "ttl", required=False, low=0, high=MAX_INDEX)
         public = obj.get("publicRead", True)
         if not isinstance(public, bool):
-            raise InvalidValue(f"{where}: 'publicRead' must be true or false")
+            raise InvalidValue(f"{_at(index)}: 'publicRead' must be true or false")
         return cls(
-            index=index,
-            type=type_,
-            format=fmt,
-            value=value,
-            ttl=limits.default_ttl if ttl is None else ttl,
-            timestamp=now,
-            public=public,
+            index, type_, fmt, value, limits.default_ttl if ttl is None else ttl, now, public
         )
+
+
+def _at(index: int) -> str:
+    """How messages name a value (built only when there is something to say)."""
+    return f"value at index {index}"
 
 
 def admin_value(identity_handle: str, identity_index: int, now: str, ttl: int) -> HandleValue:
@@ -184,35 +184,42 @@ def _int_field(obj: dict[str, Any], name: str, *, required: bool, low: int, high
     return raw
 
 
-def _parse_data(data: object, where: str, limits: Limits) -> tuple[DataFormat, str | AdminRef]:
-    if isinstance(data, str):
-        data = {"format": "string", "value": data}
-    if not isinstance(data, dict):
-        raise InvalidValue(f"{where}: 'data' must be a string or {{format, value}}")
-    raw_format = data.get("format", "string")
-    known = _KNOWN_FORMATS
-    if not isinstance(raw_format, str):
-        raise InvalidValue(f"{where}: data format must be one of {known}, got {_kind(raw_format)}")
-    try:
-        fmt = DataFormat(raw_format)
-    except ValueError:
-        raise InvalidValue(
-            f"{where}: unknown data format {raw_format[:40]!r}; expected one of {known}"
-        ) from None
-    value = data.get("value")
+def _parse_data(data: object, index: int, limits: Limits) -> tuple[DataFormat, str | AdminRef]:
+    if isinstance(data, str):  # a bare string: format string, the common case
+        fmt = DataFormat.STRING
+        value: object = data
+    elif isinstance(data, dict):
+        raw_format = data.get("format", "string")
+        if not isinstance(raw_format, str):
+            raise InvalidValue(
+                f"{_at(index)}: data format must be one of {_KNOWN_FORMATS}, "
+                f"got {_kind(raw_format)}"
+            )
+        found = _FORMATS.get(raw_format)
+        if found is None:
+            raise InvalidValue(
+                f"{_at(index)}: unknown data format {raw_format[:40]!r}; "
+                f"expected one of {_KNOWN_FORMATS}"
+            )
+        fmt, value = found, data.get("value")
+    else:
+        raise InvalidValue(f"{_at(index)}: 'data' must be a string or {{format, value}}")
     if fmt is DataFormat.ADMIN:
-        return fmt, _parse_admin(value, where)
+        return fmt, _parse_admin(value, _at(index))
     if not isinstance(value, str):
-        raise InvalidValue(f"{where}: data value of format {fmt.value} must be a string")
-    if len(value.encode()) > limits.max_value_bytes:
-        raise InvalidValue(f"{where}: data value is larger than {limits.max_value_bytes} bytes")
+        raise InvalidValue(f"{_at(index)}: data value of format {fmt.value} must be a string")
+    # UTF-8 takes at most 4 bytes a character: short values need no encoding to check.
+    if len(value) * 4 > limits.max_value_bytes and len(value.encode()) > limits.max_value_bytes:
+        raise InvalidValue(
+            f"{_at(index)}: data value is larger than {limits.max_value_bytes} bytes"
+        )
     if fmt is DataFormat.BASE64:
         try:
             base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
-            raise InvalidValue(f"{where}: data value is not valid base64") from None
+            raise InvalidValue(f"{_at(index)}: data value is not valid base64") from None
     elif fmt is DataFormat.HEX and (len(value) % 2 or value.strip(string.hexdigits)):
-        raise InvalidValue(f"{where}: data value is not valid hex (pairs of 0-9a-f)")
+        raise InvalidValue(f"{_at(index)}: data value is not valid hex (pairs of 0-9a-f)")
     return fmt, value
 
 
