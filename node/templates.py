@@ -8,6 +8,7 @@ publishes them and reads them. The rules are in :mod:`registry.template`.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,7 +21,7 @@ from registry.errors import NotAuthorised, NotFound, StoreUnavailable
 from registry.identifier import Handle, Prefix
 from registry.registrar import Registrar
 from registry.template import Template, check_name, may_administer
-from registry.template_store import TemplateStore
+from registry.template_store import Snapshot, TemplateStore
 from registry.value import utc_timestamp
 from resolver.template_source import Locate
 
@@ -154,13 +155,15 @@ async def put_draft(prefix: str, name: str, request: Request, state: State) -> R
     store, where = await _here(state, prefix, name)
     await _administrator(request, state, where)
     body = await read_json(request)
-    for _ in range(_ATTEMPTS):
-        before = await store.snapshot(where, name)
+
+    async def attempt(before: Snapshot) -> Response | None:
         latest = await store.version(where, name, before.latest) if before.latest else None
         draft = Template.draft(where, name, body, now=utc_timestamp(), previous=latest)
         if await store.save_draft(before, draft):
             return _answer(draft, 200 if before.draft_raw else 201)
-    raise StoreUnavailable(f"template {where.text}/{name} is being changed; try again")
+        return None
+
+    return await _until_settled(store, where, name, attempt)
 
 
 @router.post(
@@ -174,15 +177,15 @@ async def publish(prefix: str, name: str, request: Request, state: State) -> Res
     template without a version are checked against it from now on."""
     store, where = await _here(state, prefix, name)
     await _administrator(request, state, where)
-    for _ in range(_ATTEMPTS):
-        before = await store.snapshot(where, name)
+
+    async def attempt(before: Snapshot) -> Response | None:
         draft = before.draft
         if draft is None:
             raise NotFound(f"template {where.text}/{name} has no draft to publish")
         published = draft.published(utc_timestamp())
-        if await store.publish(before, published):
-            return _answer(published)
-    raise StoreUnavailable(f"template {where.text}/{name} is being changed; try again")
+        return _answer(published) if await store.publish(before, published) else None
+
+    return await _until_settled(store, where, name, attempt)
 
 
 @router.delete(
@@ -195,10 +198,27 @@ async def drop_draft(prefix: str, name: str, request: Request, state: State) -> 
     """Published versions stay; only the draft goes."""
     store, where = await _here(state, prefix, name)
     await _administrator(request, state, where)
-    for _ in range(_ATTEMPTS):
-        before = await store.snapshot(where, name)
+
+    async def attempt(before: Snapshot) -> Response | None:
         if before.draft is None:
             raise NotFound(f"template {where.text}/{name} has no draft")
         if await store.drop_draft(before):
             return json_response({"responseCode": 1, "template": f"{where.text}/{name}"})
+        return None
+
+    return await _until_settled(store, where, name, attempt)
+
+
+async def _until_settled(
+    store: TemplateStore,
+    where: Prefix,
+    name: str,
+    attempt: Callable[[Snapshot], Awaitable[Response | None]],
+) -> Response:
+    """Run a compare-and-set ``attempt`` on the template as it is now, again while
+    another writer changed it first (None), a few times at most."""
+    for _ in range(_ATTEMPTS):
+        answer = await attempt(await store.snapshot(where, name))
+        if answer is not None:
+            return answer
     raise StoreUnavailable(f"template {where.text}/{name} is being changed; try again")
