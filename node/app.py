@@ -60,6 +60,7 @@ from registry.enterprise import Status
 from registry.onboarding import Onboarding
 from registry.prefix_entry import PrefixEntry, PrefixKind
 from registry.prefix_registry import PrefixRegistry
+from registry.redis_client import open_redis
 from registry.registrar import ADMIN_SECRET_INDEX, Registrar
 from registry.session import SessionStore
 from registry.store import HandleStore
@@ -106,7 +107,7 @@ def create_app(config: NodeConfig) -> FastAPI:
             # thread that starts it, and executor threads may end before the node does.
             url = embedded.start()
             log.info("embedded redis started", extra={"redis_url": url, "pid": embedded.pid})
-        redis = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        redis = open_redis(url, socket_connect_timeout=5, socket_timeout=10)
         # Calls to other nodes verify their certificates: against --tls-ca when given,
         # else the system's CAs (aiohttp's default).
         trust = ssl.create_default_context(cafile=config.tls_ca) if config.tls_ca else True
@@ -227,6 +228,9 @@ async def _build_state(
         change_retention_ms=int(config.change_retention * 1000),
         local_ttl=config.cache.local_ttl if traits.stores else 0.0,
     )
+    converted = await store.upgrade()
+    if converted:
+        log.info("store layout upgraded", extra={"records": converted})
     upstream = Upstream(session, timeout=config.upstream_timeout)
     own = config.prefix
     delegations = Delegations(store, own, config.public_url) if own is not None else None

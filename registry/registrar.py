@@ -538,9 +538,8 @@ class Registrar:
     async def batch(
         self, items: Sequence[object], *, identity: Identity, overwrite: bool
     ) -> list[ItemResult]:
-        """Register many handles: one pipelined load, one pipelined commit, per-item results.
-
-        Items that raced with another writer are retried one by one.
+        """Register many handles: one load and one commit (a transaction) for the batch,
+        per-item results. Items that raced with another writer are retried one by one.
         """
         if len(items) > self.limits.max_batch:
             raise InvalidValue(f"a batch holds at most {self.limits.max_batch} handles")
@@ -573,34 +572,34 @@ class Registrar:
                 results[position] = _failed(handle.text, error)
         prepared = [item for item, error in zip(prepared, away, strict=True) if error is None]
 
-        loaded = await self.store.load_many([handle for _, handle, _ in prepared])
-        changes: list[tuple[Stored | None, HandleRecord | None]] = []
-        planned: list[tuple[int, Handle, list[HandleValue], Stored | None]] = []
-        prefix_grants: dict[Prefix, Grants] = {}  # one load per prefix, not per handle
-        for (position, handle, values), before in zip(prepared, loaded, strict=True):
-            existing = before.record if before else None
-            try:
-                after = plan_replace(
-                    existing,
-                    handle,
-                    values,
-                    overwrite=overwrite,
-                    writer=identity,
-                    now=now,
-                    limits=self.limits,
-                )
-                home = handle.home_prefix
-                if home not in prefix_grants:
-                    prefix_grants[home] = await self.grants(identity, handle, None)
-                grants = Grants(prefix_grants[home].prefix_records, existing)
-                self.authorise(identity, handle, existing, after, grants)
-                await self.check_templates(after)
-            except IdnodeError as exc:
-                results[position] = _failed(handle.text, exc)
-                continue
-            changes.append((before, after))
-            planned.append((position, handle, values, before))
-        committed = await self.store.commit_many(changes)
+        async with self.store.watched([handle for _, handle, _ in prepared]) as watched:
+            changes: list[tuple[Stored | None, HandleRecord | None]] = []
+            planned: list[tuple[int, Handle, list[HandleValue], Stored | None]] = []
+            prefix_grants: dict[Prefix, Grants] = {}  # one load per prefix, not per handle
+            for (position, handle, values), before in zip(prepared, watched.loaded, strict=True):
+                existing = before.record if before else None
+                try:
+                    after = plan_replace(
+                        existing,
+                        handle,
+                        values,
+                        overwrite=overwrite,
+                        writer=identity,
+                        now=now,
+                        limits=self.limits,
+                    )
+                    home = handle.home_prefix
+                    if home not in prefix_grants:
+                        prefix_grants[home] = await self.grants(identity, handle, None)
+                    grants = Grants(prefix_grants[home].prefix_records, existing)
+                    self.authorise(identity, handle, existing, after, grants)
+                    await self.check_templates(after)
+                except IdnodeError as exc:
+                    results[position] = _failed(handle.text, exc)
+                    continue
+                changes.append((before, after))
+                planned.append((position, handle, values, before))
+            committed = await watched.commit(changes)
         for (old, new), done in zip(changes, committed, strict=True):
             if done:
                 await self._end_sessions(old.record if old else None, new)

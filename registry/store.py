@@ -1,22 +1,20 @@
 """The Redis-backed authoritative store of handle records.
 
-Key layout (``{...}`` is a Redis Cluster hash tag: every key of one prefix shares a slot,
-so a write that touches a record and its indexes is one atomic script on one shard)::
+Records and indexes are laid out as :mod:`registry.record_keys` says; besides them::
 
-    r:{<prefix>}:<handle key>     HASH  b = public body (the bytes a resolution returns)
-                                        f = full body, only when some values are private
-    l:{<prefix>}                  ZSET  handle texts under the prefix (listing, paging)
-    v:{<prefix>}:<type key>       ZSET  "<value key> NUL <handle>" (reverse lookup)
-    n:{<prefix>}:<type key>       ZSET  handle scored by its number or date (range queries)
-    prefixes                      SET   every prefix that has held a handle here
+    prefixes                      SET     every prefix that has held a handle here
     changes                       STREAM  h = keys of the handles a commit touches
     changes:epoch                 STRING  random; a new one means a new store
+    store:layout                  STRING  "2": records are strings (:meth:`HandleStore.upgrade`)
 
 Writes are optimistic: load a record with its version (a SHA-1 over its bodies), compute
 the new record in pure code (:mod:`registry.record`), then commit with a script that
 applies it, and its index changes, only if the version is unchanged. A lost race returns
-False and the caller plans again. With AOF ``appendfsync always`` Redis fsyncs a write
-before replying, so an acknowledged write survives a crash.
+False and the caller plans again. A batch (:meth:`HandleStore.watched`) instead loads its
+records under WATCH and commits every change in one MULTI/EXEC, which Redis refuses if
+any of them changed since: Lua calls cost Redis several times what the same commands
+sent natively do, and a batch is mostly writes. With AOF ``appendfsync always`` Redis
+fsyncs a write before replying, so an acknowledged write survives a crash.
 
 Before its commits, a write appends the handles' keys to the ``changes`` stream (the
 change feed of :mod:`registry.change_feed`) in the same pipeline, so no commit is ever
@@ -28,6 +26,7 @@ Redis errors never leave this module: they become :class:`StoreUnavailable`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import time
@@ -39,7 +38,8 @@ from typing import cast
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError, RedisError, WatchError
 
 from registry.change_feed import StreamId, has_gap, next_cursor
 from registry.errors import StoreUnavailable
@@ -47,13 +47,18 @@ from registry.identifier import Handle, Prefix, prefix_problem
 from registry.local_copy import LocalCopies
 from registry.query import Condition, Query, driver, page_of
 from registry.record import HandleRecord
-from registry.search import (
-    ValuePattern,
-    index_entries,
-    intersect_in_order,
-    numeric_entries,
-    split_member,
+from registry.record_keys import (
+    KeyChanges,
+    full_key,
+    index_changes,
+    listing_key,
+    number_index_key,
+    record_key,
+    subject_of,
+    value_index_key,
+    version_of,
 )
+from registry.search import ValuePattern, intersect_in_order, split_member
 
 ABSENT = "-"
 PREFIXES_KEY = "prefixes"
@@ -62,85 +67,56 @@ EPOCH_KEY = "changes:epoch"
 DEFAULT_CHANGE_RETENTION_MS = 3_600_000
 _SCAN_PAGE = 1000
 _PROBE_CHUNK = 5000  # candidates checked per pipeline
+WATCH_SLICE = 200  # records per WATCH and transaction of a batch (HandleStore.watched)
 FOLLOW_INTERVAL = 0.05  # seconds between reads of the change stream for local copies
 _FOLLOW_COUNT = 500
 
-# One call commits every change of a batch that falls under one prefix (one hash slot),
-# each change atomic on its own and applied only if its record is unchanged.
+LAYOUT_KEY = "store:layout"
+LAYOUT = b"2"
+
+# One call commits changes that fall under one prefix (one hash slot), each change
+# atomic on its own and applied only if its record is unchanged.
 # KEYS: every key the changes touch, once. ARGV[1]: JSON, one list per change:
-#   [record key number, expected version ('-' = absent), new public body ('' = delete),
-#    new full body ('' = none), listing member to remove, listing member to add
-#    ('' = none), listing key number, [[op 'a'|'r', key number, member, score], ...]]
+#   [record key number, full-body key number, expected version ('-' = absent),
+#    new public body ('' = delete), new full body ('' = none),
+#    [[op 'a'|'r', index key number, member, score as text], ...]]
 # Returns one 1 (committed) or 0 (the record changed meanwhile) per change.
 _COMMIT_LUA = """
 local changes = cjson.decode(ARGV[1])
 local done = {}
--- Index changes are gathered per key and applied at the end, a few hundred members a
--- call: members name their handle, so changes of different records never meet.
-local adds, removes = {}, {}
-local function add(key, score, member)
-  local list = adds[key]
-  if not list then list = {}; adds[key] = list end
-  list[#list + 1] = score
-  list[#list + 1] = member
-end
-local function remove(key, member)
-  local list = removes[key]
-  if not list then list = {}; removes[key] = list end
-  list[#list + 1] = member
-end
 for i, change in ipairs(changes) do
-  local record = KEYS[change[1]]
-  local b = redis.call('HGET', record, 'b')
+  local record, full = KEYS[change[1]], KEYS[change[2]]
+  local b = redis.call('GET', record)
   local version = '-'
   if b then
-    version = redis.sha1hex(b .. '\\0' .. (redis.call('HGET', record, 'f') or ''))
+    version = redis.sha1hex(b .. '\\0' .. (redis.call('GET', full) or ''))
   end
-  if version ~= change[2] then
+  if version ~= change[3] then
     done[i] = 0
   else
-    if change[3] == '' then
-      redis.call('DEL', record)
-    elseif change[4] ~= '' then
-      redis.call('HSET', record, 'b', change[3], 'f', change[4])
+    if change[4] == '' then
+      redis.call('DEL', record, full)
     else
-      redis.call('HSET', record, 'b', change[3])
-      if b then redis.call('HDEL', record, 'f') end
+      redis.call('SET', record, change[4])
+      if change[5] ~= '' then
+        redis.call('SET', full, change[5])
+      elseif b then
+        redis.call('DEL', full)
+      end
     end
-    if change[5] ~= '' then remove(change[7], change[5]) end
-    if change[6] ~= '' then add(change[7], 0, change[6]) end
-    for _, op in ipairs(change[8]) do
-      if op[1] == 'a' then add(op[2], op[4], op[3]) else remove(op[2], op[3]) end
+    for _, op in ipairs(change[6]) do
+      if op[1] == 'a' then
+        redis.call('ZADD', KEYS[op[2]], op[4], op[3])
+      else
+        redis.call('ZREM', KEYS[op[2]], op[3])
+      end
     end
     done[i] = 1
-  end
-end
-for key, members in pairs(removes) do
-  for first = 1, #members, 500 do
-    redis.call('ZREM', KEYS[key], unpack(members, first, math.min(first + 499, #members)))
-  end
-end
-for key, list in pairs(adds) do
-  for first = 1, #list, 1000 do
-    redis.call('ZADD', KEYS[key], unpack(list, first, math.min(first + 999, #list)))
   end
 end
 return done
 """
 _COMMIT_SHA = hashlib.sha1(_COMMIT_LUA.encode()).hexdigest()
-
-# KEYS: records of one prefix. Returns their public and full bodies, flat: b1, f1, b2, ...
-_LOAD_LUA = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  local row = redis.call('HMGET', key, 'b', 'f')
-  out[2 * i - 1] = row[1]
-  out[2 * i] = row[2]
-end
-return out
-"""
-_LOAD_SHA = hashlib.sha1(_LOAD_LUA.encode()).hexdigest()
-_LOAD_SCRIPT_FROM = 16  # handles; fewer are loaded with pipelined HMGETs
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,27 +136,6 @@ class Stored:
 
     record: HandleRecord
     version: str
-
-
-def record_key(handle: Handle) -> str:
-    tag = handle.key.partition("/")[0]
-    return f"r:{{{tag}}}:{handle.key}"
-
-
-def listing_key(prefix: str) -> str:
-    return f"l:{{{prefix.lower()}}}"
-
-
-def value_index_key(prefix: str, type_key: str) -> str:
-    return f"v:{{{prefix.lower()}}}:{type_key}"
-
-
-def number_index_key(prefix: str, type_key: str) -> str:
-    return f"n:{{{prefix.lower()}}}:{type_key}"
-
-
-def version_of(public: bytes, full: bytes | None) -> str:
-    return hashlib.sha1(public + b"\x00" + (full or b"")).hexdigest()
 
 
 @asynccontextmanager
@@ -216,14 +171,14 @@ class HandleStore:
             await self._redis.ping()
 
     async def public_body(self, handle: Handle) -> bytes | None:
-        """The hot path: the in-process copy, else one HGET; the stored bytes as they are."""
+        """The hot path: the in-process copy, else one GET; the stored bytes as they are."""
         key = handle.key
         kept, body = self.local.get(key)
         if kept:
             return body
         generation = self.local.generation
         try:
-            body = cast(bytes | None, await self._redis.hget(record_key(handle), "b"))
+            body = cast(bytes | None, await self._redis.get(record_key(handle)))
         except RedisError as exc:
             raise StoreUnavailable(f"The node's store (Redis) failed: {exc}") from exc
         self.local.put(key, body, generation)
@@ -270,45 +225,39 @@ class HandleStore:
         async with translated():
             pipe = self._redis.pipeline(transaction=False)
             for handle in handles:
-                pipe.hget(record_key(handle), "b")
+                pipe.get(record_key(handle))
             return cast(list[bytes | None], await pipe.execute())
 
     async def load(self, handle: Handle) -> Stored | None:
         return (await self.load_many([handle]))[0]
 
     async def load_many(self, handles: Sequence[Handle]) -> list[Stored | None]:
-        """The records (with their versions) in one round trip: a few HMGETs pipelined,
-        or for a batch one script call per prefix, which costs Redis and the client far
-        less than thousands of commands."""
-        if len(handles) <= _LOAD_SCRIPT_FROM:
-            async with translated():
-                pipe = self._redis.pipeline(transaction=False)
-                for handle in handles:
-                    pipe.hmget(record_key(handle), ["b", "f"])
-                rows = await pipe.execute()
-            return [_stored(public, full) for public, full in rows]
-        groups: dict[str, list[int]] = {}  # by hash tag: one slot per script call
+        """The records (with their versions) in one round trip: one MGET per prefix."""
+        async with translated():
+            rows = await self._load(self._redis.pipeline(transaction=False), handles)
+        return [_stored(public, full) for public, full in rows]
+
+    @staticmethod
+    async def _load(
+        pipe: Pipeline, handles: Sequence[Handle]
+    ) -> list[tuple[bytes | None, bytes | None]]:
+        """(public, full) bodies per handle; ``pipe`` batches the MGETs, or runs each
+        at once when it is watching."""
+        groups: dict[str, list[int]] = {}  # by hash tag: one slot per MGET
         for position, handle in enumerate(handles):
             groups.setdefault(handle.key.partition("/")[0], []).append(position)
-        found: list[Stored | None] = [None] * len(handles)
-
-        async def call() -> list[list[bytes | None]]:
-            pipe = self._redis.pipeline(transaction=False)
-            for positions in groups.values():
-                keys = [record_key(handles[p]) for p in positions]
-                pipe.evalsha(_LOAD_SHA, len(keys), *keys)
-            return cast(list[list[bytes | None]], await pipe.execute())
-
-        async with translated():
-            try:
-                replies = await call()
-            except NoScriptError:
-                await self._redis.script_load(_LOAD_LUA)
-                replies = await call()
-        for positions, flat in zip(groups.values(), replies, strict=True):
+        calls = []
+        for positions in groups.values():
+            keys = [record_key(handles[p]) for p in positions]
+            keys += [full_key(handles[p]) for p in positions]
+            calls.append(pipe.mget(keys))
+        replies = await pipe.execute() if not pipe.watching else [await c for c in calls]
+        rows: list[tuple[bytes | None, bytes | None]] = [(None, None)] * len(handles)
+        for positions, bodies in zip(groups.values(), replies, strict=True):
+            count = len(positions)
             for n, position in enumerate(positions):
-                found[position] = _stored(flat[2 * n], flat[2 * n + 1])
-        return found
+                rows[position] = (bodies[n], bodies[count + n])
+        return rows
 
     async def commit(self, before: Stored | None, after: HandleRecord | None) -> bool:
         """Apply ``after`` (None deletes) if the record is still ``before``; False if not."""
@@ -324,30 +273,33 @@ class HandleStore:
         groups: dict[str, CommitGroup] = {}
         placed: list[tuple[CommitGroup, int]] = []
         for before, after in changes:
-            subject = _subject(before, after)
+            subject = subject_of(before.record if before else None, after)
             group = groups.get(subject.prefix)
             if group is None:
-                group = groups[subject.prefix] = CommitGroup(subject.prefix)
+                group = groups[subject.prefix] = CommitGroup()
             placed.append((group, group.add(before, after, subject)))
         prefixes = {after.handle.prefix for _, after in changes if after is not None}
-        # Forgotten before and after: no copy read before the commit outlives it.
         touched = [key for group in groups.values() for key in group.handle_keys]
-        self.local.forget(touched)
-        async with translated():
+        async with self._forgetting(touched), translated():
             try:
-                try:
-                    results = await self._run_commits(list(groups.values()), touched, prefixes)
-                except NoScriptError:
-                    await self._redis.script_load(_COMMIT_LUA)
-                    results = await self._run_commits(list(groups.values()), touched, prefixes)
-            finally:
-                self.local.forget(touched)
-        return [bool(results[group.prefix][n]) for group, n in placed]
+                results = await self._run_commits(list(groups.values()), touched, prefixes)
+            except NoScriptError:
+                await self._redis.script_load(_COMMIT_LUA)
+                results = await self._run_commits(list(groups.values()), touched, prefixes)
+        return [bool(results[id(group)][n]) for group, n in placed]
 
-    async def _run_commits(
-        self, groups: list[CommitGroup], touched: list[str], prefixes: set[str]
-    ) -> dict[str, list[int]]:
-        pipe = self._redis.pipeline(transaction=False)
+    @asynccontextmanager
+    async def _forgetting(self, handle_keys: list[str]) -> AsyncIterator[None]:
+        """In-process copies of these handles are forgotten before and after the block
+        (a commit): no copy read before the commit outlives it."""
+        self.local.forget(handle_keys)
+        try:
+            yield
+        finally:
+            self.local.forget(handle_keys)
+
+    def _log_changes(self, pipe: Pipeline, touched: list[str], prefixes: set[str]) -> None:
+        """Queue the change-feed entry (and the prefixes now holding records) on ``pipe``."""
         pipe.xadd(
             CHANGES_KEY,
             {"h": "\n".join(touched)},
@@ -356,6 +308,12 @@ class HandleStore:
         )
         if prefixes:
             pipe.sadd(PREFIXES_KEY, *prefixes)
+
+    async def _run_commits(
+        self, groups: list[CommitGroup], touched: list[str], prefixes: set[str]
+    ) -> dict[int, list[int]]:
+        pipe = self._redis.pipeline(transaction=False)
+        self._log_changes(pipe, touched, prefixes)
         for group in groups:
             keys, argument = group.call()
             pipe.evalsha(_COMMIT_SHA, len(keys), *keys, argument)
@@ -370,7 +328,57 @@ class HandleStore:
                 raise result
             if isinstance(result, Exception):
                 raise StoreUnavailable(f"The node's store (Redis) failed: {result}") from result
-        return {group.prefix: list(done) for group, done in zip(groups, committed, strict=True)}
+        return {id(group): list(done) for group, done in zip(groups, committed, strict=True)}
+
+    @asynccontextmanager
+    async def watched(self, handles: Sequence[Handle]) -> AsyncIterator[WatchedBatch]:
+        """Load ``handles`` (different records) under WATCH, for a batch: the block
+        plans its changes from :attr:`WatchedBatch.loaded` and commits them with
+        :meth:`WatchedBatch.commit`.
+
+        Redis checks a WATCH for keys the connection already watches one by one, so
+        one WATCH of n keys costs n²; the handles are watched in slices of
+        ``WATCH_SLICE``, one connection (and later one transaction) each, held until
+        the block ends. Only record keys are watched: every commit of a record sets or
+        deletes its record key, whatever else it changes."""
+        slices = [handles[n : n + WATCH_SLICE] for n in range(0, len(handles), WATCH_SLICE)]
+        async with translated(), contextlib.AsyncExitStack() as held:
+            pipes = [
+                await held.enter_async_context(self._redis.pipeline(transaction=True))
+                for _ in slices
+            ]
+
+            async def load(pipe: Pipeline, part: Sequence[Handle]) -> list[Stored | None]:
+                await pipe.watch(*[record_key(h) for h in part])
+                return [_stored(public, full) for public, full in await self._load(pipe, part)]
+
+            loaded = await asyncio.gather(*map(load, pipes, slices))
+            yield WatchedBatch(self, list(zip(pipes, slices, strict=True)), loaded)
+
+    async def upgrade(self) -> int:
+        """Bring a store written by an older version to the current layout; returns how
+        many records were converted. Records used to be hashes (``b`` public body,
+        ``f`` full body); each becomes its strings in one transaction. Runs at start-up:
+        once the layout key says "2" it only reads that key."""
+        converted = 0
+        async with translated():
+            if await self._redis.get(LAYOUT_KEY) == LAYOUT:
+                return 0
+            async for key in self._redis.scan_iter(match="r:*", count=1000, _type="hash"):
+                public, full = await self._redis.hmget(key, ["b", "f"])
+                name = key.decode()
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.delete(name)
+                    if public is not None:
+                        pipe.set(name, public)
+                        if full is not None:
+                            pipe.set("f:" + name.removeprefix("r:"), full)
+                    await pipe.execute()
+                converted += 1
+            await self._redis.set(LAYOUT_KEY, LAYOUT)
+        if converted:
+            self.local.clear()
+        return converted
 
     async def list_handles(
         self, prefix: Prefix, page: int, page_size: int
@@ -526,65 +534,103 @@ def _stored(public: bytes | None, full: bytes | None) -> Stored | None:
     return Stored(HandleRecord.decode(full or public), version_of(public, full))
 
 
-def _subject(before: Stored | None, after: HandleRecord | None) -> Handle:
-    if after is not None:
-        return after.handle
-    if before is not None:
-        return before.record.handle
-    raise ValueError("a commit needs a record before or after")
+class WatchedBatch:
+    """A batch's records as loaded under WATCH (:meth:`HandleStore.watched`), a slice
+    per transaction."""
+
+    def __init__(
+        self,
+        store: HandleStore,
+        slices: list[tuple[Pipeline, Sequence[Handle]]],
+        loaded: list[list[Stored | None]],
+    ) -> None:
+        self._store = store
+        self._slices = slices
+        self._slice_of = {h.key: n for n, (_, part) in enumerate(slices) for h in part}
+        self.loaded = [stored for part in loaded for stored in part]
+
+    async def commit(
+        self, changes: Sequence[tuple[Stored | None, HandleRecord | None]]
+    ) -> list[bool]:
+        """Apply the changes (each of a loaded record, at most one per record) in one
+        MULTI/EXEC per slice, the slices at once. When Redis refuses a slice's because
+        one of its records changed since the load, nothing of it was written: each of
+        its changes is then committed on its own against the version it was planned
+        on. Returns, per change, whether it was committed."""
+        done = [False] * len(changes)
+        by_slice: list[list[int]] = [[] for _ in self._slices]
+        for position, (before, after) in enumerate(changes):
+            subject = subject_of(before.record if before else None, after)
+            by_slice[self._slice_of[subject.key]].append(position)
+
+        async def run(pipe: Pipeline, positions: list[int]) -> None:
+            results = await self._transaction(pipe, [changes[p] for p in positions])
+            for position, committed in zip(positions, results, strict=True):
+                done[position] = committed
+
+        await asyncio.gather(
+            *(
+                run(pipe, positions)
+                for (pipe, _), positions in zip(self._slices, by_slice, strict=True)
+                if positions
+            )
+        )
+        return done
+
+    async def _transaction(
+        self, pipe: Pipeline, changes: Sequence[tuple[Stored | None, HandleRecord | None]]
+    ) -> list[bool]:
+        store = self._store
+        writes = KeyChanges()
+        for before, after in changes:
+            writes.add(before.record if before else None, after)
+        pipe.multi()  # type: ignore[no-untyped-call]
+        store._log_changes(pipe, writes.handle_keys, writes.prefixes)
+        if writes.deletes:
+            pipe.delete(*writes.deletes)
+        if writes.sets:
+            pipe.execute_command("MSET", *writes.sets)
+        for key, members in writes.removes.items():
+            pipe.zrem(key, *members)
+        for key, scored in writes.adds.items():
+            pipe.execute_command("ZADD", key, *scored)
+        async with store._forgetting(writes.handle_keys), translated():
+            try:
+                await pipe.execute()
+            except WatchError:
+                return await store.commit_many(changes)
+        return [True] * len(changes)
 
 
 class CommitGroup:
-    """The changes under one prefix, as the arguments of one commit script call: every
-    key once (records, the listing, value indexes), and per change the numbers of the
-    keys it touches."""
+    """Changes under one prefix as the arguments of one commit script call: every key
+    once, and per change the numbers of the keys it touches."""
 
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
+    def __init__(self) -> None:
         self.handle_keys: list[str] = []
         self._keys: dict[str, int] = {}  # key -> its 1-based number in KEYS
-        self._indexes: dict[tuple[str, bool], int] = {}
         self._changes: list[list[object]] = []
 
     def add(self, before: Stored | None, after: HandleRecord | None, subject: Handle) -> int:
         """Add one change; returns its position in the group."""
         self.handle_keys.append(subject.key)
-        ops: list[list[object]] = []
-        old = index_entries(before.record if before else None)
-        new = index_entries(after)
-        for op, entries in (("r", old - new), ("a", new - old)):
-            for type_key, member in sorted(entries):
-                ops.append([op, self._index(type_key, False), member, 0])
-        old_numbers = numeric_entries(before.record if before else None)
-        new_numbers = numeric_entries(after)
-        stored_as = before.record.handle.text if before else subject.text
-        for type_key in sorted(old_numbers.keys() - new_numbers.keys()):
-            ops.append(["r", self._index(type_key, True), stored_as, 0])
-        for type_key, score in sorted(new_numbers.items()):
-            if old_numbers.get(type_key) != score:
-                ops.append(["a", self._index(type_key, True), subject.text, score])
+        # Scores as Python spells them: Lua would print numbers with 14 digits.
+        ops = [
+            [op, self._number(key), member, repr(score)]
+            for op, key, member, score in index_changes(before.record if before else None, after)
+        ]
         public, full = after.bodies() if after else (b"", None)
         self._changes.append(
             [
                 self._number(record_key(subject)),
+                self._number(full_key(subject)),
                 before.version if before else ABSENT,
                 public.decode(),
                 (full or b"").decode(),
-                before.record.handle.text if before and after is None else "",
-                after.handle.text if after and before is None else "",
-                self._number(listing_key(self.prefix)),
                 ops,
             ]
         )
         return len(self._changes) - 1
-
-    def _index(self, type_key: str, numeric: bool) -> int:
-        """The KEYS number of a value index of this prefix (text or numeric)."""
-        number = self._indexes.get((type_key, numeric))
-        if number is None:
-            make = number_index_key if numeric else value_index_key
-            number = self._indexes[(type_key, numeric)] = self._number(make(self.prefix, type_key))
-        return number
 
     def _number(self, key: str) -> int:
         number = self._keys.get(key)

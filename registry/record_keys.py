@@ -1,0 +1,135 @@
+"""Where a handle record and its indexes live in Redis, and which keys a change of it
+touches; free of I/O (:mod:`registry.store` applies what this computes).
+
+Key layout (``{...}`` is a Redis Cluster hash tag: every key of one prefix shares a slot)::
+
+    r:{<prefix>}:<handle key>     STRING  public body (the bytes a resolution returns)
+    f:{<prefix>}:<handle key>     STRING  full body, only when some values are private
+    l:{<prefix>}                  ZSET    handle texts under the prefix (listing, paging)
+    v:{<prefix>}:<type key>       ZSET    "<value key> NUL <handle>" (reverse lookup)
+    n:{<prefix>}:<type key>       ZSET    handle scored by its number or date (range queries)
+
+Bodies are plain strings, not fields of one hash per record, so a batch sets thousands
+of records with a few MSETs instead of one command each.
+
+>>> record_key(Handle.parse("88.100.1/ABC")), full_key(Handle.parse("88.100.1/ABC"))
+('r:{88.100.1}:88.100.1/abc', 'f:{88.100.1}:88.100.1/abc')
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from registry.identifier import Handle
+from registry.record import HandleRecord
+from registry.search import index_entries, numeric_entries
+
+ADD = "a"
+REMOVE = "r"
+
+
+def record_key(handle: Handle) -> str:
+    return f"r:{{{handle.key.partition('/')[0]}}}:{handle.key}"
+
+
+def full_key(handle: Handle) -> str:
+    return f"f:{{{handle.key.partition('/')[0]}}}:{handle.key}"
+
+
+def listing_key(prefix: str) -> str:
+    return f"l:{{{prefix.lower()}}}"
+
+
+def value_index_key(prefix: str, type_key: str) -> str:
+    return f"v:{{{prefix.lower()}}}:{type_key}"
+
+
+def number_index_key(prefix: str, type_key: str) -> str:
+    return f"n:{{{prefix.lower()}}}:{type_key}"
+
+
+def version_of(public: bytes, full: bytes | None) -> str:
+    """What a commit compares: a record changed iff its version did."""
+    return hashlib.sha1(public + b"\x00" + (full or b"")).hexdigest()
+
+
+def subject_of(before: HandleRecord | None, after: HandleRecord | None) -> Handle:
+    """The handle a change is about."""
+    if after is not None:
+        return after.handle
+    if before is not None:
+        return before.handle
+    raise ValueError("a change needs a record before or after")
+
+
+def index_changes(
+    before: HandleRecord | None, after: HandleRecord | None
+) -> Iterator[tuple[str, str, str, float]]:
+    """``(ADD | REMOVE, index key, member, score)`` for each index entry the change
+    adds or removes, the listing's included; removals first.
+
+    >>> rec = HandleRecord(Handle.parse("88.100/a"), ())
+    >>> list(index_changes(None, rec))
+    [('a', 'l:{88.100}', '88.100/a', 0.0)]
+    """
+    prefix = subject_of(before, after).prefix
+    old, new = index_entries(before), index_entries(after)
+    old_numbers, new_numbers = numeric_entries(before), numeric_entries(after)
+    if before is not None:
+        if after is None:
+            yield REMOVE, listing_key(prefix), before.handle.text, 0.0
+        for type_key, member in sorted(old - new):
+            yield REMOVE, value_index_key(prefix, type_key), member, 0.0
+        for type_key in sorted(old_numbers.keys() - new_numbers.keys()):
+            yield REMOVE, number_index_key(prefix, type_key), before.handle.text, 0.0
+    if after is not None:
+        if before is None:
+            yield ADD, listing_key(prefix), after.handle.text, 0.0
+        for type_key, member in sorted(new - old):
+            yield ADD, value_index_key(prefix, type_key), member, 0.0
+        for type_key, score in sorted(new_numbers.items()):
+            if old_numbers.get(type_key) != score:
+                yield ADD, number_index_key(prefix, type_key), after.handle.text, score
+
+
+@dataclass(slots=True)
+class KeyChanges:
+    """Many changes (of different records) as the few commands that make them: bodies
+    to set and keys to delete, index members to add and remove by key.
+
+    >>> changes = KeyChanges()
+    >>> changes.add(None, HandleRecord(Handle.parse("88.100/a"), ()))
+    >>> changes.sets, changes.adds
+    (['r:{88.100}:88.100/a', b'{"responseCode":1,"handle":"88.100/a","values":[]}'], \
+{'l:{88.100}': [0.0, '88.100/a']})
+    """
+
+    sets: list[str | bytes] = field(default_factory=list)  # key, body, key, body, ...
+    deletes: list[str] = field(default_factory=list)
+    adds: dict[str, list[float | str]] = field(default_factory=dict)  # score, member, ...
+    removes: dict[str, list[str]] = field(default_factory=dict)
+    handle_keys: list[str] = field(default_factory=list)
+    prefixes: set[str] = field(default_factory=set)  # prefixes that hold a record now
+
+    def add(self, before: HandleRecord | None, after: HandleRecord | None) -> None:
+        """One change; ``before`` as it was loaded (None: absent), ``after`` None deletes.
+        Two changes of one record in the same KeyChanges are not supported."""
+        subject = subject_of(before, after)
+        self.handle_keys.append(subject.key)
+        if after is None:
+            self.deletes += (record_key(subject), full_key(subject))
+        else:
+            public, full = after.bodies()
+            self.sets += (record_key(subject), public)
+            if full is not None:
+                self.sets += (full_key(subject), full)
+            elif before is not None:
+                self.deletes.append(full_key(subject))
+            self.prefixes.add(subject.prefix)
+        for op, key, member, score in index_changes(before, after):
+            if op == ADD:
+                self.adds.setdefault(key, []).extend((score, member))
+            else:
+                self.removes.setdefault(key, []).append(member)

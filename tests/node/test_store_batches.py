@@ -1,0 +1,109 @@
+"""The store's batch path on a real Redis: records loaded under WATCH a slice at a
+time, committed in one transaction per slice, and the records a concurrent writer
+changed meanwhile left to the per-record compare-and-set; and the upgrade of stores
+written when records were hashes."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import httpx
+from redis.asyncio import Redis
+
+from node.embedded_redis import EmbeddedRedis
+from registry.identifier import Handle
+from registry.record import HandleRecord
+from registry.record_keys import full_key, listing_key, record_key, value_index_key
+from registry.store import LAYOUT, LAYOUT_KEY, WATCH_SLICE, HandleStore, Stored
+from registry.value import DataFormat, HandleValue
+from tests.conftest import ADMIN_AUTH, node_config, served
+
+NOW = "2026-12-03T00:00:00Z"
+
+
+def record(text: str, url: str, *, private: str | None = None) -> HandleRecord:
+    values = [HandleValue(1, "URL", DataFormat.STRING, url, 86400, NOW)]
+    if private is not None:
+        values.append(HandleValue(2, "NOTE", DataFormat.STRING, private, 86400, NOW, False))
+    return HandleRecord(Handle.parse(text), tuple(values))
+
+
+async def test_a_batch_spans_slices_and_commits_every_change(redis: Redis) -> None:
+    store = HandleStore(redis)
+    count = 2 * WATCH_SLICE + 50
+    handles = [Handle.parse(f"88.100/b{n}") for n in range(count)]
+    async with store.watched(handles) as batch:
+        assert batch.loaded == [None] * count
+        changes: list[tuple[Stored | None, HandleRecord | None]] = [
+            (None, record(h.text, f"https://x.cn/{n}")) for n, h in enumerate(handles)
+        ]
+        assert await batch.commit(changes) == [True] * count
+    assert await redis.zcard(listing_key("88.100")) == count
+    assert await redis.zcard(value_index_key("88.100", "url")) == count
+    last = changes[-1][1]
+    assert last is not None and await store.public_body(handles[-1]) == last.public_body()
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await redis.xrange("changes"))
+    assert sum(len(fields[b"h"].split(b"\n")) for _, fields in entries) == count
+    assert len(entries) == 3  # one feed entry per slice's transaction
+
+
+async def test_a_record_changed_after_the_load_is_left_alone(redis: Redis) -> None:
+    store = HandleStore(redis)
+    first, second = Handle.parse("88.100/race"), Handle.parse("88.100/calm")
+    async with store.watched([first, second]) as batch:
+        # Another writer (another node process) changes one record after the load.
+        assert await store.commit(None, record(first.text, "https://other.cn"))
+        changes: list[tuple[Stored | None, HandleRecord | None]] = [
+            (None, record(first.text, "https://batch.cn/1")),
+            (None, record(second.text, "https://batch.cn/2")),
+        ]
+        assert await batch.commit(changes) == [False, True]
+    kept = await store.load(first)
+    assert kept is not None and kept.record.values[0].value == "https://other.cn"
+    members = await redis.zrange(value_index_key("88.100", "url"), 0, -1)
+    assert members == [b"https://batch.cn/2\x0088.100/calm", b"https://other.cn\x0088.100/race"]
+
+
+async def test_replacing_and_deleting_in_a_batch_keep_the_indexes_right(redis: Redis) -> None:
+    store = HandleStore(redis)
+    kept, gone = Handle.parse("88.100/kept"), Handle.parse("88.100/gone")
+    assert await store.commit(None, record(kept.text, "https://old.cn", private="p"))
+    assert await store.commit(None, record(gone.text, "https://gone.cn"))
+    async with store.watched([kept, gone]) as batch:
+        before_kept, before_gone = batch.loaded
+        assert before_kept is not None and before_gone is not None
+        done = await batch.commit(
+            [(before_kept, record(kept.text, "https://new.cn")), (before_gone, None)]
+        )
+    assert done == [True, True]
+    assert await redis.exists(full_key(kept), record_key(gone), full_key(gone)) == 0
+    assert await redis.zrange(listing_key("88.100"), 0, -1) == [b"88.100/kept"]
+    assert await redis.zrange(value_index_key("88.100", "url"), 0, -1) == [
+        b"https://new.cn\x0088.100/kept"
+    ]
+
+
+async def test_a_store_of_hashes_is_upgraded_at_start(
+    redis: Redis, redis_server: EmbeddedRedis
+) -> None:
+    old = record("88.100/old", "https://old-layout.cn", private="kept private")
+    public, full = old.bodies()
+    assert full is not None
+    key = record_key(old.handle)
+    await redis.hset(key, mapping={"b": public, "f": full})
+    async with served(node_config(redis_server.url)) as node:
+        answer = await node.get("/api/handles/88.100/old")
+        assert answer.status_code == 200 and answer.content == public
+        assert await redis.get(full_key(old.handle)) == full
+        assert await redis.get(LAYOUT_KEY) == LAYOUT
+    # Upgraded once: a record written as a hash now would not be converted again.
+    assert await HandleStore(redis).upgrade() == 0
+
+
+async def test_a_batch_through_the_api_after_an_upgrade(client: httpx.AsyncClient) -> None:
+    items = [
+        {"handle": f"88.100/api{n}", "values": [{"index": 1, "type": "URL", "data": "u"}]}
+        for n in range(WATCH_SLICE + 1)
+    ]
+    answer = await client.post("/api/batch/handles", json={"handles": items}, headers=ADMIN_AUTH)
+    assert answer.json()["created"] == WATCH_SLICE + 1

@@ -1,0 +1,58 @@
+"""Commands packed by hiredis are the bytes redis-py's own packer makes, and a client
+opened with them talks to a real Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from redis.asyncio.connection import Connection, UnixDomainSocketConnection
+from redis.exceptions import DataError
+
+from node.embedded_redis import EmbeddedRedis
+from registry.redis_client import open_redis, packed
+
+COMMANDS: list[tuple[Any, ...]] = [
+    ("GET", "r:{88.100}:88.100/a"),
+    ("CONFIG GET", "maxmemory"),
+    (b"CLIENT SETNAME", b"node"),
+    ("ZADD", "n:{88.100}:date", 20260105.0, "88.100/a", 1.5e20, "x", 0, "y", -3, "z"),
+    ("SET", "k", "产品 ✓ \x00 nul", "PX", 10_000),
+    ("MSET", "a", b"\x00\xff" * 40_000, "b", bytearray(b"abc"), "c", memoryview(b"xyz")),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: str(c[0]))
+def test_the_same_bytes_as_redis_py(command: tuple[Any, ...]) -> None:
+    ours = b"".join(packed(Connection)().pack_command(*command))
+    theirs = b"".join(Connection().pack_command(*command))
+    assert ours == theirs
+
+
+def test_an_argument_redis_cannot_take_is_a_data_error() -> None:
+    nothing: Any = None
+    with pytest.raises(DataError):
+        packed(Connection)().pack_command("SET", "k", nothing)
+    with pytest.raises(DataError):
+        Connection().pack_command("SET", "k", nothing)
+
+
+def test_the_connection_class_the_url_chose_is_kept() -> None:
+    tcp = open_redis("redis://127.0.0.1:1/0").connection_pool.connection_class
+    unix = open_redis("unix:///tmp/none.sock").connection_pool.connection_class
+    assert issubclass(tcp, Connection) and tcp.__name__ == "HiredisConnection"
+    assert issubclass(unix, UnixDomainSocketConnection)
+    assert packed(Connection) is tcp  # made once per class
+
+
+async def test_a_real_redis_answers(redis_server: EmbeddedRedis) -> None:
+    redis = open_redis(redis_server.url)
+    try:
+        body = "产品".encode() * 50_000
+        await redis.execute_command("MSET", "t:a", body, "t:b", 7)
+        assert await redis.mget(["t:a", "t:b", "t:none"]) == [body, b"7", None]
+        await redis.zadd("t:z", {"m": 20260105.0})
+        assert await redis.zscore("t:z", "m") == 20260105.0
+    finally:
+        await redis.delete("t:a", "t:b", "t:z")
+        await redis.aclose()
