@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from node.answerer import Answerer
+from node.collection_pause import CollectionPause
 from node.config import NodeConfig
 from node.daily_kpis import Kpis
 from node.metrics import ANSWERED, NodeMetrics, Outcome
@@ -49,6 +50,7 @@ class NodeState:
     rate: TokenBucket | None = None
     quota: DailyQuota | None = None
     templates: TemplateStore | None = None
+    collection_pause: CollectionPause = field(default_factory=CollectionPause)
 
     def resolved(self, outcome: Outcome) -> None:
         """Count an answered resolution in the metrics and, if it was answered, the KPIs."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from registry.identifier import Handle
 from registry.record import HandleRecord
@@ -38,14 +39,18 @@ def full_key(handle: Handle) -> str:
     return f"f:{{{handle.key.partition('/')[0]}}}:{handle.key}"
 
 
+# A node holds a few prefixes and types: every batch asks for the same index keys.
+@lru_cache(maxsize=4096)
 def listing_key(prefix: str) -> str:
     return f"l:{{{prefix.lower()}}}"
 
 
+@lru_cache(maxsize=4096)
 def value_index_key(prefix: str, type_key: str) -> str:
     return f"v:{{{prefix.lower()}}}:{type_key}"
 
 
+@lru_cache(maxsize=4096)
 def number_index_key(prefix: str, type_key: str) -> str:
     return f"n:{{{prefix.lower()}}}:{type_key}"
 
@@ -68,7 +73,7 @@ def index_changes(
     before: HandleRecord | None, after: HandleRecord | None
 ) -> Iterator[tuple[str, str, str, float]]:
     """``(ADD | REMOVE, index key, member, score)`` for each index entry the change
-    adds or removes, the listing's included; removals first.
+    adds or removes, the listing's included; removals first, each in no set order.
 
     >>> rec = HandleRecord(Handle.parse("88.100/a"), ())
     >>> list(index_changes(None, rec))
@@ -80,16 +85,16 @@ def index_changes(
     if before is not None:
         if after is None:
             yield REMOVE, listing_key(prefix), before.handle.text, 0.0
-        for type_key, member in sorted(old - new):
+        for type_key, member in old - new:
             yield REMOVE, value_index_key(prefix, type_key), member, 0.0
-        for type_key in sorted(old_numbers.keys() - new_numbers.keys()):
+        for type_key in old_numbers.keys() - new_numbers.keys():
             yield REMOVE, number_index_key(prefix, type_key), before.handle.text, 0.0
     if after is not None:
         if before is None:
             yield ADD, listing_key(prefix), after.handle.text, 0.0
-        for type_key, member in sorted(new - old):
+        for type_key, member in new - old:
             yield ADD, value_index_key(prefix, type_key), member, 0.0
-        for type_key, score in sorted(new_numbers.items()):
+        for type_key, score in new_numbers.items():
             if old_numbers.get(type_key) != score:
                 yield ADD, number_index_key(prefix, type_key), after.handle.text, score
 
@@ -128,8 +133,20 @@ class KeyChanges:
             elif before is not None:
                 self.deletes.append(full_key(subject))
             self.prefixes.add(subject.prefix)
+        if before is None and after is not None:  # a new record: only additions
+            self._add_entries(after)
+            return
         for op, key, member, score in index_changes(before, after):
             if op == ADD:
                 self.adds.setdefault(key, []).extend((score, member))
             else:
                 self.removes.setdefault(key, []).append(member)
+
+    def _add_entries(self, record: HandleRecord) -> None:
+        """``index_changes(None, record)``, without the generator (most of a batch)."""
+        adds, prefix, text = self.adds, record.handle.prefix, record.handle.text
+        adds.setdefault(listing_key(prefix), []).extend((0.0, text))
+        for type_key, member in index_entries(record):
+            adds.setdefault(value_index_key(prefix, type_key), []).extend((0.0, member))
+        for type_key, score in numeric_entries(record).items():
+            adds.setdefault(number_index_key(prefix, type_key), []).extend((score, text))

@@ -54,6 +54,10 @@ class _HiredisPacking:
             args = (*first.encode().split(), *args[1:])
         elif b" " in first:
             args = (*first.split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:
+            pass  # a bytearray (or an argument Redis cannot take): convert and retry
         plain = tuple(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args)
         try:
             # hiredis's stub types the argument as a 1-tuple; it takes any length.

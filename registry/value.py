@@ -89,7 +89,8 @@ class HandleValue:
         out = {
             "index": self.index,
             "type": self.type,
-            "data": {"format": self.format.value, "value": data_value},
+            # A StrEnum is a str: JSON encoders write its value (no Enum.value lookup).
+            "data": {"format": self.format, "value": data_value},
             "ttl": self.ttl,
             "timestamp": self.timestamp,
         }
