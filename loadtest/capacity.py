@@ -22,6 +22,8 @@ one scenario after another, never two at once (:mod:`loadtest.capacity_report`):
    gives p50/p99 timed from when each request was due (no coordinated omission);
 5. (d) batch registration: 2000-handle batches, 4 in flight, posted for ``--seconds``
    to secondary node 88.102 as enterprise 88.102.1 (:mod:`loadtest.capacity_batch`);
+   that node runs one worker process per core (``--workers``: batches are CPU-bound)
+   and, unlike the nodes of the resolution scenarios, is not pinned;
    the top node has resolved nothing there, so it follows no change feed of that node
    and does no invalidation work meanwhile;
 6. (c) cache misses: the top node resolves identifiers that (d) registered, each asked
@@ -36,8 +38,8 @@ Before each scenario it waits (up to 20 s, and up to twice ``--seconds``) until 
 processes and the rest of the machine are idle and Redis is not rewriting its AOF. On a
 machine of two or more cores the load generator runs pinned to the last core and the
 process it talks to to the others, while measured (``sched_setaffinity``, what
-``taskset`` does); Redis and (c)'s secondary node are not pinned. The report gives
-every measurement's CPU use (generator, server, Redis, and everything else on the
+``taskset`` does); Redis, (c)'s secondary node and (d)'s node are not pinned. The
+report gives every measurement's CPU use (generator, server, Redis, and everything else on the
 machine) and warns when a generator used its whole core or other processes ran
 meanwhile: a figure then says more about the machine than about the server.
 
@@ -62,7 +64,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -131,6 +133,8 @@ class CapacityOptions:
     wrk_connections: int = 16
     open_loop_connections: int = 32
     batch_in_flight: int = 4
+    # Worker processes of (d)'s node: one per core (node.workers), for it is CPU-bound.
+    batch_workers: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +184,15 @@ def cpu_plan() -> tuple[set[int] | None, set[int] | None]:
     if len(cpus) < 2:
         return None, None
     return {cpus[-1]}, set(cpus[:-1])
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its children (a node's worker processes and its embedded Redis)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return [pid]
+    return [pid, *(int(child) for child in text.split())]
 
 
 def process_cpu(pids: Sequence[int]) -> float:
@@ -250,7 +263,12 @@ class CapacityRun:
 
     def start(self, stack: contextlib.ExitStack) -> None:
         """The hierarchy and the baselines; ``stack`` stops them, whatever happens."""
-        launcher = Launcher(Topology.demo().on_ports(free_port), data_dir=None, out=io.StringIO())
+        launcher = Launcher(
+            Topology.demo().on_ports(free_port),
+            data_dir=None,
+            out=io.StringIO(),
+            workers={POOL_NODE: self.options.batch_workers},
+        )
         stack.callback(launcher.stop)  # also stops a hierarchy that failed half-way
         asyncio.run(launcher.start())
         self._launcher = launcher
@@ -286,7 +304,8 @@ class CapacityRun:
     def _watched(self) -> list[int]:
         """Every process that could still be busy from the previous measurement."""
         assert self._launcher is not None
-        pids = [node.process.pid for node in self._launcher.nodes] + [self.redis_pid]
+        pids = [p for node in self._launcher.nodes for p in process_tree(node.process.pid)]
+        pids.append(self.redis_pid)
         for baseline in self._baselines.values():
             pids += baseline.pids()
         return pids
@@ -434,19 +453,20 @@ class CapacityRun:
 
     def batch(self) -> tuple[Measurement, int]:
         """(d): returns the measurement and how many identifiers (numbers 0 up to it) were
-        registered."""
+        registered. The node runs ``batch_workers`` processes, left free to use every
+        core (pinning them to the server's cores would leave one core to all of them)."""
         seconds, in_flight = self.options.seconds, self.options.batch_in_flight
         node = self.node(POOL_NODE)
-        pid = node.process.pid
+        pids = process_tree(node.process.pid)
         identity, secret = self._pool_credentials()
         command = [sys.executable, "-m", "loadtest.capacity_batch", "--url", node.url]
         command += ["--prefix", POOL_PREFIX, "--first", "0", "--seconds", str(seconds)]
         command += ["--in-flight", str(in_flight)]
         env = {IDENTITY_ENV: identity, SECRET_ENV: secret}
         self.settle()
-        with pinned([pid], self.server_cpus):
-            self._announce(Scenario.BATCH, f"{in_flight} batches in flight for {seconds} s...")
-            output, cpu = self.timed([pid], lambda: self._generate(command, seconds, env))
+        workers = self.options.batch_workers
+        self._announce(Scenario.BATCH, f"{in_flight} batches in flight for {seconds} s...")
+        output, cpu = self.timed(pids, lambda: self._generate(command, seconds, env))
         self._wrote_at = time.monotonic()
         raw = json.loads(output.strip().splitlines()[-1])
         throughput = Throughput.from_json(raw)
@@ -454,6 +474,8 @@ class CapacityRun:
             f"{in_flight} batches of 2000 handles in flight, into {POOL_NODE} as "
             f"{POOL_PREFIX}; a batch call took {throughput.p50_ms} ms (p50), "
             f"{throughput.p99_ms} ms (p99)",
+            f"the node ran {workers} worker process{'es' if workers > 1 else ''} "
+            "(--workers), free to use every core; the generator ran on the last core",
         )
         return Measurement(Scenario.BATCH, throughput, cpu=cpu, notes=notes), int(raw["next"])
 
@@ -560,7 +582,8 @@ class CapacityRun:
                 f"load generators on core {_cores(generator)}, the process under test (nginx's "
                 f"worker, uvicorn, the node the generator talks to) on core "
                 f"{_cores(self.server_cpus)} while measured (sched_setaffinity, as taskset "
-                "does); Redis and (c)'s secondary node unpinned"
+                "does); Redis, (c)'s secondary node and (d)'s node (its worker processes) "
+                "unpinned"
             )
         appendfsync = self.redis.config_get("appendfsync").get("appendfsync", "?")
         return Setup(

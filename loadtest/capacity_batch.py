@@ -76,6 +76,44 @@ def batch_items(prefix: str, first: int, count: int) -> list[dict[str, Any]]:
     return items
 
 
+def batch_body(prefix: str, first: int, count: int) -> bytes:
+    """``{"handles": batch_items(prefix, first, count)}`` as JSON, the same bytes orjson
+    writes, formatted from a template: the generator shares the machine with the node
+    under test, and building thousands of dicts per batch cost it a tenth of a core.
+
+    >>> batch_body("88.102.1", 7, 2) == orjson.dumps({"handles": batch_items("88.102.1", 7, 2)})
+    True
+    """
+    if orjson.dumps(prefix)[1:-1] != prefix.encode():
+        raise ValueError(f"prefix {prefix!r} needs JSON escaping")
+    items = [
+        _ITEM
+        % {
+            "name": handle_name(prefix, number),
+            "suffix": f"{SUFFIX}{number:08d}",
+            "product": _PRODUCTS[number % len(_PRODUCTS)],
+            "batch": f"B-{number // 1000:06d}",
+        }
+        for number in range(first, first + count)
+    ]
+    return b'{"handles":[' + ",".join(items).encode() + b"]}"
+
+
+def _item_template() -> str:
+    """One batch item as orjson writes it, with %(...)s where the numbers go."""
+    marks = {"name": "\x01", "suffix": "\x02", "product": "\x03", "batch": "\x04"}
+    item = batch_items("P", 0, 1)[0]
+    item["handle"] = marks["name"]
+    fields = {v["type"]: v for v in item["values"]}
+    fields["URL"]["data"]["value"] = f"https://id.capacity.example.cn/products/{marks['suffix']}"
+    fields["PRODUCT_NAME"]["data"]["value"] = marks["product"]
+    fields["BATCH"]["data"]["value"] = marks["batch"]
+    text = orjson.dumps(item).decode().replace("%", "%%")
+    for name, mark in marks.items():
+        text = text.replace(orjson.dumps(mark).decode()[1:-1], f"%({name})s")
+    return text
+
+
 async def post_batches(
     url: str,
     credentials: Credentials,
@@ -99,7 +137,7 @@ async def post_batches(
     async def sender(http: aiohttp.ClientSession) -> None:
         nonlocal created, failed, last
         while time.perf_counter() < deadline:
-            body = orjson.dumps({"handles": batch_items(prefix, next(numbers), BATCH)})
+            body = batch_body(prefix, next(numbers), BATCH)
             sent = time.perf_counter()
             async with http.post(target, data=body, headers=headers) as response:
                 raw = await response.read()
@@ -121,6 +159,9 @@ async def post_batches(
         p99_ms=round(percentile(durations, 99) * 1000, 3) if durations else None,
     )
     return figures, next(numbers)
+
+
+_ITEM = _item_template()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", help="serve HTTPS: PEM certificate (chain)")
     serve.add_argument("--tls-key", help="serve HTTPS: PEM private key")
     serve.add_argument("--tls-ca", help="PEM CA bundle trusted for calls to other nodes")
+    serve.add_argument("--workers", type=int, help="worker processes serving the node (1)")
 
     up = commands.add_parser(
         "up",
@@ -315,13 +316,20 @@ def seed(args: dict[str, object]) -> None:
     print(f"seeded {written:,} identifiers for {len(jobs)} enterprises")
 
 
-def serve(config: NodeConfig) -> None:
+def serve(config: NodeConfig, argv: Sequence[str]) -> None:
+    import socket
+
     import uvicorn
 
     from node import log
-    from node.app import create_app
 
     log.configure(config.log_level)
+    if config.workers > 1 and config.worker_fd is None:
+        from node.workers import Supervisor
+
+        sys.exit(Supervisor(config, argv[1:], config.workers).run())
+    from node.app import create_app
+
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(config),
@@ -335,7 +343,10 @@ def serve(config: NodeConfig) -> None:
             ssl_keyfile=str(config.tls_key) if config.tls_key else None,
         )
     )
-    server.run()
+    if config.worker_fd is None:
+        server.run()
+    else:  # a worker of node.workers: serve on the socket the supervisor bound
+        server.run(sockets=[socket.socket(fileno=config.worker_fd)])
 
 
 def up(args: dict[str, object]) -> None:
@@ -387,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     command = args.pop("command")
     try:
         if command == "serve":
-            serve(NodeConfig.from_sources(args, os.environ))
+            serve(NodeConfig.from_sources(args, os.environ), argv)
         elif command == "up":
             up(args)
         elif command == "setup":

@@ -45,6 +45,8 @@ option                 environment               meaning
                                                  (chain) and private key
 --tls-ca               IDNODE_TLS_CA             PEM CA bundle trusted for calls to other
                                                  nodes (default: the system's CAs)
+--workers              IDNODE_WORKERS            worker processes serving the node (1);
+                                                 see :mod:`node.workers`
 =====================  ========================  ==========================================
 """
 
@@ -62,6 +64,10 @@ from registry.prefix_entry import node_url_problem
 from resolver.cache import CachePolicy
 
 ENV_PREFIX = "IDNODE_"
+# Set by the supervisor of a node with several workers (node.workers) for each worker:
+# the listening socket it inherits. Not a setting anybody else gives.
+WORKER_FD_ENV = "IDNODE_WORKER_FD"
+MAX_WORKERS = 64
 APPENDFSYNC_POLICIES = ("always", "everysec", "no")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -102,6 +108,8 @@ class NodeConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
+    workers: int = 1
+    worker_fd: int | None = None  # in a worker: the inherited listening socket
 
     @property
     def traits(self) -> Traits:
@@ -184,6 +192,7 @@ class NodeConfig:
         if (tls["tls_cert"] is None) != (tls["tls_key"] is None):
             raise ConfigError("settings 'tls_cert' and 'tls_key' go together: give both or neither")
         data_dir = get("data_dir")
+        worker_fd = env.get(WORKER_FD_ENV)
         return cls(
             role=role,
             prefix=prefix,
@@ -223,6 +232,8 @@ class NodeConfig:
             tls_cert=tls["tls_cert"],
             tls_key=tls["tls_key"],
             tls_ca=tls["tls_ca"],
+            workers=_int_setting("workers", get("workers"), 1, low=1, high=MAX_WORKERS),
+            worker_fd=_int_setting(WORKER_FD_ENV, worker_fd, 0, low=0) if worker_fd else None,
         )
 
 

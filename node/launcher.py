@@ -102,6 +102,7 @@ class Launcher:
     host: str = "127.0.0.1"
     out: Any = sys.stdout
     node_env: dict[str, str] = field(default_factory=dict)  # extra IDNODE_* for every node
+    workers: dict[str, int] = field(default_factory=dict)  # --workers by node name (else 1)
     progress: Any = None  # where seeding progress is printed (None: nowhere)
     # Set up nodes that already run instead of starting them: each node's URL by its
     # topology port (a node left out answers at http://<host>:<port>).
@@ -354,6 +355,8 @@ class Launcher:
             args += ["--industry", industry]
         if owner:
             args += ["--owner", owner]
+        if self.workers.get(name, 1) > 1:
+            args += ["--workers", str(self.workers[name])]
         env = {**os.environ, **self.node_env}
         if secret:
             env["IDNODE_ADMIN_SECRET"] = secret  # not on the command line, where ps shows it

@@ -4,8 +4,9 @@ accepts (checked with the registry's own parsers; no node needed)."""
 from __future__ import annotations
 
 import orjson
+import pytest
 
-from loadtest.capacity_batch import BATCH, batch_items, handle_name
+from loadtest.capacity_batch import BATCH, batch_body, batch_items, handle_name
 from registry.identifier import Handle
 from registry.limits import Limits
 from registry.value import HandleValue
@@ -37,3 +38,17 @@ def test_batch_items_are_consecutive_distinct_and_valid() -> None:
 def test_a_batch_body_is_a_realistic_size() -> None:
     body = orjson.dumps({"handles": batch_items("88.102.1", 0, BATCH)})
     assert 400_000 < len(body) < Limits().max_body_bytes
+
+
+@pytest.mark.parametrize(
+    ("prefix", "first", "count"), [("88.102.1", 0, BATCH), ("88.7", 99_999_998, 3)]
+)
+def test_the_templated_body_is_what_orjson_writes(prefix: str, first: int, count: int) -> None:
+    assert batch_body(prefix, first, count) == orjson.dumps(
+        {"handles": batch_items(prefix, first, count)}
+    )
+
+
+def test_a_prefix_needing_escapes_is_refused() -> None:
+    with pytest.raises(ValueError, match="escaping"):
+        batch_body('88."1', 0, 1)

@@ -38,6 +38,16 @@ def test_environment_alone_is_enough() -> None:
     assert config.limits.max_body_bytes == 2048
 
 
+def test_workers_and_the_socket_a_worker_inherits() -> None:
+    plain = NodeConfig.from_sources({"role": "secondary", "prefix": "88.100"}, env={})
+    assert (plain.workers, plain.worker_fd) == (1, None)
+    worker = NodeConfig.from_sources(
+        {"role": "secondary", "prefix": "88.100", "workers": 4},
+        env={"IDNODE_WORKERS": "2", "IDNODE_WORKER_FD": "5"},
+    )
+    assert (worker.workers, worker.worker_fd) == (4, 5)
+
+
 @pytest.mark.parametrize(
     ("args", "env", "named"),
     [
@@ -51,6 +61,8 @@ def test_environment_alone_is_enough() -> None:
             "appendfsync",
         ),
         ({"role": "boss", "prefix": "88.100"}, {}, "role"),
+        ({"role": "secondary", "prefix": "88.100", "workers": 0}, {}, "workers"),
+        ({"role": "secondary", "prefix": "88.100"}, {"IDNODE_WORKERS": "65"}, "workers"),
     ],
 )
 def test_bad_settings_are_named(args, env, named) -> None:
