@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-DEFAULT_LIMIT = 2.0  # seconds
+DEFAULT_LIMIT = 5.0  # seconds
 
 
 class CollectionPause:

@@ -203,8 +203,12 @@ def _pong(host: str, port: int) -> bool:
         return False
 
 
-def die_with_parent() -> None:
-    """In the child: ask Linux to SIGTERM it when the node process dies (even by kill -9)."""
+def die_with_parent(signum: int = signal.SIGTERM, parent: int | None = None) -> None:
+    """In the child: ask Linux to send it ``signum`` when the node process dies (even by
+    kill -9). With ``parent`` (the starter's pid, taken before the fork), a parent that
+    died before the request was made is noticed too: the child then signals itself."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(_PR_SET_PDEATHSIG, signum)
+    if parent is not None and os.getppid() != parent:
+        os.kill(os.getpid(), signum)

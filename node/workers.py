@@ -29,6 +29,7 @@ client may get up to N times the rate; the daily quota is kept in Redis and is e
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -49,6 +50,7 @@ from registry.errors import ConfigError
 log = logging.getLogger("idnode.node")
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 FIRST_READY_TIMEOUT = 120.0  # seconds: a store upgrade may take a while
+STOP_TIMEOUT = 12.0  # seconds for all workers (uvicorn's graceful shutdown takes up to 10)
 _POLL = 0.1
 
 
@@ -121,7 +123,9 @@ class Supervisor:
             stdin=subprocess.DEVNULL,
             env=env,
             pass_fds=[int(env[WORKER_FD_ENV])],
-            preexec_fn=die_with_parent,
+            # A worker outliving its supervisor would serve a node nobody stops: it is
+            # killed outright (acknowledged writes are in Redis already).
+            preexec_fn=functools.partial(die_with_parent, signal.SIGKILL, os.getpid()),
             # Its own session: a terminal's Ctrl-C reaches the supervisor only, which
             # then stops each worker once (a second signal would cut requests short).
             start_new_session=True,
@@ -157,13 +161,14 @@ class Supervisor:
 
     def _terminate(self) -> None:
         """SIGTERM every worker still running and wait for them (uvicorn lets requests in
-        flight finish first); SIGKILL any that outlives its graceful shutdown."""
+        flight finish first); SIGKILL whatever still runs after ``STOP_TIMEOUT`` in all."""
         for worker in self.workers:
             if worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
         for worker in self.workers:
             try:
-                worker.wait(timeout=15)
+                worker.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait()

@@ -163,6 +163,8 @@ def _kind(obj: object) -> str:
 
 def _int_field(obj: dict[str, Any], name: str, *, required: bool, low: int, high: int) -> Any:
     raw = obj.get(name)
+    if type(raw) is int and low <= raw <= high:  # the common case, checked first
+        return raw
     if raw is None:
         if required:
             raise InvalidValue(f"a value is missing its '{name}'")

@@ -148,3 +148,12 @@ def test_workers_need_a_free_address(tmp_path: Path) -> None:
         assert f"cannot listen on 127.0.0.1:{taken.port}" in done.stderr
     finally:
         taken.stop()
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(node: NodeProcess) -> None:
+    assert node.process is not None
+    pid = node.process.pid
+    assert wait_until(lambda: len(children(pid)) == 3)
+    everyone = children(pid)
+    node.kill()  # SIGKILL: the supervisor cannot stop anything itself
+    assert wait_until(lambda: not any(alive(p) for p in everyone))
