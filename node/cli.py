@@ -329,10 +329,12 @@ def serve(config: NodeConfig, argv: Sequence[str]) -> None:
 
         sys.exit(Supervisor(config, argv[1:], config.workers).run())
     from node.app import create_app
+    from node.coalescing import CoalescingHttpToolsProtocol
 
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(config),
+            http=CoalescingHttpToolsProtocol,
             host=config.host,
             port=config.port,
             log_config=None,

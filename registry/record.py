@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from registry.errors import HandleExists, HandleNotFound, InvalidValue, ValueExists, ValuesNotFound
-from registry.identifier import Handle, Identity, ascii_lower
+from registry.identifier import Handle, Identity
 from registry.limits import Limits
 from registry.value import ADMIN_TYPE, HandleValue, admin_value
 
@@ -75,7 +75,7 @@ def select(
 
     Types match ASCII case-insensitively; ``types`` must already be lower-cased.
     """
-    return [v for v in values if v.index in indexes or ascii_lower(v.type) in types]
+    return [v for v in values if v.index in indexes or v.type_key in types]
 
 
 def encode_values(handle_text: str, values: Iterable[HandleValue]) -> bytes:

@@ -44,7 +44,7 @@ from registry.pubkey import PUBKEY_TYPE, PublicKey, challenge
 from registry.record import HandleRecord, plan_remove, plan_replace, plan_update
 from registry.session import SessionStore, changed_identities
 from registry.store import HandleStore, Stored
-from registry.template import Template, TemplateRef, declared
+from registry.template import TEMPLATE_TYPE_KEY, Template, TemplateRef, declared
 from registry.value import (
     SECRET_TYPE,
     DataFormat,
@@ -408,6 +408,17 @@ class Registrar:
         self, raw: object, handle_text: str, now: str | None = None
     ) -> list[HandleValue]:
         """Values from a request body (``{"values": [...]}`` or a bare list), secrets hashed."""
+        values = self.parse_plain_values(raw, handle_text, now)
+        if _needs_keys(values):
+            return [await self._hashed(v) for v in values]
+        return values
+
+    def parse_plain_values(
+        self, raw: object, handle_text: str, now: str | None = None
+    ) -> list[HandleValue]:
+        """:meth:`parse_values` without the key work (hashing a secret, checking a public
+        key): callers that handle many records take it when :func:`_needs_keys` is False
+        and skip a coroutine per record."""
         items = raw.get("values") if isinstance(raw, dict) else raw
         if not isinstance(items, list):
             raise InvalidValue(
@@ -420,13 +431,9 @@ class Registrar:
             )
         now = now or self._clock()
         try:
-            values = [HandleValue.from_input(v, now=now, limits=self.limits) for v in items]
+            return [HandleValue.from_input(v, now=now, limits=self.limits) for v in items]
         except InvalidValue as exc:
             raise InvalidValue(exc.message, handle=handle_text) from None
-        # Only keys need work: most records have none, and skip a coroutine per value.
-        if any(v.is_secret or v.type.upper() == PUBKEY_TYPE for v in values):
-            return [await self._hashed(v) for v in values]
-        return values
 
     async def _hashed(self, value: HandleValue) -> HandleValue:
         if value.type.upper() == PUBKEY_TYPE:
@@ -561,7 +568,9 @@ class Registrar:
                     self.check_write(identity, handle)
                     held.add(handle.prefix)
                 assert isinstance(item, dict)
-                values = await self.parse_values(item.get("values"), handle.text, now)
+                values = self.parse_plain_values(item.get("values"), handle.text, now)
+                if _needs_keys(values):
+                    values = [await self._hashed(v) for v in values]
             except IdnodeError as exc:
                 results[position] = _failed(name if isinstance(name, str) else "", exc)
                 continue
@@ -593,7 +602,8 @@ class Registrar:
                         prefix_grants[home] = await self.grants(identity, handle, None)
                     grants = Grants(prefix_grants[home].prefix_records, existing)
                     self.authorise(identity, handle, existing, after, grants)
-                    await self.check_templates(after)
+                    if any(v.type_key == TEMPLATE_TYPE_KEY for v in after.values):
+                        await self.check_templates(after)
                 except IdnodeError as exc:
                     results[position] = _failed(handle.text, exc)
                     continue
@@ -664,6 +674,11 @@ class Registrar:
         raise StoreUnavailable(
             f"Handle {handle.text} is being changed concurrently; try again", handle=handle.text
         )
+
+
+def _needs_keys(values: Sequence[HandleValue]) -> bool:
+    """Whether some value is a key: a secret to hash or a public key to check."""
+    return any(v.is_secret or v.type.upper() == PUBKEY_TYPE for v in values)
 
 
 def _succeeded(handle_text: str, *, created: bool) -> ItemResult:

@@ -106,7 +106,7 @@ def index_entries(record: HandleRecord | None) -> set[tuple[str, str]]:
             len(value) * 4 > MAX_INDEXED_BYTES and len(value.encode()) > MAX_INDEXED_BYTES
         ):
             continue
-        entries.add((ascii_lower(v.type), ascii_lower(value) + suffix))
+        entries.add((v.type_key, ascii_lower(value) + suffix))
     return entries
 
 
@@ -132,7 +132,7 @@ def numeric_entries(record: HandleRecord | None) -> dict[str, float]:
         if not v.is_public or v.format is not DataFormat.STRING:
             continue
         assert isinstance(v.value, str)
-        key = ascii_lower(v.type)
+        key = v.type_key
         if key in entries:
             continue
         score = score_of(v.value)

@@ -105,7 +105,7 @@ class Item:
 
     def problem(self, value: HandleValue) -> str | None:
         """What is wrong with ``value`` for this item, or None."""
-        if ascii_lower(value.type) != self.key:
+        if value.type_key != self.key:
             return f"index {self.index} is this item's; the value there has type {value.type!r}"
         if value.format is not DataFormat.STRING or not isinstance(value.value, str):
             return f"must be a string value, not format {value.format.value}"
@@ -471,11 +471,14 @@ class Template:
             raise TemplateConflict("; ".join(problems))
 
 
+TEMPLATE_TYPE_KEY = "template"  # the type naming a record's template, ASCII-lowered
+
+
 def declared(values: Iterable[HandleValue]) -> list[TemplateRef]:
     """The templates a record declares (its TEMPLATE values), in index order."""
     refs = []
     for value in values:
-        if ascii_lower(value.type) == "template":
+        if value.type_key == TEMPLATE_TYPE_KEY:
             if not isinstance(value.value, str) or value.format is not DataFormat.STRING:
                 raise InvalidValue(f"value at index {value.index}: a TEMPLATE names a template")
             try:

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from registry.errors import InvalidHandle, InvalidValue
-from registry.identifier import Handle
+from registry.identifier import Handle, ascii_lower
 from registry.limits import Limits
 from registry.rights import PRESETS, format_permissions, parse_permissions
 
@@ -55,6 +55,10 @@ class AdminRef:
         return {"handle": self.handle, "index": self.index, "permissions": self.permissions}
 
 
+_TYPE_FACTS: dict[str, tuple[str, bool]] = {}  # type -> (type_key, is a secret key)
+_TYPE_FACTS_LIMIT = 10_000  # types are client text: the memory stays bounded
+
+
 @dataclass(slots=True, eq=True)
 class HandleValue:
     """One value of a handle record. Treat it as immutable (``stamped`` makes a changed
@@ -78,10 +82,18 @@ class HandleValue:
     is_secret: bool = field(init=False, repr=False, compare=False)
     # Whether anonymous readers see this value; secret keys never are.
     is_public: bool = field(init=False, repr=False, compare=False)
+    # The type with ASCII letters lowered: how indexes, filters and templates match it.
+    type_key: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Derived once: every encoding and index of a record asks for them.
-        self.is_secret = self.type.upper() == SECRET_TYPE
+        # Derived once: every encoding and index of a record asks for them; a batch
+        # repeats a few types thousands of times, so their facts are remembered.
+        facts = _TYPE_FACTS.get(self.type)
+        if facts is None:
+            facts = (ascii_lower(self.type), self.type.upper() == SECRET_TYPE)
+            if len(_TYPE_FACTS) < _TYPE_FACTS_LIMIT:
+                _TYPE_FACTS[self.type] = facts
+        self.type_key, self.is_secret = facts
         self.is_public = self.public and not self.is_secret
 
     def to_json(self) -> dict[str, Any]:
