@@ -29,6 +29,7 @@ client may get up to N times the rate; the daily quota is kept in Redis and is e
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -78,6 +79,7 @@ class Supervisor:
         self.count = count
         self.workers: list[subprocess.Popen[bytes]] = []
         self._stopping = False
+        self._port = config.port
 
     def run(self) -> int:
         """Serve until signalled (exit status 0) or until a worker exits (1)."""
@@ -105,6 +107,7 @@ class Supervisor:
         env = dict(os.environ)
         with contextlib.ExitStack() as stack:
             sock = stack.enter_context(listening_socket(config.host, config.port))
+            self._port = sock.getsockname()[1]  # the one bound, also for --port 0
             env[WORKER_FD_ENV] = str(sock.fileno())
             if config.redis_url is None:
                 embedded = EmbeddedRedis(config.embedded_data_dir, appendfsync=config.appendfsync)
@@ -132,7 +135,7 @@ class Supervisor:
         )
 
     def _first_ready(self) -> bool:
-        url = healthz_url(self.config)
+        url = healthz_url(dataclasses.replace(self.config, port=self._port))
         deadline = time.monotonic() + FIRST_READY_TIMEOUT
         while not self._stopping and time.monotonic() < deadline:
             if self.workers[0].poll() is not None:
