@@ -11,14 +11,15 @@ Writes are optimistic: load a record with its version (a SHA-1 over its bodies),
 the new record in pure code (:mod:`registry.record`), then commit with a script that
 applies it, and its index changes, only if the version is unchanged. A lost race returns
 False and the caller plans again. A batch (:meth:`HandleStore.watched`) instead loads its
-records under WATCH and commits every change in one MULTI/EXEC, which Redis refuses if
-any of them changed since: Lua calls cost Redis several times what the same commands
-sent natively do, and a batch is mostly writes. With AOF ``appendfsync always`` Redis
+records under WATCH and commits them in one MULTI/EXEC per slice of ``WATCH_SLICE``
+records, which Redis refuses if any record of the slice changed since: Lua arguments and
+calls cost Redis several times what the same commands sent natively do, and a batch is
+mostly writes. With AOF ``appendfsync always`` Redis
 fsyncs a write before replying, so an acknowledged write survives a crash.
 
 Before its commits, a write appends the handles' keys to the ``changes`` stream (the
-change feed of :mod:`registry.change_feed`) in the same pipeline, so no commit is ever
-acknowledged without its feed entry.
+change feed of :mod:`registry.change_feed`) in the same pipeline (a batch: in the same
+transaction), so no commit is ever acknowledged without its feed entry.
 
 Redis errors never leave this module: they become :class:`StoreUnavailable`.
 """

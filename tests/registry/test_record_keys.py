@@ -1,0 +1,110 @@
+"""Which Redis keys a record change touches, without Redis: bodies to set or delete,
+index members to add and remove (registry.record_keys)."""
+
+from __future__ import annotations
+
+from registry.identifier import Handle
+from registry.record import HandleRecord
+from registry.record_keys import (
+    ADD,
+    REMOVE,
+    KeyChanges,
+    full_key,
+    index_changes,
+    listing_key,
+    number_index_key,
+    record_key,
+    value_index_key,
+    version_of,
+)
+from registry.value import DataFormat, HandleValue
+
+NOW = "2026-12-03T00:00:00Z"
+
+
+def record(text: str, *values: tuple[str, str], private: bool = False) -> HandleRecord:
+    made = [
+        HandleValue(n, kind, DataFormat.STRING, value, 86400, NOW)
+        for n, (kind, value) in enumerate(values, start=1)
+    ]
+    if private:
+        made.append(HandleValue(99, "NOTE", DataFormat.STRING, "secret note", 86400, NOW, False))
+    return HandleRecord(Handle.parse(text), tuple(made))
+
+
+def test_keys_share_the_prefix_hash_tag_and_fold_the_handle() -> None:
+    handle = Handle.parse("88.100.1/ABC")
+    assert record_key(handle) == "r:{88.100.1}:88.100.1/abc"
+    assert full_key(handle) == "f:{88.100.1}:88.100.1/abc"
+    assert listing_key("88.100.1") == "l:{88.100.1}"
+    assert value_index_key("88.100.1", "url") == "v:{88.100.1}:url"
+    assert number_index_key("88.100.1", "weight") == "n:{88.100.1}:weight"
+
+
+def test_a_version_changes_with_either_body() -> None:
+    assert version_of(b"a", None) == version_of(b"a", b"")
+    assert len({version_of(b"a", None), version_of(b"b", None), version_of(b"a", b"f")}) == 3
+
+
+def test_a_new_record_adds_its_listing_value_and_number_entries() -> None:
+    new = record("88.100/Car", ("URL", "https://X.cn"), ("WEIGHT", "1500"))
+    assert sorted(index_changes(None, new)) == [
+        (ADD, "l:{88.100}", "88.100/Car", 0.0),
+        (ADD, "n:{88.100}:weight", "88.100/Car", 1500.0),
+        (ADD, "v:{88.100}:url", "https://x.cn\x0088.100/Car", 0.0),
+        (ADD, "v:{88.100}:weight", "1500\x0088.100/Car", 0.0),
+    ]
+
+
+def test_a_replacement_touches_only_what_changed_and_a_deletion_everything() -> None:
+    old = record("88.100/car", ("URL", "https://a.cn"), ("WEIGHT", "1500"))
+    new = record("88.100/car", ("URL", "https://a.cn"), ("WEIGHT", "1600"))
+    assert sorted(index_changes(old, new)) == [
+        (ADD, "n:{88.100}:weight", "88.100/car", 1600.0),
+        (ADD, "v:{88.100}:weight", "1600\x0088.100/car", 0.0),
+        (REMOVE, "v:{88.100}:weight", "1500\x0088.100/car", 0.0),
+    ]
+    gone = list(index_changes(old, None))
+    assert gone[0] == (REMOVE, "l:{88.100}", "88.100/car", 0.0)  # removals come first
+    assert {op for op, *_ in gone} == {REMOVE} and len(gone) == 4
+
+
+def test_many_changes_become_a_few_commands() -> None:
+    changes = KeyChanges()
+    first = record("88.100/a", ("URL", "https://a.cn"))
+    second = record("88.100/b", ("URL", "https://b.cn"), private=True)
+    changes.add(None, first)
+    changes.add(None, second)
+    kept = record("88.100/c", ("URL", "https://c.cn"), private=True)
+    changes.add(kept, record("88.100/c", ("URL", "https://c2.cn")))
+    gone = record("88.100/d", ("URL", "https://d.cn"))
+    changes.add(gone, None)
+    public_b, full_b = second.bodies()
+    assert changes.sets[:6] == [
+        record_key(first.handle),
+        first.public_body(),
+        record_key(second.handle),
+        public_b,
+        full_key(second.handle),
+        full_b,
+    ]
+    # The private value went: its full body goes too; a deletion removes both bodies.
+    assert changes.deletes == [
+        full_key(kept.handle),
+        record_key(gone.handle),
+        full_key(gone.handle),
+    ]
+    assert changes.adds["v:{88.100}:url"] == [
+        0.0,
+        "https://a.cn\x0088.100/a",
+        0.0,
+        "https://b.cn\x0088.100/b",
+        0.0,
+        "https://c2.cn\x0088.100/c",
+    ]
+    assert changes.removes == {
+        "v:{88.100}:url": ["https://c.cn\x0088.100/c", "https://d.cn\x0088.100/d"],
+        "l:{88.100}": ["88.100/d"],
+    }
+    assert changes.handle_keys == ["88.100/a", "88.100/b", "88.100/c", "88.100/d"]
+    assert changes.prefixes == {"88.100"}
