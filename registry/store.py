@@ -359,27 +359,52 @@ class HandleStore:
     async def upgrade(self) -> int:
         """Bring a store written by an older version to the current layout; returns how
         many records were converted. Records used to be hashes (``b`` public body,
-        ``f`` full body); each becomes its strings in one transaction. Runs at start-up:
-        once the layout key says "2" it only reads that key."""
+        ``f`` full body); they become strings a thousand at a time, each thousand in one
+        transaction that Redis refuses (and this repeats) if one of them is written
+        meanwhile. Runs at start-up: once the layout key says "2" it only reads that key.
+        Nodes of the older version must not write to the store while it runs."""
         converted = 0
         async with translated():
             if await self._redis.get(LAYOUT_KEY) == LAYOUT:
                 return 0
-            async for key in self._redis.scan_iter(match="r:*", count=1000, _type="hash"):
-                public, full = await self._redis.hmget(key, ["b", "f"])
-                name = key.decode()
-                async with self._redis.pipeline(transaction=True) as pipe:
-                    pipe.delete(name)
-                    if public is not None:
-                        pipe.set(name, public)
-                        if full is not None:
-                            pipe.set("f:" + name.removeprefix("r:"), full)
-                    await pipe.execute()
-                converted += 1
+            page: list[bytes] = []
+            async for key in self._redis.scan_iter(match="r:*", count=_SCAN_PAGE, _type="hash"):
+                page.append(key)
+                if len(page) == _SCAN_PAGE:
+                    converted += await self._convert(page)
+                    page = []
+            if page:
+                converted += await self._convert(page)
             await self._redis.set(LAYOUT_KEY, LAYOUT)
         if converted:
             self.local.clear()
         return converted
+
+    async def _convert(self, keys: list[bytes]) -> int:
+        while True:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(*keys)
+                read = self._redis.pipeline(transaction=False)
+                for key in keys:
+                    read.hmget(key, ["b", "f"])
+                rows = await read.execute(raise_on_error=False)
+                pipe.multi()  # type: ignore[no-untyped-call]
+                done = 0
+                for key, row in zip(keys, rows, strict=True):
+                    if isinstance(row, Exception):
+                        continue  # no longer a hash: converted already
+                    public, full = row
+                    pipe.delete(key)
+                    if public is not None:
+                        pipe.set(key, public)
+                        if full is not None:
+                            pipe.set(b"f:" + key.removeprefix(b"r:"), full)
+                    done += 1
+                try:
+                    await pipe.execute()
+                except WatchError:
+                    continue
+                return done
 
     async def list_handles(
         self, prefix: Prefix, page: int, page_size: int

@@ -89,13 +89,22 @@ async def test_a_store_of_hashes_is_upgraded_at_start(
     old = record("88.100/old", "https://old-layout.cn", private="kept private")
     public, full = old.bodies()
     assert full is not None
-    key = record_key(old.handle)
-    await redis.hset(key, mapping={"b": public, "f": full})
+    await redis.hset(record_key(old.handle), mapping={"b": public, "f": full})
+    # More than one page of the conversion (a thousand records a transaction).
+    many = [record(f"88.100/m{n}", f"https://m.cn/{n}") for n in range(2_500)]
+    pipe = redis.pipeline(transaction=False)
+    for each in many:
+        pipe.hset(record_key(each.handle), "b", each.public_body())
+    await pipe.execute()
     async with served(node_config(redis_server.url)) as node:
         answer = await node.get("/api/handles/88.100/old")
         assert answer.status_code == 200 and answer.content == public
         assert await redis.get(full_key(old.handle)) == full
+        last = await node.get("/api/handles/88.100/m2499")
+        assert last.content == many[-1].public_body()
         assert await redis.get(LAYOUT_KEY) == LAYOUT
+    kinds = {await redis.type(record_key(r.handle)) for r in many[::250]}
+    assert kinds == {b"string"}
     # Upgraded once: a record written as a hash now would not be converted again.
     assert await HandleStore(redis).upgrade() == 0
 
