@@ -44,8 +44,15 @@ class Delegations:
 
     async def find_many(self, handles: Sequence[Handle]) -> list[Referral | None]:
         """The delegation covering each handle, if any, in one round trip."""
-        candidates = [delegation_candidates(self.own, h) for h in handles]
-        unique = list(dict.fromkeys(p for group in candidates for p in group))
+        # Handles of one prefix share their candidates (a batch is mostly one prefix).
+        groups: dict[tuple[Prefix, bool], list[Prefix]] = {}
+        keys = []
+        for handle in handles:
+            key = (handle.home_prefix, handle.is_prefix_record)
+            if key not in groups:
+                groups[key] = delegation_candidates(self.own, handle)
+            keys.append(key)
+        unique = list(dict.fromkeys(p for group in groups.values() for p in group))
         if not unique:
             return [None] * len(handles)
         bodies = await self.store.public_bodies([p.record_handle for p in unique])
@@ -57,7 +64,11 @@ class Delegations:
             url = entry.delegates_away_from(self.own_url)
             if url is not None:
                 referrals[prefix] = Referral(prefix, url)
-        return [next((referrals[p] for p in group if p in referrals), None) for group in candidates]
+        found = {
+            key: next((referrals[p] for p in group if p in referrals), None)
+            for key, group in groups.items()
+        }
+        return [found[key] for key in keys]
 
     async def entry(self, prefix: Prefix) -> PrefixEntry | None:
         """What the record of ``prefix`` at this node says, if there is one."""
