@@ -9,7 +9,6 @@ nodes onboarding and a registration with their top node.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import ssl
@@ -42,6 +41,7 @@ from node import (
 from node.address_limits import AddressLimits
 from node.answerer import Answerer
 from node.audit_recorder import AuditRecorder
+from node.background import stop_all
 from node.body_limit import BodyLimit
 from node.config import NodeConfig
 from node.daily_kpis import Kpis
@@ -140,10 +140,7 @@ def create_app(config: NodeConfig) -> FastAPI:
             log.info("node ready", extra={"node": config.name, "url": config.public_url})
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_all(tasks)
             await session.close()
             await redis.aclose()
             if embedded is not None:
