@@ -108,12 +108,12 @@ class KeyChanges:
     >>> changes.add(None, HandleRecord(Handle.parse("88.100/a"), ()))
     >>> changes.sets, changes.adds
     (['r:{88.100}:88.100/a', b'{"responseCode":1,"handle":"88.100/a","values":[]}'], \
-{'l:{88.100}': [0, '88.100/a']})
+{'l:{88.100}': [0.0, '88.100/a']})
     """
 
     sets: list[str | bytes] = field(default_factory=list)  # key, body, key, body, ...
     deletes: list[str] = field(default_factory=list)
-    adds: dict[str, list[int | float | str]] = field(default_factory=dict)  # score, member, ...
+    adds: dict[str, list[float | str]] = field(default_factory=dict)  # score, member, ...
     removes: dict[str, list[str]] = field(default_factory=dict)
     handle_keys: list[str] = field(default_factory=list)
     prefixes: set[str] = field(default_factory=set)  # prefixes that hold a record now
@@ -133,21 +133,8 @@ class KeyChanges:
             elif before is not None:
                 self.deletes.append(full_key(subject))
             self.prefixes.add(subject.prefix)
-        if before is None and after is not None:  # a new record: only additions
-            self._add_entries(after)
-            return
         for op, key, member, score in index_changes(before, after):
             if op == ADD:
                 self.adds.setdefault(key, []).extend((score, member))
             else:
                 self.removes.setdefault(key, []).append(member)
-
-    def _add_entries(self, record: HandleRecord) -> None:
-        """``index_changes(None, record)``, without the generator (most of a batch)."""
-        adds, prefix, text = self.adds, record.handle.prefix, record.handle.text
-        # Score 0 as an int: packed as "0", without formatting a float each time.
-        adds.setdefault(listing_key(prefix), []).extend((0, text))
-        for type_key, member in index_entries(record):
-            adds.setdefault(value_index_key(prefix, type_key), []).extend((0, member))
-        for type_key, score in numeric_entries(record).items():
-            adds.setdefault(number_index_key(prefix, type_key), []).extend((score, text))

@@ -44,7 +44,7 @@ from registry.pubkey import PUBKEY_TYPE, PublicKey, challenge
 from registry.record import HandleRecord, plan_remove, plan_replace, plan_update
 from registry.session import SessionStore, changed_identities
 from registry.store import HandleStore, Stored
-from registry.template import TEMPLATE_TYPE_KEY, Template, TemplateRef, declared
+from registry.template import Template, TemplateRef, declared
 from registry.value import (
     SECRET_TYPE,
     DataFormat,
@@ -408,17 +408,6 @@ class Registrar:
         self, raw: object, handle_text: str, now: str | None = None
     ) -> list[HandleValue]:
         """Values from a request body (``{"values": [...]}`` or a bare list), secrets hashed."""
-        values = self.parse_plain_values(raw, handle_text, now)
-        if _needs_keys(values):
-            return [await self._hashed(v) for v in values]
-        return values
-
-    def parse_plain_values(
-        self, raw: object, handle_text: str, now: str | None = None
-    ) -> list[HandleValue]:
-        """:meth:`parse_values` without the key work (hashing a secret, checking a public
-        key): callers that handle many records take it when :func:`_needs_keys` is False
-        and skip a coroutine per record."""
         items = raw.get("values") if isinstance(raw, dict) else raw
         if not isinstance(items, list):
             raise InvalidValue(
@@ -431,9 +420,13 @@ class Registrar:
             )
         now = now or self._clock()
         try:
-            return [HandleValue.from_input(v, now=now, limits=self.limits) for v in items]
+            values = [HandleValue.from_input(v, now=now, limits=self.limits) for v in items]
         except InvalidValue as exc:
             raise InvalidValue(exc.message, handle=handle_text) from None
+        # Only keys need work: most records have none, and skip a coroutine per value.
+        if any(v.is_secret or v.type.upper() == PUBKEY_TYPE for v in values):
+            return [await self._hashed(v) for v in values]
+        return values
 
     async def _hashed(self, value: HandleValue) -> HandleValue:
         if value.type.upper() == PUBKEY_TYPE:
@@ -545,8 +538,9 @@ class Registrar:
     async def batch(
         self, items: Sequence[object], *, identity: Identity, overwrite: bool
     ) -> list[ItemResult]:
-        """Register many handles: one load and one commit (a transaction) for the batch,
-        per-item results. Items that raced with another writer are retried one by one.
+        """Register many handles: loaded and committed a slice of records at a time, one
+        transaction each (:meth:`HandleStore.watched`), with per-item results. Items that
+        raced with another writer are retried one by one.
         """
         if len(items) > self.limits.max_batch:
             raise InvalidValue(f"a batch holds at most {self.limits.max_batch} handles")
@@ -568,9 +562,7 @@ class Registrar:
                     self.check_write(identity, handle)
                     held.add(handle.prefix)
                 assert isinstance(item, dict)
-                values = self.parse_plain_values(item.get("values"), handle.text, now)
-                if _needs_keys(values):
-                    values = [await self._hashed(v) for v in values]
+                values = await self.parse_values(item.get("values"), handle.text, now)
             except IdnodeError as exc:
                 results[position] = _failed(name if isinstance(name, str) else "", exc)
                 continue
@@ -602,8 +594,7 @@ class Registrar:
                         prefix_grants[home] = await self.grants(identity, handle, None)
                     grants = Grants(prefix_grants[home].prefix_records, existing)
                     self.authorise(identity, handle, existing, after, grants)
-                    if any(v.type_key == TEMPLATE_TYPE_KEY for v in after.values):
-                        await self.check_templates(after)
+                    await self.check_templates(after)
                 except IdnodeError as exc:
                     results[position] = _failed(handle.text, exc)
                     continue
@@ -674,11 +665,6 @@ class Registrar:
         raise StoreUnavailable(
             f"Handle {handle.text} is being changed concurrently; try again", handle=handle.text
         )
-
-
-def _needs_keys(values: Sequence[HandleValue]) -> bool:
-    """Whether some value is a key: a secret to hash or a public key to check."""
-    return any(v.is_secret or v.type.upper() == PUBKEY_TYPE for v in values)
 
 
 def _succeeded(handle_text: str, *, created: bool) -> ItemResult:

@@ -234,31 +234,21 @@ class HandleStore:
 
     async def load_many(self, handles: Sequence[Handle]) -> list[Stored | None]:
         """The records (with their versions) in one round trip: one MGET per prefix."""
-        async with translated():
-            rows = await self._load(self._redis.pipeline(transaction=False), handles)
-        return [_stored(public, full) for public, full in rows]
-
-    @staticmethod
-    async def _load(
-        pipe: Pipeline, handles: Sequence[Handle]
-    ) -> list[tuple[bytes | None, bytes | None]]:
-        """(public, full) bodies per handle; ``pipe`` batches the MGETs, or runs each
-        at once when it is watching."""
         groups: dict[str, list[int]] = {}  # by hash tag: one slot per MGET
         for position, handle in enumerate(handles):
             groups.setdefault(handle.key.partition("/")[0], []).append(position)
-        calls = []
-        for positions in groups.values():
-            keys = [record_key(handles[p]) for p in positions]
-            keys += [full_key(handles[p]) for p in positions]
-            calls.append(pipe.mget(keys))
-        replies = await pipe.execute() if not pipe.watching else [await c for c in calls]
-        rows: list[tuple[bytes | None, bytes | None]] = [(None, None)] * len(handles)
+        async with translated():
+            pipe = self._redis.pipeline(transaction=False)
+            for positions in groups.values():
+                keys = [record_key(handles[p]) for p in positions]
+                pipe.mget(keys + [full_key(handles[p]) for p in positions])
+            replies = await pipe.execute()
+        found: list[Stored | None] = [None] * len(handles)
         for positions, bodies in zip(groups.values(), replies, strict=True):
             count = len(positions)
             for n, position in enumerate(positions):
-                rows[position] = (bodies[n], bodies[count + n])
-        return rows
+                found[position] = _stored(bodies[n], bodies[count + n])
+        return found
 
     async def commit(self, before: Stored | None, after: HandleRecord | None) -> bool:
         """Apply ``after`` (None deletes) if the record is still ``before``; False if not."""
@@ -350,8 +340,9 @@ class HandleStore:
             ]
 
             async def load(pipe: Pipeline, part: Sequence[Handle]) -> list[Stored | None]:
+                # Read after the WATCH (on any connection): a later write is caught.
                 await pipe.watch(*[record_key(h) for h in part])
-                return [_stored(public, full) for public, full in await self._load(pipe, part)]
+                return await self.load_many(part)
 
             loaded = await asyncio.gather(*map(load, pipes, slices))
             yield WatchedBatch(self, list(zip(pipes, slices, strict=True)), loaded)

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from loadtest.capacity import process_tree
 from tests.conftest import ADMIN_AUTH
 from tests.server.node_process import NodeProcess
 
@@ -21,8 +22,7 @@ URL = {"index": 1, "type": "URL", "data": {"format": "string", "value": "https:/
 
 
 def children(pid: int) -> list[int]:
-    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    return [int(p) for p in text.split()]
+    return process_tree(pid)[1:]
 
 
 def alive(pid: int) -> bool:
