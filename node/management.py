@@ -49,7 +49,7 @@ async def batch_register(request: Request, state: State, overwrite: bool = False
         results = await registrar.batch(items, identity=identity, overwrite=overwrite)
         created = sum(r.http_status == 201 for r in results)
         state.registered(created)
-        return json_response(
+        response = json_response(
             {
                 "responseCode": 1,
                 "created": created,
@@ -58,3 +58,10 @@ async def batch_register(request: Request, state: State, overwrite: bool = False
                 "results": [r.to_json() for r in results],
             }
         )
+    if state.config.workers > 1:
+        # Workers share the listening socket, and a keep-alive connection stays with the
+        # worker that accepted it: a client's few long-lived connections could all land
+        # on one worker while the others idle. Closing after each batch (a batch costs
+        # far more than a reconnect) lets the next one go to whichever worker is free.
+        response.headers["Connection"] = "close"
+    return response

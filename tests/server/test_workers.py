@@ -87,6 +87,26 @@ def test_two_workers_serve_one_node_on_one_store(node: NodeProcess, metrics_dir:
     assert counted and counted[0] >= 2  # every worker's resolutions, from any worker
 
 
+def test_one_clients_batches_reach_every_worker(node: NodeProcess, metrics_dir: Path) -> None:
+    # A keep-alive connection stays with the worker that accepted it; a batch answer
+    # closes it, so one client's next batch may go to another worker.
+    assert node.process is not None
+    pid, redis = node.process.pid, node.redis_pid
+    assert wait_until(lambda: len([w for w in children(pid) if w != redis]) == 2)
+    workers = {f"{w}.db" for w in children(pid) if w != redis}
+    answered_by: set[str] = set()
+    with httpx.Client(base_url=node.url) as http:
+        for n in range(400):
+            item = {"handle": f"88.100/spread{n}", "values": [URL]}
+            answer = http.post("/api/batch/handles", json={"handles": [item]}, headers=ADMIN_AUTH)
+            assert answer.status_code == 200 and answer.json()["created"] == 1
+            assert answer.headers["connection"] == "close"
+            answered_by = {p.name.split("_")[-1] for p in metrics_dir.glob("counter_*.db")}
+            if answered_by >= workers:
+                break
+    assert answered_by >= workers
+
+
 def test_a_write_through_one_worker_is_read_through_every_other(node: NodeProcess) -> None:
     def fresh_get() -> httpx.Response:
         with httpx.Client(base_url=node.url) as http:  # a new connection: any worker
