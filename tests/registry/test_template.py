@@ -328,8 +328,11 @@ def test_declared_templates_come_from_template_values() -> None:
 def test_numbers_and_dates() -> None:
     assert parse_number("75") == 75 and parse_number("-3.5") == -3.5
     assert parse_number("1e3") == 1000
-    for bad in ("", "1.", ".5", "01", "1e999", "inf", "NaN", "1_000", "٣"):
+    assert parse_number("0") == 0 and parse_number("10.25E-3") == 0.01025
+    for bad in ("", "1.", ".5", "01", "1e999", "inf", "NaN", "1_000", "٣", "2026-01-05"):
         assert parse_number(bad) is None, bad
+    for near_miss in ("1e", "1e+", "-", "12a", "1.5.2", "1-2"):
+        assert parse_number(near_miss) is None, near_miss
     assert parse_date("2026-01-05") is not None
     for bad in ("2026-1-5", "2026-02-30", "20260105", "２０２６-01-05"):
         assert parse_date(bad) is None, bad

@@ -194,6 +194,18 @@ def test_other_types_may_carry_admin_data() -> None:
     assert isinstance(value.value, AdminRef)
 
 
+@pytest.mark.parametrize(
+    ("type_", "admin", "secret", "key"),
+    [("HS_ADMIN", True, False, "hs_admin"), ("hs_Admin", True, False, "hs_admin"),
+     ("HS_SECKEY", False, True, "hs_seckey"), ("URL", False, False, "url")],
+)  # fmt: skip
+def test_type_facts_ignore_ascii_case(type_: str, admin: bool, secret: bool, key: str) -> None:
+    data = ADMIN_DATA if admin else "x"
+    value = parse({"index": 100, "type": type_, "data": data})
+    assert (value.is_admin, value.is_secret, value.type_key) == (admin, secret, key)
+    assert value.is_public is not secret
+
+
 # --- index and ttl -----------------------------------------------------------------------
 
 
