@@ -301,14 +301,26 @@ class CapacityRun:
     def redis_pid(self) -> int:
         return int(self.redis.info("server")["process_id"])
 
+    def redis_cpu(self) -> float:
+        """CPU seconds Redis has used so far, its AOF rewrites (forked children, running
+        or ended) included: a rewrite is part of keeping an append-only file."""
+        pid = self.redis_pid
+        try:
+            own = cpu_seconds(Path(f"/proc/{pid}/stat").read_text(), _TICKS, children=True)
+        except OSError:
+            return 0.0
+        return own + process_cpu(process_tree(pid)[1:])
+
     def _watched(self) -> list[int]:
-        """Every process that could still be busy from the previous measurement."""
+        """Every process but Redis that could still be busy from the previous measurement."""
         assert self._launcher is not None
         pids = [p for node in self._launcher.nodes for p in process_tree(node.process.pid)]
-        pids.append(self.redis_pid)
         for baseline in self._baselines.values():
             pids += baseline.pids()
         return pids
+
+    def _ours_cpu(self, pids: Sequence[int]) -> float:
+        return process_cpu(pids) + self.redis_cpu()
 
     def settle(self) -> None:
         """Wait (bounded) until Redis is not rewriting its AOF, the benchmark's processes
@@ -322,9 +334,9 @@ class CapacityRun:
                 info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled")
             )
             pids = [*self._watched(), os.getpid()]
-            ours, machine = process_cpu(pids), _machine_cpu()
+            ours, machine = self._ours_cpu(pids), _machine_cpu()
             time.sleep(0.5)
-            busy = (process_cpu(pids) - ours) / 0.5
+            busy = (self._ours_cpu(pids) - ours) / 0.5
             other = (_machine_cpu() - machine) / 0.5 - busy
             if not rewriting and busy < QUIET_CORES and other < QUIET_CORES:
                 return
@@ -394,16 +406,17 @@ class CapacityRun:
     def timed(self, pids: Sequence[int], run: Callable[[], tuple[T, float]]) -> tuple[T, CpuShare]:
         """Run a generator; what it returned, and the CPU shares of it, ``pids``, Redis and
         whatever else ran on the machine meanwhile."""
-        redis, ours = [self.redis_pid], [*self._watched(), os.getpid()]
-        server, store, own = process_cpu(pids), process_cpu(redis), process_cpu(ours)
+        ours = [*self._watched(), os.getpid()]
+        server, store, own = process_cpu(pids), self.redis_cpu(), process_cpu(ours)
         machine, started = _machine_cpu(), time.monotonic()
         result, generator = run()
         wall = time.monotonic() - started
-        other = _machine_cpu() - machine - generator - (process_cpu(ours) - own)
+        redis = self.redis_cpu() - store
+        other = _machine_cpu() - machine - generator - (process_cpu(ours) - own) - redis
         return result, CpuShare(
             generator / wall,
             (process_cpu(pids) - server) / wall,
-            (process_cpu(redis) - store) / wall,
+            redis / wall,
             max(0.0, other / wall),
         )
 

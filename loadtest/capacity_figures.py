@@ -235,16 +235,22 @@ def miss_ratio(before: Mapping[str, float], after: Mapping[str, float]) -> float
     return delta.get("cache_miss", 0.0) / total if total > 0 else None
 
 
-def cpu_seconds(stat_line: str, ticks_per_second: int) -> float:
+def cpu_seconds(stat_line: str, ticks_per_second: int, *, children: bool = False) -> float:
     """User plus system CPU time of a process, from its ``/proc/<pid>/stat`` line (the
-    command name in parentheses may itself hold spaces and parentheses).
+    command name in parentheses may itself hold spaces and parentheses); with
+    ``children``, also that of the children it has waited for.
 
-    >>> cpu_seconds("42 (my (odd) name) S 1 " + "0 " * 9 + "150 50 0 0", 100)
-    2.0
+    >>> line = "42 (my (odd) name) S 1 " + "0 " * 9 + "150 50 30 20"
+    >>> cpu_seconds(line, 100), cpu_seconds(line, 100, children=True)
+    (2.0, 2.5)
     """
     fields = stat_line.rsplit(")", 1)[1].split()
-    # fields[0] is the state, field 3 of proc(5); utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / ticks_per_second
+    # fields[0] is the state, field 3 of proc(5); utime and stime are fields 14 and 15,
+    # cutime and cstime 16 and 17.
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / ticks_per_second
 
 
 def machine_busy_seconds(proc_stat: str, ticks_per_second: int) -> float:

@@ -396,6 +396,8 @@ def render_markdown(
         f"- pinning: {setup.pinning}",
         f"- batch registration: the embedded Redis runs with AOF on, appendfsync "
         f"{setup.appendfsync}",
+        "- CPU cores: Redis's include its AOF rewrites (forked children); other is "
+        "what the machine ran besides the benchmark's processes",
         *(f"- {note}" for note in setup.notes),
         "",
     ]

@@ -167,9 +167,11 @@ def test_miss_ratio_between_two_readings() -> None:
 def test_cpu_seconds_of_a_proc_stat_line() -> None:
     line = (
         "4242 (python -m (node)) S 1 4242 4242 0 -1 4194560 9000 0 0 0 "
-        "1234 567 0 0 20 0 3 0 5000 1000000 5000 18446744073709551615\n"
+        "1234 567 89 11 20 0 3 0 5000 1000000 5000 18446744073709551615\n"
     )
     assert cpu_seconds(line, 100) == pytest.approx(18.01)
+    # With the children it waited for (Redis's AOF rewrites).
+    assert cpu_seconds(line, 100, children=True) == pytest.approx(19.01)
 
 
 def test_machine_busy_seconds_counts_processes_and_steal_only() -> None:

@@ -96,6 +96,7 @@ def test_capacity_run_reports_every_scenario_against_both_baselines(tmp_path: Pa
         assert run["throughput"]["rate"] > 0, scenario
         assert run["throughput"]["failed"] == 0, scenario
         assert run["cpu"]["server"] > 0, scenario
+    assert runs["batch"]["cpu"]["redis"] > 0  # Redis's own CPU (and its AOF rewrites')
     for scenario in ("fastapi", "cached", "authoritative", "miss"):
         latency = runs[scenario]["latency"]
         assert latency["scheduled"] > 0 and latency["answered"] == latency["scheduled"]
