@@ -68,7 +68,7 @@ EPOCH_KEY = "changes:epoch"
 DEFAULT_CHANGE_RETENTION_MS = 3_600_000
 _SCAN_PAGE = 1000
 _PROBE_CHUNK = 5000  # candidates checked per pipeline
-WATCH_SLICE = 500  # records per WATCH and transaction of a batch (HandleStore.watched)
+WATCH_SLICE = 250  # records per WATCH and transaction of a batch (HandleStore.watched)
 FOLLOW_INTERVAL = 0.05  # seconds between reads of the change stream for local copies
 _FOLLOW_COUNT = 500
 
