@@ -40,7 +40,7 @@ class DataFormat(StrEnum):
 
 
 # The members as plain names, for the write path: Python 3.11 finds an Enum member
-# through its metaclass's attribute hook, about four times slower than a plain name, and
+# through its metaclass's attribute hook (about 100 ns, four times a class attribute), and
 # a batch compares thousands of values' formats several times each.
 FORMAT_STRING = DataFormat.STRING
 FORMAT_BASE64 = DataFormat.BASE64
