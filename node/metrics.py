@@ -23,14 +23,14 @@
 Labels are bounded: route templates (never a handle), methods, status codes, fixed
 outcome names. With ``PROMETHEUS_MULTIPROC_DIR`` set (several worker processes),
 ``/metrics`` aggregates every process's values through prometheus-client's multiprocess
-collector.
+collector, and the hit ratio is worked out from the summed counters.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from enum import StrEnum
 
 from prometheus_client import (
@@ -57,6 +57,7 @@ from registry.errors import (
 
 # No *_created series: they double the exposition and nobody graphs them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
+_MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # set by node.workers for several workers
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -148,22 +149,45 @@ class NodeMetrics:
         self._outcomes[outcome].inc()
 
     def count(self, outcome: Outcome) -> float:
+        """Resolutions with ``outcome`` in this process."""
         return float(self._outcomes[outcome]._value.get())
 
     def hit_ratio(self) -> float | None:
-        """Cache hits (found or negative) over all cached-path resolutions; None if none."""
-        cached = {o: self.count(o) for o in CACHED}
-        total = sum(cached.values())
-        if not total:
-            return None
-        return (cached[Outcome.CACHE_HIT] + cached[Outcome.NEGATIVE_HIT]) / total
+        """Cache hits (found or negative) over all cached-path resolutions of the node,
+        every worker's with several; None if none."""
+        if _MULTIPROCESS_DIR in os.environ:
+            return hit_ratio(_resolution_counts(_worker_families()))
+        return hit_ratio({o: self.count(o) for o in CACHED})
 
     def exposition(self) -> bytes:
-        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        if _MULTIPROCESS_DIR in os.environ:
             combined = CollectorRegistry()
-            multiprocess.MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+            combined.register(_AllWorkers())
             return generate_latest(combined)
         return generate_latest(self.registry)
+
+
+def hit_ratio(counts: Mapping[Outcome, float]) -> float | None:
+    """(cache hits + negative hits) / cached-path resolutions, from resolution counts by
+    outcome; None when there were none.
+
+    >>> hit_ratio({Outcome.CACHE_HIT: 3, Outcome.CACHE_MISS: 1, Outcome.AUTHORITATIVE: 9})
+    0.75
+    >>> hit_ratio({Outcome.AUTHORITATIVE: 9}) is None
+    True
+    """
+    total = sum(counts.get(o, 0.0) for o in CACHED)
+    if not total:
+        return None
+    return (counts.get(Outcome.CACHE_HIT, 0.0) + counts.get(Outcome.NEGATIVE_HIT, 0.0)) / total
+
+
+def _ratio_family(ratio: float | None) -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        "idnode_cache_hit_ratio",
+        "Share of cached-path resolutions answered from the cache",
+        value=ratio or 0.0,
+    )
 
 
 class _HitRatio(Collector):
@@ -173,11 +197,36 @@ class _HitRatio(Collector):
         self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily(
-            "idnode_cache_hit_ratio",
-            "Share of cached-path resolutions answered from the cache",
-            value=self.metrics.hit_ratio() or 0.0,
-        )
+        yield _ratio_family(self.metrics.hit_ratio())
+
+
+class _AllWorkers(Collector):
+    """Every worker's metrics (prometheus-client's multiprocess files, summed), and the
+    hit ratio worked out from their summed resolution counters: a computed gauge has no
+    file of its own."""
+
+    def collect(self) -> Iterator[Metric]:
+        families = _worker_families()
+        yield from families
+        yield _ratio_family(hit_ratio(_resolution_counts(families)))
+
+
+def _worker_families() -> list[Metric]:
+    files = multiprocess.MultiProcessCollector(None)  # type: ignore[no-untyped-call]
+    return list(files.collect())  # type: ignore[no-untyped-call]
+
+
+def _resolution_counts(families: Iterable[Metric]) -> dict[Outcome, float]:
+    names = {o.value: o for o in Outcome}
+    counts: dict[Outcome, float] = {}
+    for family in families:
+        if family.name != "idnode_resolutions":
+            continue
+        for sample in family.samples:
+            outcome = names.get(sample.labels.get("outcome", ""))
+            if sample.name == "idnode_resolutions_total" and outcome is not None:
+                counts[outcome] = counts.get(outcome, 0.0) + sample.value
+    return counts
 
 
 class RequestMetrics:

@@ -4,6 +4,8 @@ dies stops the node rather than leaving it half there."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import os
 import signal
 import subprocess
@@ -15,6 +17,9 @@ import httpx
 import pytest
 
 from loadtest.capacity import process_tree
+from node.embedded_redis import free_port
+from node.launcher import Launcher
+from node.topology import Topology
 from tests.conftest import ADMIN_AUTH
 from tests.server.node_process import NodeProcess
 
@@ -177,3 +182,35 @@ def test_workers_do_not_outlive_a_killed_supervisor(node: NodeProcess) -> None:
     everyone = children(pid)
     node.kill()  # SIGKILL: the supervisor cannot stop anything itself
     assert wait_until(lambda: not any(alive(p) for p in everyone))
+
+
+def test_a_top_node_with_workers_reports_its_cache_hit_ratio(tmp_path: Path) -> None:
+    # The ratio is computed, not counted, so it has no multiprocess file: /metrics works
+    # it out from every worker's resolution counters.
+    topology = Topology.demo().on_ports(free_port).with_identifiers(2)
+    launcher = Launcher(topology, data_dir=tmp_path, out=io.StringIO(), workers={"top-88": 2})
+    try:
+        asyncio.run(launcher.start())
+        top = launcher.node("top-88").url
+        for _ in range(30):  # new connections: several workers answer, hits and misses
+            with httpx.Client(base_url=top) as http:
+                assert http.get("/api/handles/88.100.1/demo-0001").status_code == 200
+        with httpx.Client(base_url=top) as http:
+            text = http.get("/metrics").text
+    finally:
+        launcher.stop()
+    counts = {
+        line.split('outcome="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("idnode_resolutions_total{")
+    }
+    hits = counts.get("cache_hit", 0.0) + counts.get("negative_hit", 0.0)
+    cached = hits + counts.get("cache_miss", 0.0) + counts.get("stale", 0.0)
+    assert cached >= 30
+    (ratio,) = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("idnode_cache_hit_ratio ")
+    ]
+    assert 0 < ratio < 1
+    assert ratio == pytest.approx(hits / cached)
