@@ -127,7 +127,10 @@ class Handle:
                     handle=text,
                 )
             return cls(PREFIX_HANDLE_PREFIX, suffix)
-        problem = _known_prefix_problem(prefix)
+        if len(prefix) <= MAX_PREFIX_CHARS:  # what the cache keeps stays small
+            problem = _known_prefix_problem(prefix)
+        else:
+            problem = prefix_problem(prefix)
         if problem is None:
             problem = suffix_problem(suffix)
         # UTF-8 takes at most 4 bytes a character: most handles need no encoding to check.
