@@ -479,30 +479,44 @@ class Registrar:
 
         def plan(before: Stored | None) -> HandleRecord:
             existing = before.record if before else None
-            if indexes:
-                return plan_update(
-                    existing,
-                    handle,
-                    values,
-                    indexes,
-                    overwrite=overwrite,
-                    writer=identity,
-                    now=now,
-                    limits=self.limits,
-                )
-            return plan_replace(
+            return self._planned(existing, handle, values, identity, overwrite, now, indexes)
+
+        before, after = await self._apply(handle, identity, plan)
+        assert after is not None
+        return before is None, after.handle.text
+
+    def _planned(
+        self,
+        existing: HandleRecord | None,
+        handle: Handle,
+        values: list[HandleValue],
+        identity: Identity,
+        overwrite: bool,
+        now: str,
+        indexes: frozenset[int] = frozenset(),
+    ) -> HandleRecord:
+        """What a PUT of ``values`` makes of ``existing``: only the values at ``indexes``
+        change when there are some, else the record becomes ``values``."""
+        if indexes:
+            return plan_update(
                 existing,
                 handle,
                 values,
+                indexes,
                 overwrite=overwrite,
                 writer=identity,
                 now=now,
                 limits=self.limits,
             )
-
-        before, after = await self._apply(handle, identity, plan)
-        assert after is not None
-        return before is None, after.handle.text
+        return plan_replace(
+            existing,
+            handle,
+            values,
+            overwrite=overwrite,
+            writer=identity,
+            now=now,
+            limits=self.limits,
+        )
 
     async def mint(self, prefix_text: str, raw_body: object, *, identity: Identity) -> str:
         """PUT ``<prefix>/?mintNewSuffix=true``: create a handle with a fresh UUID suffix."""
@@ -580,15 +594,7 @@ class Registrar:
             for (position, handle, values), before in zip(prepared, watched.loaded, strict=True):
                 existing = before.record if before else None
                 try:
-                    after = plan_replace(
-                        existing,
-                        handle,
-                        values,
-                        overwrite=overwrite,
-                        writer=identity,
-                        now=now,
-                        limits=self.limits,
-                    )
+                    after = self._planned(existing, handle, values, identity, overwrite, now)
                     home = handle.home_prefix
                     if home not in prefix_grants:
                         prefix_grants[home] = await self.grants(identity, handle, None)
