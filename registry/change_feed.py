@@ -5,10 +5,12 @@ a Redis stream (``changes``); recursive nodes read it through ``GET /api/changes
 drop those handles from their caches (see :mod:`resolver.invalidation`).
 
 Stream ids are ``<milliseconds>-<sequence>``, so a cursor is also a point in time. That
-gives two useful facts without any bookkeeping:
+gives useful facts without any bookkeeping:
 
-* a follower that meets a node for the first time starts at "when I first fetched from
-  it, minus a margin for clock skew", and misses nothing that happened after its fetch;
+* a follower whose node's feed could not be read before its first question starts at
+  "when the first answer came, minus a margin for clock skew", and misses nothing that
+  happened after that answer (normally it asks the feed for a "from now on" cursor
+  first, which needs no clock);
 * the stream keeps ``retention`` worth of entries (trimmed by MINID as it grows), so a
   cursor older than that may have missed changes: the feed says ``gap`` and the follower
   drops everything it cached;

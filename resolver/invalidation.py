@@ -10,11 +10,15 @@ bound; another worker process may keep its in-process copy for at most ``local_t
 (1 s) longer. If a node cannot be reached, its entries simply wait for the next round,
 and the TTL of every entry remains the backstop.
 
-A node met for the first time is followed from the moment of that first fetch minus a
-margin for clock skew, so a change that lands between the fetch and the first poll is
-still seen. Cursors live in Redis beside the cache they describe, so a restarted node
-picks up where it left off; a feed that reports a gap (cursor older than the feed's
-retention, or a replaced store) makes the follower purge the whole cache.
+Before a node is asked anything for the first time, the follower reads its feed's
+"from now on" cursor (``GET /api/changes`` without ``after``): every later change is
+seen, and none that the first answer already reflects, whatever the clocks say. If that
+read fails and the node answers anyway, the node is followed from the moment of that
+answer minus a margin for clock skew, so a change between the answer and the first poll
+is still seen (at the cost of dropping answers about handles changed just before).
+Cursors live in Redis beside the cache they describe, so a restarted node picks up where
+it left off; a feed that reports a gap (cursor older than the feed's retention, or a
+replaced store) makes the follower purge the whole cache.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ class Follower:
     """Follows the change feeds of upstream nodes for one answer cache.
 
     >>> follower = Follower(redis, cache, upstream, interval=1.0)   # doctest: +SKIP
-    >>> await follower.track("http://127.0.0.1:8001", time.time())   # doctest: +SKIP
+    >>> await follower.follow("http://127.0.0.1:8001")               # doctest: +SKIP
     >>> await follower.poll_once()                                   # doctest: +SKIP
     0
     """
@@ -80,8 +84,31 @@ class Follower:
             epoch, _, cursor = value.decode().partition(" ")
             self._cursors[node.decode()] = (epoch, StreamId.parse(cursor))
 
+    async def follow(self, node: str) -> None:
+        """Follow ``node`` from now on, unless already following it; call it before
+        asking ``node`` anything. A node whose feed cannot be read now is left to
+        :meth:`track`."""
+        if node in self._cursors:
+            return
+        try:
+            page = await self.upstream.get_json(node, "/api/changes", {})
+            start = (str(page["epoch"]), StreamId.parse(str(page["next"])))
+        except IdnodeError as exc:
+            log.debug("change feed of %s not read before asking it: %s", node, exc.message)
+            return
+        except (KeyError, TypeError) as exc:
+            log.warning("change feed of %s answered something unexpected: %r", node, exc)
+            return
+        # Two first questions to the same node can overlap: the earlier cursor is the one
+        # that precedes both answers.
+        held = self._cursors.get(node)
+        if held is None or start[1] < held[1]:
+            self._cursors[node] = start
+            await self._save(node)
+
     async def track(self, node: str, fetched_at: float) -> None:
-        """Follow ``node`` from just before ``fetched_at``, unless already following it."""
+        """Follow ``node`` from just before ``fetched_at``, unless already following it
+        (the fallback for a node :meth:`follow` could not start on)."""
         if node in self._cursors:
             return
         self._cursors[node] = ("", StreamId.at(fetched_at - SKEW_MARGIN))

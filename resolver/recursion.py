@@ -20,6 +20,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from registry.errors import ServiceError
 from registry.identifier import Handle
@@ -29,7 +30,17 @@ from resolver.upstream import Upstream
 from resolver.walk import Walk
 
 Locate = Callable[[Handle], Awaitable[str | None]]
-Track = Callable[[str, float], Awaitable[None]]
+
+
+class ChangeFeeds(Protocol):
+    """Who follows the change feeds of the nodes answers come from
+    (:class:`resolver.invalidation.Follower`)."""
+
+    async def follow(self, node: str) -> None:
+        """Called before ``node`` is asked anything."""
+
+    async def track(self, node: str, fetched_at: float) -> None:
+        """Called with the node an answer came from, when it came."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +56,11 @@ class Resolver:
     """Resolves handles that live at other nodes.
 
     ``locate`` names the first node to ask for a handle, or None when the handle is not
-    delegated anywhere (the caller then answers from its own store). ``track`` is told of
-    every node an answer came from, so the change feed of that node can be followed.
+    delegated anywhere (the caller then answers from its own store). ``feeds`` is told of
+    every node before it is asked and of every node an answer came from, so the change
+    feed of that node can be followed.
 
-    >>> resolver = Resolver(cache, upstream, track=follower.track)    # doctest: +SKIP
+    >>> resolver = Resolver(cache, upstream, feeds=follower)          # doctest: +SKIP
     >>> (await resolver.resolve(Handle.parse("88.100.1/x"), locate)).status  # doctest: +SKIP
     <CacheStatus.MISS: 'MISS'>
     """
@@ -58,13 +70,13 @@ class Resolver:
         cache: AnswerCache,
         upstream: Upstream,
         *,
-        track: Track | None = None,
+        feeds: ChangeFeeds | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.cache = cache
         self.upstream = upstream
         self.policy = cache.policy
-        self.track = track
+        self.feeds = feeds
         self.clock = clock
         self._flights: dict[str, asyncio.Task[Resolution | None]] = {}
 
@@ -92,10 +104,12 @@ class Resolver:
             if start is None:
                 return None
             walk = Walk(handle, start)
-            while (
-                resolved := walk.answered(await self.upstream.get_handle(walk.node, handle))
-            ) is None:
-                pass
+            while True:
+                if self.feeds is not None:
+                    await self.feeds.follow(walk.node)
+                answer = await self.upstream.get_handle(walk.node, handle)
+                if (resolved := walk.answered(answer)) is not None:
+                    break
         except ServiceError:
             now = self.clock()
             if stale is not None and stale.may_serve_stale(now, self.policy.max_stale):
@@ -110,7 +124,7 @@ class Resolver:
             fetched_at=now,
             fresh_until=now + self.policy.fresh_seconds(resolved.outcome, ttls),
         )
-        if self.track is not None:
-            await self.track(resolved.source, now)
+        if self.feeds is not None:
+            await self.feeds.track(resolved.source, now)
         await self.cache.put(handle.key, entry, asked_at=asked_at)
         return Resolution(entry, CacheStatus.MISS, 0)

@@ -97,6 +97,42 @@ async def test_track_saves_a_cursor_just_before_the_fetch_once(
     assert follower.nodes == ["http://127.0.0.1:8001"]
 
 
+# --- follow -----------------------------------------------------------------------------
+
+
+async def test_follow_starts_at_the_feeds_own_cursor_once(
+    redis: Redis, follower: Follower, feed: FakeNode
+) -> None:
+    feed.pages = [page([], "1700000002000-4", epoch="E7")]
+    await follower.follow(feed.url)
+    assert feed.change_queries == [{}]  # "from now on": no cursor, no clock of ours
+    assert await cursor(redis, feed.url) == b"E7 1700000002000-4"
+    await follower.follow(feed.url)
+    await follower.track(feed.url, T0 + 100)
+    assert len(feed.change_queries) == 1
+    assert await cursor(redis, feed.url) == b"E7 1700000002000-4"
+
+
+async def test_overlapping_first_follows_keep_the_earlier_cursor(
+    redis: Redis, follower: Follower, feed: FakeNode
+) -> None:
+    feed.delay = 0.05
+    feed.pages = [page([], "1700000002000-9"), page([], "1700000001000-0")]
+    await asyncio.gather(follower.follow(feed.url), follower.follow(feed.url))
+    assert len(feed.change_queries) == 2
+    assert await cursor(redis, feed.url) == b"E1 1700000001000-0"
+
+
+async def test_a_feed_that_cannot_be_read_leaves_the_node_to_track(
+    redis: Redis, follower: Follower, feed: FakeNode
+) -> None:
+    feed.mode = "fail"
+    await follower.follow(feed.url)
+    assert await cursor(redis, feed.url) is None and follower.nodes == []
+    await follower.track(feed.url, T0)
+    assert await cursor(redis, feed.url) == f" {START}".encode()
+
+
 # --- poll_once --------------------------------------------------------------------------
 
 
@@ -280,14 +316,16 @@ async def test_a_change_at_a_real_node_drops_the_cached_answer(
     async with session.put(target, json=[url_value], headers=ADMIN_AUTH) as created:
         assert created.status == 201, await created.text()
 
-    # The node's feed is stamped by its Redis clock: follow with the real clock.
     cache = AnswerCache(redis, POLICY, time.time)
     follower = Follower(redis, cache, Upstream(session, timeout=2.0), interval=1.0)
-    await follower.track(real_node, time.time())
+    await follower.follow(real_node)
     now = time.time()
     for key in (handle.key, "88.100/untouched"):
         kept = CacheEntry(Outcome.FOUND, b"{}", real_node, now, now + 300)
         assert await cache.put(key, kept, asked_at=now)
+    # Created just before the follower started: what it cached already has it.
+    assert await follower.poll_once() == 0
+    assert await cached(redis) == {cache_key(handle.key), "k:88.100/untouched"}
 
     url_value["data"] = {"format": "string", "value": "https://a/2"}
     async with session.put(target, json=[url_value], headers=ADMIN_AUTH) as changed:
@@ -300,7 +338,7 @@ async def test_a_change_at_a_real_node_drops_the_cached_answer(
     assert await follower.poll_once() == 0  # nothing new since
 
     # And resolving again fetches the changed record.
-    resolver = Resolver(cache, Upstream(session, timeout=2.0), track=follower.track)
+    resolver = Resolver(cache, Upstream(session, timeout=2.0), feeds=follower)
 
     async def locate(_: Handle) -> str:
         return real_node

@@ -21,7 +21,7 @@ from registry.errors import UpstreamTimeout, UpstreamUnavailable
 from registry.identifier import Handle
 from resolver.answer_cache import AnswerCache, cache_key
 from resolver.cache import CachePolicy, CacheStatus, Outcome
-from resolver.recursion import Resolution, Resolver
+from resolver.recursion import ChangeFeeds, Resolution, Resolver
 from resolver.upstream import Upstream
 from tests.resolver.conftest import T0, FakeClock, FakeNode, value
 
@@ -34,9 +34,6 @@ def canonical(handle: str, values: list[dict[str, Any]]) -> bytes:
     return orjson.dumps({"responseCode": 1, "handle": handle, "values": values})
 
 
-Track = Callable[[str, float], Awaitable[None]]
-
-
 def make_resolver(
     redis: Redis,
     session: aiohttp.ClientSession,
@@ -44,10 +41,25 @@ def make_resolver(
     *,
     policy: CachePolicy = POLICY,
     timeout: float = 2.0,
-    track: Track | None = None,
+    feeds: ChangeFeeds | None = None,
 ) -> Resolver:
     cache = AnswerCache(redis, policy, clock)
-    return Resolver(cache, Upstream(session, timeout=timeout), track=track, clock=clock)
+    return Resolver(cache, Upstream(session, timeout=timeout), feeds=feeds, clock=clock)
+
+
+class Feeds:
+    """Records what a resolver tells the change feeds: nodes about to be asked, and
+    nodes answers came from (with when)."""
+
+    def __init__(self) -> None:
+        self.followed: list[str] = []
+        self.tracked: list[tuple[str, float]] = []
+
+    async def follow(self, node: str) -> None:
+        self.followed.append(node)
+
+    async def track(self, node: str, fetched_at: float) -> None:
+        self.tracked.append((node, fetched_at))
 
 
 def at(url: str | None) -> Callable[[Handle], Awaitable[str | None]]:
@@ -255,19 +267,16 @@ async def test_a_referral_is_followed_to_the_answering_node(
     node: FakeNode,
     other: FakeNode,
 ) -> None:
-    tracked: list[tuple[str, float]] = []
-
-    async def track(url: str, fetched_at: float) -> None:
-        tracked.append((url, fetched_at))
-
-    resolver = make_resolver(redis, session, clock, track=track)
+    feeds = Feeds()
+    resolver = make_resolver(redis, session, clock, feeds=feeds)
     node.mode, node.referral = "refer", other.url + "/"
     got = await resolve(resolver, node)
     assert got.status is CacheStatus.MISS
     assert got.entry.source == other.url
     assert got.entry.body == canonical(HANDLE.text, other.values)
     assert (node.count, other.count) == (1, 1)
-    assert tracked == [(other.url, T0)]
+    assert feeds.followed == [node.url, other.url]  # each before it was asked
+    assert feeds.tracked == [(other.url, T0)]
 
 
 async def test_a_referral_loop_is_refused(
@@ -287,44 +296,38 @@ async def test_a_referral_loop_is_refused(
     assert await redis.keys("k:*") == []
 
 
-# --- locate, track ----------------------------------------------------------------------
+# --- locate, feeds ----------------------------------------------------------------------
 
 
 async def test_nothing_to_locate_resolves_to_none_and_caches_nothing(
     redis: Redis, session: aiohttp.ClientSession, clock: FakeClock, node: FakeNode
 ) -> None:
     located: list[Handle] = []
-    tracked: list[str] = []
+    feeds = Feeds()
 
     async def locate(handle: Handle) -> str | None:
         located.append(handle)
         return None
 
-    async def track(url: str, fetched_at: float) -> None:
-        tracked.append(url)
-
-    resolver = make_resolver(redis, session, clock, track=track)
+    resolver = make_resolver(redis, session, clock, feeds=feeds)
     assert await resolver.resolve(HANDLE, locate) is None
     assert await resolver.resolve(HANDLE, locate) is None
     assert located == [HANDLE, HANDLE]
     assert await redis.keys("k:*") == []
     assert resolver.cache.local(KEY) is None
-    assert (node.count, tracked) == (0, [])
+    assert (node.count, feeds.followed, feeds.tracked) == (0, [], [])
 
 
-async def test_track_is_told_the_answering_node_once_per_fetch(
+async def test_the_feeds_are_told_the_answering_node_once_per_fetch(
     redis: Redis, session: aiohttp.ClientSession, clock: FakeClock, node: FakeNode
 ) -> None:
-    tracked: list[tuple[str, float]] = []
-
-    async def track(url: str, fetched_at: float) -> None:
-        tracked.append((url, fetched_at))
-
-    resolver = make_resolver(redis, session, clock, track=track)
+    feeds = Feeds()
+    resolver = make_resolver(redis, session, clock, feeds=feeds)
     await resolve(resolver, node)
     clock.advance(1)
     assert (await resolve(resolver, node)).status is CacheStatus.HIT
-    assert tracked == [(node.url, T0)]
+    assert feeds.followed == [node.url]
+    assert feeds.tracked == [(node.url, T0)]
 
 
 # --- invalidation race, TTL 0 -----------------------------------------------------------
