@@ -108,7 +108,7 @@ class KeyChanges:
     >>> changes.add(None, HandleRecord(Handle.parse("88.100/a"), ()))
     >>> changes.sets, changes.adds
     (['r:{88.100}:88.100/a', b'{"responseCode":1,"handle":"88.100/a","values":[]}'], \
-{'l:{88.100}': [0.0, '88.100/a']})
+{'l:{88.100}': ['0', '88.100/a']})
     """
 
     sets: list[str | bytes] = field(default_factory=list)  # key, body, key, body, ...
@@ -135,6 +135,7 @@ class KeyChanges:
             self.prefixes.add(subject.prefix)
         for op, key, member, score in index_changes(before, after):
             if op == ADD:
-                self.adds.setdefault(key, []).extend((score, member))
+                # Most scores are the lexical sets' 0: packed as "0", not formatted.
+                self.adds.setdefault(key, []).extend((score or "0", member))
             else:
                 self.removes.setdefault(key, []).append(member)

@@ -19,6 +19,7 @@ Nothing here does I/O; the store turns a :class:`ValuePattern` into Redis comman
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,6 +32,10 @@ from registry.value import FORMAT_STRING
 
 MAX_INDEXED_BYTES = 512
 _NUMERIC_START = frozenset("-0123456789")
+_MEMO_CHARS = 40  # score_of remembers texts at most this long, at most _MEMO_SIZE of them
+_MEMO_SIZE = 4096
+_SCORES: dict[str, float | None] = {}
+_UNSEEN = -math.inf  # no text scores that: parse_number refuses infinities
 SEPARATOR = "\x00"
 _BYTE_MAX = b"\xff"  # never occurs in UTF-8, so it bounds every continuation
 
@@ -115,6 +120,18 @@ def score_of(text: str) -> float | None:
     number YYYYMMDD (so dates order correctly); None for any other text."""
     if not text or text[0] not in _NUMERIC_START:
         return None  # most values (URLs, names) are rejected without a regex
+    if len(text) > _MEMO_CHARS:
+        return _parsed_score(text)
+    # Short texts that start like a number repeat: dates, quantities, model names.
+    score = _SCORES.get(text, _UNSEEN)
+    if score is _UNSEEN:
+        if len(_SCORES) >= _MEMO_SIZE:
+            _SCORES.clear()
+        score = _SCORES[text] = _parsed_score(text)
+    return score
+
+
+def _parsed_score(text: str) -> float | None:
     number = parse_number(text)
     if number is not None:
         return number

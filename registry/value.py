@@ -64,6 +64,9 @@ class AdminRef:
 
 _TYPE_FACTS: dict[str, tuple[str, bool, bool]] = {}  # type -> (type_key, is_secret, is_admin)
 _TYPE_FACTS_LIMIT = 10_000  # types are client text: the memory stays bounded
+# Types a client sent that passed the checks of from_input -> whether each is HS_ADMIN
+# (bounded the same way).
+_CHECKED_TYPES: dict[str, bool] = {}
 
 
 @dataclass(slots=True, eq=True)
@@ -146,12 +149,12 @@ class HandleValue:
         if type(index) is not int or not 1 <= index <= MAX_INDEX:  # else the usual case
             index = _int_field(obj, "index", required=True, low=1, high=MAX_INDEX)
         type_ = obj.get("type")
-        if not isinstance(type_, str) or not type_ or not type_.isprintable():
-            raise InvalidValue(f"{_at(index)}: 'type' must be a non-empty printable string")
+        if type(type_) is not str or (is_admin := _CHECKED_TYPES.get(type_)) is None:
+            type_, is_admin = _checked_type(type_, index)  # else a type seen before
         if len(type_) > limits.max_type_chars:
             raise InvalidValue(f"{_at(index)}: 'type' is longer than {limits.max_type_chars} chars")
         fmt, value = _parse_data(obj.get("data"), index, limits)
-        if fmt is not FORMAT_ADMIN and type_.upper() == ADMIN_TYPE:
+        if is_admin and fmt is not FORMAT_ADMIN:
             raise InvalidValue(f"{_at(index)}: an HS_ADMIN value needs data format 'admin'")
         ttl = obj.get("ttl")
         if ttl is None:
@@ -162,6 +165,16 @@ class HandleValue:
         if public is not True and public is not False:
             raise InvalidValue(f"{_at(index)}: 'publicRead' must be true or false")
         return cls(index, type_, fmt, value, ttl, now, public)
+
+
+def _checked_type(type_: object, index: int) -> tuple[str, bool]:
+    """Check a value's type; returns it and whether it is HS_ADMIN (in any case)."""
+    if not isinstance(type_, str) or not type_ or not type_.isprintable():
+        raise InvalidValue(f"{_at(index)}: 'type' must be a non-empty printable string")
+    is_admin = type_.upper() == ADMIN_TYPE
+    if len(_CHECKED_TYPES) < _TYPE_FACTS_LIMIT:
+        _CHECKED_TYPES[type_] = is_admin
+    return type_, is_admin
 
 
 def _at(index: int) -> str:

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from registry import search
 from registry.errors import InvalidValue
 from registry.identifier import Prefix
 from registry.query import MAX_CANDIDATES, Condition, Kind, Query, driver, page_of
@@ -123,6 +124,19 @@ def test_the_smallest_set_drives() -> None:
     assert driver([50, 0, 9]) is None
     with pytest.raises(InvalidValue, match="add a narrower condition"):
         driver([MAX_CANDIDATES + 1, MAX_CANDIDATES + 5])
+
+
+def test_scores_are_the_same_remembered_or_not() -> None:
+    texts = ["75", "2026-01-05", "-3.5", "5-axis machining centre", "1e3", "2026-02-30"]
+    texts.append("1" * 60)  # longer than what is remembered (and than a number)
+    first = [score_of(t) for t in texts]
+    assert first == [75.0, 20260105.0, -3.5, None, 1000.0, None, None]
+    assert [score_of(t) for t in texts] == first
+    assert len(search._SCORES) <= search._MEMO_SIZE
+    for n in range(search._MEMO_SIZE + 10):  # a flood of distinct numbers stays bounded
+        assert score_of(str(n)) == n
+    assert len(search._SCORES) <= search._MEMO_SIZE
+    assert "1" * 60 not in search._SCORES
 
 
 def test_scores_and_pages() -> None:

@@ -94,12 +94,13 @@ def test_many_changes_become_a_few_commands() -> None:
         record_key(gone.handle),
         full_key(gone.handle),
     ]
+    # Lexical index members all score 0, sent as "0" (no float formatting).
     assert changes.adds["v:{88.100}:url"] == [
-        0.0,
+        "0",
         "https://a.cn\x0088.100/a",
-        0.0,
+        "0",
         "https://b.cn\x0088.100/b",
-        0.0,
+        "0",
         "https://c2.cn\x0088.100/c",
     ]
     assert changes.removes == {
