@@ -30,9 +30,9 @@ one scenario after another, never two at once (:mod:`loadtest.capacity_report`):
    once (wrk walks them with ``loadtest/capacity.lua``; more are seeded first if (d)
    made too few for the rate (a) reached, a bound on the miss rate); the miss ratio is
    read from the top node's ``/metrics`` around the run, and from ``X-Cache`` in the
-   open-loop run, which walks on through identifiers not asked yet. It starts once
-   (d)'s writes are older than the window the top node's change-feed follower looks
-   back over when it meets a node (``resolver.invalidation.SKEW_MARGIN``).
+   open-loop run, which walks on through identifiers not asked yet. The top node starts
+   following the pool node's change feed from "now" when it first asks it, so (d)'s
+   writes are not replayed as invalidations while (c) is measured.
 
 Before each scenario it waits (up to 20 s, and up to twice ``--seconds``) until its
 processes and the rest of the machine are idle and Redis is not rewriting its AOF. On a
@@ -83,6 +83,7 @@ from loadtest.capacity_figures import (
     miss_ratio,
     parse_wrk,
     resolution_counts,
+    steal_seconds,
     walk_budget,
 )
 from loadtest.capacity_profile import hot_functions, render_profile
@@ -103,7 +104,6 @@ from node.launcher import Launcher, RunningNode
 from node.seeder import Seeder, SeedJob
 from node.topology import Topology
 from registry.errors import ConfigError
-from resolver.invalidation import SKEW_MARGIN
 from resolver.upstream import Credentials
 
 TOOLS = ("wrk", "nginx")
@@ -208,6 +208,10 @@ def _machine_cpu() -> float:
     return machine_busy_seconds(Path("/proc/stat").read_text(), _TICKS)
 
 
+def _machine_steal() -> float:
+    return steal_seconds(Path("/proc/stat").read_text(), _TICKS)
+
+
 def _set_affinity(pid: int, cpus: set[int]) -> None:
     """Every thread of ``pid`` (a thread started later inherits its starter's set)."""
     with contextlib.suppress(OSError):
@@ -256,7 +260,6 @@ class CapacityRun:
         self._launcher: Launcher | None = None
         self._redis: Redis | None = None
         self._baselines: dict[Scenario, Baseline] = {}
-        self._wrote_at = 0.0  # when (d) last wrote to the pool's node (monotonic)
         self.body = b""
 
     # -- processes -------------------------------------------------------------------
@@ -394,14 +397,21 @@ class CapacityRun:
 
     def open_loop(
         self, base: str, path: str, rate: float, seconds: int, walk: tuple[int, int] | None = None
-    ) -> tuple[Latency, float]:
+    ) -> tuple[Latency, str]:
+        """The latency at ``rate``, and a note on the generator's CPU and the steal."""
         command = [sys.executable, "-m", "loadtest.capacity_openloop", "--url", base]
         command += ["--path", path, "--rate", f"{rate:.1f}", "--seconds", str(seconds)]
         command += ["--connections", str(self.options.open_loop_connections)]
         if walk is not None:
             command += ["--walk", str(walk[0]), str(walk[1])]
+        stolen = _machine_steal()
         output, cpu = self._generate(command, seconds)
-        return Latency.from_json(json.loads(output.strip().splitlines()[-1])), cpu
+        stolen = _machine_steal() - stolen
+        note = (
+            f"open-loop generator used {cpu / seconds:.2f} cores; the virtual machine lost "
+            f"{stolen * 1000:,.0f} ms of CPU time to steal meanwhile"
+        )
+        return Latency.from_json(json.loads(output.strip().splitlines()[-1])), note
 
     def timed(self, pids: Sequence[int], run: Callable[[], tuple[T, float]]) -> tuple[T, CpuShare]:
         """Run a generator; what it returned, and the CPU shares of it, ``pids``, Redis and
@@ -455,8 +465,8 @@ class CapacityRun:
             if latency and throughput.rate > 0:
                 rate = max(1.0, throughput.rate / 2)
                 self._announce(scenario, f"open loop at {rate:,.0f}/s for {seconds} s...")
-                found, generator = self.open_loop(base, url.removeprefix(base), rate, seconds)
-                notes.append(f"open-loop generator used {generator / seconds:.2f} cores")
+                found, note = self.open_loop(base, url.removeprefix(base), rate, seconds)
+                notes.append(note)
         return Measurement(scenario, throughput, found, cpu, notes=tuple(notes))
 
     def _pool_credentials(self) -> tuple[str, str]:
@@ -480,7 +490,6 @@ class CapacityRun:
         workers = self.options.batch_workers
         self._announce(Scenario.BATCH, f"{in_flight} batches in flight for {seconds} s...")
         output, cpu = self.timed(pids, lambda: self._generate(command, seconds, env))
-        self._wrote_at = time.monotonic()
         raw = json.loads(output.strip().splitlines()[-1])
         throughput = Throughput.from_json(raw)
         notes = (
@@ -502,7 +511,6 @@ class CapacityRun:
         for start in range(have, need, SEED_CHUNK):
             items = batch_items(POOL_PREFIX, start, min(SEED_CHUNK, need - start))
             asyncio.run(_seed([SeedJob(POOL_PREFIX, node.url, credentials, items)]))
-            self._wrote_at = time.monotonic()
         self.notes.append(f"seeded {need - have:,} more identifiers for the cache-miss walk")
         return need
 
@@ -522,10 +530,6 @@ class CapacityRun:
         stem = f"/api/handles/{POOL_PREFIX}/{SUFFIX}"
         warm, walk = walk_budget(bound, WARM_SECONDS), walk_budget(bound, seconds)
         registered = self.top_up(registered, warm + walk)
-        # The top node follows the change feed of the pool's node from its first fetch
-        # there minus SKEW_MARGIN: let the pool's writes fall out of that window first,
-        # or the top node would be invalidating them while (c) is measured.
-        time.sleep(max(0.0, self._wrote_at + SKEW_MARGIN + 1 - time.monotonic()))
         self.settle()
         with pinned([top.process.pid], self.server_cpus):
             self._announce(Scenario.MISS, f"wrk for {seconds} s...")
@@ -542,12 +546,12 @@ class CapacityRun:
         self.settle()
         with pinned([top.process.pid], self.server_cpus):
             self._announce(Scenario.MISS, f"open loop at {rate:,.0f}/s for {seconds} s...")
-            latency, generator = self.open_loop(top.url, stem, rate, seconds, (first, count))
+            latency, note = self.open_loop(top.url, stem, rate, seconds, (first, count))
         notes = (
             f"wrk asked for {throughput.count + throughput.failed:,} distinct identifiers "
             f"{POOL_PREFIX}/{SUFFIX}NNNNNNNN (of {walk:,} set aside) registered by (d); the "
             "miss ratio is the top node's idnode_resolutions_total (/metrics) around the run",
-            f"open-loop generator used {generator / seconds:.2f} cores",
+            note,
         )
         return Measurement(Scenario.MISS, throughput, latency, cpu, ratio, notes)
 
