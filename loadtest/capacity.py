@@ -212,6 +212,10 @@ def _machine_steal() -> float:
     return steal_seconds(Path("/proc/stat").read_text(), _TICKS)
 
 
+def _steal_note(stolen: float) -> str:
+    return f"the virtual machine lost {stolen * 1000:,.0f} ms of CPU time to steal meanwhile"
+
+
 def _set_affinity(pid: int, cpus: set[int]) -> None:
     """Every thread of ``pid`` (a thread started later inherits its starter's set)."""
     with contextlib.suppress(OSError):
@@ -407,10 +411,7 @@ class CapacityRun:
         stolen = _machine_steal()
         output, cpu = self._generate(command, seconds)
         stolen = _machine_steal() - stolen
-        note = (
-            f"open-loop generator used {cpu / seconds:.2f} cores; the virtual machine lost "
-            f"{stolen * 1000:,.0f} ms of CPU time to steal meanwhile"
-        )
+        note = f"open-loop generator used {cpu / seconds:.2f} cores; {_steal_note(stolen)}"
         return Latency.from_json(json.loads(output.strip().splitlines()[-1])), note
 
     def timed(self, pids: Sequence[int], run: Callable[[], tuple[T, float]]) -> tuple[T, CpuShare]:
@@ -489,13 +490,15 @@ class CapacityRun:
         self.settle()
         workers = self.options.batch_workers
         self._announce(Scenario.BATCH, f"{in_flight} batches in flight for {seconds} s...")
+        stolen = _machine_steal()
         output, cpu = self.timed(pids, lambda: self._generate(command, seconds, env))
+        stolen = _machine_steal() - stolen
         raw = json.loads(output.strip().splitlines()[-1])
         throughput = Throughput.from_json(raw)
         notes = (
             f"{in_flight} batches of 2000 handles in flight, into {POOL_NODE} as "
             f"{POOL_PREFIX}; a batch call took {throughput.p50_ms} ms (p50), "
-            f"{throughput.p99_ms} ms (p99)",
+            f"{throughput.p99_ms} ms (p99); {_steal_note(stolen)}",
             f"the node ran {workers} worker process{'es' if workers > 1 else ''} "
             "(--workers), free to use every core; the generator ran on the last core",
         )
