@@ -13,9 +13,10 @@ and the TTL of every entry remains the backstop.
 Before a node is asked anything for the first time, the follower reads its feed's
 "from now on" cursor (``GET /api/changes`` without ``after``): every later change is
 seen, and none that the first answer already reflects, whatever the clocks say. If that
-read fails and the node answers anyway, the node is followed from the moment of that
-answer minus a margin for clock skew, so a change between the answer and the first poll
-is still seen (at the cost of dropping answers about handles changed just before).
+read fails (the node is down, slow, or has no feed), the node is followed from that
+moment minus a margin for clock skew instead, so a change between its answer and the
+first poll is still seen (at the cost of dropping answers about handles changed just
+before), and the read is not tried again.
 Cursors live in Redis beside the cache they describe, so a restarted node picks up where
 it left off; a feed that reports a gap (cursor older than the feed's retention, or a
 replaced store) makes the follower purge the whole cache.
@@ -42,6 +43,7 @@ CURSORS_KEY = "inv:cursors"
 PAGE = 1000
 MAX_PAGES_PER_ROUND = 20
 SKEW_MARGIN = 5.0
+FOLLOW_TIMEOUT = 1.0  # at most, for the first read of a node's feed (before its answer)
 
 
 class Follower:
@@ -86,19 +88,23 @@ class Follower:
 
     async def follow(self, node: str) -> None:
         """Follow ``node`` from now on, unless already following it; call it before
-        asking ``node`` anything. A node whose feed cannot be read now is left to
-        :meth:`track`."""
+        asking ``node`` anything. A node whose feed cannot be read now (down, slow, or
+        without one) is followed from now minus ``SKEW_MARGIN`` instead, so it costs
+        one such try, not one per question."""
         if node in self._cursors:
             return
+        timeout = min(self.upstream.timeout, FOLLOW_TIMEOUT)
         try:
-            page = await self.upstream.get_json(node, "/api/changes", {})
+            page = await self.upstream.get_json(node, "/api/changes", {}, timeout=timeout)
             start = (str(page["epoch"]), StreamId.parse(str(page["next"])))
-        except IdnodeError as exc:
-            log.debug("change feed of %s not read before asking it: %s", node, exc.message)
-            return
-        except (KeyError, TypeError) as exc:
-            log.warning("change feed of %s answered something unexpected: %r", node, exc)
-            return
+        except (IdnodeError, KeyError, TypeError) as exc:
+            log.info(
+                "change feed of %s not read before asking it (%r): following it from %.0f s ago",
+                node,
+                exc,
+                SKEW_MARGIN,
+            )
+            start = ("", StreamId.at(self.clock() - SKEW_MARGIN))
         # Two first questions to the same node can overlap: the earlier cursor is the one
         # that precedes both answers.
         held = self._cursors.get(node)
@@ -108,7 +114,7 @@ class Follower:
 
     async def track(self, node: str, fetched_at: float) -> None:
         """Follow ``node`` from just before ``fetched_at``, unless already following it
-        (the fallback for a node :meth:`follow` could not start on)."""
+        (for callers that did not :meth:`follow` it first)."""
         if node in self._cursors:
             return
         self._cursors[node] = ("", StreamId.at(fetched_at - SKEW_MARGIN))

@@ -123,14 +123,17 @@ async def test_overlapping_first_follows_keep_the_earlier_cursor(
     assert await cursor(redis, feed.url) == b"E1 1700000001000-0"
 
 
-async def test_a_feed_that_cannot_be_read_leaves_the_node_to_track(
+async def test_a_feed_that_cannot_be_read_is_followed_from_the_skew_margin_once(
     redis: Redis, follower: Follower, feed: FakeNode
 ) -> None:
     feed.mode = "fail"
     await follower.follow(feed.url)
-    assert await cursor(redis, feed.url) is None and follower.nodes == []
-    await follower.track(feed.url, T0)
+    assert await cursor(redis, feed.url) == f" {START}".encode()  # now (T0) minus the margin
+    await follower.follow(feed.url)  # not tried again: one failed read per node, not per miss
+    await follower.track(feed.url, T0 + 100)
+    assert len(feed.change_queries) == 1
     assert await cursor(redis, feed.url) == f" {START}".encode()
+    assert follower.nodes == [feed.url]
 
 
 # --- poll_once --------------------------------------------------------------------------
