@@ -248,7 +248,7 @@ async def _build_state(
     if traits.recursive:
         cache = AnswerCache(redis, config.cache)
         follower = Follower(redis, cache, upstream, interval=config.invalidation_interval)
-        resolver = Resolver(cache, upstream, feeds=follower)
+        resolver = Resolver(cache, upstream, follow=follower.follow)
     template_store = None
     if traits.stores:
         template_store = TemplateStore(redis)

@@ -104,7 +104,8 @@ class Follower:
                 exc,
                 SKEW_MARGIN,
             )
-            start = ("", StreamId.at(self.clock() - SKEW_MARGIN))
+            await self.track(node, self.clock())
+            return
         # Two first questions to the same node can overlap: the earlier cursor is the one
         # that precedes both answers.
         held = self._cursors.get(node)
@@ -113,8 +114,8 @@ class Follower:
             await self._save(node)
 
     async def track(self, node: str, fetched_at: float) -> None:
-        """Follow ``node`` from just before ``fetched_at``, unless already following it
-        (for callers that did not :meth:`follow` it first)."""
+        """Follow ``node`` from ``fetched_at`` minus ``SKEW_MARGIN``, unless already
+        following it: where :meth:`follow` starts a node whose feed it cannot read."""
         if node in self._cursors:
             return
         self._cursors[node] = ("", StreamId.at(fetched_at - SKEW_MARGIN))

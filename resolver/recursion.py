@@ -20,7 +20,6 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from registry.errors import ServiceError
 from registry.identifier import Handle
@@ -30,17 +29,7 @@ from resolver.upstream import Upstream
 from resolver.walk import Walk
 
 Locate = Callable[[Handle], Awaitable[str | None]]
-
-
-class ChangeFeeds(Protocol):
-    """Who follows the change feeds of the nodes answers come from
-    (:class:`resolver.invalidation.Follower`)."""
-
-    async def follow(self, node: str) -> None:
-        """Called before ``node`` is asked anything."""
-
-    async def track(self, node: str, fetched_at: float) -> None:
-        """Called with the node an answer came from, when it came."""
+Follow = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +45,11 @@ class Resolver:
     """Resolves handles that live at other nodes.
 
     ``locate`` names the first node to ask for a handle, or None when the handle is not
-    delegated anywhere (the caller then answers from its own store). ``feeds`` is told of
-    every node before it is asked and of every node an answer came from, so the change
-    feed of that node can be followed.
+    delegated anywhere (the caller then answers from its own store). ``follow`` is told
+    of every node before it is asked, so the change feed of each node an answer can come
+    from is followed (:meth:`resolver.invalidation.Follower.follow`).
 
-    >>> resolver = Resolver(cache, upstream, feeds=follower)          # doctest: +SKIP
+    >>> resolver = Resolver(cache, upstream, follow=follower.follow)  # doctest: +SKIP
     >>> (await resolver.resolve(Handle.parse("88.100.1/x"), locate)).status  # doctest: +SKIP
     <CacheStatus.MISS: 'MISS'>
     """
@@ -70,13 +59,13 @@ class Resolver:
         cache: AnswerCache,
         upstream: Upstream,
         *,
-        feeds: ChangeFeeds | None = None,
+        follow: Follow | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.cache = cache
         self.upstream = upstream
         self.policy = cache.policy
-        self.feeds = feeds
+        self.follow = follow
         self.clock = clock
         self._flights: dict[str, asyncio.Task[Resolution | None]] = {}
 
@@ -105,8 +94,8 @@ class Resolver:
                 return None
             walk = Walk(handle, start)
             while True:
-                if self.feeds is not None:
-                    await self.feeds.follow(walk.node)
+                if self.follow is not None:
+                    await self.follow(walk.node)
                 answer = await self.upstream.get_handle(walk.node, handle)
                 if (resolved := walk.answered(answer)) is not None:
                     break
@@ -124,7 +113,5 @@ class Resolver:
             fetched_at=now,
             fresh_until=now + self.policy.fresh_seconds(resolved.outcome, ttls),
         )
-        if self.feeds is not None:
-            await self.feeds.track(resolved.source, now)
         await self.cache.put(handle.key, entry, asked_at=asked_at)
         return Resolution(entry, CacheStatus.MISS, 0)

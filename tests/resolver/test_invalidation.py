@@ -341,7 +341,7 @@ async def test_a_change_at_a_real_node_drops_the_cached_answer(
     assert await follower.poll_once() == 0  # nothing new since
 
     # And resolving again fetches the changed record.
-    resolver = Resolver(cache, Upstream(session, timeout=2.0), feeds=follower)
+    resolver = Resolver(cache, Upstream(session, timeout=2.0), follow=follower.follow)
 
     async def locate(_: Handle) -> str:
         return real_node

@@ -21,7 +21,7 @@ from registry.errors import UpstreamTimeout, UpstreamUnavailable
 from registry.identifier import Handle
 from resolver.answer_cache import AnswerCache, cache_key
 from resolver.cache import CachePolicy, CacheStatus, Outcome
-from resolver.recursion import ChangeFeeds, Resolution, Resolver
+from resolver.recursion import Follow, Resolution, Resolver
 from resolver.upstream import Upstream
 from tests.resolver.conftest import T0, FakeClock, FakeNode, value
 
@@ -41,25 +41,20 @@ def make_resolver(
     *,
     policy: CachePolicy = POLICY,
     timeout: float = 2.0,
-    feeds: ChangeFeeds | None = None,
+    follow: Follow | None = None,
 ) -> Resolver:
     cache = AnswerCache(redis, policy, clock)
-    return Resolver(cache, Upstream(session, timeout=timeout), feeds=feeds, clock=clock)
+    return Resolver(cache, Upstream(session, timeout=timeout), follow=follow, clock=clock)
 
 
 class Feeds:
-    """Records what a resolver tells the change feeds: nodes about to be asked, and
-    nodes answers came from (with when)."""
+    """Records what a resolver tells its ``follow``: the nodes about to be asked."""
 
     def __init__(self) -> None:
         self.followed: list[str] = []
-        self.tracked: list[tuple[str, float]] = []
 
     async def follow(self, node: str) -> None:
         self.followed.append(node)
-
-    async def track(self, node: str, fetched_at: float) -> None:
-        self.tracked.append((node, fetched_at))
 
 
 def at(url: str | None) -> Callable[[Handle], Awaitable[str | None]]:
@@ -268,7 +263,7 @@ async def test_a_referral_is_followed_to_the_answering_node(
     other: FakeNode,
 ) -> None:
     feeds = Feeds()
-    resolver = make_resolver(redis, session, clock, feeds=feeds)
+    resolver = make_resolver(redis, session, clock, follow=feeds.follow)
     node.mode, node.referral = "refer", other.url + "/"
     got = await resolve(resolver, node)
     assert got.status is CacheStatus.MISS
@@ -276,7 +271,6 @@ async def test_a_referral_is_followed_to_the_answering_node(
     assert got.entry.body == canonical(HANDLE.text, other.values)
     assert (node.count, other.count) == (1, 1)
     assert feeds.followed == [node.url, other.url]  # each before it was asked
-    assert feeds.tracked == [(other.url, T0)]
 
 
 async def test_a_referral_loop_is_refused(
@@ -296,7 +290,7 @@ async def test_a_referral_loop_is_refused(
     assert await redis.keys("k:*") == []
 
 
-# --- locate, feeds ----------------------------------------------------------------------
+# --- locate, follow ---------------------------------------------------------------------
 
 
 async def test_nothing_to_locate_resolves_to_none_and_caches_nothing(
@@ -309,25 +303,24 @@ async def test_nothing_to_locate_resolves_to_none_and_caches_nothing(
         located.append(handle)
         return None
 
-    resolver = make_resolver(redis, session, clock, feeds=feeds)
+    resolver = make_resolver(redis, session, clock, follow=feeds.follow)
     assert await resolver.resolve(HANDLE, locate) is None
     assert await resolver.resolve(HANDLE, locate) is None
     assert located == [HANDLE, HANDLE]
     assert await redis.keys("k:*") == []
     assert resolver.cache.local(KEY) is None
-    assert (node.count, feeds.followed, feeds.tracked) == (0, [], [])
+    assert (node.count, feeds.followed) == (0, [])
 
 
-async def test_the_feeds_are_told_the_answering_node_once_per_fetch(
+async def test_follow_is_told_of_the_node_once_per_fetch(
     redis: Redis, session: aiohttp.ClientSession, clock: FakeClock, node: FakeNode
 ) -> None:
     feeds = Feeds()
-    resolver = make_resolver(redis, session, clock, feeds=feeds)
+    resolver = make_resolver(redis, session, clock, follow=feeds.follow)
     await resolve(resolver, node)
     clock.advance(1)
     assert (await resolve(resolver, node)).status is CacheStatus.HIT
-    assert feeds.followed == [node.url]
-    assert feeds.tracked == [(node.url, T0)]
+    assert feeds.followed == [node.url]  # the fetch only: a hit asks nobody
 
 
 # --- invalidation race, TTL 0 -----------------------------------------------------------
