@@ -86,11 +86,7 @@ class PublicKey:
             if not (0 < r < _SM2_N and 0 < s < _SM2_N):
                 return False
             try:
-                return bool(
-                    sm2.CryptSM2(private_key="", public_key=self.hex).verify_with_sm3(
-                        signature, message
-                    )
-                )
+                return bool(_sm2("", self.hex).verify_with_sm3(signature, message))
             except (ValueError, ZeroDivisionError, TypeError):
                 return False
         try:
@@ -100,6 +96,15 @@ class PublicKey:
         except (InvalidSignature, ValueError):
             return False
         return True
+
+
+def _sm2(private_hex: str, public_hex: str) -> sm2.CryptSM2:
+    """gmssl's SM2 with ``public_hex`` (x||y) as given. Its constructor takes a key that
+    starts with "04" for one with the uncompressed-point prefix and strips every leading
+    0 and 4 from it: about one key in 256 would then sign and verify over a wrong Z."""
+    curve = sm2.CryptSM2(private_key=private_hex, public_key="")
+    curve.public_key = public_hex
+    return curve
 
 
 def challenge(identity_text: str, nonce: str) -> bytes:
@@ -130,7 +135,7 @@ def sign(private_text: str, message: bytes) -> str:
     if algorithm is Algorithm.SM2:
         curve = sm2.CryptSM2(private_key=private, public_key="")
         public = curve._kg(int(private, 16), sm2.default_ecc_table["g"])
-        signer = sm2.CryptSM2(private_key=private, public_key=public)
+        signer = _sm2(private, public)
         return str(signer.sign_with_sm3(message, func.random_hex(signer.para_len)))
     key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(private))
     return key.sign(message).hex()

@@ -29,6 +29,20 @@ def test_generated_pair_signs_and_verifies(algorithm: Algorithm) -> None:
     assert key.verifies(message, signature.upper())  # hex is case-insensitive
 
 
+def test_an_sm2_key_whose_x_starts_with_04_signs_and_verifies() -> None:
+    # gmssl reads a key starting with "04" as prefixed and strips its leading 0s and 4s.
+    private = "sm2:9fcb5f11c59ad4b3cb937d2ac8ec6d559f379f0df6008c05ccceaacfa50dab44"
+    public = (
+        "sm2:04dc4f6b7140ca3f24aa118b6ed02a112e2e3ff0ba486cfdfabdb4eafc39df32"
+        "39085fed8d019305f5854991a029bdb75bed056dfd1681d808830b5d36b85350"
+    )
+    key = PublicKey.parse(public)
+    message = challenge(IDENTITY, "n1")
+    signature = sign(private, message)
+    assert key.verifies(message, signature)
+    assert not key.verifies(challenge(IDENTITY, "n2"), signature)
+
+
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_tampered_message_does_not_verify(algorithm: Algorithm) -> None:
     private, key = pair(algorithm)
