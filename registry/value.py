@@ -64,9 +64,7 @@ class AdminRef:
 
 _TYPE_FACTS: dict[str, tuple[str, bool, bool]] = {}  # type -> (type_key, is_secret, is_admin)
 _TYPE_FACTS_LIMIT = 10_000  # types are client text: the memory stays bounded
-# Types a client sent that passed the checks of from_input -> whether each is HS_ADMIN
-# (bounded the same way).
-_CHECKED_TYPES: dict[str, bool] = {}
+_CHECKED_TYPES: set[str] = set()  # types a client sent that passed from_input's checks
 
 
 @dataclass(slots=True, eq=True)
@@ -98,14 +96,7 @@ class HandleValue:
     is_admin: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Derived once: every encoding and index of a record asks for them; a batch
-        # repeats a few types thousands of times, so their facts are remembered.
-        facts = _TYPE_FACTS.get(self.type)
-        if facts is None:
-            upper = self.type.upper()
-            facts = (ascii_lower(self.type), upper == SECRET_TYPE, upper == ADMIN_TYPE)
-            if len(_TYPE_FACTS) < _TYPE_FACTS_LIMIT:
-                _TYPE_FACTS[self.type] = facts
+        facts = _TYPE_FACTS.get(self.type) or _type_facts(self.type)
         self.type_key, self.is_secret, self.is_admin = facts
         self.is_public = self.public and not self.is_secret
 
@@ -149,12 +140,12 @@ class HandleValue:
         if type(index) is not int or not 1 <= index <= MAX_INDEX:  # else the usual case
             index = _int_field(obj, "index", required=True, low=1, high=MAX_INDEX)
         type_ = obj.get("type")
-        if type(type_) is not str or (is_admin := _CHECKED_TYPES.get(type_)) is None:
-            type_, is_admin = _checked_type(type_, index)  # else a type seen before
+        if type(type_) is not str or type_ not in _CHECKED_TYPES:  # else a type seen before
+            type_ = _checked_type(type_, index)
         if len(type_) > limits.max_type_chars:
             raise InvalidValue(f"{_at(index)}: 'type' is longer than {limits.max_type_chars} chars")
         fmt, value = _parse_data(obj.get("data"), index, limits)
-        if is_admin and fmt is not FORMAT_ADMIN:
+        if fmt is not FORMAT_ADMIN and (_TYPE_FACTS.get(type_) or _type_facts(type_))[2]:
             raise InvalidValue(f"{_at(index)}: an HS_ADMIN value needs data format 'admin'")
         ttl = obj.get("ttl")
         if ttl is None:
@@ -167,14 +158,24 @@ class HandleValue:
         return cls(index, type_, fmt, value, ttl, now, public)
 
 
-def _checked_type(type_: object, index: int) -> tuple[str, bool]:
-    """Check a value's type; returns it and whether it is HS_ADMIN (in any case)."""
+def _checked_type(type_: object, index: int) -> str:
+    """A value's type, checked (and remembered as checked)."""
     if not isinstance(type_, str) or not type_ or not type_.isprintable():
         raise InvalidValue(f"{_at(index)}: 'type' must be a non-empty printable string")
-    is_admin = type_.upper() == ADMIN_TYPE
     if len(_CHECKED_TYPES) < _TYPE_FACTS_LIMIT:
-        _CHECKED_TYPES[type_] = is_admin
-    return type_, is_admin
+        _CHECKED_TYPES.add(type_)
+    return type_
+
+
+def _type_facts(type_: str) -> tuple[str, bool, bool]:
+    """(type key, is a secret key, is HS_ADMIN) of a value's type, remembered: every
+    encoding and index of a record asks for them, and a batch repeats a few types
+    thousands of times. Callers look in ``_TYPE_FACTS`` first (a call costs more)."""
+    upper = type_.upper()
+    facts = (ascii_lower(type_), upper == SECRET_TYPE, upper == ADMIN_TYPE)
+    if len(_TYPE_FACTS) < _TYPE_FACTS_LIMIT:
+        _TYPE_FACTS[type_] = facts
+    return facts
 
 
 def _at(index: int) -> str:
