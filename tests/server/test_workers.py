@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from loadtest.capacity import process_tree
+from loadtest.capacity_figures import resolution_counts
 from node.embedded_redis import free_port
 from node.launcher import Launcher
 from node.topology import Topology
@@ -199,11 +200,7 @@ def test_a_top_node_with_workers_reports_its_cache_hit_ratio(tmp_path: Path) -> 
             text = http.get("/metrics").text
     finally:
         launcher.stop()
-    counts = {
-        line.split('outcome="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("idnode_resolutions_total{")
-    }
+    counts = resolution_counts(text)
     hits = counts.get("cache_hit", 0.0) + counts.get("negative_hit", 0.0)
     cached = hits + counts.get("cache_miss", 0.0) + counts.get("stale", 0.0)
     assert cached >= 30
