@@ -52,7 +52,7 @@ class HandleRecord:
 
     def bodies(self) -> tuple[bytes, bytes | None]:
         """``public_body()`` and ``full_body()``, each value encoded once."""
-        encoded = [(v.is_public, v.to_json()) for v in self.values]
+        encoded = [(v.is_public, v.encoded()) for v in self.values]
         shown = [obj for public, obj in encoded if public]
         public_body = _wrap(self.handle.text, shown)
         if len(shown) == len(encoded):
@@ -209,7 +209,7 @@ def _admin_at(index: int, handle_text: str, identity_index: int, now: str, ttl: 
 
 
 def _encode(handle_text: str, values: Iterable[HandleValue]) -> bytes:
-    return _wrap(handle_text, [v.to_json() for v in values])
+    return _wrap(handle_text, [v.encoded() for v in values])
 
 
 def _wrap(handle_text: str, values: list[dict[str, Any]]) -> bytes:

@@ -47,6 +47,7 @@ from registry.store import HandleStore, Stored
 from registry.template import Template, TemplateRef, declared
 from registry.value import (
     SECRET_TYPE,
+    BatchValues,
     DataFormat,
     HandleValue,
     admin_value,
@@ -405,9 +406,10 @@ class Registrar:
             )
 
     async def parse_values(
-        self, raw: object, handle_text: str, now: str | None = None
+        self, raw: object, handle_text: str, batch: BatchValues | None = None
     ) -> list[HandleValue]:
-        """Values from a request body (``{"values": [...]}`` or a bare list), secrets hashed."""
+        """Values from a request body (``{"values": [...]}`` or a bare list), secrets
+        hashed; ``batch`` holds the values already parsed for other records of a batch."""
         items = raw.get("values") if isinstance(raw, dict) else raw
         if not isinstance(items, list):
             raise InvalidValue(
@@ -418,9 +420,9 @@ class Registrar:
                 f"a handle holds at most {self.limits.max_values_per_handle} values",
                 handle=handle_text,
             )
-        now = now or self._clock()
+        parse = (batch or BatchValues(now=self._clock(), limits=self.limits)).parse
         try:
-            values = [HandleValue.from_input(v, now=now, limits=self.limits) for v in items]
+            values = [parse(v) for v in items]
         except InvalidValue as exc:
             raise InvalidValue(exc.message, handle=handle_text) from None
         # Only keys need work: most records have none, and skip a coroutine per value.
@@ -563,6 +565,7 @@ class Registrar:
         seen: set[str] = set()
         held: set[str] = set()  # prefixes already found held here
         now = self._clock()  # one timestamp for the batch
+        sent = BatchValues(now=now, limits=self.limits)
         for position, item in enumerate(items):
             name = item.get("handle") if isinstance(item, dict) else None
             try:
@@ -576,7 +579,7 @@ class Registrar:
                     self.check_write(identity, handle)
                     held.add(handle.prefix)
                 assert isinstance(item, dict)
-                values = await self.parse_values(item.get("values"), handle.text, now)
+                values = await self.parse_values(item.get("values"), handle.text, sent)
             except IdnodeError as exc:
                 results[position] = _failed(name if isinstance(name, str) else "", exc)
                 continue

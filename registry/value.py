@@ -94,6 +94,8 @@ class HandleValue:
     type_key: str = field(init=False, repr=False, compare=False)
     # An HS_ADMIN value (any case): who administers the handle.
     is_admin: bool = field(init=False, repr=False, compare=False)
+    # to_json(), once made (see encoded).
+    _encoded: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         facts = _TYPE_FACTS.get(self.type) or _type_facts(self.type)
@@ -113,6 +115,14 @@ class HandleValue:
         if not self.public:
             out["publicRead"] = False
         return out
+
+    def encoded(self) -> dict[str, Any]:
+        """``to_json()``, made once per value and shared by every record body that holds
+        the value (a batch's records share most of theirs): never change what it returns."""
+        encoded = self._encoded
+        if encoded is None:
+            encoded = self._encoded = self.to_json()
+        return encoded
 
     def stamped(self, timestamp: str) -> HandleValue:
         return replace(self, timestamp=timestamp)
@@ -156,6 +166,58 @@ class HandleValue:
         if public is not True and public is not False:
             raise InvalidValue(f"{_at(index)}: 'publicRead' must be true or false")
         return cls(index, type_, fmt, value, ttl, now, public)
+
+
+class BatchValues:
+    """Values sent for the records of one batch, each distinct one parsed once: a batch's
+    records repeat most of theirs (manufacturer, model, lot, production date), and a
+    repeated value is then one shared ``HandleValue`` (values are never changed in place).
+
+    >>> values = BatchValues(now="2026-01-01T00:00:00Z", limits=Limits())
+    >>> sent = {"index": 2, "type": "MANUFACTURER", "data": "ACME"}
+    >>> values.parse(sent) is values.parse(dict(sent))
+    True
+    """
+
+    __slots__ = ("now", "limits", "_parsed")
+
+    def __init__(self, *, now: str, limits: Limits) -> None:
+        self.now = now
+        self.limits = limits
+        self._parsed: dict[tuple[object, ...], HandleValue] = {}
+
+    def parse(self, obj: object) -> HandleValue:
+        """``HandleValue.from_input(obj)``; raises what it raises."""
+        # The key holds every field from_input reads, with their types checked exactly:
+        # True == 1 == 1.0 would otherwise share one key across a valid and a refused value.
+        if type(obj) is not dict:
+            return HandleValue.from_input(obj, now=self.now, limits=self.limits)
+        index, type_, data = obj.get("index"), obj.get("type"), obj.get("data")
+        ttl: object = None
+        public: object = True
+        if len(obj) > 3:  # else those three are all it holds: no ttl, no publicRead
+            ttl, public = obj.get("ttl"), obj.get("publicRead", True)
+        key: tuple[object, ...] | None = None
+        if (
+            type(index) is int
+            and type(type_) is str
+            and (ttl is None or type(ttl) is int)
+            and (public is True or public is False)
+        ):
+            if type(data) is str:
+                key = (index, type_, None, data, ttl, public)
+            elif type(data) is dict:
+                fmt, text = data.get("format", "string"), data.get("value")
+                if type(fmt) is str and type(text) is str:
+                    key = (index, type_, fmt, text, ttl, public)
+        if key is None:
+            return HandleValue.from_input(obj, now=self.now, limits=self.limits)
+        value = self._parsed.get(key)
+        if value is None:
+            value = self._parsed[key] = HandleValue.from_input(
+                obj, now=self.now, limits=self.limits
+            )
+        return value
 
 
 def _checked_type(type_: object, index: int) -> str:

@@ -16,6 +16,7 @@ from registry.value import (
     DEFAULT_ADMIN_PERMISSIONS,
     MAX_INDEX,
     AdminRef,
+    BatchValues,
     DataFormat,
     HandleValue,
     admin_value,
@@ -386,3 +387,60 @@ def test_utc_timestamp_defaults_to_now() -> None:
 def test_utc_timestamp_converts_other_zones_to_utc() -> None:
     beijing = timezone(timedelta(hours=8))
     assert utc_timestamp(datetime(2026, 1, 1, 12, 0, tzinfo=beijing)) == "2026-01-01T04:00:00Z"
+
+
+# --- BatchValues: a batch's repeated values parsed once ---------------------------------
+
+
+def test_a_batch_shares_one_value_per_distinct_input() -> None:
+    values = BatchValues(now=NOW, limits=LIMITS)
+    sent = {"index": 2, "type": "MANUFACTURER", "data": {"format": "string", "value": "ACME"}}
+    first = values.parse(sent)
+    assert values.parse(orjson.loads(orjson.dumps(sent))) is first
+    assert first == parse(sent)
+    # Any field that differs makes another value.
+    for changed in (
+        {**sent, "index": 3},
+        {**sent, "type": "MAKER"},
+        {**sent, "data": {"format": "string", "value": "ACME Ltd"}},
+        {**sent, "data": {"format": "hex", "value": "acde"}},
+        {**sent, "ttl": 60},
+        {**sent, "publicRead": False},
+        {"index": 2, "type": "MANUFACTURER", "data": "ACME"},  # the same value, bare
+    ):
+        other = values.parse(changed)
+        assert other is not first
+        assert other == parse(changed)
+
+
+URL_X = {"index": 1, "type": "URL", "data": "x"}
+
+
+@pytest.mark.parametrize(
+    ("accepted", "lookalike"),
+    [
+        (URL_X, {**URL_X, "index": True}),  # True == 1
+        (URL_X, {**URL_X, "index": 1.0}),  # 1.0 == 1
+        ({**URL_X, "publicRead": True}, {**URL_X, "publicRead": 1}),  # 1 == True
+        ({**URL_X, "ttl": 60}, {**URL_X, "ttl": 60.0}),
+        ({**URL_X, "data": "5"}, {**URL_X, "data": 5}),
+        (
+            {**URL_X, "data": {"format": "string", "value": "1"}},
+            {**URL_X, "data": {"format": "string", "value": True}},
+        ),
+    ],
+)
+def test_a_batch_never_shares_a_value_with_an_input_that_only_compares_equal(
+    accepted: dict[str, Any], lookalike: dict[str, Any]
+) -> None:
+    values = BatchValues(now=NOW, limits=LIMITS)
+    assert values.parse(accepted) == parse(accepted)
+    with pytest.raises(InvalidValue, match=re.escape(refused(lookalike))):
+        values.parse(lookalike)
+
+
+def test_a_shared_value_is_encoded_once_as_to_json_says() -> None:
+    value = parse({"index": 1, "type": "URL", "data": "https://x", "publicRead": False})
+    assert value.encoded() == value.to_json()
+    assert value.encoded() is value.encoded()
+    assert value.stamped("2027-01-01T00:00:00Z").encoded()["timestamp"] == "2027-01-01T00:00:00Z"
