@@ -25,7 +25,7 @@ from functools import lru_cache
 
 from registry.identifier import Handle
 from registry.record import HandleRecord
-from registry.search import index_entries, numeric_entries
+from registry.search import search_entries
 
 ADD = "a"
 REMOVE = "r"
@@ -80,8 +80,8 @@ def index_changes(
     [('a', 'l:{88.100}', '88.100/a', 0.0)]
     """
     prefix = subject_of(before, after).prefix
-    old, new = index_entries(before), index_entries(after)
-    old_numbers, new_numbers = numeric_entries(before), numeric_entries(after)
+    old, old_numbers = search_entries(before)
+    new, new_numbers = search_entries(after)
     if before is not None:
         if after is None:
             yield REMOVE, listing_key(prefix), before.handle.text, 0.0

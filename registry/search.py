@@ -19,7 +19,6 @@ Nothing here does I/O; the store turns a :class:`ValuePattern` into Redis comman
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,10 +31,9 @@ from registry.value import FORMAT_STRING
 
 MAX_INDEXED_BYTES = 512
 _NUMERIC_START = frozenset("-0123456789")
-_MEMO_CHARS = 40  # score_of remembers texts at most this long, at most _MEMO_SIZE of them
+_MEMO_CHARS = 40  # _text_facts remembers texts at most this long, at most _MEMO_SIZE of them
 _MEMO_SIZE = 4096
-_SCORES: dict[str, float | None] = {}
-_UNSEEN = -math.inf  # no text scores that: parse_number refuses infinities
+_TEXTS: dict[str, tuple[str | None, float | None]] = {}  # text -> _text_facts(text)
 SEPARATOR = "\x00"
 _BYTE_MAX = b"\xff"  # never occurs in UTF-8, so it bounds every continuation
 
@@ -97,38 +95,61 @@ def split_member(raw: bytes) -> tuple[str, str]:
 def index_entries(record: HandleRecord | None) -> set[tuple[str, str]]:
     """The (type key, member) pairs under which ``record`` is found by value; members
     as text (``member`` encodes one)."""
-    if record is None:
-        return set()
+    return search_entries(record)[0]
+
+
+def numeric_entries(record: HandleRecord | None) -> dict[str, float]:
+    """(type key -> score) under which ``record`` is found by range: for each type, the
+    first public string value (lowest index) that spells a number or a date."""
+    return search_entries(record)[1]
+
+
+def search_entries(
+    record: HandleRecord | None,
+) -> tuple[set[tuple[str, str]], dict[str, float]]:
+    """``index_entries(record), numeric_entries(record)``, in one pass over its values."""
     entries: set[tuple[str, str]] = set()
+    numbers: dict[str, float] = {}
+    if record is None:
+        return entries, numbers
     suffix = SEPARATOR + record.handle.text
     for v in record.values:
         if not v.is_public or v.format is not FORMAT_STRING:
             continue
-        value = v.value
-        assert isinstance(value, str)
-        # UTF-8 takes at most 4 bytes a character: short values need no encoding.
-        if SEPARATOR in value or (
-            len(value) * 4 > MAX_INDEXED_BYTES and len(value.encode()) > MAX_INDEXED_BYTES
-        ):
-            continue
-        entries.add((v.type_key, ascii_lower(value) + suffix))
-    return entries
+        text = v.value
+        assert isinstance(text, str)
+        indexed, score = _TEXTS.get(text) or _text_facts(text)
+        if indexed is not None:
+            entries.add((v.type_key, indexed + suffix))
+        if score is not None and v.type_key not in numbers:
+            numbers[v.type_key] = score
+    return entries, numbers
 
 
 def score_of(text: str) -> float | None:
     """A value's place in the numeric index: the number it spells, or an ISO date as the
     number YYYYMMDD (so dates order correctly); None for any other text."""
-    if not text or text[0] not in _NUMERIC_START:
-        return None  # most values (URLs, names) are rejected without a regex
-    if len(text) > _MEMO_CHARS:
-        return _parsed_score(text)
-    # Short texts that start like a number repeat: dates, quantities, model names.
-    score = _SCORES.get(text, _UNSEEN)
-    if score is _UNSEEN:
-        if len(_SCORES) >= _MEMO_SIZE:
-            _SCORES.clear()
-        score = _SCORES[text] = _parsed_score(text)
-    return score
+    return (_TEXTS.get(text) or _text_facts(text))[1]
+
+
+def _text_facts(text: str) -> tuple[str | None, float | None]:
+    """How a value's text is indexed: ASCII-lowered (None when it is not: it holds NUL or
+    is too long) and its ``score_of``; remembered for short texts, which repeat across
+    records (names, dates, quantities), and computed afresh for long ones."""
+    # UTF-8 takes at most 4 bytes a character: short values need no encoding.
+    unindexed = SEPARATOR in text or (
+        len(text) * 4 > MAX_INDEXED_BYTES and len(text.encode()) > MAX_INDEXED_BYTES
+    )
+    facts = (
+        None if unindexed else ascii_lower(text),
+        # Most values (URLs, names) are rejected without a regex.
+        _parsed_score(text) if text and text[0] in _NUMERIC_START else None,
+    )
+    if len(text) <= _MEMO_CHARS:
+        if len(_TEXTS) >= _MEMO_SIZE:
+            _TEXTS.clear()
+        _TEXTS[text] = facts
+    return facts
 
 
 def _parsed_score(text: str) -> float | None:
@@ -137,25 +158,6 @@ def _parsed_score(text: str) -> float | None:
         return number
     day = parse_date(text)
     return float(day.year * 10_000 + day.month * 100 + day.day) if day is not None else None
-
-
-def numeric_entries(record: HandleRecord | None) -> dict[str, float]:
-    """(type key -> score) under which ``record`` is found by range: for each type, the
-    first public string value (lowest index) that spells a number or a date."""
-    if record is None:
-        return {}
-    entries: dict[str, float] = {}
-    for v in record.values:
-        if not v.is_public or v.format is not FORMAT_STRING:
-            continue
-        assert isinstance(v.value, str)
-        key = v.type_key
-        if key in entries:
-            continue
-        score = score_of(v.value)
-        if score is not None:
-            entries[key] = score
-    return entries
 
 
 def intersect_in_order(groups: Iterable[list[str]], limit: int) -> list[str]:

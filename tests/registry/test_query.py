@@ -132,11 +132,11 @@ def test_scores_are_the_same_remembered_or_not() -> None:
     first = [score_of(t) for t in texts]
     assert first == [75.0, 20260105.0, -3.5, None, 1000.0, None, None]
     assert [score_of(t) for t in texts] == first
-    assert len(search._SCORES) <= search._MEMO_SIZE
+    assert len(search._TEXTS) <= search._MEMO_SIZE
     for n in range(search._MEMO_SIZE + 10):  # a flood of distinct numbers stays bounded
         assert score_of(str(n)) == n
-    assert len(search._SCORES) <= search._MEMO_SIZE
-    assert "1" * 60 not in search._SCORES
+    assert len(search._TEXTS) <= search._MEMO_SIZE
+    assert "1" * 60 not in search._TEXTS
 
 
 def test_scores_and_pages() -> None:
