@@ -25,7 +25,6 @@ from gmssl import func, sm2  # type: ignore[import-untyped]
 
 from registry.errors import InvalidValue
 
-PUBKEY_TYPE = "HS_PUBKEY"
 _HEX = set("0123456789abcdef")
 
 

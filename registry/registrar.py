@@ -40,12 +40,13 @@ from registry.errors import (
 from registry.identifier import Handle, Identity, Prefix
 from registry.limits import Limits
 from registry.permission import NEEDS, Grants, Operation, missing, operations
-from registry.pubkey import PUBKEY_TYPE, PublicKey, challenge
+from registry.pubkey import PublicKey, challenge
 from registry.record import HandleRecord, plan_remove, plan_replace, plan_update
 from registry.session import SessionStore, changed_identities
 from registry.store import HandleStore, Stored
 from registry.template import Template, TemplateRef, declared
 from registry.value import (
+    PUBKEY_TYPE,
     SECRET_TYPE,
     BatchValues,
     DataFormat,
@@ -410,6 +411,13 @@ class Registrar:
     ) -> list[HandleValue]:
         """Values from a request body (``{"values": [...]}`` or a bare list), secrets
         hashed; ``batch`` holds the values already parsed for other records of a batch."""
+        values = self._values_sent(raw, handle_text, batch)
+        # Only keys need work: most records have none, and skip a coroutine per value.
+        return await self._keys_checked(values) if any(v.is_key for v in values) else values
+
+    def _values_sent(
+        self, raw: object, handle_text: str, batch: BatchValues | None
+    ) -> list[HandleValue]:
         items = raw.get("values") if isinstance(raw, dict) else raw
         if not isinstance(items, list):
             raise InvalidValue(
@@ -422,13 +430,12 @@ class Registrar:
             )
         parse = (batch or BatchValues(now=self._clock(), limits=self.limits)).parse
         try:
-            values = [parse(v) for v in items]
+            return [parse(v) for v in items]
         except InvalidValue as exc:
             raise InvalidValue(exc.message, handle=handle_text) from None
-        # Only keys need work: most records have none, and skip a coroutine per value.
-        if any(v.is_secret or v.type.upper() == PUBKEY_TYPE for v in values):
-            return [await self._hashed(v) for v in values]
-        return values
+
+    async def _keys_checked(self, values: list[HandleValue]) -> list[HandleValue]:
+        return [await self._hashed(v) for v in values]
 
     async def _hashed(self, value: HandleValue) -> HandleValue:
         if value.type.upper() == PUBKEY_TYPE:
@@ -579,7 +586,9 @@ class Registrar:
                     self.check_write(identity, handle)
                     held.add(handle.prefix)
                 assert isinstance(item, dict)
-                values = await self.parse_values(item.get("values"), handle.text, sent)
+                values = self._values_sent(item.get("values"), handle.text, sent)
+                if any(v.is_key for v in values):  # else no coroutine per item
+                    values = await self._keys_checked(values)
             except IdnodeError as exc:
                 results[position] = _failed(name if isinstance(name, str) else "", exc)
                 continue
@@ -603,7 +612,8 @@ class Registrar:
                         prefix_grants[home] = await self.grants(identity, handle, None)
                     grants = Grants(prefix_grants[home].prefix_records, existing)
                     self.authorise(identity, handle, existing, after, grants)
-                    await self.check_templates(after)
+                    if declared(after.values):  # else no coroutine per item
+                        await self.check_templates(after)
                 except IdnodeError as exc:
                     results[position] = _failed(handle.text, exc)
                     continue
@@ -611,8 +621,8 @@ class Registrar:
                 planned.append((position, handle, values, before))
             committed = await watched.commit(changes)
         for (old, new), done in zip(changes, committed, strict=True):
-            if done:
-                await self._end_sessions(old.record if old else None, new)
+            if done and old is not None:  # a new record ends no sessions
+                await self._end_sessions(old.record, new)
         for (position, handle, values, before), done in zip(planned, committed, strict=True):
             if done:
                 results[position] = _succeeded(handle.text, created=before is None)

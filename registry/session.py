@@ -22,12 +22,9 @@ from typing import cast
 from redis.asyncio import Redis
 
 from registry.identifier import Identity
-from registry.pubkey import PUBKEY_TYPE, new_nonce
+from registry.pubkey import new_nonce
 from registry.record import HandleRecord
 from registry.store import translated
-from registry.value import SECRET_TYPE
-
-KEY_TYPES = frozenset({SECRET_TYPE, PUBKEY_TYPE})
 
 
 def changed_identities(before: HandleRecord | None, after: HandleRecord | None) -> list[Identity]:
@@ -43,7 +40,7 @@ def changed_identities(before: HandleRecord | None, after: HandleRecord | None) 
     return [
         Identity(v.index, before.handle)
         for v in before.values
-        if v.type.upper() in KEY_TYPES and kept.get(v.index) != v
+        if v.is_key and kept.get(v.index) != v
     ]
 
 

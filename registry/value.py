@@ -29,6 +29,7 @@ ADMIN_PERMISSION_BITS = 12
 DEFAULT_ADMIN_PERMISSIONS = "011111110011"
 ADMIN_TYPE = "HS_ADMIN"
 SECRET_TYPE = "HS_SECKEY"
+PUBKEY_TYPE = "HS_PUBKEY"
 DEFAULT_ADMIN_INDEX = 100
 
 
@@ -62,7 +63,8 @@ class AdminRef:
         return {"handle": self.handle, "index": self.index, "permissions": self.permissions}
 
 
-_TYPE_FACTS: dict[str, tuple[str, bool, bool]] = {}  # type -> (type_key, is_secret, is_admin)
+# type -> (type_key, is_secret, is_admin, is_key)
+_TYPE_FACTS: dict[str, tuple[str, bool, bool, bool]] = {}
 _TYPE_FACTS_LIMIT = 10_000  # types are client text: the memory stays bounded
 _CHECKED_TYPES: set[str] = set()  # types a client sent that passed from_input's checks
 
@@ -94,12 +96,14 @@ class HandleValue:
     type_key: str = field(init=False, repr=False, compare=False)
     # An HS_ADMIN value (any case): who administers the handle.
     is_admin: bool = field(init=False, repr=False, compare=False)
+    # A credential an identity logs in with (HS_SECKEY or HS_PUBKEY, any case).
+    is_key: bool = field(init=False, repr=False, compare=False)
     # to_json(), once made (see encoded).
     _encoded: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         facts = _TYPE_FACTS.get(self.type) or _type_facts(self.type)
-        self.type_key, self.is_secret, self.is_admin = facts
+        self.type_key, self.is_secret, self.is_admin, self.is_key = facts
         self.is_public = self.public and not self.is_secret
 
     def to_json(self) -> dict[str, Any]:
@@ -229,12 +233,13 @@ def _checked_type(type_: object, index: int) -> str:
     return type_
 
 
-def _type_facts(type_: str) -> tuple[str, bool, bool]:
-    """(type key, is a secret key, is HS_ADMIN) of a value's type, remembered: every
+def _type_facts(type_: str) -> tuple[str, bool, bool, bool]:
+    """(type key, is a secret key, is HS_ADMIN, is a key) of a value's type, remembered: every
     encoding and index of a record asks for them, and a batch repeats a few types
     thousands of times. Callers look in ``_TYPE_FACTS`` first (a call costs more)."""
     upper = type_.upper()
-    facts = (ascii_lower(type_), upper == SECRET_TYPE, upper == ADMIN_TYPE)
+    secret = upper == SECRET_TYPE
+    facts = (ascii_lower(type_), secret, upper == ADMIN_TYPE, secret or upper == PUBKEY_TYPE)
     if len(_TYPE_FACTS) < _TYPE_FACTS_LIMIT:
         _TYPE_FACTS[type_] = facts
     return facts

@@ -637,3 +637,58 @@ async def test_deleting_an_identity_ends_its_sessions(
     assert deleted.status_code == 200, deleted.text
     assert refused(await put(client, "88.100.1/a", [URL_VALUE], enterprise))  # Basic: gone
     assert refused(await put(client, "88.100.1/b", [URL_VALUE], bearer(token)))
+
+
+# -- Keys sent in a batch ---------------------------------------------------------------
+
+
+async def batch(
+    client: httpx.AsyncClient, items: list[dict[str, Any]], **params: str
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/batch/handles", json={"handles": items}, params=params, headers=ADMIN_AUTH
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_keys_in_a_batch_are_checked_hashed_and_end_the_sessions_they_replace(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    # Two records of one batch send the same secret: one shared value, hashed for each.
+    secret = {"index": 300, "type": "HS_SECKEY", "data": "shared-secret"}
+    private, public = generate(Algorithm.ED25519)
+    key = {"index": 300, "type": "hs_pubkey", "data": public}
+    items = [
+        {"handle": "0.NA/88.100.1", "values": [secret]},
+        {"handle": "0.NA/88.100.2", "values": [secret]},
+        {"handle": DEVICE_HANDLE, "values": [key]},
+        {"handle": "88.100/devices/bad", "values": [{**key, "data": "not-a-key"}]},
+    ]
+    answer = await batch(client, items)
+    assert (answer["created"], answer["failed"]) == (3, 1)
+    assert answer["results"][3]["responseCode"] == 202
+    assert await redis.get("r:{88.100}:88.100/devices/bad") is None
+    for n in (1, 2):
+        stored = await redis.get(f"f:{{0.na}}:0.na/88.100.{n}")
+        assert stored is not None and b"shared-secret" not in stored
+        own = basic(f"300:0.NA/88.100.{n}", "shared-secret")
+        assert (await put(client, f"88.100.{n}/a", [URL_VALUE], own)).status_code == 201
+    nonce = (await ask_challenge(client))["nonce"]
+    signed = sign(private, challenge(DEVICE, nonce))
+    assert (await login(client, DEVICE, nonce, signed)).status_code == 201
+    # A batch that replaces a secret ends the sessions opened with it.
+    first = basic("300:0.NA/88.100.1", "shared-secret")
+    token = await open_session(client, first)
+    assert (await put(client, "88.100.1/b", [URL_VALUE], bearer(token))).status_code == 201
+    replaced = {**secret, "data": "another-secret"}
+    answer = await batch(
+        client, [{"handle": "0.NA/88.100.1", "values": [replaced]}], overwrite="true"
+    )
+    assert answer["updated"] == 1
+    assert refused(await put(client, "88.100.1/c", [URL_VALUE], bearer(token)))
+    assert refused(await put(client, "88.100.1/c", [URL_VALUE], first))
+    assert (
+        await put(client, "88.100.2/b", [URL_VALUE], basic("300:0.NA/88.100.2", "shared-secret"))
+    ).status_code == 201

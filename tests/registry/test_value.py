@@ -196,14 +196,18 @@ def test_other_types_may_carry_admin_data() -> None:
 
 
 @pytest.mark.parametrize(
-    ("type_", "admin", "secret", "key"),
-    [("HS_ADMIN", True, False, "hs_admin"), ("hs_Admin", True, False, "hs_admin"),
-     ("HS_SECKEY", False, True, "hs_seckey"), ("URL", False, False, "url")],
+    ("type_", "admin", "secret", "credential", "key"),
+    [("HS_ADMIN", True, False, False, "hs_admin"), ("hs_Admin", True, False, False, "hs_admin"),
+     ("HS_SECKEY", False, True, True, "hs_seckey"), ("hs_PubKey", False, False, True, "hs_pubkey"),
+     ("URL", False, False, False, "url")],
 )  # fmt: skip
-def test_type_facts_ignore_ascii_case(type_: str, admin: bool, secret: bool, key: str) -> None:
+def test_type_facts_ignore_ascii_case(
+    type_: str, admin: bool, secret: bool, credential: bool, key: str
+) -> None:
     data = ADMIN_DATA if admin else "x"
     value = parse({"index": 100, "type": type_, "data": data})
-    assert (value.is_admin, value.is_secret, value.type_key) == (admin, secret, key)
+    facts = (value.is_admin, value.is_secret, value.is_key, value.type_key)
+    assert facts == (admin, secret, credential, key)
     assert value.is_public is not secret
 
 
