@@ -133,9 +133,13 @@ class KeyChanges:
             elif before is not None:
                 self.deletes.append(full_key(subject))
             self.prefixes.add(subject.prefix)
+        adds, removes = self.adds, self.removes
         for op, key, member, score in index_changes(before, after):
             if op == ADD:
+                scored = adds.get(key)  # setdefault would make a list per member
+                if scored is None:
+                    scored = adds[key] = []
                 # Most scores are the lexical sets' 0: packed as "0", not formatted.
-                self.adds.setdefault(key, []).extend((score or "0", member))
+                scored += (score or "0", member)
             else:
-                self.removes.setdefault(key, []).append(member)
+                removes.setdefault(key, []).append(member)
