@@ -23,7 +23,7 @@ import orjson
 from registry.errors import HandleExists, HandleNotFound, InvalidValue, ValueExists, ValuesNotFound
 from registry.identifier import Handle, Identity
 from registry.limits import Limits
-from registry.value import HandleValue, admin_value
+from registry.value import DEFAULT_ADMIN_INDEX, HandleValue, admin_value
 
 _BODY_HEAD = b'{"responseCode":1,"handle":'
 _index_of = attrgetter("index")
@@ -110,10 +110,10 @@ def plan_replace(
     """PUT without ``index``: the record becomes exactly ``values`` (plus a default admin)."""
     if existing is not None and not overwrite:
         raise HandleExists(f"Handle {existing.handle.text} already exists", handle=handle.text)
-    _check_unique(values)
+    taken = _check_unique(values)
     final = list(values)
     if not any(v.is_admin for v in final):
-        final.append(_default_admin(final, writer, now, limits))
+        final.append(_default_admin(taken, writer, now, limits))
     return _finish(existing, handle, final, limits)
 
 
@@ -185,19 +185,21 @@ def _finish(
     return HandleRecord(existing.handle if existing else handle, tuple(values))
 
 
-def _check_unique(values: Sequence[HandleValue]) -> None:
+def _check_unique(values: Sequence[HandleValue]) -> set[int]:
+    """The values' indexes; raises InvalidValue when one repeats."""
     seen: set[int] = set()
     for v in values:
         if v.index in seen:
             raise InvalidValue(f"index {v.index} appears more than once")
         seen.add(v.index)
+    return seen
 
 
-def _default_admin(
-    values: Sequence[HandleValue], writer: Identity, now: str, limits: Limits
-) -> HandleValue:
-    taken = {v.index for v in values}
-    index = next(i for i in range(100, 100 + len(taken) + 1) if i not in taken)
+def _default_admin(taken: set[int], writer: Identity, now: str, limits: Limits) -> HandleValue:
+    """The admin value added at the first free index from 100 (``taken`` are in use)."""
+    index = DEFAULT_ADMIN_INDEX
+    while index in taken:
+        index += 1
     return _admin_at(index, writer.handle.text, writer.index, now, limits.default_ttl)
 
 
