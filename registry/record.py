@@ -52,12 +52,12 @@ class HandleRecord:
 
     def bodies(self) -> tuple[bytes, bytes | None]:
         """``public_body()`` and ``full_body()``, each value encoded once."""
-        encoded = [(v.is_public, v.encoded()) for v in self.values]
-        shown = [obj for public, obj in encoded if public]
+        values = self.values
+        shown = [v.encoded() for v in values if v.is_public]
         public_body = _wrap(self.handle.text, shown)
-        if len(shown) == len(encoded):
+        if len(shown) == len(values):
             return public_body, None
-        return public_body, _wrap(self.handle.text, [obj for _, obj in encoded])
+        return public_body, _wrap(self.handle.text, [v.encoded() for v in values])
 
     def value_at(self, index: int) -> HandleValue | None:
         return next((v for v in self.values if v.index == index), None)
