@@ -118,7 +118,7 @@ class Handle:
         prefix, slash, suffix = text.partition("/")
         if not slash:
             raise InvalidHandle(f"Invalid handle {text!r}: expected prefix/suffix", handle=text)
-        if ascii_lower(prefix) == "0.na":
+        if len(prefix) == 4 and ascii_lower(prefix) == "0.na":
             problem = prefix_problem(suffix)
             if problem is not None:
                 raise InvalidHandle(

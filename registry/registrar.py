@@ -587,7 +587,7 @@ class Registrar:
                     held.add(handle.prefix)
                 assert isinstance(item, dict)
                 values = self._values_sent(item.get("values"), handle.text, sent)
-                if any(v.is_key for v in values):  # else no coroutine per item
+                if sent.holds_keys and any(v.is_key for v in values):  # else no coroutine
                     values = await self._keys_checked(values)
             except IdnodeError as exc:
                 results[position] = _failed(name if isinstance(name, str) else "", exc)
@@ -603,15 +603,22 @@ class Registrar:
             changes: list[tuple[Stored | None, HandleRecord | None]] = []
             planned: list[tuple[int, Handle, list[HandleValue], Stored | None]] = []
             prefix_grants: dict[Prefix, Grants] = {}  # one load per prefix, not per handle
+            # Whether a record may be created depends only on its home prefix and on
+            # whether it is a prefix record (operations, rights_of): checked once each.
+            creatable: set[tuple[Prefix, bool]] = set()
             for (position, handle, values), before in zip(prepared, watched.loaded, strict=True):
                 existing = before.record if before else None
                 try:
                     after = self._planned(existing, handle, values, identity, overwrite, now)
                     home = handle.home_prefix
-                    if home not in prefix_grants:
-                        prefix_grants[home] = await self.grants(identity, handle, None)
-                    grants = Grants(prefix_grants[home].prefix_records, existing)
-                    self.authorise(identity, handle, existing, after, grants)
+                    kind = (home, handle.is_prefix_record)
+                    if existing is not None or kind not in creatable:
+                        if home not in prefix_grants:
+                            prefix_grants[home] = await self.grants(identity, handle, None)
+                        grants = Grants(prefix_grants[home].prefix_records, existing)
+                        self.authorise(identity, handle, existing, after, grants)
+                        if existing is None:
+                            creatable.add(kind)
                     if declared(after.values):  # else no coroutine per item
                         await self.check_templates(after)
                 except IdnodeError as exc:

@@ -692,3 +692,31 @@ async def test_keys_in_a_batch_are_checked_hashed_and_end_the_sessions_they_repl
     assert (
         await put(client, "88.100.2/b", [URL_VALUE], basic("300:0.NA/88.100.2", "shared-secret"))
     ).status_code == 201
+
+
+async def test_a_batch_checks_the_rights_of_every_kind_of_record_it_creates(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    """A registrar may create handles but not prefix records: a batch that creates both
+    under one prefix gets one refused, however many of the other it created first."""
+    user = "88.100/users/registrar"
+    secret = {"index": 300, "type": "HS_SECKEY", "data": "registrar-secret"}
+    assert (await put(client, user, [secret], ADMIN_AUTH)).status_code == 201
+    await grant_device(client, user)  # the registrar preset, in 0.NA/88.100
+    registrar = basic(f"300:{user}", "registrar-secret")
+    names = ["88.100.9/a", "0.NA/88.100.9", "88.100.9/b", "0.NA/88.100.9.1", "88.200/c"]
+    response = await client.post(
+        "/api/batch/handles",
+        json={"handles": [{"handle": n, "values": [URL_VALUE]} for n in names]},
+        headers=registrar,
+    )
+    assert response.status_code == 200, response.text
+    results = [(r["handle"], r["status"], r["responseCode"]) for r in response.json()["results"]]
+    assert results == [
+        ("88.100.9/a", 201, 1),
+        ("0.NA/88.100.9", 403, 400),
+        ("88.100.9/b", 201, 1),
+        ("0.NA/88.100.9.1", 403, 400),
+        ("88.200/c", 400, 301),
+    ]
+    assert await redis.get("r:{0.na}:0.na/88.100.9") is None
