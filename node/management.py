@@ -63,14 +63,15 @@ async def _batch_answer(
     if not isinstance(items, list):
         raise InvalidValue('the body must be {"handles": [{"handle": ..., "values": [...]}]}')
     results = await state.registrar.batch(items, identity=identity, overwrite=overwrite)
-    created = sum(r.http_status == 201 for r in results)
+    statuses = [r.http_status for r in results]  # 201 created, 200 updated, else failed
+    created, updated = statuses.count(201), statuses.count(200)
     state.registered(created)
     return json_response(
         {
             "responseCode": 1,
             "created": created,
-            "updated": sum(r.http_status == 200 for r in results),
-            "failed": sum(r.http_status >= 400 for r in results),
+            "updated": updated,
+            "failed": len(statuses) - created - updated,
             "results": [r.to_json() for r in results],
         }
     )

@@ -183,11 +183,12 @@ class BatchValues:
     True
     """
 
-    __slots__ = ("now", "limits", "_parsed")
+    __slots__ = ("now", "limits", "holds_keys", "_parsed")
 
     def __init__(self, *, now: str, limits: Limits) -> None:
         self.now = now
         self.limits = limits
+        self.holds_keys = False  # whether a value parsed so far is a key (``is_key``)
         self._parsed: dict[tuple[object, ...], HandleValue] = {}
 
     def parse(self, obj: object) -> HandleValue:
@@ -214,13 +215,12 @@ class BatchValues:
                 fmt, text = data.get("format", "string"), data.get("value")
                 if type(fmt) is str and type(text) is str:
                     key = (index, type_, fmt, text, ttl, public)
-        if key is None:
-            return HandleValue.from_input(obj, now=self.now, limits=self.limits)
-        value = self._parsed.get(key)
+        value = self._parsed.get(key) if key is not None else None
         if value is None:
-            value = self._parsed[key] = HandleValue.from_input(
-                obj, now=self.now, limits=self.limits
-            )
+            value = HandleValue.from_input(obj, now=self.now, limits=self.limits)
+            self.holds_keys = self.holds_keys or value.is_key
+            if key is not None:
+                self._parsed[key] = value
         return value
 
 

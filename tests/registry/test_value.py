@@ -448,3 +448,14 @@ def test_a_shared_value_is_encoded_once_as_to_json_says() -> None:
     assert value.encoded() == value.to_json()
     assert value.encoded() is value.encoded()
     assert value.stamped("2027-01-01T00:00:00Z").encoded()["timestamp"] == "2027-01-01T00:00:00Z"
+
+
+def test_a_batch_says_whether_it_holds_keys() -> None:
+    shared, unshared = BatchValues(now=NOW, limits=LIMITS), BatchValues(now=NOW, limits=LIMITS)
+    for values in (shared, unshared):
+        values.parse({"index": 1, "type": "URL", "data": "https://x"})
+        values.parse({"index": "2", "type": "URL", "data": "https://y"})  # not shared
+        assert not values.holds_keys
+    shared.parse({"index": 300, "type": "hs_pubkey", "data": "ed25519:00"})
+    unshared.parse({"index": "300", "type": "HS_SECKEY", "data": "s3cret"})
+    assert shared.holds_keys and unshared.holds_keys
