@@ -234,7 +234,7 @@ class Registrar:
             return None
         loaded = await self.store.load(identity.handle)
         value = loaded.record.value_at(identity.index) if loaded else None
-        if value is None or value.type.upper() != SECRET_TYPE or not isinstance(value.value, str):
+        if value is None or not value.is_secret or not isinstance(value.value, str):
             return None
         return value.value
 
@@ -446,7 +446,7 @@ class Registrar:
             except InvalidValue as exc:
                 raise InvalidValue(f"value at index {value.index}: {exc.message}") from None
             return value
-        if value.type.upper() != SECRET_TYPE or value.format is not DataFormat.STRING:
+        if not value.is_secret or value.format is not DataFormat.STRING:
             return value
         assert isinstance(value.value, str)
         if is_hashed(value.value):

@@ -92,22 +92,13 @@ def split_member(raw: bytes) -> tuple[str, str]:
     return value_key, handle_text
 
 
-def index_entries(record: HandleRecord | None) -> set[tuple[str, str]]:
-    """The (type key, member) pairs under which ``record`` is found by value; members
-    as text (``member`` encodes one)."""
-    return search_entries(record)[0]
-
-
-def numeric_entries(record: HandleRecord | None) -> dict[str, float]:
-    """(type key -> score) under which ``record`` is found by range: for each type, the
-    first public string value (lowest index) that spells a number or a date."""
-    return search_entries(record)[1]
-
-
 def search_entries(
     record: HandleRecord | None,
 ) -> tuple[set[tuple[str, str]], dict[str, float]]:
-    """``index_entries(record), numeric_entries(record)``, in one pass over its values."""
+    """Where ``record`` is found, in one pass over its public string values: the (type
+    key, member) pairs of the value index (members as text, ``member`` encodes one), and
+    the (type key -> score) of the numeric index, for each type the first value (lowest
+    index) that spells a number or a date."""
     entries: set[tuple[str, str]] = set()
     numbers: dict[str, float] = {}
     if record is None:

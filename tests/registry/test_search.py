@@ -16,9 +16,9 @@ from registry.search import (
     MAX_INDEXED_BYTES,
     SEPARATOR,
     ValuePattern,
-    index_entries,
     intersect_in_order,
     member,
+    search_entries,
     split_member,
 )
 from registry.value import HandleValue
@@ -200,7 +200,11 @@ def test_member_is_value_nul_handle_and_splits_back() -> None:
     assert split_member(member("日本", "88/a/b")) == ("日本", "88/a/b")
 
 
-# --- index_entries -----------------------------------------------------------------------
+# --- search_entries ----------------------------------------------------------------------
+
+
+def index_entries(record: HandleRecord | None) -> set[tuple[str, str]]:
+    return search_entries(record)[0]
 
 
 def val(index: int, type_: str, data: Any) -> HandleValue:
@@ -264,6 +268,22 @@ def test_index_entries_of_no_record_is_empty() -> None:
 def test_equal_values_under_one_type_collapse() -> None:
     rec = HandleRecord(Handle.parse("88/x"), (val(1, "URL", "Same"), val(2, "url", "same")))
     assert index_entries(rec) == {("url", "same\x0088/x")}
+
+
+def test_numeric_entries_score_the_first_public_number_or_date_of_each_type() -> None:
+    rec = HandleRecord(
+        Handle.parse("88/x"),
+        (
+            val(1, "Capacity", "75"),
+            val(2, "capacity", "80"),  # the same type key: the lower index counts
+            val(3, "MADE_ON", "2026-01-05"),
+            val(4, "LOT", "B-17"),
+            val(5, "WEIGHT", {"format": "hex", "value": "10"}),
+            val(300, "HS_SECKEY", "42"),
+        ),
+    )
+    assert search_entries(rec)[1] == {"capacity": 75.0, "made_on": 20260105.0}
+    assert search_entries(None) == (set(), {})
 
 
 def test_indexed_members_are_found_by_their_exact_pattern() -> None:
