@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 DEMO_ARGS ?=
 
-.PHONY: install demo test browser compose-tool bench-tools bench-capacity bench-ci check lint types format clean
+.PHONY: install demo test browser compose-tool bench-tools bench-capacity bench-batch-cost bench-ci check lint types format clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,16 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 install: $(BIN)/.installed
+
+# $(call apt_install,PACKAGES,WHO NEEDS THEM): Debian packages, for a tool a target needs
+# and did not find; where there is no apt-get, a note instead (no commas in either).
+define apt_install
+if command -v apt-get >/dev/null; then \
+  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+  $$SUDO apt-get update -qq && \
+  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(1) >/dev/null; \
+else echo "no apt-get: $(2)"; fi
+endef
 
 # The demo hierarchy: top node 88 on :8000, secondary nodes 88.100-88.102 on :8001-8003,
 # an enterprise node 88.101.1 on :8010, sample identifiers; Ctrl-C stops it all.
@@ -25,37 +35,28 @@ test: install browser compose-tool bench-tools
 # Debian's Chromium (and a CJK font for the seed plans' quotes), for the status-page
 # test; installed once, skipped with a note where there is no apt-get.
 browser:
-	@command -v chromium >/dev/null || { \
-	  if command -v apt-get >/dev/null; then \
-	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	    $$SUDO apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; \
-	  else echo "no apt-get: the status-page test needs chromium on PATH"; fi; }
+	@command -v chromium >/dev/null || { $(call apt_install,chromium fonts-wqy-zenhei,the status-page test needs chromium on PATH); }
 
 # Debian's docker-compose (1.29), which validates compose.yaml without a Docker engine
 # (tests/containers); installed once, skipped with a note where there is no apt-get.
 compose-tool:
-	@command -v docker-compose >/dev/null || { \
-	  if command -v apt-get >/dev/null; then \
-	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	    $$SUDO apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq docker-compose >/dev/null; \
-	  else echo "no apt-get: the compose test needs docker-compose on PATH"; fi; }
+	@command -v docker-compose >/dev/null || { $(call apt_install,docker-compose,the compose test needs docker-compose on PATH); }
 
 # Debian's wrk (the closed-loop load generator) and nginx (the static baseline) for
 # `idnode bench --capacity`; installed once, skipped with a note where there is no apt-get.
 bench-tools:
-	@{ command -v wrk && { command -v nginx || test -x /usr/sbin/nginx; }; } >/dev/null || { \
-	  if command -v apt-get >/dev/null; then \
-	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	    $$SUDO apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk nginx >/dev/null; \
-	  else echo "no apt-get: idnode bench --capacity needs wrk and nginx on PATH"; fi; }
+	@{ command -v wrk && { command -v nginx || test -x /usr/sbin/nginx; }; } >/dev/null || { $(call apt_install,wrk nginx,idnode bench --capacity needs wrk and nginx on PATH); }
 
 # The capacity benchmark (about 2-3 minutes): maximum rates and latency of the demo
 # hierarchy against nginx and a FastAPI+Redis app, in reports/<timestamp>/capacity.md.
 bench-capacity: install bench-tools
 	$(BIN)/idnode bench --capacity
+
+# The batch path's instructions per identifier (about 40 s), counted by valgrind's
+# cachegrind in process (python -m loadtest.batch_cost); Debian's valgrind installed once.
+bench-batch-cost: install
+	@command -v valgrind >/dev/null || { $(call apt_install,valgrind,make bench-batch-cost needs valgrind on PATH); }
+	$(BIN)/python -m loadtest.batch_cost --instructions
 
 # The CI benchmark (about 70 s): the demo hierarchy under a day-shaped resolution load;
 # fails unless every secondary node sustains the Wuhan plan's 600,000 resolutions/day
