@@ -135,7 +135,9 @@ def instructions(first: int = 1, last: int = 4) -> int:
         command = [valgrind, "--tool=cachegrind", "--cache-sim=no"]
         command += ["--cachegrind-out-file=/dev/null", sys.executable, "-m", __spec__.name]
         command += ["--batches", str(batches)]
-        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed: {done.stderr[-2000:]}")
         found = _REFS.search(done.stderr)
         if found is None:
             raise SystemExit(f"no instruction count in valgrind's output: {done.stderr[-500:]}")
