@@ -57,11 +57,12 @@ from registry.audit import AuditLog
 from registry.authority import Authority
 from registry.delegation import Delegations
 from registry.enterprise import Status
+from registry.identifier import ADMIN_SECRET_INDEX
 from registry.onboarding import Onboarding
 from registry.prefix_entry import PrefixEntry, PrefixKind
 from registry.prefix_registry import PrefixRegistry
 from registry.redis_client import open_redis
-from registry.registrar import ADMIN_SECRET_INDEX, Registrar
+from registry.registrar import Registrar
 from registry.session import SessionStore
 from registry.store import HandleStore
 from registry.template_store import TemplateStore

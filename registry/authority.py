@@ -2,7 +2,7 @@
 
 A node is authoritative for a set of prefixes (its *authority*); it answers and accepts
 writes for handles homed under them and refers everything else away (responseCode 301).
-An identity ``<index>:0.NA/<P>`` is the administrator of prefix ``P``; what identities
+Identity ``300:0.NA/<P>`` is the administrator of prefix ``P``; what identities
 may do is decided by :mod:`registry.permission`.
 """
 
@@ -37,5 +37,5 @@ class Authority:
 
 
 def administered_prefix(identity: Identity) -> Prefix | None:
-    """The prefix an identity administers, or None for a plain (non-prefix) identity."""
-    return identity.handle.described_prefix
+    """The prefix an identity administers (``P`` for ``300:0.NA/P``), or None."""
+    return identity.administered_prefix

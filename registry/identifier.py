@@ -18,6 +18,8 @@ MAX_PREFIX_CHARS = 64
 MAX_HANDLE_BYTES = 255
 PREFIX_HANDLE_PREFIX = "0.NA"
 MAX_IDENTITY_INDEX = 2**31 - 1
+# The index of a prefix's bootstrap administrator: ``300:0.NA/<P>`` administers ``P``.
+ADMIN_SECRET_INDEX = 300
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -192,6 +194,20 @@ class Identity:
         if not 1 <= index <= MAX_IDENTITY_INDEX:
             raise InvalidHandle(f"Invalid identity {text!r}: index must be 1..{MAX_IDENTITY_INDEX}")
         return cls(index, Handle.parse(handle_text))
+
+    @property
+    def administered_prefix(self) -> Prefix | None:
+        """The prefix this identity administers: ``P`` for ``300:0.NA/P``, else None.
+
+        Only the bootstrap index counts. A key at another index of ``0.NA/P`` is an
+        identity like any other, with the rights HS_ADMIN values grant it and no more.
+
+        >>> Identity.parse("300:0.NA/88.100").administered_prefix
+        Prefix(text='88.100')
+        >>> Identity.parse("301:0.NA/88.100").administered_prefix is None
+        True
+        """
+        return self.handle.described_prefix if self.index == ADMIN_SECRET_INDEX else None
 
     @property
     def text(self) -> str:

@@ -30,9 +30,9 @@ from redis.exceptions import RedisError
 from registry.credential import generate_secret
 from registry.enterprise import Application, Status, next_enterprise_prefix
 from registry.errors import Conflict, NotFound, StoreUnavailable
-from registry.identifier import Prefix
+from registry.identifier import ADMIN_SECRET_INDEX, Prefix
 from registry.prefix_entry import PrefixEntry
-from registry.registrar import ADMIN_SECRET_INDEX, KeyedLocks, Registrar
+from registry.registrar import KeyedLocks, Registrar
 from registry.value import utc_timestamp
 
 Filer = Callable[[PrefixEntry], Awaitable[bool]]

@@ -15,6 +15,17 @@ come from::
                                  (down to the node's own prefix), and, for an existing
                                  handle, in that handle's own HS_ADMIN values
 
+Only index 300 of ``0.NA/Q`` is Q's administrator (:attr:`Identity.administered_prefix`):
+a key at any other index of a prefix record is an identity like any other. Rights come
+from HS_ADMIN values, never from holding a key somewhere.
+
+Credentials are guarded like the grants they go with. A key value (HS_SECKEY,
+HS_PUBKEY) makes its index an identity, so adding, changing or removing one is an
+*admin* operation, as for HS_ADMIN values; creating a handle that holds keys takes the
+right to add admin values as well as the right to create the handle. Otherwise a user
+allowed to change values could put its own key where a grant already points (the
+bootstrap index 300, or the index of a more privileged user) and act as that identity.
+
 A prefix record ``0.NA/Q`` is created or deleted with the *derived prefix* rights held
 at a prefix strictly above Q, so an administrator cannot delete its own identity. Named
 presets (:data:`registry.rights.PRESETS`) make the common user kinds easy to grant.
@@ -71,16 +82,18 @@ _FROM_ABOVE = frozenset({Operation.CREATE_PREFIX, Operation.DELETE_PREFIX})
 def operations(before: HandleRecord | None, after: HandleRecord | None) -> set[Operation]:
     """The operations a write from ``before`` to ``after`` performs.
 
-    Creating a handle with its values is one operation (as in Handle); changing an
-    existing one is one operation per kind of value change. A timestamp alone is no
-    change.
+    Creating a handle with its values is one operation (as in Handle), plus adding an
+    admin value when it holds keys; changing an existing one is one operation per kind
+    of value change, where keys count as admin values. A timestamp alone is no change.
     """
     subject = after or before
     if subject is None:
         return set()
     prefix_record = subject.handle.is_prefix_record
     if before is None:
-        return {Operation.CREATE_PREFIX if prefix_record else Operation.CREATE_HANDLE}
+        created = Operation.CREATE_PREFIX if prefix_record else Operation.CREATE_HANDLE
+        keys = any(v.is_key for v in subject.values)
+        return {created, Operation.ADD_ADMIN} if keys else {created}
     if after is None:
         return {Operation.DELETE_PREFIX if prefix_record else Operation.DELETE_HANDLE}
     old = {v.index: v for v in before.values}
@@ -88,7 +101,7 @@ def operations(before: HandleRecord | None, after: HandleRecord | None) -> set[O
     found: set[Operation] = set()
     for index in old.keys() | new.keys():
         was, now = old.get(index), new.get(index)
-        admin = any(v is not None and v.is_admin for v in (was, now))
+        admin = any(v is not None and (v.is_admin or v.is_key) for v in (was, now))
         if was is None:
             found.add(Operation.ADD_ADMIN if admin else Operation.ADD_VALUE)
         elif now is None:
@@ -114,7 +127,7 @@ class Grants:
 
 def administers(identity: Identity, prefix: Prefix) -> bool:
     """Whether ``identity`` is the administrator of ``prefix`` or a prefix above it."""
-    own = identity.handle.described_prefix
+    own = identity.administered_prefix
     return own is not None and own.contains(prefix)
 
 
@@ -127,7 +140,7 @@ def rights_of(
     rule for creating and deleting prefix records).
     """
     home = handle.home_prefix
-    own = identity.handle.described_prefix
+    own = identity.administered_prefix
     if own is not None and own.contains(home) and not (from_above and own == home):
         return ALL_RIGHTS
     rights: set[Right] = set()

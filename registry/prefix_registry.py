@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from registry.authority import administered_prefix
 from registry.errors import InvalidValue, NotAuthorised, NotFound
-from registry.identifier import PREFIX_HANDLE_PREFIX, Identity, Prefix
+from registry.identifier import ADMIN_SECRET_INDEX, PREFIX_HANDLE_PREFIX, Identity, Prefix
 from registry.prefix_entry import PrefixEntry
 from registry.record import HandleRecord
-from registry.registrar import ADMIN_SECRET_INDEX, Registrar
+from registry.registrar import Registrar
 from registry.value import utc_timestamp
 
 

@@ -37,7 +37,7 @@ from registry.errors import (
     RequestError,
     StoreUnavailable,
 )
-from registry.identifier import Handle, Identity, Prefix
+from registry.identifier import ADMIN_SECRET_INDEX, Handle, Identity, Prefix
 from registry.limits import Limits
 from registry.permission import NEEDS, Grants, Operation, missing, operations
 from registry.pubkey import PublicKey, challenge
@@ -55,7 +55,6 @@ from registry.value import (
     utc_timestamp,
 )
 
-ADMIN_SECRET_INDEX = 300
 _MAX_ATTEMPTS = 8
 
 Plan = Callable[[Stored | None], HandleRecord | None]
@@ -365,7 +364,7 @@ class Registrar:
         gets the records of the handle's prefix and those above it that this node holds.
         """
         home = handle.home_prefix
-        own = identity.handle.described_prefix
+        own = identity.administered_prefix
         if own is not None and own.contains(home) and (own != home or not handle.is_prefix_record):
             return Grants()
         chain: list[Prefix] = []
@@ -603,15 +602,17 @@ class Registrar:
             changes: list[tuple[Stored | None, HandleRecord | None]] = []
             planned: list[tuple[int, Handle, list[HandleValue], Stored | None]] = []
             prefix_grants: dict[Prefix, Grants] = {}  # one load per prefix, not per handle
-            # Whether a record may be created depends only on its home prefix and on
-            # whether it is a prefix record (operations, rights_of): checked once each.
-            creatable: set[tuple[Prefix, bool]] = set()
+            # Whether a record may be created depends only on its home prefix, on whether
+            # it is a prefix record and on whether it holds keys (operations, rights_of):
+            # checked once each.
+            creatable: set[tuple[Prefix, bool, bool]] = set()
             for (position, handle, values), before in zip(prepared, watched.loaded, strict=True):
                 existing = before.record if before else None
                 try:
                     after = self._planned(existing, handle, values, identity, overwrite, now)
                     home = handle.home_prefix
-                    kind = (home, handle.is_prefix_record)
+                    keys = sent.holds_keys and any(v.is_key for v in after.values)
+                    kind = (home, handle.is_prefix_record, keys)
                     if existing is not None or kind not in creatable:
                         if home not in prefix_grants:
                             prefix_grants[home] = await self.grants(identity, handle, None)

@@ -493,7 +493,7 @@ def declared(values: Iterable[HandleValue]) -> list[TemplateRef]:
 def may_administer(identity: Identity, prefix: Prefix) -> bool:
     """Templates under ``prefix`` are written by the administrator of that prefix or of
     a prefix above it (``300:0.NA/88.100`` for ``88.100`` and ``88.100.2``)."""
-    own = identity.handle.described_prefix
+    own = identity.administered_prefix
     return own is not None and own.contains(prefix)
 
 

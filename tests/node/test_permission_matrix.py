@@ -9,6 +9,9 @@ set up through the HTTP API by :func:`set_up`:
 * users of 88.100.1, ``300:88.100.1/users/<name>``, granted the presets ``registrar``,
   ``write-values`` and ``read-only`` by HS_ADMIN values in ``0.NA/88.100.1``, and one user
   without grants;
+* identities that hold a key at another index of a prefix record but no grant:
+  ``301:0.NA/88.100.1`` and ``302:0.NA/88.100`` (only index 300 is a prefix's
+  administrator; the escalation these rows guard against gave them everything);
 * anonymous callers and a caller with a wrong secret;
 * ``<P>/existing`` under both enterprise prefixes, with a URL at index 1 and a SERIAL at
   index 2 that is not publicly readable.
@@ -63,9 +66,15 @@ class Who:
 
     @property
     def handle(self) -> str:
-        """The handle holding this identity's secret (at index 300)."""
-        assert self.username is not None and self.username.startswith("300:")
-        return self.username.removeprefix("300:")
+        """The handle holding this identity's secret."""
+        assert self.username is not None
+        return self.username.partition(":")[2]
+
+    @property
+    def index(self) -> int:
+        """The index of the value holding this identity's secret."""
+        assert self.username is not None
+        return int(self.username.partition(":")[0])
 
 
 def _user(name: str) -> Who:
@@ -81,6 +90,8 @@ WHO: dict[str, Who] = {
     "writer": _user("writer"),
     "reader": _user("reader"),
     "no-grants": _user("nogrants"),
+    "index-301": Who(f"301:0.NA/{OWN}", "sneaky-secret", f"301:0.NA/{OWN}"),
+    "index-302": Who("302:0.NA/88.100", "sneakier-secret", "302:0.NA/88.100"),
     "anonymous": Who(None, "", "anonymous"),
     "wrong-secret": Who(ADMIN, "not-the-secret", f"claimed:{ADMIN}"),
 }
@@ -112,6 +123,7 @@ class Operation:
 
 
 URL_VALUE = {"index": 1, "type": "URL", "data": "https://a.example/1"}
+KEY_VALUE = {"index": 305, "type": "HS_SECKEY", "data": "a-new-secret"}
 SERIAL_VALUE = {"index": 2, "type": "SERIAL", "data": "S-1", "publicRead": False}
 
 OPERATIONS: dict[str, Operation] = {
@@ -148,6 +160,13 @@ OPERATIONS: dict[str, Operation] = {
         "PUT", "/api/handles/0.NA/{p}.9", [{"index": 1, "type": "DESC", "data": "sub"}], success=201
     ),
     "delete-prefix": Operation("DELETE", "/api/handles/0.NA/{p}"),
+    # Keys make identities: each of these is an admin operation.
+    "add-key": Operation("PUT", "/api/handles/0.NA/{p}?index=305", [KEY_VALUE]),
+    "admin-key": Operation(
+        "PUT", "/api/handles/0.NA/{p}?index=300&overwrite=true", [{**KEY_VALUE, "index": 300}]
+    ),
+    "user-key": Operation("PUT", "/api/handles/{p}/existing?index=305", [KEY_VALUE]),
+    "create-user": Operation("PUT", "/api/handles/{p}/users/new", [KEY_VALUE], success=201),
 }
 
 # -- the matrix -----------------------------------------------------------------------
@@ -160,33 +179,40 @@ OPERATIONS: dict[str, Operation] = {
 # "own" is 88.100.1, "foreign" is 88.100.2. The foreign enterprise's administrator
 # administers 88.100.2, so on "foreign" it acts on its own prefix; on "own" it is the
 # outsider. Prefix records: create-prefix is 0.NA/<P>.9, delete-prefix is 0.NA/<P> itself,
-# both needing the derived-prefix right held strictly above <P>.
+# both needing the derived-prefix right held strictly above <P>. Keys: add-key puts a
+# secret at index 305 of 0.NA/<P>, admin-key replaces the administrator's at 300,
+# user-key adds one to <P>/existing and create-user creates a handle holding one; each
+# needs the admin rights (add or modify HS_ADMIN), whatever value rights the caller has.
 
 COLUMNS = (
     "create add-value modify-value remove-value delete-handle add-admin list read "
-    "create-prefix delete-prefix"
+    "create-prefix delete-prefix add-key admin-key user-key create-user"
 ).split()
 
 MATRIX = """
-identity       prefix   create add  modify remove delete admin list read mkpfx rmpfx
-node-admin     own      ok     ok   ok     ok     ok     ok    ok   ok   ok    ok
-node-admin     foreign  ok     ok   ok     ok     ok     ok    ok   ok   ok    ok
-ent-admin      own      ok     ok   ok     ok     ok     ok    ok   ok   ok    403
-ent-admin      foreign  403    403  403    403    403    403   403  pub  403   403
-foreign-admin  own      403    403  403    403    403    403   403  pub  403   403
-foreign-admin  foreign  ok     ok   ok     ok     ok     ok    ok   ok   ok    403
-registrar      own      ok     ok   ok     ok     ok     403   ok   ok   403   403
-registrar      foreign  403    403  403    403    403    403   403  pub  403   403
-writer         own      403    ok   ok     ok     403    403   ok   ok   403   403
-writer         foreign  403    403  403    403    403    403   403  pub  403   403
-reader         own      403    403  403    403    403    403   ok   ok   403   403
-reader         foreign  403    403  403    403    403    403   403  pub  403   403
-no-grants      own      403    403  403    403    403    403   403  pub  403   403
-no-grants      foreign  403    403  403    403    403    403   403  pub  403   403
-anonymous      own      401    401  401    401    401    401   401  pub  401   401
-anonymous      foreign  401    401  401    401    401    401   401  pub  401   401
-wrong-secret   own      401    401  401    401    401    401   401  401  401   401
-wrong-secret   foreign  401    401  401    401    401    401   401  401  401   401
+identity      prefix  new add mod rm  del adm list read mkpx rmpx key k300 ukey user
+node-admin    own     ok  ok  ok  ok  ok  ok  ok   ok   ok   ok   ok  ok   ok   ok
+node-admin    foreign ok  ok  ok  ok  ok  ok  ok   ok   ok   ok   ok  ok   ok   ok
+ent-admin     own     ok  ok  ok  ok  ok  ok  ok   ok   ok   403  ok  ok   ok   ok
+ent-admin     foreign 403 403 403 403 403 403 403  pub  403  403  403 403  403  403
+foreign-admin own     403 403 403 403 403 403 403  pub  403  403  403 403  403  403
+foreign-admin foreign ok  ok  ok  ok  ok  ok  ok   ok   ok   403  ok  ok   ok   ok
+registrar     own     ok  ok  ok  ok  ok  403 ok   ok   403  403  403 403  403  403
+registrar     foreign 403 403 403 403 403 403 403  pub  403  403  403 403  403  403
+writer        own     403 ok  ok  ok  403 403 ok   ok   403  403  403 403  403  403
+writer        foreign 403 403 403 403 403 403 403  pub  403  403  403 403  403  403
+reader        own     403 403 403 403 403 403 ok   ok   403  403  403 403  403  403
+reader        foreign 403 403 403 403 403 403 403  pub  403  403  403 403  403  403
+no-grants     own     403 403 403 403 403 403 403  pub  403  403  403 403  403  403
+no-grants     foreign 403 403 403 403 403 403 403  pub  403  403  403 403  403  403
+index-301     own     403 403 403 403 403 403 403  pub  403  403  403 403  403  403
+index-301     foreign 403 403 403 403 403 403 403  pub  403  403  403 403  403  403
+index-302     own     403 403 403 403 403 403 403  pub  403  403  403 403  403  403
+index-302     foreign 403 403 403 403 403 403 403  pub  403  403  403 403  403  403
+anonymous     own     401 401 401 401 401 401 401  pub  401  401  401 401  401  401
+anonymous     foreign 401 401 401 401 401 401 401  pub  401  401  401 401  401  401
+wrong-secret  own     401 401 401 401 401 401 401  401  401  401  401 401  401  401
+wrong-secret  foreign 401 401 401 401 401 401 401  401  401  401  401 401  401  401
 """
 
 # Cells where the node is known to disagree with the rules: (identity, prefix, operation).
@@ -234,6 +260,11 @@ async def set_up(client: httpx.AsyncClient) -> None:
     for key in ("registrar", "writer", "reader", "no-grants"):
         who = WHO[key]
         await _put(client, f"/api/handles/{who.handle}", _secret(300, who.secret), ent_admin)
+    # Keys at other indexes of the prefix records, put there by their administrators.
+    for key, by in (("index-301", ent_admin), ("index-302", node_admin)):
+        who = WHO[key]
+        url = f"/api/handles/{who.handle}?index={who.index}"
+        await _put(client, url, _secret(who.index, who.secret), by)
     for key, (index, preset) in GRANTS.items():
         grant = {
             "index": index,

@@ -60,7 +60,9 @@ def test_authority_of_parses_its_prefixes() -> None:
     [
         ("300:0.NA/88.100", "88.100"),
         ("300:0.na/88.100.1", "88.100.1"),
-        ("1:0.NA/99", "99"),
+        ("300:0.NA/99", "99"),
+        ("1:0.NA/99", None),  # only the bootstrap index 300 administers
+        ("301:0.NA/88.100", None),
         ("300:88.100/user", None),
         ("300:88/0.NA", None),
     ],

@@ -218,7 +218,11 @@ def test_a_prefix_administrator_holds_every_right_below_its_prefix(
     data: st.DataObject, prefix: str, index: int
 ) -> None:
     handle = data.draw(below(prefix))
-    admin = Identity(index, Prefix.parse(prefix).record_handle)
+    # Only index 300 of 0.NA/P administers P; any other index is a plain identity.
+    other = Identity(index, Prefix.parse(prefix).record_handle)
+    expected_other = ALL_RIGHTS if index == 300 else frozenset()
+    assert rights_of(other, handle, Grants()) == expected_other
+    admin = Identity(300, Prefix.parse(prefix).record_handle)
     assert rights_of(admin, handle, Grants()) == ALL_RIGHTS
     # From above (the rule for prefix records) only strictly below its prefix: it may
     # not create or delete its own prefix record.
@@ -281,6 +285,9 @@ def some_value(draw: st.DrawFn, index: int) -> HandleValue:
     return HandleValue(index, kind, DataFormat.STRING, data, ttl, timestamp, public)
 
 
+KEY_TYPES = ("HS_SECKEY", "HS_PUBKEY")
+
+
 @st.composite
 def records(draw: st.DrawFn, handle: Handle) -> HandleRecord:
     indexes = draw(st.lists(st.integers(1, 5), unique=True, max_size=4).map(sorted))
@@ -318,9 +325,10 @@ def test_operations_of_any_write(
     assert bool(found & CREATES) is (before is None)
     assert bool(found & DELETES) is (after is None)
     if before is None:
-        assert found == {
-            Operation.CREATE_PREFIX if handle.is_prefix_record else Operation.CREATE_HANDLE
-        }
+        created = Operation.CREATE_PREFIX if handle.is_prefix_record else Operation.CREATE_HANDLE
+        assert after is not None
+        keys = any(v.type.upper() in KEY_TYPES for v in after.values)
+        assert found == ({created, Operation.ADD_ADMIN} if keys else {created})
     elif after is None:
         assert found == {
             Operation.DELETE_PREFIX if handle.is_prefix_record else Operation.DELETE_HANDLE
@@ -331,7 +339,7 @@ def test_operations_of_any_write(
         new = {v.index: _content(v) for v in after.values}
         assert (found == set()) is (old == new)
         admin_touched = any(
-            v.type.upper() == ADMIN_TYPE
+            v.type.upper() in (ADMIN_TYPE, *KEY_TYPES)  # keys are guarded like grants
             for v in (*before.values, *after.values)
             if old.get(v.index) != new.get(v.index)
         )
