@@ -7,20 +7,25 @@ administrator, or replaced the key at index 300 and locked the real one out. The
 worked one level up, on ``0.NA/88.100``.
 
 Now only index 300 of a prefix record is its administrator, and keys are guarded like
-HS_ADMIN values. Each test runs on a fresh in-process secondary node for 88.100 (real
-Redis) and checks that every refusal leaves the store byte for byte as it was.
+HS_ADMIN values. Each test runs on a secondary node for 88.100 on a fresh real Redis,
+once in process and once as a real ``idnode serve`` process over loopback HTTP, and
+checks that every refusal leaves the store byte for byte as it was.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
 from node.embedded_redis import EmbeddedRedis
-from tests.conftest import ADMIN, ADMIN_AUTH, basic, node_config, served, snapshot
+from tests.conftest import ADMIN, ADMIN_AUTH, ADMIN_SECRET, basic, node_config, served, snapshot
+from tests.server.node_process import NodeProcess
 
 ENTERPRISE = "88.100.1"
 ENT_ADMIN = f"300:0.NA/{ENTERPRISE}"
@@ -43,11 +48,36 @@ async def _ok(response: httpx.Response) -> None:
     assert response.status_code in (200, 201), response.text
 
 
-@pytest.fixture
-async def node(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[httpx.AsyncClient]:
+@asynccontextmanager
+async def _running(
+    kind: str, redis_server: EmbeddedRedis, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Node 88.100 on the session's Redis: in process, or as a real ``idnode serve``
+    process reached over loopback HTTP."""
+    if kind == "in-process":
+        async with served(node_config(redis_server.url, secret_hash_cost=4)) as http:
+            yield http
+        return
+    process = NodeProcess(
+        tmp_path / "node",
+        *("--redis-url", redis_server.url, "--secret-hash-cost", "4"),
+        secret=ADMIN_SECRET,
+    )
+    await asyncio.to_thread(process.start)
+    try:
+        async with httpx.AsyncClient(base_url=process.url, timeout=10) as http:
+            yield http
+    finally:
+        await asyncio.to_thread(process.stop)
+
+
+@pytest.fixture(params=["in-process", "process"])
+async def node(
+    request: pytest.FixtureRequest, redis: Redis, redis_server: EmbeddedRedis, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
     """Node 88.100 with enterprise 88.100.1 and its user alice, granted ``write-values``
     on ``0.NA/88.100.1`` exactly as the README shows."""
-    async with served(node_config(redis_server.url, secret_hash_cost=4)) as http:
+    async with _running(request.param, redis_server, tmp_path) as http:
         await _ok(
             await http.put(
                 f"/api/handles/0.NA/{ENTERPRISE}",
