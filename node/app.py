@@ -39,6 +39,7 @@ from node import (
     trace,
 )
 from node.address_limits import AddressLimits
+from node.anonymous_limits import AnonymousGate, AnonymousLimits
 from node.answerer import Answerer
 from node.audit_recorder import AuditRecorder
 from node.background import stop_all
@@ -175,6 +176,7 @@ def create_app(config: NodeConfig) -> FastAPI:
     app.add_middleware(AuditRecorder)
     app.add_middleware(BodyLimit, max_bytes=config.limits.max_body_bytes)
     app.add_middleware(PathGuard)
+    app.add_middleware(AnonymousGate, limits=AnonymousLimits.from_config(config))
     app.add_middleware(AddressLimits)  # refuse over-limit clients before any work
     app.add_middleware(RequestMetrics)  # outermost: counts every answer, 429s included
     return app
@@ -282,8 +284,15 @@ async def _build_state(
     if traits.onboards:
         link = ParentLink(upstream, config.parent_url, _credentials(config))
         state.onboarding = Onboarding(
-            redis, registrar, config.own_prefix, config.public_url, link.file
+            redis,
+            registrar,
+            config.own_prefix,
+            config.public_url,
+            link.file,
+            lifetime=config.application_lifetime,
+            max_pending=config.max_pending_applications,
         )
+        await state.onboarding.upgrade()
         approved, _ = await state.onboarding.list(Status.APPROVED, 0, 1)
         state.metrics.enterprises.set(approved)
     # An enterprise node does not register: the secondary node that approved it

@@ -55,6 +55,29 @@ def _parser() -> argparse.ArgumentParser:
         serve.add_argument(option, type=float, metavar="SECONDS", help=meaning)
     serve.add_argument("--rate-limit", type=float, help="requests/s per address and identity")
     serve.add_argument("--daily-quota", type=int, help="requests/day per address and identity")
+    serve.add_argument(
+        "--anonymous-rate",
+        type=float,
+        help="anonymous /api/search and /api/trace requests/s per address, bursts of "
+        "twice that (10; 0 = no limit)",
+    )
+    serve.add_argument(
+        "--application-rate",
+        type=float,
+        help="anonymous enterprise applications/minute per address, bursts of twice "
+        "that (5; 0 = no limit)",
+    )
+    serve.add_argument(
+        "--max-pending-applications",
+        type=int,
+        help="anonymous applications refused (429) while this many are pending (1000; 0 = no cap)",
+    )
+    serve.add_argument(
+        "--application-lifetime",
+        type=float,
+        metavar="SECONDS",
+        help="a pending application expires after this long (604800 = 7 days; 0 = never)",
+    )
     serve.add_argument("--audit-entries", type=int, help="audit log entries kept")
     serve.add_argument("--secret-hash-cost", type=int, help="scrypt cost (log2 N) of new hashes")
     serve.add_argument("--tls-cert", help="serve HTTPS: PEM certificate (chain)")

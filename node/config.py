@@ -38,6 +38,19 @@ option                 environment               meaning
                                                  identity (0 = no limit, the default)
 --daily-quota          IDNODE_DAILY_QUOTA        requests/day per client address and per
                                                  identity (0 = no limit, the default)
+--anonymous-rate       IDNODE_ANONYMOUS_RATE     anonymous /api/search and /api/trace
+                                                 requests/s per client address, bursts of
+                                                 twice that (10; 0 = no limit); see
+                                                 :mod:`node.anonymous_limits`
+--application-rate     IDNODE_APPLICATION_RATE   anonymous enterprise applications/minute
+                                                 per client address, bursts of twice
+                                                 that (5; 0 = no limit)
+--max-pending-applications  IDNODE_MAX_PENDING_APPLICATIONS  anonymous applications are
+                                                 refused (429) while this many are
+                                                 pending (1000; 0 = no cap)
+--application-lifetime IDNODE_APPLICATION_LIFETIME  a pending enterprise application
+                                                 expires after this long (604800 s = 7
+                                                 days; 0 = never)
 --audit-entries        IDNODE_AUDIT_ENTRIES      audit log length kept (100000)
 --secret-hash-cost     IDNODE_SECRET_HASH_COST   scrypt cost of new secret hashes, log2 N
                                                  (14; lower only for tests and demos)
@@ -56,6 +69,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from registry.enterprise import DEFAULT_LIFETIME
 from registry.errors import ConfigError, IdnodeError
 from registry.hierarchy import TRAITS, Role, Traits
 from registry.identifier import Prefix
@@ -103,6 +117,10 @@ class NodeConfig:
     session_ttl: int = 900
     rate_limit: float = 0.0
     daily_quota: int = 0
+    anonymous_rate: float = 10.0  # per second
+    application_rate: float = 5.0  # per minute
+    max_pending_applications: int = 1000
+    application_lifetime: float = float(DEFAULT_LIFETIME)
     audit_entries: int = 100_000
     secret_hash_cost: int = 14
     tls_cert: Path | None = None
@@ -225,6 +243,12 @@ class NodeConfig:
             session_ttl=int(seconds("session_ttl", 900.0, low=1.0)),
             rate_limit=seconds("rate_limit", 0.0),
             daily_quota=_int_setting("daily_quota", get("daily_quota"), 0, low=0),
+            anonymous_rate=seconds("anonymous_rate", 10.0),
+            application_rate=seconds("application_rate", 5.0),
+            max_pending_applications=_int_setting(
+                "max_pending_applications", get("max_pending_applications"), 1000, low=0
+            ),
+            application_lifetime=seconds("application_lifetime", float(DEFAULT_LIFETIME)),
             audit_entries=_int_setting("audit_entries", get("audit_entries"), 100_000, low=10),
             secret_hash_cost=_int_setting(
                 "secret_hash_cost", get("secret_hash_cost"), 14, low=4, high=20

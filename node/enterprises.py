@@ -16,6 +16,7 @@ from node.request_body import read_json
 from node.responses import NEEDS_CREDENTIALS, json_response
 from node.state import NodeState, node_state
 from registry.authority import administered_prefix
+from registry.credit_code import CreditCode
 from registry.enterprise import Status
 from registry.errors import InvalidValue, NotAuthorised
 from registry.limits import MAX_PAGE_NUMBER, MAX_PAGE_SIZE
@@ -44,7 +45,12 @@ async def _require_admin(request: Request, state: NodeState) -> None:
     status_code=201,
     responses={
         400: {"description": "A field is missing or invalid, e.g. the credit code (202)"},
-        409: {"description": "This credit code already has an application (101)"},
+        401: {"description": "Credentials were sent and are wrong (402)"},
+        409: {"description": "An enterprise with this credit code is registered here (101)"},
+        429: {
+            "description": "Over the anonymous rate per address (--application-rate), or "
+            "the node holds its cap of pending applications (2); see Retry-After"
+        },
     },
 )
 async def apply(request: Request, state: State) -> Response:
@@ -53,8 +59,20 @@ async def apply(request: Request, state: State) -> Response:
     ``creditCode`` is the unified social credit code (统一社会信用代码), checked against
     its GB 32100-2015 check character. ``nodeUrl`` is given by an enterprise that runs
     its own node: its identifiers will live there. Answers the pending application.
+
+    Anyone may apply, without credentials. Several pending applications may name one
+    credit code (the administrator approves one, which rejects the others); only a
+    registered enterprise's code is refused, and no answer tells anything about other
+    applications. A pending application expires after the node's application lifetime
+    (7 days by default). Anonymous applications are limited per client address and
+    refused while the node holds its cap of pending ones; the node administrator's are
+    not.
     """
-    application = await state.need_onboarding().apply(await read_json(request))
+    identity = getattr(request.state, "identity", None)  # set if the gate checked it
+    if identity is None and request.headers.get("authorization"):
+        identity = await state.authenticate(request)
+    by_admin = identity is not None and administered_prefix(identity) == state.config.own_prefix
+    application = await state.need_onboarding().apply(await read_json(request), capped=not by_admin)
     return json_response({"responseCode": 1, **application.to_json()}, 201)
 
 
@@ -68,13 +86,17 @@ async def list_applications(
     request: Request,
     state: State,
     status: Status | None = None,
+    creditCode: str | None = None,  # noqa: N803 - the field's name in the body
     page: Annotated[int, Query(ge=0, le=MAX_PAGE_NUMBER)] = 0,
     pageSize: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 1000,  # noqa: N803 - like /api/handles
 ) -> Response:
+    """Every application, oldest first; ``status`` and ``creditCode`` narrow the list
+    (the applications naming one credit code, to compare before approving one)."""
     await _require_admin(request, state)
     if pageSize > state.config.limits.max_page_size:
         raise InvalidValue(f"pageSize is at most {state.config.limits.max_page_size}")
-    total, applications = await state.need_onboarding().list(status, page, pageSize)
+    code = CreditCode.parse(creditCode).text if creditCode is not None else None
+    total, applications = await state.need_onboarding().list(status, page, pageSize, code)
     return json_response(
         {
             "responseCode": 1,

@@ -4,18 +4,43 @@
 
     apply ──► PENDING ──approve──► APPROVED   prefix allocated, filed, credentials issued
                   │
-                  └────reject────► REJECTED   with the reason given
+                  ├────reject────► REJECTED   with the reason given; also every other
+                  │                           pending application with the credit code
+                  │                           of one that is approved (superseded)
+                  └──lifetime────► EXPIRED    undecided for the node's application
+                                              lifetime (7 days by default)
 
 A decided application is final: approving or rejecting it again is a 409 Conflict.
 The prefix is allocated the first time an approval is attempted and kept on the pending
 application, so an approval that fails half-way (the top node was down) and is retried
 gets the same prefix.
+
+Squatting. Anyone may apply, anonymously, with any credit code, so a pending
+application proves nothing: several pending applications may share a credit code, the
+administrator sees them side by side and approves one, and approving it rejects the
+others. Only an approved enterprise holds its credit code. What an applicant learns
+about other applications is at most that the code is already registered
+(:func:`blocks_application`); never an application id or state. At approval, who holds
+the code decides (:func:`code_claim`):
+
+=================================  ===========  =========================================
+the code's holder                  claim        approval
+=================================  ===========  =========================================
+none                               FREE         goes on, taking the code
+this application                   OURS         goes on (a retried approval)
+another, approved                  REGISTERED   409: the code is registered
+another, pending with a prefix     IN_APPROVAL  409: decide that one first (its
+                                                approval was interrupted)
+another, rejected, expired or      STALE        goes on, taking the code over
+pending without a prefix (a store
+written before this rule)
+=================================  ===========  =========================================
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any
 
 from registry.credit_code import CreditCode
@@ -25,12 +50,29 @@ from registry.prefix_entry import MAX_FIELD_CHARS, PrefixEntry, PrefixKind, node
 
 REQUIRED = ("name", "creditCode", "industry", "contact")
 OPTIONAL = ("nodeUrl",)
+DEFAULT_LIFETIME = 7 * 86400  # seconds a pending application waits for a decision
+SUPERSEDED = "another application with the same credit code was approved"
 
 
 class Status(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
     REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class CodeClaim(Enum):
+    """What an approval finds at its credit code (the table in the module docstring)."""
+
+    FREE = "free"
+    OURS = "ours"
+    REGISTERED = "registered"
+    IN_APPROVAL = "in approval"
+    STALE = "stale"
+
+    @property
+    def proceeds(self) -> bool:
+        return self in (CodeClaim.FREE, CodeClaim.OURS, CodeClaim.STALE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +150,12 @@ class Application:
             raise InvalidValue(f"'reason' is required, at most {MAX_FIELD_CHARS} chars")
         return replace(self, status=Status.REJECTED, decided=now, reason=reason.strip())
 
+    def expired(self, lifetime: float, *, now: str) -> Application:
+        self._require_pending("let it expire")
+        days = lifetime / 86400
+        reason = f"not decided within {days:g} days" if days >= 1 else "not decided in time"
+        return replace(self, status=Status.EXPIRED, decided=now, reason=reason)
+
     def entry(self, node_url: str) -> PrefixEntry:
         """The prefix record this application becomes; ``node_url`` is the node serving it
         (the enterprise's own node, or the secondary node hosting it)."""
@@ -154,6 +202,36 @@ class Application:
             decided=obj["decided"],
             reason=obj["reason"],
         )
+
+
+def overdue(submitted_at: float, now: float, lifetime: float) -> bool:
+    """Whether an application submitted at ``submitted_at`` (Unix seconds) has waited
+    its ``lifetime`` (0: applications never expire).
+
+    >>> overdue(0.0, 7 * 86400, DEFAULT_LIFETIME), overdue(0.0, 3600, DEFAULT_LIFETIME)
+    (True, False)
+    """
+    return lifetime > 0 and now - submitted_at >= lifetime
+
+
+def blocks_application(holder: Application | None) -> bool:
+    """Whether the application holding a credit code refuses a new one with that code:
+    only an approved enterprise does. A pending one proves nothing (anyone may apply
+    with any code), so it must not stop the code's real owner from applying."""
+    return holder is not None and holder.status is Status.APPROVED
+
+
+def code_claim(applicant: Application, holder: Application | None) -> CodeClaim:
+    """What approving ``applicant`` finds at its credit code, held by ``holder``."""
+    if holder is None:
+        return CodeClaim.FREE
+    if holder.id == applicant.id:
+        return CodeClaim.OURS
+    if holder.status is Status.APPROVED:
+        return CodeClaim.REGISTERED
+    if holder.status is Status.PENDING and holder.prefix:
+        return CodeClaim.IN_APPROVAL
+    return CodeClaim.STALE
 
 
 def next_enterprise_prefix(parent: str, counter: int) -> str:

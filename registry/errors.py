@@ -24,7 +24,9 @@ them case by case: they render ``error.body()`` with ``error.http_status``.
     │   ├── NotAuthorised                400, 403  identity may not do this here
     │   ├── PayloadTooLarge                2, 413  body over the configured limit
     │   └── TooManyRequests                2, 429  over the per-second rate limit
-    │       └── DailyLimitReached        603, 429  over the daily request quota
+    │       ├── DailyLimitReached        603, 429  over the daily request quota
+    │       └── TooManyApplications        2, 429  the node holds its cap of pending
+    │                                              enterprise applications
     └── ServiceError                     the node could not do its part
         ├── StoreUnavailable               2, 503  Redis down or not answering
         ├── UpstreamUnavailable            2, 502  another node refused or failed
@@ -198,6 +200,10 @@ class TooManyRequests(RequestError):
 class DailyLimitReached(TooManyRequests):
     response_code = 603
     default_message = "Daily request limit reached"
+
+
+class TooManyApplications(TooManyRequests):
+    default_message = "This node holds as many pending applications as it accepts"
 
 
 class ServiceError(IdnodeError):

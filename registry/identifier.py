@@ -5,10 +5,33 @@ ASCII digits (``88``, ``88.100``, ``88.100.1``); the one exception is ``0.NA``, 
 of prefix records: ``0.NA/88.100`` describes prefix ``88.100``, so its suffix must itself
 be a valid prefix. Matching is ASCII case-insensitive (``key``) while ``text`` keeps the
 case the caller used, as the Handle System does.
+
+Registration policy (:func:`registration_problem`). :meth:`Handle.parse` accepts any
+printable suffix, as the Handle System does, so every stored record keeps resolving and
+can still be changed or deleted. A *new* identifier must also have a suffix that cannot
+pass for another one; the registrar refuses it (400, responseCode 102) otherwise:
+
+=====================================  ==================================================
+rule                                   refuses, for example
+=====================================  ==================================================
+Unicode NFC                            ``e`` + U+0301 COMBINING ACUTE (write ``é``)
+unchanged by NFKC (no compatibility    U+212A KELVIN SIGN for ``K``, fullwidth ``Ａ１``,
+characters)                            ligatures ``ﬁ``, superscripts ``²``, NBSP
+no letters of two of Latin, Greek,     ``pаypal`` with a Cyrillic ``а``; ``Ωmega``
+Cyrillic (confusable scripts)          (other scripts, e.g. CJK, mix with Latin freely)
+``/``-separated segments non-empty     ``a//b``, ``/a``, ``a/``
+no ``.`` or ``..`` segment             ``./a``, ``a/../b``, ``..``
+no whitespace at either end of a       ``ABC `` (trailing space), `` ABC``, ``a /b``
+segment                                (a space inside a segment is allowed)
+=====================================  ==================================================
+
+The rules are about the suffix: a prefix is ASCII digits already, and the suffix of a
+``0.NA`` handle is a prefix. Python's ``unicodedata`` fixes the Unicode version.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -169,6 +192,66 @@ def suffix_problem(suffix: str) -> str | None:
         bad = next(ch for ch in suffix if not ch.isprintable())
         return f"the suffix contains a non-printable character (U+{ord(bad):04X})"
     return None
+
+
+# Scripts whose letters look alike (a Cyrillic "а" is a Latin "a" to the eye): a suffix
+# may use letters of at most one of them. Read from the characters' Unicode names.
+CONFUSABLE_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC")
+
+
+def registration_problem(handle: Handle) -> str | None:
+    """Why ``handle`` may not be *created* (the registration policy in the module
+    docstring), or None. Existing records are never checked against it.
+
+    >>> registration_problem(Handle.parse("88.100.1/ABC-123")) is None
+    True
+    >>> registration_problem(Handle.parse("88.100.1/ABC "))
+    "'88.100.1/ABC ': a new identifier may not end with whitespace"
+    """
+    suffix = handle.suffix
+    if handle.is_prefix_record or (suffix.isascii() and _PLAIN.issuperset(suffix)):
+        return None  # the common case: nothing below can refuse it
+    problem = _suffix_registration_problem(suffix)
+    return None if problem is None else f"{handle.text!r}: a new identifier {problem}"
+
+
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_:;,+=#@")
+
+
+def _suffix_registration_problem(suffix: str) -> str | None:
+    if not unicodedata.is_normalized("NFC", suffix):
+        # A singleton such as the Kelvin sign is named; a decomposed sequence (a letter
+        # and a combining mark) is shown composed.
+        for ch in suffix:
+            if (composed := unicodedata.normalize("NFC", ch)) != ch:
+                return f"may not contain {_named(ch)}; write {composed!r}"
+        return f"must be in Unicode NFC form; write {unicodedata.normalize('NFC', suffix)!r}"
+    for ch in suffix:
+        if (folded := unicodedata.normalize("NFKC", ch)) != ch:
+            return f"may not contain {_named(ch)}; write {folded!r}"
+    scripts = sorted({_script(ch) for ch in suffix if ch.isalpha()} & set(CONFUSABLE_SCRIPTS))
+    if len(scripts) > 1:
+        return f"may not mix {' and '.join(s.title() for s in scripts)} letters"
+    if suffix[0].isspace():
+        return "may not start with whitespace"
+    if suffix[-1].isspace():
+        return "may not end with whitespace"
+    for segment in suffix.split("/"):
+        if not segment:
+            return "may not have an empty segment (a leading, trailing or double '/')"
+        if segment in (".", ".."):
+            return f"may not have a {segment!r} segment"
+        if segment[0].isspace() or segment[-1].isspace():
+            return "may not have whitespace next to a '/'"
+    return None
+
+
+def _named(ch: str) -> str:
+    return f"U+{ord(ch):04X} ({unicodedata.name(ch, 'unnamed')})"
+
+
+def _script(ch: str) -> str:
+    return unicodedata.name(ch, "").partition(" ")[0]
 
 
 @dataclass(frozen=True, slots=True)

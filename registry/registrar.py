@@ -30,6 +30,7 @@ from registry.delegation import Delegations
 from registry.errors import (
     AuthenticationRequired,
     IdnodeError,
+    InvalidHandle,
     InvalidValue,
     NotAuthorised,
     NotFound,
@@ -37,7 +38,7 @@ from registry.errors import (
     RequestError,
     StoreUnavailable,
 )
-from registry.identifier import ADMIN_SECRET_INDEX, Handle, Identity, Prefix
+from registry.identifier import ADMIN_SECRET_INDEX, Handle, Identity, Prefix, registration_problem
 from registry.limits import Limits
 from registry.permission import NEEDS, Grants, Operation, missing, operations
 from registry.pubkey import PublicKey, challenge
@@ -504,7 +505,11 @@ class Registrar:
         indexes: frozenset[int] = frozenset(),
     ) -> HandleRecord:
         """What a PUT of ``values`` makes of ``existing``: only the values at ``indexes``
-        change when there are some, else the record becomes ``values``."""
+        change when there are some, else the record becomes ``values``. A new record's
+        name must meet the registration policy (:func:`registration_problem`); an
+        existing one, perhaps stored before the policy, is changed whatever its name."""
+        if existing is None and (problem := registration_problem(handle)) is not None:
+            raise InvalidHandle(problem, handle=handle.text)
         if indexes:
             return plan_update(
                 existing,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from redis.asyncio import Redis
 
@@ -107,13 +109,86 @@ async def test_malformed_json_application(secondary: httpx.AsyncClient) -> None:
     assert response.status_code == 400 and response.json()["responseCode"] == 202
 
 
-async def test_same_credit_code_twice_conflicts(secondary: httpx.AsyncClient) -> None:
-    first = await apply(secondary, application())
-    again = await secondary.post("/api/enterprises", json=application(name="Other Name"))
-    assert again.status_code == 409 and again.json()["responseCode"] == 101
-    assert first["id"] in again.json()["message"]
-    lower = await secondary.post("/api/enterprises", json=application(CREDIT_CODE.lower()))
-    assert lower.status_code == 409 and lower.json()["responseCode"] == 101
+async def test_a_registered_credit_code_is_refused_without_naming_anyone(
+    secondary: httpx.AsyncClient, redis: Redis
+) -> None:
+    owner = await approved(secondary)
+    before = await snapshot(redis)
+    for code in (CREDIT_CODE, CREDIT_CODE.lower()):
+        again = await secondary.post("/api/enterprises", json=application(code, name="Other"))
+        assert again.status_code == 409 and again.json()["responseCode"] == 101
+        message = again.json()["message"]
+        assert message == f"credit code {CREDIT_CODE} is already registered at this node"
+        assert owner["id"] not in again.text and owner["prefix"] not in again.text
+    assert await snapshot(redis) == before
+
+
+async def test_a_squatter_does_not_block_the_owner_or_learn_from_it(
+    secondary: httpx.AsyncClient,
+) -> None:
+    """Finding 8: a pending application with someone else's credit code used to block
+    the real owner, and the 409 named the squatter's application."""
+    squatter = await apply(secondary, application(name="Squat Ltd", contact="squat@evil.example"))
+    owner_answer = await secondary.post("/api/enterprises", json=application())
+    assert owner_answer.status_code == 201, owner_answer.text
+    owner = owner_answer.json()
+    assert owner["status"] == "pending" and owner["id"] != squatter["id"]
+    for secret in (squatter["id"], "Squat", "evil.example"):
+        assert secret not in owner_answer.text
+
+    # The administrator sees both side by side and approves the owner's.
+    listed = await secondary.get(
+        "/api/enterprises", params={"creditCode": CREDIT_CODE.lower()}, headers=ADMIN_AUTH
+    )
+    assert [a["id"] for a in listed.json()["applications"]] == [squatter["id"], owner["id"]]
+    approval = await approve(secondary, owner["id"])
+    assert approval.status_code == 200, approval.text
+    assert approval.json()["prefix"] == "88.100.1"
+
+    # Approving one rejects the others with that credit code.
+    got = await secondary.get(f"/api/enterprises/{squatter['id']}", headers=ADMIN_AUTH)
+    assert got.json()["status"] == "rejected"
+    assert got.json()["reason"] == "another application with the same credit code was approved"
+    late = await approve(secondary, squatter["id"])
+    assert late.status_code == 409 and "already rejected" in late.json()["message"]
+
+
+async def test_the_squatter_may_be_approved_first_only_by_the_administrator(
+    secondary: httpx.AsyncClient,
+) -> None:
+    """Whichever application the administrator approves holds the code; the others
+    with it are rejected then."""
+    squatter = await apply(secondary, application(name="Squat Ltd"))
+    owner = await apply(secondary, application())
+    assert (await approve(secondary, squatter["id"])).status_code == 200
+    refused = await approve(secondary, owner["id"])
+    assert refused.status_code == 409 and "already rejected" in refused.json()["message"]
+
+
+async def test_a_pending_application_of_an_older_store_blocks_nobody(
+    redis: Redis, redis_server: EmbeddedRedis
+) -> None:
+    """Stores written before this rule kept ``ent:code:<code>`` for any application and
+    had no ``ent:pending``/``ent:code-apps`` indexes: the node indexes them at start-up."""
+    old = {
+        "id": "oldsquat0001", "name": "Squat Ltd", "creditCode": CREDIT_CODE,
+        "industry": "auto", "contact": "x@y.cn", "nodeUrl": "", "status": "pending",
+        "submitted": "2025-01-01T00:00:00Z", "prefix": "", "decided": "", "reason": "",
+    }  # fmt: skip
+    await redis.set("ent:app:oldsquat0001", orjson.dumps(old))
+    await redis.zadd("ent:apps", {"oldsquat0001": time.time()})
+    await redis.set(f"ent:code:{CREDIT_CODE}", "oldsquat0001")
+    app = create_app(node_config(redis_server.url, prefix="88.100", role="secondary"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://node") as http:
+            owner = await apply(http, application())
+            assert "oldsquat0001" not in str(owner)
+            assert (await approve(http, owner["id"])).status_code == 200
+            got = await http.get("/api/enterprises/oldsquat0001", headers=ADMIN_AUTH)
+            assert got.json()["status"] == "rejected"
+    assert await redis.get(f"ent:code:{CREDIT_CODE}") == owner["id"].encode()
+    assert await redis.zcard("ent:pending") == 0
 
 
 async def test_reapply_after_rejection(secondary: httpx.AsyncClient) -> None:

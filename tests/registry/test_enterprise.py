@@ -8,11 +8,16 @@ import orjson
 import pytest
 
 from registry.enterprise import (
+    DEFAULT_LIFETIME,
     OPTIONAL,
     REQUIRED,
     Application,
+    CodeClaim,
     Status,
+    blocks_application,
+    code_claim,
     next_enterprise_prefix,
+    overdue,
 )
 from registry.errors import Conflict, InvalidValue
 from registry.identifier import Prefix
@@ -295,3 +300,65 @@ def test_next_enterprise_prefix(parent: str, counter: int, expected: str) -> Non
     prefix = next_enterprise_prefix(parent, counter)
     assert prefix == expected
     assert Prefix.parse(prefix).parent == Prefix(parent)
+
+
+# --- squatting: who holds a credit code, expiry ------------------------------------------
+
+
+def other(**changes: Any) -> Application:
+    """Another application with the same credit code (a squatter's, or a second try)."""
+    return Application.from_input("a2", {**BODY, "name": "Squatter Ltd", **changes}, now="t0")
+
+
+def test_only_an_approved_enterprise_blocks_a_new_application() -> None:
+    assert blocks_application(approved())
+    for holder in (None, pending(), pending().allocated("88.100.1"), rejected()):
+        assert not blocks_application(holder)
+    assert not blocks_application(pending().expired(DEFAULT_LIFETIME, now="t9"))
+
+
+@pytest.mark.parametrize(
+    ("holder", "claim"),
+    [
+        pytest.param(None, CodeClaim.FREE, id="free"),
+        pytest.param(
+            other().allocated("88.100.1").approved(now="t1"), CodeClaim.REGISTERED, id="registered"
+        ),
+        pytest.param(other().allocated("88.100.1"), CodeClaim.IN_APPROVAL, id="in-approval"),
+        pytest.param(other(), CodeClaim.STALE, id="legacy-pending-pointer"),
+        pytest.param(other().rejected("no", now="t1"), CodeClaim.STALE, id="rejected"),
+        pytest.param(other().expired(60, now="t1"), CodeClaim.STALE, id="expired"),
+    ],
+)
+def test_code_claim_of_another_holder(holder: Application | None, claim: CodeClaim) -> None:
+    assert code_claim(pending(), holder) is claim
+    assert claim.proceeds is (claim in (CodeClaim.FREE, CodeClaim.STALE))
+
+
+def test_code_claim_of_the_applicant_itself() -> None:
+    interrupted = pending().allocated("88.100.1")  # its own approval failed half-way
+    assert code_claim(interrupted, interrupted) is CodeClaim.OURS
+    assert CodeClaim.OURS.proceeds
+
+
+def test_overdue() -> None:
+    assert not overdue(1000.0, 1000.0 + DEFAULT_LIFETIME - 1, DEFAULT_LIFETIME)
+    assert overdue(1000.0, 1000.0 + DEFAULT_LIFETIME, DEFAULT_LIFETIME)
+    assert not overdue(0.0, 10.0**9, 0)  # lifetime 0: never
+
+
+def test_expiry_is_a_decision() -> None:
+    expired = pending().expired(DEFAULT_LIFETIME, now="t9")
+    assert expired.status is Status.EXPIRED and expired.decided == "t9"
+    assert expired.reason == "not decided within 7 days"
+    assert pending().expired(60, now="t9").reason == "not decided in time"
+    assert Application.from_json(orjson.loads(orjson.dumps(expired.to_json()))) == expired
+    for decide in (
+        lambda a: a.approved(now="t10"),
+        lambda a: a.rejected("late", now="t10"),
+        lambda a: a.expired(60, now="t10"),
+    ):
+        with pytest.raises(Conflict, match="already expired"):
+            decide(expired)
+    with pytest.raises(Conflict, match="already approved"):
+        approved().expired(60, now="t10")

@@ -14,6 +14,7 @@ from registry.identifier import (
     Identity,
     Prefix,
     ascii_lower,
+    registration_problem,
 )
 from tests.registry.strategies import (
     fast,
@@ -369,3 +370,70 @@ def test_identity_with_an_invalid_handle_is_refused(text: str) -> None:
 def test_identity_with_a_huge_index_raises_invalid_handle() -> None:
     with pytest.raises(InvalidHandle):
         Identity.parse("9" * 5000 + ":0.NA/88.100")
+
+
+# --- registration_problem: the policy for new identifiers --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("suffix", "said"),
+    [
+        pytest.param("\u212a9", "U+212A (KELVIN SIGN); write 'K'", id="kelvin-sign"),
+        pytest.param("\u2126", "U+2126 (OHM SIGN)", id="ohm-sign"),
+        pytest.param("e\u0301t\u00e9", "must be in Unicode NFC form; write 'été'", id="not-nfc"),
+        pytest.param("\uff21\uff11", "U+FF21 (FULLWIDTH LATIN CAPITAL LETTER A)", id="fullwidth"),
+        pytest.param("\uff11\uff12", "FULLWIDTH DIGIT ONE", id="fullwidth-digits"),
+        pytest.param("\ufb01le", "LATIN SMALL LIGATURE FI); write 'fi'", id="ligature"),
+        pytest.param("x\u00b2", "SUPERSCRIPT TWO", id="superscript"),
+        pytest.param("p\u0430ypal", "may not mix Cyrillic and Latin letters", id="cyrillic-a"),
+        pytest.param("\u03bf-o", "may not mix Greek and Latin letters", id="greek-omicron"),
+        pytest.param("ABC ", "may not end with whitespace", id="trailing-space"),
+        pytest.param(" ABC", "may not start with whitespace", id="leading-space"),
+        pytest.param("a /b", "whitespace next to a '/'", id="space-before-slash"),
+        pytest.param("a/ b", "whitespace next to a '/'", id="space-after-slash"),
+        pytest.param("..", "may not have a '..' segment", id="dotdot"),
+        pytest.param("a/../b", "may not have a '..' segment", id="dotdot-inside"),
+        pytest.param("./a", "may not have a '.' segment", id="dot-slash"),
+        pytest.param("a/.", "may not have a '.' segment", id="trailing-dot-segment"),
+        pytest.param("a//b", "empty segment", id="double-slash"),
+        pytest.param("/a", "empty segment", id="leading-slash"),
+        pytest.param("a/", "empty segment", id="trailing-slash"),
+    ],
+)
+def test_registration_refuses_lookalike_suffixes(suffix: str, said: str) -> None:
+    handle = Handle.parse(f"88.100.1/{suffix}")  # still a valid handle: it resolves
+    problem = registration_problem(handle)
+    assert problem is not None
+    assert problem.startswith(f"{handle.text!r}: a new identifier ")
+    assert said in problem
+
+
+@pytest.mark.parametrize(
+    "suffix",
+    [
+        "ABC-123",
+        "JM-E5-2026-000123",
+        "a b",  # a space inside a segment
+        "lot/2026/a.b",  # dots inside a segment, several segments
+        "...",  # not a path step
+        ".hidden",
+        "été",  # NFC, precomposed
+        "批次-A1",  # CJK with Latin
+        "Ωμέγα",  # Greek alone (U+03A9, not the Ohm sign)
+        "деталь-7",  # Cyrillic with digits
+        "0a1b2c3d-uuid-like",
+    ],
+)
+def test_registration_accepts_plain_suffixes(suffix: str) -> None:
+    assert registration_problem(Handle.parse(f"88.100.1/{suffix}")) is None
+
+
+def test_registration_leaves_prefix_records_alone() -> None:
+    assert registration_problem(Handle.parse("0.NA/88.100.1")) is None
+
+
+@fast
+@given(valid_handles)
+def test_registration_problem_never_fails_on_a_valid_handle(text: str) -> None:
+    problem = registration_problem(Handle.parse(text))
+    assert problem is None or "a new identifier" in problem
