@@ -21,6 +21,12 @@ request's credentials, if any, checked, and a request whose credentials hold goe
 credentials is therefore never refused here, though its requests use its address's
 tokens. Wrong credentials are answered 401, as on any other route.
 
+The node above is not anonymous. A parent node's search fan-out reaches this node from
+the parent's address, carrying the queries of all the parent's clients (each of them
+limited there), so searches and traces from the address of ``--parent-url``'s host are
+not limited here. The host is resolved when a request from another address would be
+refused, and again a minute later, so a parent that moves is followed.
+
 Not covered here: the node-wide cap on pending applications
 (``--max-pending-applications``), which :class:`registry.onboarding.Onboarding`
 applies atomically in Redis. The buckets live in the process, like ``--rate-limit``'s:
@@ -29,17 +35,25 @@ a node with N workers allows N times the rates.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
+from yarl import URL
 
 from node.config import NodeConfig
 from node.responses import error_response
 from registry.admission import TokenBucket
 from registry.errors import IdnodeError, TooManyRequests
+
+log = logging.getLogger("idnode.node")
 
 
 class Costly(Enum):
@@ -111,12 +125,47 @@ class AnonymousLimits:
             )
 
 
-class AnonymousGate:
-    """ASGI middleware applying :class:`AnonymousLimits` before routing."""
+class PeerAddress:
+    """The addresses of one node's host (the parent's), resolved when asked and at most
+    once every ``RESOLVE_EVERY`` seconds.
 
-    def __init__(self, app: ASGIApp, limits: AnonymousLimits) -> None:
+    >>> asyncio.run(PeerAddress("http://10.1.2.3:8000").holds("10.1.2.3"))
+    True
+    """
+
+    RESOLVE_EVERY = 60.0
+
+    def __init__(self, url: str | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.host = URL(url).host if url else None
+        self.clock = clock
+        self._addresses: frozenset[str] = frozenset()
+        self._resolved_at: float | None = None
+
+    async def holds(self, address: str) -> bool:
+        if self.host is None:
+            return False
+        now = self.clock()
+        if self._resolved_at is None or now - self._resolved_at >= self.RESOLVE_EVERY:
+            self._resolved_at = now
+            try:
+                found = await asyncio.get_running_loop().getaddrinfo(
+                    self.host, None, type=socket.SOCK_STREAM
+                )
+            except OSError as exc:
+                log.warning("parent host %s not resolved: %s", self.host, exc)
+            else:
+                self._addresses = frozenset(str(info[4][0]) for info in found)
+        return address in self._addresses
+
+
+class AnonymousGate:
+    """ASGI middleware applying :class:`AnonymousLimits` before routing; fan-out from
+    the parent node's address is not limited (:class:`PeerAddress`)."""
+
+    def __init__(self, app: ASGIApp, limits: AnonymousLimits, parent_url: str | None) -> None:
         self.app = app
         self.limits = limits
+        self.parent = PeerAddress(parent_url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = costly(scope["method"], scope["path"]) if scope["type"] == "http" else None
@@ -125,13 +174,16 @@ class AnonymousGate:
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
+        address = client[0] if client else "unknown"
         try:
-            self.limits.check(kind, client[0] if client else "unknown")
+            self.limits.check(kind, address)
         except TooManyRequests as refusal:
             try:
-                if Headers(scope=scope).get("authorization") is None:
-                    raise refusal from None
-                await node.authenticate(Request(scope))  # raises unless they hold
+                # The parent's fan-out goes on: its own clients are limited there.
+                if not (kind is Costly.FAN_OUT and await self.parent.holds(address)):
+                    if Headers(scope=scope).get("authorization") is None:
+                        raise refusal from None
+                    await node.authenticate(Request(scope))  # raises unless they hold
             except IdnodeError as exc:
                 await error_response(exc)(scope, receive, send)
                 return

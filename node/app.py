@@ -176,7 +176,9 @@ def create_app(config: NodeConfig) -> FastAPI:
     app.add_middleware(AuditRecorder)
     app.add_middleware(BodyLimit, max_bytes=config.limits.max_body_bytes)
     app.add_middleware(PathGuard)
-    app.add_middleware(AnonymousGate, limits=AnonymousLimits.from_config(config))
+    app.add_middleware(
+        AnonymousGate, limits=AnonymousLimits.from_config(config), parent_url=config.parent_url
+    )
     app.add_middleware(AddressLimits)  # refuse over-limit clients before any work
     app.add_middleware(RequestMetrics)  # outermost: counts every answer, 429s included
     return app

@@ -205,6 +205,18 @@ async def test_searches_and_traces_are_limited_per_address(serve: Serve, path: s
     assert (await node.get("10.0.3.1", "/api/handles/88.100/nothing")).status_code == 404
 
 
+async def test_the_parent_nodes_fan_out_is_not_limited(serve: Serve) -> None:
+    """The parent's searches carry all its clients' (each limited there), from one
+    address: the address of --parent-url's host goes on, every other one is limited."""
+    node = await serve(anonymous_rate=1, parent_url="http://10.0.5.1:8000")
+    for _ in range(10):
+        assert (await node.get("10.0.5.1", "/api/search?URL=*")).status_code == 200
+    statuses = [(await node.get("10.0.5.2", "/api/search?URL=*")).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    # Applications from the parent's address are limited like anybody's.
+    assert [(await node.apply("10.0.5.1")).status_code for _ in range(11)][-1] == 429
+
+
 async def test_limits_can_be_turned_off(serve: Serve) -> None:
     node = await serve(anonymous_rate=0, application_rate=0)
     for _ in range(30):
