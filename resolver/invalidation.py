@@ -260,7 +260,7 @@ class Follower:
         now = self.clock()
         if node in self._followed:
             return await self._add_prefix(node, prefix, now)
-        if not self._room(now):
+        if not await self._room(now):
             return False
         timeout = min(self.upstream.timeout, FOLLOW_TIMEOUT)
         try:
@@ -277,7 +277,7 @@ class Follower:
         # that precedes both answers.
         held = self._followed.get(node)
         if held is None:
-            if not self._room(now):
+            if not await self._room(now):
                 return False
             self._followed[node] = Followed(page.epoch, page.next, now, {prefix})
         elif page.next < held.cursor:
@@ -293,7 +293,7 @@ class Follower:
         cannot read."""
         if node in self._followed:
             return await self._add_prefix(node, prefix, self.clock())
-        if not self._room(self.clock()):
+        if not await self._room(self.clock()):
             return False
         start = StreamId.at(fetched_at - SKEW_MARGIN)
         self._followed[node] = Followed("", start, self.clock(), {prefix})
@@ -314,11 +314,11 @@ class Follower:
         await self._save(node)
         return True
 
-    def _room(self, now: float) -> bool:
+    async def _room(self, now: float) -> bool:
         """Whether one more node may be followed, after forgetting expired ones."""
         if len(self._followed) < self.max_nodes:
             return True
-        self._expire(now)
+        await self._expire(now)
         if len(self._followed) < self.max_nodes:
             return True
         if not self._full_warned:
@@ -330,16 +330,19 @@ class Follower:
             self._full_warned = True
         return False
 
-    def _expire(self, now: float) -> list[str]:
-        """Forget nodes not asked for ``expiry`` seconds (in memory; see poll_once)."""
+    async def _expire(self, now: float) -> None:
+        """Forget nodes not asked for ``expiry`` seconds, in memory and in Redis: every
+        answer they gave has expired by then."""
         horizon = now - self.expiry
         gone = [node for node, held in self._followed.items() if held.asked_at < horizon]
+        if not gone:
+            return
         for node in gone:
             del self._followed[node]
             self._warned.discard(node)
-        if gone:
-            self._full_warned = False
-        return gone
+        self._full_warned = False
+        log.info("no longer following %d change feeds (not asked lately)", len(gone))
+        await self._forget_saved([node.encode() for node in gone])
 
     async def run(self) -> None:
         """Poll every ``interval`` seconds until cancelled."""
@@ -350,10 +353,7 @@ class Follower:
 
     async def poll_once(self) -> int:
         """One round over every followed node; returns how many handles were dropped."""
-        gone = self._expire(self.clock())
-        if gone:
-            log.info("no longer following %d change feeds (not asked lately)", len(gone))
-            await self._forget_saved([node.encode() for node in gone])
+        await self._expire(self.clock())
         counts = await asyncio.gather(*(self._poll(node) for node in list(self._followed)))
         return sum(counts)
 

@@ -44,7 +44,8 @@ class FakeNode:
     "refer" (400, responseCode 301, referral to ``referral`` for ``referral_prefix``) or
     "fail" (500). Every
     answer first waits ``delay`` seconds. :meth:`stop` takes it off the network, so
-    connecting is refused. ``/api/changes`` answers the queued ``pages`` in order.
+    connecting is refused. ``/api/changes`` answers the queued ``pages`` in order, then
+    ``every_page`` each time if set.
     """
 
     def __init__(self) -> None:
@@ -56,6 +57,7 @@ class FakeNode:
         self.handle_requests: list[str] = []
         self.asked = asyncio.Event()
         self.pages: list[dict[str, Any]] = []
+        self.every_page: dict[str, Any] | None = None  # answered to every feed read
         self.change_queries: list[dict[str, str]] = []
         self.url = ""
         self._runner: web.AppRunner | None = None
@@ -114,6 +116,8 @@ class FakeNode:
             return web.json_response({"responseCode": 2, "message": "boom"}, status=500)
         if self.pages:
             return web.json_response(self.pages.pop(0))
+        if self.every_page is not None:
+            return web.json_response(self.every_page)
         after = request.query.get("after", "0-0")
         page = {"epoch": "E1", "handles": [], "next": after, "more": False, "gap": False}
         return web.json_response({"responseCode": 1, **page})

@@ -365,3 +365,131 @@ async def test_a_change_at_a_real_node_drops_the_cached_answer(
     assert again is not None and again.status is CacheStatus.MISS
     assert b"https://a/2" in again.entry.body
     assert await redis.exists(cache_key(handle.key)) == 1
+
+
+# --- trust: a feed speaks only for its node's prefixes -------------------------------------
+
+
+async def test_a_feed_drops_only_handles_under_its_nodes_prefixes(
+    redis: Redis, cache: AnswerCache, clock: FakeClock, follower: Follower, feed: FakeNode
+) -> None:
+    await fill(cache, clock, "88.100/a", "88.100.3/b", "88.101/c", "0.na/88.101", "88.1000/d")
+    await follower.track(feed.url, P100, T0)
+    names: list[object] = ["88.100/A", "88.100.3/b", "88.101/c", "0.NA/88.101", "88.1000/d"]
+    names += [7, None, {"x": 1}, "no-slash", ""]
+    feed.pages = [page(names, "1700000001000-0")]  # type: ignore[arg-type]
+    assert await follower.poll_once() == 2
+    assert await cached(redis) == {"k:88.101/c", "k:0.na/88.101", "k:88.1000/d"}
+    assert await cursor(redis, feed.url) == b"E1 1700000001000-0"  # the round went on
+
+
+async def test_a_page_longer_than_asked_for_drops_that_nodes_answers(
+    redis: Redis, cache: AnswerCache, clock: FakeClock, follower: Follower, feed: FakeNode
+) -> None:
+    await fill(cache, clock, "88.100/mine", source=feed.url)
+    await fill(cache, clock, "88.100/other")
+    await follower.track(feed.url, P100, T0)
+    feed.pages = [page(["88.100/other"] * (PAGE + 1), "1700000001000-0")]
+    await follower.poll_once()
+    assert await cached(redis) == {"k:88.100/other"}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [],
+        {"epoch": "E1"},
+        {"epoch": 1, "next": "1-0", "more": False, "gap": False, "handles": []},
+        {"epoch": "E 1", "next": "1-0", "more": False, "gap": False, "handles": []},
+        {"epoch": "E1", "next": "x", "more": False, "gap": False, "handles": []},
+        {"epoch": "E1", "next": "1-0", "more": "no", "gap": False, "handles": []},
+        {"epoch": "E1", "next": "1-0", "more": False, "gap": 0, "handles": []},
+        {"epoch": "E1", "next": "1-0", "more": False, "gap": False, "handles": "88.100/a"},
+        {"epoch": "E" * 65, "next": "1-0", "more": False, "gap": False, "handles": []},
+    ],
+)
+async def test_a_page_that_is_not_a_page_changes_nothing(
+    redis: Redis,
+    cache: AnswerCache,
+    clock: FakeClock,
+    follower: Follower,
+    feed: FakeNode,
+    answer: Any,
+) -> None:
+    await fill(cache, clock, "88.100/a", source=feed.url)
+    await follower.track(feed.url, P100, T0)
+    feed.pages = [answer]
+    assert await follower.poll_once() == 0
+    assert await cached(redis) == {"k:88.100/a"}
+    assert await cursor(redis, feed.url) == f" {START}".encode()
+
+
+async def test_a_node_is_followed_for_every_prefix_it_is_asked_for(
+    redis: Redis, cache: AnswerCache, clock: FakeClock, follower: Follower, feed: FakeNode
+) -> None:
+    p1011 = Prefix("88.101.1")
+    assert await follower.track(feed.url, P100, T0)
+    assert await follower.follow(feed.url, p1011)
+    assert await follower.follow(feed.url, Prefix("88.101.1.5"))  # already covered
+    assert follower.prefixes(feed.url) == {P100, p1011}
+    assert await follower.follow(feed.url, Prefix("88.101"))  # above one it had
+    assert follower.prefixes(feed.url) == {P100, Prefix("88.101")}
+    await fill(cache, clock, "88.100/a", "88.101.9/b", "88.102/c")
+    feed.pages = [page(["88.100/a", "88.101.9/b", "88.102/c"], "1700000001000-0")]
+    assert await follower.poll_once() == 2
+    assert await cached(redis) == {"k:88.102/c"}
+
+
+async def test_the_followed_set_is_bounded_and_answers_beyond_it_are_not_cached(
+    redis: Redis, cache: AnswerCache, clock: FakeClock, session: aiohttp.ClientSession
+) -> None:
+    follower = Follower(
+        redis, cache, Upstream(session, timeout=1.0), interval=1.0, max_nodes=3, clock=clock
+    )
+    nodes = [f"http://node{n}.example" for n in range(5)]
+    followed = [await follower.track(node, P100, T0) for node in nodes]
+    assert followed == [True, True, True, False, False]
+    assert follower.nodes == nodes[:3]
+    assert await redis.hlen(CURSORS_KEY) == 3
+    assert await follower.follow(nodes[0], Prefix("88.100.1"))  # a followed node: still
+
+
+async def test_a_node_not_asked_for_longer_than_entries_live_is_forgotten(
+    redis: Redis, cache: AnswerCache, clock: FakeClock, session: aiohttp.ClientSession
+) -> None:
+    follower = Follower(
+        redis, cache, Upstream(session, timeout=1.0), interval=1.0, max_nodes=2, clock=clock
+    )
+    assert follower.expiry == POLICY.longest_keep == 4600.0
+    await follower.track("http://old.example", P100, T0)
+    clock.advance(3000)
+    await follower.track("http://recent.example", P100, clock())
+    assert not await follower.track("http://new.example", P100, clock())  # full
+    clock.advance(2000)  # old: asked 5000 s ago; recent: 2000 s ago
+    assert await follower.track("http://new.example", P100, clock())  # old made room
+    assert follower.nodes == ["http://new.example", "http://recent.example"]
+    clock.advance(4000)
+    await follower.poll_once()  # recent expires too, in memory and in Redis
+    assert follower.nodes == ["http://new.example"]
+    assert await redis.hkeys(CURSORS_KEY) == [b"http://new.example"]
+
+
+async def test_loading_obeys_the_bound_and_the_expiry_and_drops_unknown_forms(
+    redis: Redis, cache: AnswerCache, clock: FakeClock, session: aiohttp.ClientSession
+) -> None:
+    saved: dict[str | bytes, str | bytes] = {
+        "http://a.example": f"E1 5-0 {T0 - 10:.0f} 88.100",
+        "http://b.example": f"E1 5-0 {T0 - 20:.0f} 88.101,88.102",
+        "http://c.example": f"E1 5-0 {T0 - 30:.0f} *",
+        "http://expired.example": f"E1 5-0 {T0 - 99999:.0f} 88.100",
+        "http://legacy.example": "E1 5-0",  # saved before nodes had prefixes
+        "http://garbage.example": "E1 5-0 x 88.100",
+    }
+    await redis.hset(CURSORS_KEY, mapping=saved)  # type: ignore[arg-type]
+    follower = Follower(
+        redis, cache, Upstream(session, timeout=1.0), interval=1.0, max_nodes=2, clock=clock
+    )
+    await follower.load()
+    assert follower.nodes == ["http://a.example", "http://b.example"]
+    assert follower.prefixes("http://b.example") == {Prefix("88.101"), Prefix("88.102")}
+    assert sorted(await redis.hkeys(CURSORS_KEY)) == [b"http://a.example", b"http://b.example"]
