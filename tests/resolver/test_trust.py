@@ -61,6 +61,15 @@ async def place(top: httpx.AsyncClient, prefix: str, url: str) -> None:
     assert answer.status_code in (200, 201), answer.text
 
 
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """``app`` on a free loopback port: its runner and URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
 class Internal:
     """An internal service on loopback that must never be reached through the top."""
 
@@ -76,12 +85,7 @@ class Internal:
 
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", anything)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self._runner, self.url = await serve(app)
         return self
 
     async def stop(self) -> None:
@@ -239,12 +243,7 @@ class Sink:
         app = web.Application()
         app.router.add_get("/{base}/api/handles/{handle:.+}", handle)
         app.router.add_get("/{base}/api/changes", changes)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self._runner, self.url = await serve(app)
         return self
 
     async def stop(self) -> None:
