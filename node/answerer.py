@@ -29,6 +29,7 @@ from registry.store import HandleStore
 from resolver.cache import CacheStatus
 from resolver.cache import Outcome as Cached
 from resolver.recursion import Resolution, Resolver
+from resolver.walk import Hop
 
 _BODY_HEAD_LEN = len(b'{"responseCode":1,"handle":')
 _CACHE_VALUES = {status: status.value.encode() for status in CacheStatus}
@@ -149,34 +150,38 @@ class Answerer:
             )
         raise HandleNotFound(f"Handle {spelled} not found", handle=spelled)
 
-    async def _locate_delegated(self, handle: Handle) -> str | None:
-        """Top node: the node its registry names for the handle's prefix, if any."""
+    async def _locate_delegated(self, handle: Handle) -> Hop | None:
+        """Top node: the node its registry names for the handle's prefix, if any, asked
+        as responsible for that prefix."""
         assert self.delegations is not None
         referral = await self.delegations.find(handle)
-        return referral.url if referral else None
+        return Hop(referral.url, referral.prefix) if referral else None
 
-    async def _locate_from_root(self, handle: Handle) -> str | None:
-        """Recursive node: walk the prefix records at the root, longest prefix first."""
+    async def _locate_from_root(self, handle: Handle) -> Hop | None:
+        """Recursive node: walk the prefix records at the root, longest prefix first.
+        The root (configured) is trusted for everything; a node a record names, for
+        that record's prefix."""
         root = self.parent_url
         if root is None:  # a top node asked for a prefix outside its own: nobody to ask
             raise NotResponsible(
                 f"Prefix {handle.home_prefix.text} doesn't live here", handle=handle.text
             )
         assert self.resolver is not None
+        at_root = Hop(root, None)
         if handle.is_prefix_record:
-            return root
+            return at_root
+
+        async def ask_root(_: Handle) -> Hop:
+            return at_root
+
         for prefix in walk_candidates(handle):
-
-            async def at_root(_: Handle) -> str:
-                return root
-
-            found = await self.resolver.resolve(prefix.record_handle, at_root)
+            found = await self.resolver.resolve(prefix.record_handle, ask_root)
             if found is None or found.entry.outcome is not Cached.FOUND:
                 continue
             url = PrefixEntry.from_body(prefix, found.entry.body).delegates_away_from(root)
             if url:
-                return url
-        return root
+                return Hop(url, prefix)
+        return at_root
 
 
 def _cached_reply(resolution: Resolution, spelled: str) -> Reply:

@@ -67,9 +67,11 @@ from registry.registrar import Registrar
 from registry.session import SessionStore
 from registry.store import HandleStore
 from registry.template_store import TemplateStore
+from resolver.address_guard import GuardedResolver
 from resolver.answer_cache import AnswerCache
 from resolver.invalidation import Follower
 from resolver.recursion import Resolver
+from resolver.target import TargetPolicy
 from resolver.template_source import TemplateSource
 from resolver.upstream import Credentials, Upstream
 
@@ -113,8 +115,10 @@ def create_app(config: NodeConfig) -> FastAPI:
         # Calls to other nodes verify their certificates: against --tls-ca when given,
         # else the system's CAs (aiohttp's default).
         trust = ssl.create_default_context(cafile=config.tls_ca) if config.tls_ca else True
+        # Host names are checked where they are connected to (resolver.address_guard).
+        guard = GuardedResolver(TargetPolicy(allow_private=config.allow_private_nodes))
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300, ssl=trust)
+            connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300, ssl=trust, resolver=guard)
         )
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -252,8 +256,15 @@ async def _build_state(
     resolver = follower = None
     if traits.recursive:
         cache = AnswerCache(redis, config.cache)
-        follower = Follower(redis, cache, upstream, interval=config.invalidation_interval)
-        resolver = Resolver(cache, upstream, follow=follower.follow)
+        follower = Follower(
+            redis,
+            cache,
+            upstream,
+            interval=config.invalidation_interval,
+            max_nodes=config.max_followed_nodes,
+        )
+        policy = TargetPolicy(allow_private=config.allow_private_nodes)
+        resolver = Resolver(cache, upstream, follow=follower.follow, policy=policy)
     template_store = None
     if traits.stores:
         template_store = TemplateStore(redis)

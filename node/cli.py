@@ -84,6 +84,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", help="serve HTTPS: PEM private key")
     serve.add_argument("--tls-ca", help="PEM CA bundle trusted for calls to other nodes")
     serve.add_argument("--workers", type=int, help="worker processes serving the node (1)")
+    serve.add_argument(
+        "--max-followed-nodes", type=int, help="change feeds followed at most (1024)"
+    )
+    serve.add_argument(
+        "--allow-private-nodes",
+        action="store_true",
+        default=None,
+        help="let calls to other nodes reach loopback and private addresses",
+    )
 
     up = commands.add_parser(
         "up",

@@ -32,6 +32,12 @@ option                 environment               meaning
 --local-cache-ttl      IDNODE_LOCAL_CACHE_TTL    in-process copy life (1 s)
 --upstream-timeout     IDNODE_UPSTREAM_TIMEOUT   node-to-node request timeout (5 s)
 --invalidation-interval  IDNODE_INVALIDATION_INTERVAL  change-feed polling period (1 s)
+--max-followed-nodes   IDNODE_MAX_FOLLOWED_NODES change feeds a recursive node follows at
+                                                 most (1024); answers from further nodes
+                                                 are served uncached
+--allow-private-nodes  IDNODE_ALLOW_PRIVATE_NODES  let node-to-node calls reach loopback
+                                                 and private addresses (off; the demo on
+                                                 127.0.0.1 and private networks need it)
 --change-retention     IDNODE_CHANGE_RETENTION   change-feed history kept (3600 s)
 --session-ttl          IDNODE_SESSION_TTL        life of a Bearer session token (900 s)
 --rate-limit           IDNODE_RATE_LIMIT         requests/s per client address and per
@@ -113,6 +119,8 @@ class NodeConfig:
     cache: CachePolicy = field(default_factory=CachePolicy)
     upstream_timeout: float = 5.0
     invalidation_interval: float = 1.0
+    max_followed_nodes: int = 1024
+    allow_private_nodes: bool = False
     change_retention: float = 3600.0
     session_ttl: int = 900
     rate_limit: float = 0.0
@@ -222,7 +230,7 @@ class NodeConfig:
             public_url_override=get("public_url") or None,
             appendfsync=choice("appendfsync", APPENDFSYNC_POLICIES, "always"),
             log_level=choice("log_level", LOG_LEVELS, "info"),
-            access_log=(get("access_log") or "").lower() in ("1", "true", "yes", "on"),
+            access_log=_flag(get("access_log")),
             limits=Limits(
                 max_body_bytes=_int_setting(
                     "max_body_bytes", get("max_body_bytes"), Limits().max_body_bytes, low=1024
@@ -239,6 +247,10 @@ class NodeConfig:
             ),
             upstream_timeout=seconds("upstream_timeout", 5.0, low=0.05),
             invalidation_interval=seconds("invalidation_interval", 1.0, low=0.05),
+            max_followed_nodes=_int_setting(
+                "max_followed_nodes", get("max_followed_nodes"), 1024, low=1, high=1_000_000
+            ),
+            allow_private_nodes=_flag(get("allow_private_nodes")),
             change_retention=seconds("change_retention", 3600.0, low=1.0),
             session_ttl=int(seconds("session_ttl", 900.0, low=1.0)),
             rate_limit=seconds("rate_limit", 0.0),
@@ -259,6 +271,10 @@ class NodeConfig:
             workers=_int_setting("workers", get("workers"), 1, low=1, high=MAX_WORKERS),
             worker_fd=_int_setting(WORKER_FD_ENV, worker_fd, 0, low=0) if worker_fd else None,
         )
+
+
+def _flag(raw: str | None) -> bool:
+    return (raw or "").lower() in ("1", "true", "yes", "on")
 
 
 def _int_setting(name: str, raw: str | None, default: int, *, low: int, high: int = 2**40) -> int:

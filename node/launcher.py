@@ -349,6 +349,8 @@ class Launcher:
             return found
         args = [sys.executable, "-m", "node", "serve", "--role", role, "--host", self.host]
         args += ["--port", str(port), "--redis-url", self._database_url()]
+        # The hierarchy runs on this machine: its nodes call each other on loopback.
+        args += ["--allow-private-nodes"]
         if prefix:
             args += ["--prefix", prefix]
         if parent:

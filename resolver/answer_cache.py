@@ -1,16 +1,30 @@
 """The answer cache of a recursive node: an in-process dict in front of Redis.
 
-Keys are ``k:<handle key>`` in the node's Redis; values are :meth:`CacheEntry.encode`
-strings that Redis expires by itself once even their stale window is over. The cache
-is an optimisation: when Redis fails, lookups miss and stores are skipped (the node
-keeps resolving through the hierarchy) and the failure is logged, not raised.
+The cache is an optimisation: when Redis fails, lookups miss and stores are skipped
+(the node keeps resolving through the hierarchy) and the failure is logged, not raised.
+
+==================  ======  =====================================================
+key                 type    holds
+==================  ======  =====================================================
+k:<handle key>      string  a :meth:`CacheEntry.encode` string (header line + the
+                            body), expired by Redis once its stale window is over
+src:<node url>      set     the handle keys cached from that node, so that the
+                            node's feed reporting a gap drops its answers and only
+                            those, at a cost in proportion to them (one SSCAN page
+                            and one UNLINK per 1000); expires with the longest
+                            entry it can name (max TTL + max stale), renewed on
+                            every store; about 60 bytes a member
+==================  ======  =====================================================
+
+A member of ``src:`` may outlive its entry, or name a key later cached from another
+node: dropping it then costs a refetch, never a wrong answer.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import cast
 
 from redis.asyncio import Redis
@@ -21,13 +35,18 @@ from resolver.cache import CacheEntry, CachePolicy
 
 log = logging.getLogger("idnode.resolver")
 KEY_PREFIX = "k:"
-_PURGE_BATCH = 1000
+SOURCE_PREFIX = "src:"
+_DROP_BATCH = 1000
 _RECENT_LIMIT = 10_000  # invalidation times kept before pruning ...
 _RECENT_SECONDS = 60.0  # ... those older than any fetch can take
 
 
 def cache_key(handle_key: str) -> str:
     return KEY_PREFIX + handle_key
+
+
+def source_key(node: str) -> str:
+    return SOURCE_PREFIX + node
 
 
 class AnswerCache:
@@ -49,7 +68,8 @@ class AnswerCache:
         # When each handle was last invalidated here, so that an answer fetched before
         # an invalidation and stored after it is not kept (see :meth:`put`).
         self._invalidated: dict[str, float] = {}
-        self._purged_at = -1.0
+        # The same, for every answer of a node (see :meth:`drop_source`).
+        self._sources_dropped: dict[str, float] = {}
 
     def local(self, key: str) -> CacheEntry | None:
         """A fresh in-process copy, if one is young enough (no I/O: the hot path)."""
@@ -81,12 +101,18 @@ class AnswerCache:
         change; it is then not cached (False). Returns whether it was cached.
         """
         keep = self.policy.keep_seconds(entry)
-        last_dropped = max(self._purged_at, self._invalidated.get(key, -1.0))
+        last_dropped = max(
+            self._sources_dropped.get(entry.source, -1.0), self._invalidated.get(key, -1.0)
+        )
         if keep <= 0 or last_dropped >= asked_at:
             return False
         self._remember(key, entry)
         try:
-            await self.redis.set(cache_key(key), entry.encode(), px=max(1, int(keep * 1000)))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(cache_key(key), entry.encode(), px=max(1, int(keep * 1000)))
+                pipe.sadd(source_key(entry.source), key)
+                pipe.expire(source_key(entry.source), int(self.policy.longest_keep) + 1)
+                await pipe.execute()
         except RedisError as exc:
             log.warning("cache write failed: %s", exc)
         return True
@@ -117,19 +143,33 @@ class AnswerCache:
         except RedisError as exc:
             raise StoreUnavailable(f"cache invalidation failed: {exc}") from exc
 
-    async def purge(self) -> None:
-        """Drop every cached answer (the change feed had a gap)."""
-        self._local.clear()
-        self._invalidated.clear()
-        self._purged_at = self.clock()
-        batch: list[bytes] = []
+    async def drop_source(self, node: str) -> int:
+        """Drop every answer ``node`` gave (its change feed had a gap, or its store was
+        replaced); answers from other nodes stay. Returns how many Redis held."""
+        now = self.clock()
+        self._sources_dropped[node] = now
+        if len(self._sources_dropped) > _RECENT_LIMIT:
+            horizon = now - _RECENT_SECONDS
+            self._sources_dropped = {
+                n: t for n, t in self._sources_dropped.items() if t > horizon or n == node
+            }
+        for key in [k for k, (_, entry) in self._local.items() if entry.source == node]:
+            del self._local[key]
+        dropped = 0
         try:
-            async for key in self.redis.scan_iter(match=KEY_PREFIX + "*", count=_PURGE_BATCH):
-                batch.append(key)
-                if len(batch) >= _PURGE_BATCH:
-                    await self.redis.unlink(*batch)
-                    batch = []
-            if batch:
-                await self.redis.unlink(*batch)
+            async for batch in self._members(source_key(node)):
+                dropped += int(await self.redis.unlink(*(cache_key(k) for k in batch)))
+            await self.redis.unlink(source_key(node))
         except RedisError as exc:
-            raise StoreUnavailable(f"cache purge failed: {exc}") from exc
+            raise StoreUnavailable(f"cache drop failed: {exc}") from exc
+        return dropped
+
+    async def _members(self, key: str) -> AsyncIterator[list[str]]:
+        batch: list[str] = []
+        async for member in self.redis.sscan_iter(key, count=_DROP_BATCH):
+            batch.append(member.decode() if isinstance(member, bytes) else str(member))
+            if len(batch) >= _DROP_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch

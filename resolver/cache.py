@@ -60,6 +60,15 @@ class CachePolicy:
         ttl = min(value_ttls) if value_ttls else self.max_ttl
         return float(max(0.0, min(ttl, self.max_ttl)))
 
+    @property
+    def longest_keep(self) -> float:
+        """The longest any entry is kept: what an answer's node must be remembered for.
+
+        >>> CachePolicy(max_ttl=60, max_stale=600).longest_keep
+        660.0
+        """
+        return max(self.max_ttl + self.max_stale, self.negative_ttl)
+
     def keep_seconds(self, entry: CacheEntry) -> float:
         """How long Redis keeps ``entry``: its fresh life, plus the stale window if found."""
         life = entry.fresh_until - entry.fetched_at

@@ -7,29 +7,39 @@
       Redis entry fresh?     ──► HIT  (and keep an in-process copy)
       otherwise, once for all concurrent callers of this handle (single flight):
           locate the first node to ask, walk (resolver.walk), cache the outcome ──► MISS
+          (cached only when the answering node's change feed is followed)
           the walk failed and the entry may still be served stale       ──► STALE
           the walk failed and nothing may be served ──► the upstream error (502/504)
 
 The single flight runs as its own task, so a caller that goes away (client disconnect)
 does not cancel the fetch the other callers are waiting for.
+
+A node that cannot be reached is reported to the client as "unreachable" or "did not
+answer in time", naming it: why the connection failed (refused, reset, TLS, DNS) goes
+to the log only, so error answers cannot be used to scan ports behind this node.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from registry.errors import ServiceError
-from registry.identifier import Handle
+from registry.errors import ServiceError, UpstreamTimeout, UpstreamUnavailable
+from registry.identifier import Handle, Prefix
 from resolver.answer_cache import AnswerCache
 from resolver.cache import CacheEntry, CacheStatus, Outcome, value_ttls
+from resolver.target import TargetPolicy
 from resolver.upstream import Upstream
-from resolver.walk import Walk
+from resolver.walk import STRICT, Answer, Hop, Walk
 
-Locate = Callable[[Handle], Awaitable[str | None]]
-Follow = Callable[[str], Awaitable[None]]
+log = logging.getLogger("idnode.resolver")
+Locate = Callable[[Handle], Awaitable[Hop | None]]
+# Told of each node (and the prefix it is asked for) before it is asked; says whether
+# its change feed is followed, i.e. whether its answers may be cached.
+Follow = Callable[[str, Prefix | None], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +54,12 @@ class Resolution:
 class Resolver:
     """Resolves handles that live at other nodes.
 
-    ``locate`` names the first node to ask for a handle, or None when the handle is not
-    delegated anywhere (the caller then answers from its own store). ``follow`` is told
-    of every node before it is asked, so the change feed of each node an answer can come
-    from is followed (:meth:`resolver.invalidation.Follower.follow`).
+    ``locate`` names the first node to ask for a handle and the prefix it is asked for,
+    or None when the handle is not delegated anywhere (the caller then answers from its
+    own store). ``follow`` is told of every node before it is asked, so the change feed
+    of each node an answer can come from is followed
+    (:meth:`resolver.invalidation.Follower.follow`); an answer from a node it does not
+    follow is served but not cached. ``policy`` says which node URLs may be asked.
 
     >>> resolver = Resolver(cache, upstream, follow=follower.follow)  # doctest: +SKIP
     >>> (await resolver.resolve(Handle.parse("88.100.1/x"), locate)).status  # doctest: +SKIP
@@ -60,12 +72,14 @@ class Resolver:
         upstream: Upstream,
         *,
         follow: Follow | None = None,
+        policy: TargetPolicy = STRICT,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.cache = cache
         self.upstream = upstream
         self.policy = cache.policy
         self.follow = follow
+        self.targets = policy
         self.clock = clock
         self._flights: dict[str, asyncio.Task[Resolution | None]] = {}
 
@@ -92,11 +106,12 @@ class Resolver:
             start = await locate(handle)
             if start is None:
                 return None
-            walk = Walk(handle, start)
+            walk = Walk(handle, start, self.targets)
             while True:
+                followed = True
                 if self.follow is not None:
-                    await self.follow(walk.node)
-                answer = await self.upstream.get_handle(walk.node, handle)
+                    followed = await self.follow(walk.node, walk.hop.prefix)
+                answer = await self._ask(walk.hop, handle)
                 if (resolved := walk.answered(answer)) is not None:
                     break
         except ServiceError:
@@ -113,5 +128,16 @@ class Resolver:
             fetched_at=now,
             fresh_until=now + self.policy.fresh_seconds(resolved.outcome, ttls),
         )
-        await self.cache.put(handle.key, entry, asked_at=asked_at)
+        if followed:
+            await self.cache.put(handle.key, entry, asked_at=asked_at)
         return Resolution(entry, CacheStatus.MISS, 0)
+
+    async def _ask(self, hop: Hop, handle: Handle) -> Answer:
+        try:
+            return await self.upstream.get_handle(hop.url, handle)
+        except UpstreamTimeout as exc:
+            log.info("resolving %s: %s", handle.text, exc.message)
+            raise UpstreamTimeout(f"node {hop.label} did not answer in time") from exc
+        except UpstreamUnavailable as exc:
+            log.info("resolving %s: %s", handle.text, exc.message)
+            raise UpstreamUnavailable(f"node {hop.label} is unreachable") from exc

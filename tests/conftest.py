@@ -52,6 +52,7 @@ def node_config(redis_url: str, prefix: str = "88.100", **settings: object) -> N
         "prefix": prefix,
         "redis_url": redis_url,
         "admin_secret": ADMIN_SECRET,
+        "allow_private_nodes": True,  # every other node of a test is on loopback
     }
     args.update(settings)
     return NodeConfig.from_sources(args, env={})

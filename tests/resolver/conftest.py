@@ -41,9 +41,11 @@ class FakeNode:
     """Another node at the wire: a real HTTP server whose behaviour the test sets.
 
     ``mode`` is "record" (200 with the record), "missing" (404, responseCode 100),
-    "refer" (400, responseCode 301, referral to ``referral``) or "fail" (500). Every
+    "refer" (400, responseCode 301, referral to ``referral`` for ``referral_prefix``) or
+    "fail" (500). Every
     answer first waits ``delay`` seconds. :meth:`stop` takes it off the network, so
-    connecting is refused. ``/api/changes`` answers the queued ``pages`` in order.
+    connecting is refused. ``/api/changes`` answers the queued ``pages`` in order, then
+    ``every_page`` each time if set.
     """
 
     def __init__(self) -> None:
@@ -51,9 +53,11 @@ class FakeNode:
         self.delay = 0.0
         self.values: list[dict[str, Any]] = [value()]
         self.referral = ""
+        self.referral_prefix = "88.101.1"
         self.handle_requests: list[str] = []
         self.asked = asyncio.Event()
         self.pages: list[dict[str, Any]] = []
+        self.every_page: dict[str, Any] | None = None  # answered to every feed read
         self.change_queries: list[dict[str, str]] = []
         self.url = ""
         self._runner: web.AppRunner | None = None
@@ -95,7 +99,8 @@ class FakeNode:
             body = {"responseCode": 100, "handle": handle, "message": "Handle not found"}
             return web.json_response(body, status=404)
         if self.mode == "refer":
-            body = {"responseCode": 301, "message": "not here", "referral": {"url": self.referral}}
+            referral = {"url": self.referral, "prefix": self.referral_prefix}
+            body = {"responseCode": 301, "message": "not here", "referral": referral}
             return web.json_response(body, status=400)
         # Not this node's own encoding: other key order, spacing and an extra field.
         text = json.dumps(
@@ -111,6 +116,8 @@ class FakeNode:
             return web.json_response({"responseCode": 2, "message": "boom"}, status=500)
         if self.pages:
             return web.json_response(self.pages.pop(0))
+        if self.every_page is not None:
+            return web.json_response(self.every_page)
         after = request.query.get("after", "0-0")
         page = {"epoch": "E1", "handles": [], "next": after, "more": False, "gap": False}
         return web.json_response({"responseCode": 1, **page})

@@ -19,17 +19,20 @@ from redis.asyncio import Redis
 from node.app import create_app
 from node.embedded_redis import EmbeddedRedis
 from registry.change_feed import StreamId
-from registry.identifier import Handle
+from registry.identifier import Handle, Prefix
 from resolver.answer_cache import AnswerCache, cache_key
 from resolver.cache import CacheEntry, CachePolicy, CacheStatus, Outcome
 from resolver.invalidation import CURSORS_KEY, MAX_PAGES_PER_ROUND, PAGE, SKEW_MARGIN, Follower
 from resolver.recursion import Resolver
+from resolver.target import TargetPolicy
 from resolver.upstream import Upstream
+from resolver.walk import Hop
 from tests.conftest import ADMIN_AUTH, node_config
 from tests.resolver.conftest import T0, FakeClock, FakeNode
 
 POLICY = CachePolicy(max_ttl=3600.0, negative_ttl=10.0, max_stale=1000.0, local_ttl=2.0)
 START = StreamId.at(T0 - SKEW_MARGIN)  # where a node tracked at T0 is followed from
+P100 = Prefix("88.100")  # what the node whose feed is read answers for
 
 
 def page(
@@ -67,9 +70,11 @@ def follower(
     return Follower(redis, cache, Upstream(session, timeout=1.0), interval=1.0, clock=clock)
 
 
-async def fill(cache: AnswerCache, clock: FakeClock, *keys: str) -> None:
+async def fill(
+    cache: AnswerCache, clock: FakeClock, *keys: str, source: str = "http://127.0.0.1:1"
+) -> None:
     for key in keys:
-        assert await cache.put(key, entry(clock), asked_at=clock())
+        assert await cache.put(key, entry(clock, source), asked_at=clock())
         assert cache.local(key) is not None
 
 
@@ -78,9 +83,10 @@ async def cached(redis: Redis) -> set[str]:
 
 
 async def cursor(redis: Redis, node: str) -> bytes | None:
+    """The epoch and cursor saved for ``node`` (not when it was asked, nor for what)."""
     raw = await redis.hget(CURSORS_KEY, node)
     assert raw is None or isinstance(raw, bytes)
-    return raw
+    return None if raw is None else b" ".join(raw.split(b" ")[:2])
 
 
 # --- track ------------------------------------------------------------------------------
@@ -89,10 +95,10 @@ async def cursor(redis: Redis, node: str) -> bytes | None:
 async def test_track_saves_a_cursor_just_before_the_fetch_once(
     redis: Redis, follower: Follower
 ) -> None:
-    await follower.track("http://127.0.0.1:8001", T0)
+    await follower.track("http://127.0.0.1:8001", P100, T0)
     assert str(START) == "1699999995000-0"
     assert await cursor(redis, "http://127.0.0.1:8001") == b" 1699999995000-0"
-    await follower.track("http://127.0.0.1:8001", T0 + 100)  # already followed
+    await follower.track("http://127.0.0.1:8001", P100, T0 + 100)  # already followed
     assert await cursor(redis, "http://127.0.0.1:8001") == b" 1699999995000-0"
     assert follower.nodes == ["http://127.0.0.1:8001"]
 
@@ -104,11 +110,11 @@ async def test_follow_starts_at_the_feeds_own_cursor_once(
     redis: Redis, follower: Follower, feed: FakeNode
 ) -> None:
     feed.pages = [page([], "1700000002000-4", epoch="E7")]
-    await follower.follow(feed.url)
+    await follower.follow(feed.url, P100)
     assert feed.change_queries == [{}]  # "from now on": no cursor, no clock of ours
     assert await cursor(redis, feed.url) == b"E7 1700000002000-4"
-    await follower.follow(feed.url)
-    await follower.track(feed.url, T0 + 100)
+    await follower.follow(feed.url, P100)
+    await follower.track(feed.url, P100, T0 + 100)
     assert len(feed.change_queries) == 1
     assert await cursor(redis, feed.url) == b"E7 1700000002000-4"
 
@@ -118,7 +124,7 @@ async def test_overlapping_first_follows_keep_the_earlier_cursor(
 ) -> None:
     feed.delay = 0.05
     feed.pages = [page([], "1700000002000-9"), page([], "1700000001000-0")]
-    await asyncio.gather(follower.follow(feed.url), follower.follow(feed.url))
+    await asyncio.gather(follower.follow(feed.url, P100), follower.follow(feed.url, P100))
     assert len(feed.change_queries) == 2
     assert await cursor(redis, feed.url) == b"E1 1700000001000-0"
 
@@ -127,10 +133,10 @@ async def test_a_feed_that_cannot_be_read_is_followed_from_the_skew_margin_once(
     redis: Redis, follower: Follower, feed: FakeNode
 ) -> None:
     feed.mode = "fail"
-    await follower.follow(feed.url)
+    await follower.follow(feed.url, P100)
     assert await cursor(redis, feed.url) == f" {START}".encode()  # now (T0) minus the margin
-    await follower.follow(feed.url)  # not tried again: one failed read per node, not per miss
-    await follower.track(feed.url, T0 + 100)
+    await follower.follow(feed.url, P100)  # not tried again: one failed read per node, not per miss
+    await follower.track(feed.url, P100, T0 + 100)
     assert len(feed.change_queries) == 1
     assert await cursor(redis, feed.url) == f" {START}".encode()
     assert follower.nodes == [feed.url]
@@ -143,7 +149,7 @@ async def test_poll_drops_exactly_the_listed_handles_and_saves_the_cursor(
     redis: Redis, cache: AnswerCache, clock: FakeClock, follower: Follower, feed: FakeNode
 ) -> None:
     await fill(cache, clock, "88.100/a", "88.100/b", "88.100/c")
-    await follower.track(feed.url, T0)
+    await follower.track(feed.url, P100, T0)
     feed.pages = [page(["88.100/a", "88.100/b", "88.100/never-cached"], "1700000001000-7")]
 
     assert await follower.poll_once() == 2  # what Redis held
@@ -163,7 +169,7 @@ async def test_more_pages_are_read_in_the_same_round(
     redis: Redis, cache: AnswerCache, clock: FakeClock, follower: Follower, feed: FakeNode
 ) -> None:
     await fill(cache, clock, "88.100/a", "88.100/b", "88.100/c", "88.100/d")
-    await follower.track(feed.url, T0)
+    await follower.track(feed.url, P100, T0)
     feed.pages = [
         page(["88.100/a"], "1700000000000-1", more=True),
         page(["88.100/b"], "1700000000000-2", more=True),
@@ -182,7 +188,7 @@ async def test_more_pages_are_read_in_the_same_round(
 async def test_a_round_reads_at_most_max_pages(
     redis: Redis, cache: AnswerCache, clock: FakeClock, follower: Follower, feed: FakeNode
 ) -> None:
-    await follower.track(feed.url, T0)
+    await follower.track(feed.url, P100, T0)
     feed.pages = [
         page([], f"1700000000000-{n}", more=True) for n in range(1, MAX_PAGES_PER_ROUND + 5)
     ]
@@ -195,35 +201,38 @@ async def test_a_round_reads_at_most_max_pages(
     assert feed.change_queries[MAX_PAGES_PER_ROUND]["after"] == last.decode().split()[1]
 
 
-async def test_a_gap_purges_the_whole_cache(
+async def test_a_gap_drops_only_the_answers_of_that_node(
     redis: Redis, cache: AnswerCache, clock: FakeClock, follower: Follower, feed: FakeNode
 ) -> None:
-    await fill(cache, clock, "88.100/a", "88.101/b", "88.102.7/c")
-    await follower.track(feed.url, T0)
+    await fill(cache, clock, "88.100/a", "88.100/b", source=feed.url)
+    await fill(cache, clock, "88.101/b", "88.102.7/c", "88.100.5/d")  # other nodes' answers
+    await follower.track(feed.url, P100, T0)
     feed.pages = [page(["88.100/a"], "1700000001000-0", gap=True)]
-    await follower.poll_once()
-    assert await cached(redis) == set()
-    assert cache.local("88.101/b") is None and cache.local("88.102.7/c") is None
+    assert await follower.poll_once() == 2
+    assert await cached(redis) == {"k:88.101/b", "k:88.102.7/c", "k:88.100.5/d"}
+    assert cache.local("88.100/b") is None and cache.local("88.101/b") is not None
+    assert cache.local("88.100.5/d") is not None
     assert await cursor(redis, feed.url) == b"E1 1700000001000-0"
 
 
-async def test_a_new_epoch_purges_the_whole_cache(
+async def test_a_new_epoch_drops_only_the_answers_of_that_node(
     redis: Redis, cache: AnswerCache, clock: FakeClock, follower: Follower, feed: FakeNode
 ) -> None:
-    await follower.track(feed.url, T0)
-    await fill(cache, clock, "88.100/a", "88.100/b")
+    await follower.track(feed.url, P100, T0)
+    await fill(cache, clock, "88.100/a", "88.100/b", source=feed.url)
+    await fill(cache, clock, "88.101/c")
     feed.pages = [page([], "1700000001000-0", epoch="E1")]  # the first epoch seen: kept
     await follower.poll_once()
-    assert await cached(redis) == {"k:88.100/a", "k:88.100/b"}
+    assert await cached(redis) == {"k:88.100/a", "k:88.100/b", "k:88.101/c"}
 
     clock.advance(1)
     feed.pages = [page([], "1700000002000-0", epoch="E1")]  # same epoch: kept
     await follower.poll_once()
-    assert await cached(redis) == {"k:88.100/a", "k:88.100/b"}
+    assert await cached(redis) == {"k:88.100/a", "k:88.100/b", "k:88.101/c"}
 
     feed.pages = [page([], "5-0", epoch="E2")]  # the node's store was replaced
     await follower.poll_once()
-    assert await cached(redis) == set()
+    assert await cached(redis) == {"k:88.101/c"}
     assert cache.local("88.100/a") is None
     assert await cursor(redis, feed.url) == b"E2 5-0"
 
@@ -238,7 +247,7 @@ async def test_a_node_that_fails_is_skipped_this_round(
     failure: str,
 ) -> None:
     await fill(cache, clock, "88.100/a")
-    await follower.track(feed.url, T0)
+    await follower.track(feed.url, P100, T0)
     if failure == "down":
         await feed.stop()
     else:
@@ -257,7 +266,7 @@ async def test_a_new_follower_loads_the_saved_cursors(
     feed: FakeNode,
     session: aiohttp.ClientSession,
 ) -> None:
-    await follower.track(feed.url, T0)
+    await follower.track(feed.url, P100, T0)
     feed.pages = [page([], "1700000003000-4", epoch="E9")]
     await follower.poll_once()
 
@@ -265,11 +274,12 @@ async def test_a_new_follower_loads_the_saved_cursors(
     assert restarted.nodes == []
     await restarted.load()
     assert restarted.nodes == [feed.url]
-    await fill(cache, clock, "88.100/a")
-    feed.pages = [page([], "1700000004000-0", epoch="E9")]  # the epoch it knew: no purge
+    await fill(cache, clock, "88.100/a", source=feed.url)
+    feed.pages = [page([], "1700000004000-0", epoch="E9")]  # the epoch it knew: no drop
     await restarted.poll_once()
     assert feed.change_queries[-1]["after"] == "1700000003000-4"
     assert await cached(redis) == {"k:88.100/a"}
+    assert restarted.prefixes(feed.url) == {P100}  # and what the node answers for
     feed.pages = [page([], "1-0", epoch="E10")]  # and it remembered the epoch
     await restarted.poll_once()
     assert await cached(redis) == set()
@@ -321,7 +331,7 @@ async def test_a_change_at_a_real_node_drops_the_cached_answer(
 
     cache = AnswerCache(redis, POLICY, time.time)
     follower = Follower(redis, cache, Upstream(session, timeout=2.0), interval=1.0)
-    await follower.follow(real_node)
+    await follower.follow(real_node, P100)
     now = time.time()
     for key in (handle.key, "88.100/untouched"):
         kept = CacheEntry(Outcome.FOUND, b"{}", real_node, now, now + 300)
@@ -341,12 +351,145 @@ async def test_a_change_at_a_real_node_drops_the_cached_answer(
     assert await follower.poll_once() == 0  # nothing new since
 
     # And resolving again fetches the changed record.
-    resolver = Resolver(cache, Upstream(session, timeout=2.0), follow=follower.follow)
+    resolver = Resolver(
+        cache,
+        Upstream(session, timeout=2.0),
+        follow=follower.follow,
+        policy=TargetPolicy(allow_private=True),
+    )
 
-    async def locate(_: Handle) -> str:
-        return real_node
+    async def locate(_: Handle) -> Hop:
+        return Hop(real_node, P100)
 
     again = await resolver.resolve(handle, locate)
     assert again is not None and again.status is CacheStatus.MISS
     assert b"https://a/2" in again.entry.body
     assert await redis.exists(cache_key(handle.key)) == 1
+
+
+# --- trust: a feed speaks only for its node's prefixes -------------------------------------
+
+
+async def test_a_feed_drops_only_handles_under_its_nodes_prefixes(
+    redis: Redis, cache: AnswerCache, clock: FakeClock, follower: Follower, feed: FakeNode
+) -> None:
+    await fill(cache, clock, "88.100/a", "88.100.3/b", "88.101/c", "0.na/88.101", "88.1000/d")
+    await follower.track(feed.url, P100, T0)
+    names: list[object] = ["88.100/A", "88.100.3/b", "88.101/c", "0.NA/88.101", "88.1000/d"]
+    names += [7, None, {"x": 1}, "no-slash", ""]
+    feed.pages = [page(names, "1700000001000-0")]  # type: ignore[arg-type]
+    assert await follower.poll_once() == 2
+    assert await cached(redis) == {"k:88.101/c", "k:0.na/88.101", "k:88.1000/d"}
+    assert await cursor(redis, feed.url) == b"E1 1700000001000-0"  # the round went on
+
+
+async def test_a_page_longer_than_asked_for_drops_that_nodes_answers(
+    redis: Redis, cache: AnswerCache, clock: FakeClock, follower: Follower, feed: FakeNode
+) -> None:
+    await fill(cache, clock, "88.100/mine", source=feed.url)
+    await fill(cache, clock, "88.100/other")
+    await follower.track(feed.url, P100, T0)
+    feed.pages = [page(["88.100/other"] * (PAGE + 1), "1700000001000-0")]
+    await follower.poll_once()
+    assert await cached(redis) == {"k:88.100/other"}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [],
+        {"epoch": "E1"},
+        {"epoch": 1, "next": "1-0", "more": False, "gap": False, "handles": []},
+        {"epoch": "E 1", "next": "1-0", "more": False, "gap": False, "handles": []},
+        {"epoch": "E1", "next": "x", "more": False, "gap": False, "handles": []},
+        {"epoch": "E1", "next": "1-0", "more": "no", "gap": False, "handles": []},
+        {"epoch": "E1", "next": "1-0", "more": False, "gap": 0, "handles": []},
+        {"epoch": "E1", "next": "1-0", "more": False, "gap": False, "handles": "88.100/a"},
+        {"epoch": "E" * 65, "next": "1-0", "more": False, "gap": False, "handles": []},
+    ],
+)
+async def test_a_page_that_is_not_a_page_changes_nothing(
+    redis: Redis,
+    cache: AnswerCache,
+    clock: FakeClock,
+    follower: Follower,
+    feed: FakeNode,
+    answer: Any,
+) -> None:
+    await fill(cache, clock, "88.100/a", source=feed.url)
+    await follower.track(feed.url, P100, T0)
+    feed.pages = [answer]
+    assert await follower.poll_once() == 0
+    assert await cached(redis) == {"k:88.100/a"}
+    assert await cursor(redis, feed.url) == f" {START}".encode()
+
+
+async def test_a_node_is_followed_for_every_prefix_it_is_asked_for(
+    redis: Redis, cache: AnswerCache, clock: FakeClock, follower: Follower, feed: FakeNode
+) -> None:
+    p1011 = Prefix("88.101.1")
+    assert await follower.track(feed.url, P100, T0)
+    assert await follower.follow(feed.url, p1011)
+    assert await follower.follow(feed.url, Prefix("88.101.1.5"))  # already covered
+    assert follower.prefixes(feed.url) == {P100, p1011}
+    assert await follower.follow(feed.url, Prefix("88.101"))  # above one it had
+    assert follower.prefixes(feed.url) == {P100, Prefix("88.101")}
+    await fill(cache, clock, "88.100/a", "88.101.9/b", "88.102/c")
+    feed.pages = [page(["88.100/a", "88.101.9/b", "88.102/c"], "1700000001000-0")]
+    assert await follower.poll_once() == 2
+    assert await cached(redis) == {"k:88.102/c"}
+
+
+async def test_the_followed_set_is_bounded_and_answers_beyond_it_are_not_cached(
+    redis: Redis, cache: AnswerCache, clock: FakeClock, session: aiohttp.ClientSession
+) -> None:
+    follower = Follower(
+        redis, cache, Upstream(session, timeout=1.0), interval=1.0, max_nodes=3, clock=clock
+    )
+    nodes = [f"http://node{n}.example" for n in range(5)]
+    followed = [await follower.track(node, P100, T0) for node in nodes]
+    assert followed == [True, True, True, False, False]
+    assert follower.nodes == nodes[:3]
+    assert await redis.hlen(CURSORS_KEY) == 3
+    assert await follower.follow(nodes[0], Prefix("88.100.1"))  # a followed node: still
+
+
+async def test_a_node_not_asked_for_longer_than_entries_live_is_forgotten(
+    redis: Redis, cache: AnswerCache, clock: FakeClock, session: aiohttp.ClientSession
+) -> None:
+    follower = Follower(
+        redis, cache, Upstream(session, timeout=1.0), interval=1.0, max_nodes=2, clock=clock
+    )
+    assert follower.expiry == POLICY.longest_keep == 4600.0
+    await follower.track("http://old.example", P100, T0)
+    clock.advance(3000)
+    await follower.track("http://recent.example", P100, clock())
+    assert not await follower.track("http://new.example", P100, clock())  # full
+    clock.advance(2000)  # old: asked 5000 s ago; recent: 2000 s ago
+    assert await follower.track("http://new.example", P100, clock())  # old made room
+    assert follower.nodes == ["http://new.example", "http://recent.example"]
+    clock.advance(4000)
+    await follower.poll_once()  # recent expires too, in memory and in Redis
+    assert follower.nodes == ["http://new.example"]
+    assert await redis.hkeys(CURSORS_KEY) == [b"http://new.example"]
+
+
+async def test_loading_obeys_the_bound_and_the_expiry_and_drops_unknown_forms(
+    redis: Redis, cache: AnswerCache, clock: FakeClock, session: aiohttp.ClientSession
+) -> None:
+    saved: dict[str | bytes, str | bytes] = {
+        "http://a.example": f"E1 5-0 {T0 - 10:.0f} 88.100",
+        "http://b.example": f"E1 5-0 {T0 - 20:.0f} 88.101,88.102",
+        "http://c.example": f"E1 5-0 {T0 - 30:.0f} *",
+        "http://expired.example": f"E1 5-0 {T0 - 99999:.0f} 88.100",
+        "http://legacy.example": "E1 5-0",  # saved before nodes had prefixes
+        "http://garbage.example": "E1 5-0 x 88.100",
+    }
+    await redis.hset(CURSORS_KEY, mapping=saved)  # type: ignore[arg-type]
+    follower = Follower(
+        redis, cache, Upstream(session, timeout=1.0), interval=1.0, max_nodes=2, clock=clock
+    )
+    await follower.load()
+    assert follower.nodes == ["http://a.example", "http://b.example"]
+    assert follower.prefixes("http://b.example") == {Prefix("88.101"), Prefix("88.102")}
+    assert sorted(await redis.hkeys(CURSORS_KEY)) == [b"http://a.example", b"http://b.example"]

@@ -18,15 +18,19 @@ import pytest
 from redis.asyncio import Redis
 
 from registry.errors import UpstreamTimeout, UpstreamUnavailable
-from registry.identifier import Handle
+from registry.identifier import Handle, Prefix
 from resolver.answer_cache import AnswerCache, cache_key
 from resolver.cache import CachePolicy, CacheStatus, Outcome
 from resolver.recursion import Follow, Resolution, Resolver
+from resolver.target import TargetPolicy
 from resolver.upstream import Upstream
+from resolver.walk import Hop
 from tests.resolver.conftest import T0, FakeClock, FakeNode, value
 
 HANDLE = Handle.parse("88.101.1/ABC")
 KEY = HANDLE.key  # "88.101.1/abc"
+ASKED_FOR = Prefix("88.101")  # what the first node is asked as responsible for
+LOOPBACK = TargetPolicy(allow_private=True)  # the other nodes are on 127.0.0.1
 POLICY = CachePolicy(max_ttl=3600.0, negative_ttl=10.0, max_stale=1000.0, local_ttl=2.0)
 
 
@@ -42,24 +46,30 @@ def make_resolver(
     policy: CachePolicy = POLICY,
     timeout: float = 2.0,
     follow: Follow | None = None,
+    targets: TargetPolicy = LOOPBACK,
 ) -> Resolver:
     cache = AnswerCache(redis, policy, clock)
-    return Resolver(cache, Upstream(session, timeout=timeout), follow=follow, clock=clock)
+    upstream = Upstream(session, timeout=timeout)
+    return Resolver(cache, upstream, follow=follow, policy=targets, clock=clock)
 
 
 class Feeds:
     """Records what a resolver tells its ``follow``: the nodes about to be asked."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, following: bool = True) -> None:
         self.followed: list[str] = []
+        self.prefixes: list[Prefix | None] = []
+        self.following = following
 
-    async def follow(self, node: str) -> None:
+    async def follow(self, node: str, prefix: Prefix | None) -> bool:
         self.followed.append(node)
+        self.prefixes.append(prefix)
+        return self.following
 
 
-def at(url: str | None) -> Callable[[Handle], Awaitable[str | None]]:
-    async def locate(handle: Handle) -> str | None:
-        return url
+def at(url: str | None) -> Callable[[Handle], Awaitable[Hop | None]]:
+    async def locate(handle: Handle) -> Hop | None:
+        return None if url is None else Hop(url, ASKED_FOR)
 
     return locate
 
@@ -271,6 +281,7 @@ async def test_a_referral_is_followed_to_the_answering_node(
     assert got.entry.body == canonical(HANDLE.text, other.values)
     assert (node.count, other.count) == (1, 1)
     assert feeds.followed == [node.url, other.url]  # each before it was asked
+    assert feeds.prefixes == [ASKED_FOR, Prefix("88.101.1")]  # ... for what it answers
 
 
 async def test_a_referral_loop_is_refused(
@@ -299,7 +310,7 @@ async def test_nothing_to_locate_resolves_to_none_and_caches_nothing(
     located: list[Handle] = []
     feeds = Feeds()
 
-    async def locate(handle: Handle) -> str | None:
+    async def locate(handle: Handle) -> Hop | None:
         located.append(handle)
         return None
 

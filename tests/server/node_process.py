@@ -66,6 +66,7 @@ class NodeProcess:
             str(data_dir),
             "--admin-secret",
             secret,
+            "--allow-private-nodes",  # its other nodes are on loopback too
             *extra,
         ]
         self.log = data_dir.parent / f"node-{self.port}.log"
