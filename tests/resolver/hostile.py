@@ -102,7 +102,7 @@ class HostileNode(LoopbackServer):
                     await self._write(response, b" ")
                     await asyncio.sleep(self.drip_every)
             else:
-                while self.sent < GIB:
+                for _ in range(GIB // len(_SPACES)):  # 1 GiB per request
                     await self._write(response, _SPACES)
         except ConnectionError:  # the client hung up: what a bounded client does
             pass
