@@ -237,7 +237,9 @@ async def _build_state(
     converted = await store.upgrade()
     if converted:
         log.info("store layout upgraded", extra={"records": converted})
-    upstream = Upstream(session, timeout=config.upstream_timeout)
+    upstream = Upstream(
+        session, timeout=config.upstream_timeout, max_bytes=config.max_upstream_bytes
+    )
     own = config.prefix
     delegations = Delegations(store, own, config.public_url) if own is not None else None
     registrar = Registrar(

@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--public-url", help="URL clients and other nodes use for this node")
     serve.add_argument("--appendfsync", choices=APPENDFSYNC_POLICIES)
     serve.add_argument("--max-body-bytes", type=int)
+    serve.add_argument(
+        "--max-upstream-bytes", type=int, help="largest answer taken from another node (1 MiB)"
+    )
     serve.add_argument("--log-level", choices=LOG_LEVELS)
     serve.add_argument("--access-log", action="store_true", default=None)
     serve.add_argument("--parent-url", help="the node above (top node, or a recursive's root)")

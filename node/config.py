@@ -30,7 +30,11 @@ option                 environment               meaning
 --max-stale            IDNODE_MAX_STALE          serve a stale answer this long past its
                                                  TTL while its node is down (86400 s)
 --local-cache-ttl      IDNODE_LOCAL_CACHE_TTL    in-process copy life (1 s)
---upstream-timeout     IDNODE_UPSTREAM_TIMEOUT   node-to-node request timeout (5 s)
+--upstream-timeout     IDNODE_UPSTREAM_TIMEOUT   node-to-node request timeout (5 s): one
+                                                 deadline for connect, body and parsing
+--max-upstream-bytes   IDNODE_MAX_UPSTREAM_BYTES largest answer taken from another node
+                                                 (1048576); a larger one is dropped as
+                                                 it streams and the node is unavailable
 --invalidation-interval  IDNODE_INVALIDATION_INTERVAL  change-feed polling period (1 s)
 --max-followed-nodes   IDNODE_MAX_FOLLOWED_NODES change feeds a recursive node follows at
                                                  most (1024); answers from further nodes
@@ -82,6 +86,7 @@ from registry.identifier import Prefix
 from registry.limits import Limits
 from registry.prefix_entry import node_url_problem
 from resolver.cache import CachePolicy
+from resolver.upstream import DEFAULT_MAX_BYTES
 
 ENV_PREFIX = "IDNODE_"
 # Set by the supervisor of a node with several workers (node.workers) for each worker:
@@ -118,6 +123,7 @@ class NodeConfig:
     owner: str = ""
     cache: CachePolicy = field(default_factory=CachePolicy)
     upstream_timeout: float = 5.0
+    max_upstream_bytes: int = DEFAULT_MAX_BYTES
     invalidation_interval: float = 1.0
     max_followed_nodes: int = 1024
     allow_private_nodes: bool = False
@@ -246,6 +252,9 @@ class NodeConfig:
                 local_ttl=seconds("local_cache_ttl", defaults.local_ttl),
             ),
             upstream_timeout=seconds("upstream_timeout", 5.0, low=0.05),
+            max_upstream_bytes=_int_setting(
+                "max_upstream_bytes", get("max_upstream_bytes"), DEFAULT_MAX_BYTES, low=1024
+            ),
             invalidation_interval=seconds("invalidation_interval", 1.0, low=0.05),
             max_followed_nodes=_int_setting(
                 "max_followed_nodes", get("max_followed_nodes"), 1024, low=1, high=1_000_000

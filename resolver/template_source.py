@@ -15,15 +15,18 @@ published version may take to be enforced at other nodes.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from registry.errors import InvalidValue, TemplateViolation, UpstreamUnavailable
-from registry.identifier import Prefix
-from registry.template import Template, TemplateRef
+from registry.identifier import Prefix, ascii_lower
+from registry.template import MAX_ITEMS, Template, TemplateRef
 from registry.template_store import TemplateStore
 from resolver.upstream import Upstream
+
+log = logging.getLogger(__name__)
 
 MAX_HOPS = 4
 LATEST_TTL = 5.0
@@ -89,22 +92,62 @@ class TemplateSource:
         for _ in range(MAX_HOPS):
             visited.append(node)
             status, answer = await self.upstream.fetch_json(node, path, params)
-            if status == 200 and isinstance(answer, dict):
-                try:
-                    return Template.from_json(answer)
-                except InvalidValue as exc:
-                    raise UpstreamUnavailable(f"node {node} sent a template: {exc}") from exc
+            if status == 200:
+                return remote_template(node, ref, answer)
             if status == 404:
                 raise missing(ref)
             referral = _referral(answer) if status == 400 else None
             if referral is None or referral in visited:
                 raise UpstreamUnavailable(
-                    f"node {node} answered {status} when asked for template {ref.text}"
+                    f"node {node} answered HTTP {status} when asked for template {ref.text}"
                 )
             node = referral
         raise UpstreamUnavailable(
             f"template {ref.text}: more than {MAX_HOPS} referrals ({', '.join(visited)})"
         )
+
+
+def remote_template(node: str, ref: TemplateRef, answer: object) -> Template:
+    """The template another node answered for ``ref``, read defensively: it must be a
+    published version of that very template (the prefix and name asked for, and the
+    version when one was pinned), well-formed item by item; else UpstreamUnavailable
+    naming the node (why is logged: the node's text is not passed on).
+
+    >>> remote_template("http://n", TemplateRef.parse("88.100/cell"), {"junk": 1})
+    Traceback (most recent call last):
+    ...
+    registry.errors.UpstreamUnavailable: node http://n sent an invalid template for 88.100/cell
+    """
+    problem = _template_problem(ref, answer)
+    if problem is None:
+        assert isinstance(answer, dict)
+        try:
+            return Template.from_json(answer)
+        except (InvalidValue, KeyError, TypeError, ValueError, AttributeError) as exc:
+            problem = str(exc)[:200]
+    log.info("invalid template from another node", extra={"node": node, "problem": problem})
+    raise UpstreamUnavailable(f"node {node} sent an invalid template for {ref.text}")
+
+
+def _template_problem(ref: TemplateRef, answer: object) -> str | None:
+    if not isinstance(answer, dict):
+        return "not an object"
+    version, prefix, name = answer.get("version"), answer.get("prefix"), answer.get("name")
+    # Names are case-insensitive (TemplateRef.key); prefixes are digits and dots.
+    if not isinstance(prefix, str) or not isinstance(name, str):
+        return "no prefix or name"
+    if f"{prefix}/{ascii_lower(name)}" != ref.key:
+        return "another template than the one asked for"
+    if type(version) is not int or version < 1:
+        return "no valid version"
+    if ref.version is not None and version != ref.version:
+        return f"version {version}, not the version asked for"
+    if answer.get("state") != "published":
+        return "not a published version"
+    items = answer.get("items")
+    if not isinstance(items, list) or len(items) > MAX_ITEMS:
+        return f"items is not a list of at most {MAX_ITEMS}"
+    return None
 
 
 def _referral(answer: object) -> str | None:

@@ -250,12 +250,22 @@ def summary(values: Sequence[object]) -> list[dict[str, Any]]:
     """
     shown = []
     for value in values:
+        # Values come from other nodes: what is not shaped like a value is left out.
         if not isinstance(value, dict) or not isinstance(value.get("type"), str):
             continue
         fmt, data = value_data(value.get("data"))
-        if fmt == "admin" or Relation.of_type(value["type"]) is not None:
+        if (
+            not isinstance(fmt, str)
+            or fmt == "admin"
+            or Relation.of_type(value["type"]) is not None
+        ):
             continue
-        item = {"index": value.get("index"), "type": value["type"], "value": data}
+        index = value.get("index")
+        item = {
+            "index": index if type(index) is int else None,
+            "type": value["type"],
+            "value": data,
+        }
         if fmt != "string":
             item["format"] = fmt
         shown.append(item)

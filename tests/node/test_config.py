@@ -48,6 +48,16 @@ def test_workers_and_the_socket_a_worker_inherits() -> None:
     assert (worker.workers, worker.worker_fd) == (4, 5)
 
 
+def test_the_cap_on_another_nodes_answer() -> None:
+    plain = NodeConfig.from_sources({"role": "top", "prefix": "88"}, env={})
+    assert plain.max_upstream_bytes == 1 << 20
+    given = NodeConfig.from_sources(
+        {"role": "top", "prefix": "88", "max_upstream_bytes": 4096},
+        env={"IDNODE_MAX_UPSTREAM_BYTES": "8192"},
+    )
+    assert given.max_upstream_bytes == 4096
+
+
 @pytest.mark.parametrize(
     ("args", "env", "named"),
     [
@@ -63,6 +73,7 @@ def test_workers_and_the_socket_a_worker_inherits() -> None:
         ({"role": "boss", "prefix": "88.100"}, {}, "role"),
         ({"role": "secondary", "prefix": "88.100", "workers": 0}, {}, "workers"),
         ({"role": "secondary", "prefix": "88.100"}, {"IDNODE_WORKERS": "65"}, "workers"),
+        ({"role": "top", "prefix": "88"}, {"IDNODE_MAX_UPSTREAM_BYTES": "10"}, "max_upstream"),
     ],
 )
 def test_bad_settings_are_named(args, env, named) -> None:

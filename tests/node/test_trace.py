@@ -15,6 +15,7 @@ from node.embedded_redis import EmbeddedRedis
 from resolver.trace import MAX_DEPTH
 from tests.conftest import ADMIN_AUTH, ADMIN_SECRET, basic, node_config, served
 from tests.resolver.conftest import FakeNode
+from tests.resolver.hostile import HostileNode
 
 HERE = node_config("redis://unused").public_url  # how the node names itself
 
@@ -187,19 +188,24 @@ async def parent() -> AsyncIterator[FakeNode]:
         await fake.stop()
 
 
-@pytest.fixture
-async def enterprise(
-    redis: Redis, redis_server: EmbeddedRedis, parent: FakeNode
-) -> AsyncIterator[httpx.AsyncClient]:
-    """An enterprise node for 88.100.1 whose parent is ``parent``."""
+def below(redis_server: EmbeddedRedis, parent_url: str, **settings: str) -> Any:
+    """An enterprise node for 88.100.1 whose parent is at ``parent_url``, served."""
     config = node_config(
         redis_server.url,
         "88.100.1",
         role="enterprise",
-        parent_url=parent.url,
+        parent_url=parent_url,
         upstream_timeout="0.5",
+        **settings,
     )
-    async with served(config) as http:
+    return served(config)
+
+
+@pytest.fixture
+async def enterprise(
+    redis: Redis, redis_server: EmbeddedRedis, parent: FakeNode
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with below(redis_server, parent.url) as http:
         yield http
 
 
@@ -338,3 +344,70 @@ async def test_trace_requests_are_counted_by_route(product: httpx.AsyncClient) -
     await product.get("/api/trace/88.100/car")
     metrics = (await product.get("/metrics")).text
     assert 'route="/api/trace/{handle:path}",status="200"' in metrics
+
+
+# --- a hostile node where a part is kept -------------------------------------------------
+
+
+@pytest.fixture
+async def hostile() -> AsyncIterator[HostileNode]:
+    node = await HostileNode().start()
+    try:
+        yield node
+    finally:
+        await node.stop()
+
+
+@pytest.fixture
+async def exposed(
+    redis: Redis, redis_server: EmbeddedRedis, hostile: HostileNode
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with below(redis_server, hostile.url, max_upstream_bytes="65536") as http:
+        yield http
+
+
+@pytest.mark.parametrize(
+    ("mode", "says"),
+    [
+        ("endless", "over the 65536-byte limit"),
+        ("declared", "over the 65536-byte limit"),
+        ("gzip", "only identity is accepted"),
+        ("drip", "did not answer within 0.5s"),
+    ],
+)
+async def test_a_hostile_node_costs_only_its_branch(
+    exposed: httpx.AsyncClient, hostile: HostileNode, mode: str, says: str
+) -> None:
+    hostile.mode = mode
+    await register_car(exposed, "88.100.2/pack")
+    answer = await exposed.get("/api/trace/88.100.1/car")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["tree"]["status"] == "found" and body["unreachable"] == ["88.100.2/pack"]
+    pack = target(body["tree"], 0)
+    assert pack["status"] == "unreachable" and says in pack["message"]
+    assert hostile.url in pack["message"]
+
+
+async def test_junk_values_from_another_node_are_left_out(
+    exposed: httpx.AsyncClient, hostile: HostileNode
+) -> None:
+    hostile.answer = {
+        "responseCode": 1,
+        "handle": "88.100.2/pack",
+        "values": [
+            7,
+            {"type": ["URL"]},
+            {"index": {"x": 1}, "type": "URL", "data": "https://example.com"},
+            {"index": 2, "type": "NOTE", "data": {"format": ["hex"], "value": "0a"}},
+            {"index": 3, "type": "COMPONENT", "data": {"value": 5}},
+            {"index": 4, "type": "MADE_FROM", "data": "not a handle"},
+        ],
+    }
+    await register_car(exposed, "88.100.2/pack")
+    answer = await exposed.get("/api/trace/88.100.1/car")
+    assert answer.status_code == 200, answer.text
+    pack = target(answer.json()["tree"], 0)
+    assert pack["status"] == "found"
+    assert pack["values"] == [{"index": None, "type": "URL", "value": "https://example.com"}]
+    assert [link["target"]["status"] for link in pack["links"]] == ["invalid", "invalid"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import pytest
@@ -37,7 +37,35 @@ class FakeClock:
         self.now += seconds
 
 
-class FakeNode:
+class LoopbackServer:
+    """A real HTTP server on 127.0.0.1 at a free port, answering with :meth:`routes`."""
+
+    url = ""
+    _runner: web.AppRunner | None = None
+
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> Self:
+        app = web.Application()
+        self.routes(app)
+        runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
+        )
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        host, port = runner.addresses[0][:2]
+        self._runner, self.url = runner, f"http://{host}:{port}"
+        return self
+
+    async def stop(self) -> None:
+        """Close the listening socket and every open connection: later calls are refused."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+
+class FakeNode(LoopbackServer):
     """Another node at the wire: a real HTTP server whose behaviour the test sets.
 
     ``mode`` is "record" (200 with the record), "missing" (404, responseCode 100),
@@ -59,33 +87,14 @@ class FakeNode:
         self.pages: list[dict[str, Any]] = []
         self.every_page: dict[str, Any] | None = None  # answered to every feed read
         self.change_queries: list[dict[str, str]] = []
-        self.url = ""
-        self._runner: web.AppRunner | None = None
 
     @property
     def count(self) -> int:
         return len(self.handle_requests)
 
-    async def start(self) -> FakeNode:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/handles/{handle:.+}", self._handle)
         app.router.add_get("/api/changes", self._changes)
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
-        return self
-
-    async def stop(self) -> None:
-        """Close the listening socket and every open connection: later calls are refused."""
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.Response:
         handle = request.match_info["handle"]
