@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -54,6 +55,16 @@ from registry.admission import TokenBucket
 from registry.errors import IdnodeError, TooManyRequests
 
 log = logging.getLogger("idnode.node")
+
+
+# OpenAPI: what the fan-out limit adds to the answers of the routes it covers.
+FAN_OUT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Over the anonymous limit with wrong credentials (402)"},
+    429: {
+        "description": "More anonymous searches and traces from this client address than "
+        "--anonymous-rate allows (2); Retry-After says when to retry"
+    },
+}
 
 
 class Costly(Enum):

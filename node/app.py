@@ -237,8 +237,13 @@ async def _build_state(
     converted = await store.upgrade()
     if converted:
         log.info("store layout upgraded", extra={"records": converted})
+    # Every call to another node goes through this policy, whoever named the node.
+    policy = TargetPolicy(allow_private=config.allow_private_nodes)
     upstream = Upstream(
-        session, timeout=config.upstream_timeout, max_bytes=config.max_upstream_bytes
+        session,
+        timeout=config.upstream_timeout,
+        policy=policy,
+        max_bytes=config.max_upstream_bytes,
     )
     own = config.prefix
     delegations = Delegations(store, own, config.public_url) if own is not None else None
@@ -265,7 +270,6 @@ async def _build_state(
             interval=config.invalidation_interval,
             max_nodes=config.max_followed_nodes,
         )
-        policy = TargetPolicy(allow_private=config.allow_private_nodes)
         resolver = Resolver(cache, upstream, follow=follower.follow, policy=policy)
     template_store = None
     if traits.stores:

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from node.anonymous_limits import FAN_OUT_RESPONSES
 from node.handles import search_terms
 from node.responses import json_response
 from node.state import NodeState, node_state
@@ -33,7 +34,10 @@ _CONTROLS = frozenset({"limit", "prefix", "timeout", "hops"})
 @router.get(
     "/api/search",
     summary="Find handles by value at this node and every node below it",
-    responses={400: {"description": "No or malformed search terms, bad limits (202)"}},
+    responses={
+        400: {"description": "No or malformed search terms, bad limits (202)"},
+        **FAN_OUT_RESPONSES,
+    },
 )
 async def search(
     request: Request,

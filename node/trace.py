@@ -25,6 +25,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
+from node.anonymous_limits import FAN_OUT_RESPONSES
 from node.answerer import Answerer
 from node.responses import json_response
 from node.state import NodeState, node_state
@@ -127,6 +128,7 @@ class Tracer:
         404: {"description": "The root handle does not exist (100)"},
         502: {"description": "The root's responsible node is unreachable (2)"},
         504: {"description": "The root's responsible node did not answer in time (2)"},
+        **FAN_OUT_RESPONSES,
     },
 )
 async def trace(

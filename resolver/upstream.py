@@ -51,6 +51,7 @@ from yarl import URL
 
 from registry.errors import UpstreamTimeout, UpstreamUnavailable
 from registry.identifier import Handle
+from resolver.target import TargetPolicy
 from resolver.walk import Answer
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class Upstream:
     (``timeout`` seconds unless a call says otherwise) and size (``max_bytes``).
 
     >>> async with aiohttp.ClientSession() as session:             # doctest: +SKIP
-    ...     answer = await Upstream(session, timeout=2.0).get_handle(
+    ...     answer = await Upstream(session, timeout=2.0, policy=TargetPolicy()).get_handle(
     ...         "http://127.0.0.1:8001", Handle.parse("88.100/x"))
     """
 
@@ -102,10 +103,12 @@ class Upstream:
         session: aiohttp.ClientSession,
         *,
         timeout: float,
+        policy: TargetPolicy,
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.session = session
         self.timeout = timeout
+        self.policy = policy
         self.max_bytes = max_bytes
 
     async def get_handle(self, node: str, handle: Handle) -> Answer:
@@ -159,7 +162,11 @@ class Upstream:
         headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> tuple[_Reply, Any]:
-        """One exchange and, with ``parse``, its JSON, all within one deadline."""
+        """One exchange and, with ``parse``, its JSON, all within one deadline; never
+        with a node URL the target policy refuses (whoever named it)."""
+        problem = self.policy.problem(node)
+        if problem is not None:
+            raise UpstreamUnavailable(f"node {node} is not asked: {problem}")
         limit = self.timeout if timeout is None else timeout
         sent = {**(headers or {}), "Accept-Encoding": "identity"}
         try:

@@ -28,7 +28,7 @@ from resolver.target import TargetPolicy
 from resolver.upstream import Upstream
 from resolver.walk import Hop
 from tests.conftest import ADMIN_AUTH, node_config
-from tests.resolver.conftest import T0, FakeClock, FakeNode
+from tests.resolver.conftest import LOOPBACK, T0, FakeClock, FakeNode
 
 POLICY = CachePolicy(max_ttl=3600.0, negative_ttl=10.0, max_stale=1000.0, local_ttl=2.0)
 START = StreamId.at(T0 - SKEW_MARGIN)  # where a node tracked at T0 is followed from
@@ -67,7 +67,9 @@ def cache(redis: Redis, clock: FakeClock) -> AnswerCache:
 def follower(
     redis: Redis, cache: AnswerCache, session: aiohttp.ClientSession, clock: FakeClock
 ) -> Follower:
-    return Follower(redis, cache, Upstream(session, timeout=1.0), interval=1.0, clock=clock)
+    return Follower(
+        redis, cache, Upstream(session, timeout=1.0, policy=LOOPBACK), interval=1.0, clock=clock
+    )
 
 
 async def fill(
@@ -270,7 +272,9 @@ async def test_a_new_follower_loads_the_saved_cursors(
     feed.pages = [page([], "1700000003000-4", epoch="E9")]
     await follower.poll_once()
 
-    restarted = Follower(redis, cache, Upstream(session, timeout=1.0), interval=1.0, clock=clock)
+    restarted = Follower(
+        redis, cache, Upstream(session, timeout=1.0, policy=LOOPBACK), interval=1.0, clock=clock
+    )
     assert restarted.nodes == []
     await restarted.load()
     assert restarted.nodes == [feed.url]
@@ -330,7 +334,7 @@ async def test_a_change_at_a_real_node_drops_the_cached_answer(
         assert created.status == 201, await created.text()
 
     cache = AnswerCache(redis, POLICY, time.time)
-    follower = Follower(redis, cache, Upstream(session, timeout=2.0), interval=1.0)
+    follower = Follower(redis, cache, Upstream(session, timeout=2.0, policy=LOOPBACK), interval=1.0)
     await follower.follow(real_node, P100)
     now = time.time()
     for key in (handle.key, "88.100/untouched"):
@@ -353,7 +357,7 @@ async def test_a_change_at_a_real_node_drops_the_cached_answer(
     # And resolving again fetches the changed record.
     resolver = Resolver(
         cache,
-        Upstream(session, timeout=2.0),
+        Upstream(session, timeout=2.0, policy=LOOPBACK),
         follow=follower.follow,
         policy=TargetPolicy(allow_private=True),
     )
@@ -444,7 +448,12 @@ async def test_the_followed_set_is_bounded_and_answers_beyond_it_are_not_cached(
     redis: Redis, cache: AnswerCache, clock: FakeClock, session: aiohttp.ClientSession
 ) -> None:
     follower = Follower(
-        redis, cache, Upstream(session, timeout=1.0), interval=1.0, max_nodes=3, clock=clock
+        redis,
+        cache,
+        Upstream(session, timeout=1.0, policy=LOOPBACK),
+        interval=1.0,
+        max_nodes=3,
+        clock=clock,
     )
     nodes = [f"http://node{n}.example" for n in range(5)]
     followed = [await follower.track(node, P100, T0) for node in nodes]
@@ -458,7 +467,12 @@ async def test_a_node_not_asked_for_longer_than_entries_live_is_forgotten(
     redis: Redis, cache: AnswerCache, clock: FakeClock, session: aiohttp.ClientSession
 ) -> None:
     follower = Follower(
-        redis, cache, Upstream(session, timeout=1.0), interval=1.0, max_nodes=2, clock=clock
+        redis,
+        cache,
+        Upstream(session, timeout=1.0, policy=LOOPBACK),
+        interval=1.0,
+        max_nodes=2,
+        clock=clock,
     )
     assert follower.expiry == POLICY.longest_keep == 4600.0
     await follower.track("http://old.example", P100, T0)
@@ -487,7 +501,12 @@ async def test_loading_obeys_the_bound_and_the_expiry_and_drops_unknown_forms(
     }
     await redis.hset(CURSORS_KEY, mapping=saved)  # type: ignore[arg-type]
     follower = Follower(
-        redis, cache, Upstream(session, timeout=1.0), interval=1.0, max_nodes=2, clock=clock
+        redis,
+        cache,
+        Upstream(session, timeout=1.0, policy=LOOPBACK),
+        interval=1.0,
+        max_nodes=2,
+        clock=clock,
     )
     await follower.load()
     assert follower.nodes == ["http://a.example", "http://b.example"]

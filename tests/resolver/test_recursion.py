@@ -25,12 +25,11 @@ from resolver.recursion import Follow, Resolution, Resolver
 from resolver.target import TargetPolicy
 from resolver.upstream import Upstream
 from resolver.walk import Hop
-from tests.resolver.conftest import T0, FakeClock, FakeNode, value
+from tests.resolver.conftest import LOOPBACK, T0, FakeClock, FakeNode, value
 
 HANDLE = Handle.parse("88.101.1/ABC")
 KEY = HANDLE.key  # "88.101.1/abc"
 ASKED_FOR = Prefix("88.101")  # what the first node is asked as responsible for
-LOOPBACK = TargetPolicy(allow_private=True)  # the other nodes are on 127.0.0.1
 POLICY = CachePolicy(max_ttl=3600.0, negative_ttl=10.0, max_stale=1000.0, local_ttl=2.0)
 
 
@@ -49,7 +48,7 @@ def make_resolver(
     targets: TargetPolicy = LOOPBACK,
 ) -> Resolver:
     cache = AnswerCache(redis, policy, clock)
-    upstream = Upstream(session, timeout=timeout)
+    upstream = Upstream(session, timeout=timeout, policy=LOOPBACK)
     return Resolver(cache, upstream, follow=follow, policy=targets, clock=clock)
 
 

@@ -143,13 +143,13 @@ async def test_a_session_with_the_guard_does_not_connect_to_a_name_for_loopback(
     port = node.url.rsplit(":", 1)[1]
     connector = aiohttp.TCPConnector(resolver=GuardedResolver(STRICT))
     async with aiohttp.ClientSession(connector=connector) as session:
-        upstream = Upstream(session, timeout=2.0)
+        upstream = Upstream(session, timeout=2.0, policy=OPEN)
         with pytest.raises(UpstreamUnavailable):
             await upstream.get_handle(f"http://localhost:{port}", Handle.parse("88.100/x"))
     assert node.count == 0
     connector = aiohttp.TCPConnector(resolver=GuardedResolver(OPEN))
     async with aiohttp.ClientSession(connector=connector) as session:
-        answer = await Upstream(session, timeout=2.0).get_handle(
+        answer = await Upstream(session, timeout=2.0, policy=OPEN).get_handle(
             f"http://localhost:{port}", Handle.parse("88.100/x")
         )
     assert answer.status == 200 and node.count == 1

@@ -16,6 +16,7 @@ from registry.template import TemplateRef
 from registry.template_store import TemplateStore
 from resolver.template_source import TemplateSource
 from resolver.upstream import Upstream
+from tests.resolver.conftest import LOOPBACK
 from tests.resolver.hostile import HostileNode
 
 CELL = {
@@ -44,7 +45,9 @@ def source(redis: Redis, session: aiohttp.ClientSession, keeper: HostileNode) ->
         return keeper.url
 
     return TemplateSource(
-        TemplateStore(redis), locate, Upstream(session, timeout=0.5, max_bytes=16384)
+        TemplateStore(redis),
+        locate,
+        Upstream(session, timeout=0.5, policy=LOOPBACK, max_bytes=16384),
     )
 
 

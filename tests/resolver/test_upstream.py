@@ -14,7 +14,7 @@ import pytest
 from registry.errors import UpstreamTimeout, UpstreamUnavailable
 from registry.identifier import Handle
 from resolver.upstream import DEFAULT_MAX_BYTES, Upstream
-from tests.resolver.conftest import FakeNode
+from tests.resolver.conftest import LOOPBACK, FakeNode
 from tests.resolver.hostile import HostileNode
 
 HANDLE = Handle.parse("88.100/x")
@@ -30,7 +30,7 @@ async def hostile() -> AsyncIterator[HostileNode]:
 
 @pytest.fixture
 def upstream(session: aiohttp.ClientSession) -> Upstream:
-    return Upstream(session, timeout=2.0, max_bytes=CAP)
+    return Upstream(session, timeout=2.0, policy=LOOPBACK, max_bytes=CAP)
 
 
 async def peak_memory_of(call: Awaitable[object]) -> tuple[UpstreamUnavailable, int]:
@@ -86,7 +86,7 @@ async def test_a_gzip_bomb_within_a_cap_larger_than_it_is_still_not_inflated(
 ) -> None:
     """Even when the compressed bytes fit the cap, nothing is decompressed."""
     hostile.mode = "gzip"
-    generous = Upstream(session, timeout=5.0, max_bytes=2 << 20)
+    generous = Upstream(session, timeout=5.0, policy=LOOPBACK, max_bytes=2 << 20)
     error, peak = await peak_memory_of(generous.get_handle(hostile.url, HANDLE))
     assert "only identity is accepted" in error.message
     assert peak < 8 << 20
@@ -98,7 +98,7 @@ async def test_the_deadline_covers_reading_the_body(
     """A node dripping one byte at a time never lets a per-read timeout fire; the one
     deadline of the call does."""
     hostile.mode = "drip"
-    upstream = Upstream(session, timeout=0.5, max_bytes=CAP)
+    upstream = Upstream(session, timeout=0.5, policy=LOOPBACK, max_bytes=CAP)
     started = time.monotonic()
     with pytest.raises(UpstreamTimeout, match="did not answer within 0.5s") as raised:
         await upstream.get_json(hostile.url, "/api/search", {})
