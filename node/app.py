@@ -107,7 +107,13 @@ def create_app(config: NodeConfig) -> FastAPI:
             # thread that starts it, and executor threads may end before the node does.
             url = embedded.start()
             log.info("embedded redis started", extra={"redis_url": url, "pid": embedded.pid})
-        redis = open_redis(url, socket_connect_timeout=5, socket_timeout=10)
+        redis = open_redis(
+            url,
+            max_connections=config.redis_pool.max_connections,
+            pool_timeout=config.redis_pool.timeout,
+            socket_connect_timeout=5,
+            socket_timeout=10,
+        )
         # Calls to other nodes verify their certificates: against --tls-ca when given,
         # else the system's CAs (aiohttp's default).
         trust = ssl.create_default_context(cafile=config.tls_ca) if config.tls_ca else True
