@@ -102,10 +102,15 @@ def create_app(config: NodeConfig) -> FastAPI:
         embedded: EmbeddedRedis | None = None
         url = config.redis_url
         if url is None:
-            embedded = EmbeddedRedis(config.embedded_data_dir, appendfsync=config.appendfsync)
+            embedded = EmbeddedRedis(
+                config.embedded_data_dir,
+                appendfsync=config.appendfsync,
+                min_free_disk_bytes=config.min_free_disk_bytes,
+            )
             # Not in a worker thread: Linux ties the server's parent-death signal to the
             # thread that starts it, and executor threads may end before the node does.
             url = embedded.start()
+            embedded.supervise()  # restarted when it exits; writes refused on a full disk
             log.info("embedded redis started", extra={"redis_url": url, "pid": embedded.pid})
         redis = open_redis(
             url,

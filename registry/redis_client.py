@@ -14,9 +14,10 @@ connection available."), which the store translates like any other Redis failure
 
 Replies by which Redis refuses writes but still serves reads are parsed into
 :class:`WritesRefused`, whose message names the cause, wherever they come from:
-``NOREPLICAS`` (how the embedded Redis is told to refuse writes while its disk is full:
+``READONLY`` (how the embedded Redis is made to refuse writes while its disk is full:
 :mod:`node.embedded_redis`), ``MISCONF`` (it could not write its AOF) and ``OOM``
-(``maxmemory`` reached).
+(``maxmemory`` reached). A script's refused write comes as an ``ERR`` that quotes the
+``-READONLY``: :func:`refusal_in` finds it.
 
 >>> redis = open_redis("redis://127.0.0.1:6379/0")  # doctest: +SKIP
 """
@@ -33,7 +34,7 @@ from redis.exceptions import DataError, ResponseError
 _packed_classes: dict[type[AbstractConnection], type[AbstractConnection]] = {}
 
 _REFUSALS = {
-    "NOREPLICAS": "the store's disk is full",
+    "READONLY": "the store's disk is full (or it is a read-only replica)",
     "MISCONF": "the store cannot write to its disk",
     "OOM": "the store's memory is full",
 }
@@ -48,6 +49,18 @@ class WritesRefused(ResponseError):
             f"{cause}: writes are refused, reads go on (Redis: {status_code} {reply})",
             status_code=status_code,
         )
+
+
+def refusal_in(exc: BaseException) -> WritesRefused | None:
+    """``exc`` as a :class:`WritesRefused` if it is one, or a script error caused by one."""
+    if isinstance(exc, WritesRefused):
+        return exc
+    if isinstance(exc, ResponseError):
+        text = str(exc)
+        for code in _REFUSALS:
+            if f"-{code} " in text:
+                return WritesRefused(text.split(f"-{code} ", 1)[1], status_code=code)
+    return None
 
 
 class _Parser(DefaultParser):  # type: ignore[valid-type,misc]

@@ -60,7 +60,7 @@ from registry.record_keys import (
     value_index_key,
     version_of,
 )
-from registry.redis_client import WritesRefused
+from registry.redis_client import refusal_in
 from registry.search import ValuePattern, intersect_in_order, split_member
 
 ABSENT = "-"
@@ -143,8 +143,8 @@ class Stored:
 
 def store_error(exc: BaseException) -> StoreUnavailable:
     """The node's error for a Redis failure, naming its cause."""
-    if isinstance(exc, WritesRefused):
-        return StoreFull(str(exc))
+    if refused := refusal_in(exc):
+        return StoreFull(str(refused))
     if isinstance(exc, BusyLoadingError):
         return StoreUnavailable("The node's store (Redis) is loading its data; try again")
     if str(exc) == "No connection available.":  # the pool's wait ran out

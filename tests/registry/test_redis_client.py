@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.exceptions import DataError
 
-from node.embedded_redis import EmbeddedRedis
+from node.embedded_redis import NO_MASTER, EmbeddedRedis
 from registry.errors import StoreFull, StoreUnavailable
 from registry.redis_client import WritesRefused, open_redis, packed
 from registry.store import translated
@@ -87,13 +87,17 @@ async def test_a_pool_wait_that_runs_out_is_a_store_error(redis_server: Embedded
 async def test_refused_writes_name_their_cause(redis_server: EmbeddedRedis) -> None:
     redis = open_redis(redis_server.url)
     try:
-        await redis.config_set("min-replicas-to-write", 1)
+        await redis.execute_command("REPLICAOF", *NO_MASTER)
         assert await redis.get("t:none") is None  # reads go on
         with pytest.raises(WritesRefused, match="the store's disk is full"):
             await redis.set("t:refused", 1)
-        with pytest.raises(StoreFull, match="disk is full: writes are refused, reads go on"):
+        with pytest.raises(StoreFull, match="disk is full.*: writes are refused, reads go on"):
             async with translated():
                 await redis.set("t:refused", 1)
+        with pytest.raises(StoreFull, match="disk is full"):  # a script's write too
+            async with translated():
+                await redis.eval("return redis.call('SET', 't:refused', 1)", 0)
+        assert await redis.get("t:refused") is None
     finally:
-        await redis.config_set("min-replicas-to-write", 0)
+        await redis.execute_command("REPLICAOF", "NO", "ONE")
         await redis.aclose()
