@@ -106,12 +106,23 @@ def create_app(config: NodeConfig) -> FastAPI:
         embedded: EmbeddedRedis | None = None
         url = config.redis_url
         if url is None:
-            embedded = EmbeddedRedis(config.embedded_data_dir, appendfsync=config.appendfsync)
+            embedded = EmbeddedRedis(
+                config.embedded_data_dir,
+                appendfsync=config.appendfsync,
+                min_free_disk_bytes=config.min_free_disk_bytes,
+            )
             # Not in a worker thread: Linux ties the server's parent-death signal to the
             # thread that starts it, and executor threads may end before the node does.
             url = embedded.start()
+            embedded.supervise()  # restarted when it exits; writes refused on a full disk
             log.info("embedded redis started", extra={"redis_url": url, "pid": embedded.pid})
-        redis = open_redis(url, socket_connect_timeout=5, socket_timeout=10)
+        redis = open_redis(
+            url,
+            max_connections=config.redis_pool.max_connections,
+            pool_timeout=config.redis_pool.timeout,
+            socket_connect_timeout=5,
+            socket_timeout=10,
+        )
         # Calls to other nodes verify their certificates: against --tls-ca when given,
         # else the system's CAs (aiohttp's default).
         trust = ssl.create_default_context(cafile=config.tls_ca) if config.tls_ca else True

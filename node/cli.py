@@ -96,6 +96,55 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="let calls to other nodes reach loopback and private addresses",
     )
+    hygiene = serve.add_argument_group(
+        "connection limits", "bounds on client connections and on the Redis pool"
+    )
+    hygiene.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="client connections held at once, per worker (default 4096, and at most the "
+        "open-file limit less 512); past it the longest-idle connection is closed, or the "
+        "new one answered 503 when all are busy",
+    )
+    hygiene.add_argument(
+        "--max-header-bytes",
+        type=int,
+        metavar="BYTES",
+        help="size limit of a request head: request line and headers (default 16384; 431)",
+    )
+    hygiene.add_argument(
+        "--header-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="a request head must arrive whole this long after the connection is ready "
+        "for it, else the connection is closed (default 10; stops slowloris)",
+    )
+    hygiene.add_argument(
+        "--keep-alive-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="an idle keep-alive connection is closed after this long (default 5)",
+    )
+    hygiene.add_argument(
+        "--redis-max-connections",
+        type=int,
+        metavar="N",
+        help="Redis connections per worker (default 64); requests beyond wait for one",
+    )
+    hygiene.add_argument(
+        "--redis-pool-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long a request waits for a free Redis connection before 503 (default 2)",
+    )
+    hygiene.add_argument(
+        "--min-free-disk-bytes",
+        type=int,
+        metavar="BYTES",
+        help="embedded Redis: writes are refused (507) while its data directory's disk "
+        "has less free space than this, and resume when it has (default 67108864)",
+    )
 
     up = commands.add_parser(
         "up",
@@ -364,17 +413,19 @@ def serve(config: NodeConfig, argv: Sequence[str]) -> None:
 
         sys.exit(Supervisor(config, argv[1:], config.workers).run())
     from node.app import create_app
-    from node.coalescing import CoalescingHttpToolsProtocol
+    from node.connection_guard import fitted_limits, guarded_protocol
 
+    limits = fitted_limits(config.connections)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(config),
-            http=CoalescingHttpToolsProtocol,
+            http=guarded_protocol(limits),
             host=config.host,
             port=config.port,
             log_config=None,
             log_level=config.log_level,
             access_log=config.access_log,
+            timeout_keep_alive=max(1, round(limits.keep_alive_timeout)),
             timeout_graceful_shutdown=10,
             ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
             ssl_keyfile=str(config.tls_key) if config.tls_key else None,

@@ -70,6 +70,15 @@ option                 environment               meaning
                                                  nodes (default: the system's CAs)
 --workers              IDNODE_WORKERS            worker processes serving the node (1);
                                                  see :mod:`node.workers`
+--max-connections      IDNODE_MAX_CONNECTIONS    client connections held at once (4096);
+                                                 past it the longest-idle one is closed
+--max-header-bytes     IDNODE_MAX_HEADER_BYTES   request head size limit (16384; 431)
+--header-timeout       IDNODE_HEADER_TIMEOUT     seconds to send a request head (10 s)
+--keep-alive-timeout   IDNODE_KEEP_ALIVE_TIMEOUT  idle keep-alive connection life (5 s)
+--redis-max-connections  IDNODE_REDIS_MAX_CONNECTIONS  Redis pool size (64)
+--redis-pool-timeout   IDNODE_REDIS_POOL_TIMEOUT  wait for a free Redis connection (2 s)
+--min-free-disk-bytes  IDNODE_MIN_FREE_DISK_BYTES  embedded Redis: writes are refused
+                                                 while its disk has less free (64 MiB)
 =====================  ========================  ==========================================
 """
 
@@ -79,6 +88,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from node.connection_limits import ConnectionLimits, PoolLimits
 from registry.enterprise import DEFAULT_LIFETIME
 from registry.errors import ConfigError, IdnodeError
 from registry.hierarchy import TRAITS, Role, Traits
@@ -142,6 +152,9 @@ class NodeConfig:
     tls_ca: Path | None = None
     workers: int = 1
     worker_fd: int | None = None  # in a worker: the inherited listening socket
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    redis_pool: PoolLimits = field(default_factory=PoolLimits)
+    min_free_disk_bytes: int = 64 * 1024 * 1024
 
     @property
     def traits(self) -> Traits:
@@ -225,6 +238,7 @@ class NodeConfig:
             raise ConfigError("settings 'tls_cert' and 'tls_key' go together: give both or neither")
         data_dir = get("data_dir")
         worker_fd = env.get(WORKER_FD_ENV)
+        conn, pool = ConnectionLimits(), PoolLimits()
         return cls(
             role=role,
             prefix=prefix,
@@ -279,6 +293,29 @@ class NodeConfig:
             tls_ca=tls["tls_ca"],
             workers=_int_setting("workers", get("workers"), 1, low=1, high=MAX_WORKERS),
             worker_fd=_int_setting(WORKER_FD_ENV, worker_fd, 0, low=0) if worker_fd else None,
+            connections=ConnectionLimits(
+                max_connections=_int_setting(
+                    "max_connections", get("max_connections"), conn.max_connections, low=1
+                ),
+                max_header_bytes=_int_setting(
+                    "max_header_bytes", get("max_header_bytes"), conn.max_header_bytes, low=1024
+                ),
+                header_timeout=seconds("header_timeout", conn.header_timeout, low=0.1),
+                keep_alive_timeout=seconds("keep_alive_timeout", conn.keep_alive_timeout, low=0.1),
+            ),
+            redis_pool=PoolLimits(
+                max_connections=_int_setting(
+                    "redis_max_connections",
+                    get("redis_max_connections"),
+                    pool.max_connections,
+                    low=1,
+                    high=10_000,
+                ),
+                timeout=seconds("redis_pool_timeout", pool.timeout, low=0.01),
+            ),
+            min_free_disk_bytes=_int_setting(
+                "min_free_disk_bytes", get("min_free_disk_bytes"), 64 * 1024 * 1024, low=0
+            ),
         )
 
 

@@ -11,24 +11,51 @@ Loss window per ``appendfsync`` policy (Redis documentation): ``always`` fsyncs 
 each reply, so an acknowledged write survives a crash of Redis or of the machine;
 ``everysec`` may lose the last second of writes on a machine crash; ``no`` leaves it to
 the OS (typically up to 30 s).
+
+Supervision (:meth:`EmbeddedRedis.supervise`): a watcher thread restarts the server
+whenever it exits, on the same port and data directory (the node's pool reconnects by
+itself; the AOF is reloaded, so no acknowledged write is lost), retrying with a backoff
+of 0.1 s doubling to 5 s. A server loading a large AOF answers ``-LOADING``: it is
+waited for as long as it loads, never killed for being slow.
+
+Full disk: with ``appendfsync always`` Redis exits when an AOF write fails (it cannot
+reply to a write it could not make durable; Redis 6.2: "Can't recover from AOF write
+error when the AOF fsync policy is 'always'"), so a full disk would make every write
+kill it. The watcher therefore checks the data directory's free space twice a second,
+and below ``min_free_disk_bytes`` turns Redis into a read-only replica of a master
+that does not exist (``REPLICAOF`` :data:`NO_MASTER`, an RFC 5737 documentation address
+nothing answers, so no sync can ever replace the data): Redis then refuses every write
+command, inside scripts too and DEL included, with ``-READONLY``, and serves reads;
+:mod:`registry.redis_client` reports the refusal as "the store's disk is full". Once
+there is room again, ``REPLICAOF NO ONE`` lets writes through. (``min-replicas-to-write``
+would not do: Redis 6.2 lets a script's writes through it.) A write that fills the disk
+between two looks makes Redis exit without acknowledging it; the restart then begins
+refusing writes at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 from registry.errors import ConfigError, StoreUnavailable
 
+log = logging.getLogger("idnode.node")
 _PR_SET_PDEATHSIG = 1
 _START_ATTEMPTS = 5
+_WATCH_EVERY = 0.1  # seconds between looks at the process
+_DISK_EVERY = 0.5  # seconds between looks at the free space
+_BACKOFF_FIRST, _BACKOFF_MAX = 0.1, 5.0
+NO_MASTER = ("192.0.2.1", "6379")  # TEST-NET-1: never a Redis that could sync us
 
 
 def redis_server_binary() -> str:
@@ -72,14 +99,21 @@ class EmbeddedRedis:
         host: str = "127.0.0.1",
         databases: int = 16,
         start_timeout: float = 30.0,
+        min_free_disk_bytes: int = 0,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.appendfsync = appendfsync
         self.databases = databases
         self.host = host
-        self.start_timeout = start_timeout
+        self.start_timeout = start_timeout  # for a server that does not answer at all
+        self.min_free_disk_bytes = min_free_disk_bytes
         self.port: int | None = None
+        self.restarts = 0
+        self.writes_refused = False  # told to refuse writes: its disk is (nearly) full
         self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()  # the process and port, between watcher and stop
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -102,19 +136,12 @@ class EmbeddedRedis:
     def start(self) -> str:
         """Start the server and wait until it answers PING; return its URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._stopping.clear()
         self._stop_stale()
-        binary = redis_server_binary()
+        self.writes_refused = self._disk_short()
         for _ in range(_START_ATTEMPTS):
             port = free_port(self.host)
-            conf = self._write_config(port)
-            process = subprocess.Popen(
-                [binary, str(conf)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                preexec_fn=die_with_parent,
-            )
-            self.pid_file.write_text(str(process.pid))
+            process = self._launch(port)
             if self._wait_ready(process, port):
                 self._process, self.port = process, port
                 return self.url
@@ -125,9 +152,25 @@ class EmbeddedRedis:
             f"embedded redis-server did not start; see {self.log_file}: {self._log_tail()}"
         )
 
+    def supervise(self) -> None:
+        """Watch the started server from a thread: restart it when it exits, make it
+        refuse writes while its disk is short of space. Runs until :meth:`stop`.
+
+        The thread starts every later server, and Linux sends a child its parent-death
+        signal when the thread that forked it ends: the watcher lives as long as the
+        node, so its servers do too."""
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, name="redis-watch", daemon=True)
+            self._watcher.start()
+
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (Redis fsyncs the AOF and exits), SIGKILL after ``timeout``."""
-        process, self._process, self.port = self._process, None, None
+        self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout)
+            self._watcher = None
+        with self._lock:
+            process, self._process, self.port = self._process, None, None
         if process is None:
             return
         if process.poll() is None:
@@ -139,6 +182,88 @@ class EmbeddedRedis:
                 process.wait()
         with contextlib.suppress(FileNotFoundError):
             self.pid_file.unlink()
+
+    def _launch(self, port: int) -> subprocess.Popen[bytes]:
+        conf = self._write_config(port)
+        process = subprocess.Popen(
+            [redis_server_binary(), str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+        self.pid_file.write_text(str(process.pid))
+        return process
+
+    def _watch(self) -> None:
+        next_disk_look = 0.0
+        while not self._stopping.wait(_WATCH_EVERY):
+            process, port = self._process, self.port
+            if process is None or port is None:
+                return
+            if process.poll() is not None:
+                self._restart(process, port)
+                continue
+            if self.min_free_disk_bytes and time.monotonic() >= next_disk_look:
+                next_disk_look = time.monotonic() + _DISK_EVERY
+                self._follow_disk(port)
+
+    def _restart(self, dead: subprocess.Popen[bytes], port: int) -> None:
+        """Start the server again on ``port`` until it answers, backing off."""
+        log.warning(
+            "embedded redis exited; restarting it",
+            extra={"pid": dead.pid, "exit": dead.returncode, "redis_log": self._log_tail()},
+        )
+        delay = _BACKOFF_FIRST
+        while not self._stopping.wait(delay):
+            self.writes_refused = self._disk_short()
+            process = self._launch(port)
+            if self._wait_ready(process, port):
+                with self._lock:
+                    if self._stopping.is_set():
+                        process.terminate()
+                        process.wait()
+                        return
+                    self._process = process
+                self.restarts += 1
+                log.warning(
+                    "embedded redis restarted",
+                    extra={"pid": process.pid, "restarts": self.restarts},
+                )
+                return
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            log.warning(
+                "embedded redis did not restart; retrying",
+                extra={"retry_in": min(delay * 2, _BACKOFF_MAX), "redis_log": self._log_tail()},
+            )
+            delay = min(delay * 2, _BACKOFF_MAX)
+
+    def _follow_disk(self, port: int) -> None:
+        short = self._disk_short()
+        if short == self.writes_refused:
+            return
+        master = NO_MASTER if short else ("NO", "ONE")
+        reply = _command(self.host, port, "REPLICAOF", *master)
+        if reply.startswith(b"+OK"):
+            self.writes_refused = short
+            if short:
+                log.error(
+                    "the store's disk is nearly full: writes are refused, reads go on",
+                    extra={"data_dir": str(self.data_dir), "min_free": self.min_free_disk_bytes},
+                )
+            else:
+                log.warning("the store's disk has room again: writes resume")
+
+    def _disk_short(self) -> bool:
+        if not self.min_free_disk_bytes:
+            return False
+        try:
+            stat = os.statvfs(self.data_dir)
+        except OSError:
+            return False
+        return stat.f_bavail * stat.f_frsize < self.min_free_disk_bytes
 
     def _write_config(self, port: int) -> Path:
         conf = self.data_dir / "redis.conf"
@@ -155,6 +280,8 @@ class EmbeddedRedis:
                     'appendfilename "appendonly.aof"',
                     'save ""',
                     f"databases {self.databases}",
+                    # A replica of nothing: writes refused (see the module docstring).
+                    *([f"replicaof {' '.join(NO_MASTER)}"] if self.writes_refused else []),
                     f'logfile "{self.log_file}"',
                     "",
                 ]
@@ -163,12 +290,16 @@ class EmbeddedRedis:
         return conf
 
     def _wait_ready(self, process: subprocess.Popen[bytes], port: int) -> bool:
+        """Wait until the server answers PING. ``start_timeout`` bounds the wait for a
+        first answer only: a server loading its AOF answers -LOADING and is waited for
+        as long as it lives (killing it would only start the load over)."""
         deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                return False
-            if _pong(self.host, port):
+        while process.poll() is None and not self._stopping.is_set():
+            reply = _answer(self.host, port)
+            if reply.startswith(b"+PONG"):
                 return True
+            if time.monotonic() >= deadline and not reply.startswith(b"-LOADING"):
+                return False
             time.sleep(0.02)
         return False
 
@@ -193,14 +324,22 @@ class EmbeddedRedis:
             return "(no log)"
 
 
-def _pong(host: str, port: int) -> bool:
-    """True when Redis answers PING (a server still loading its AOF answers -LOADING)."""
+def _answer(host: str, port: int) -> bytes:
+    """The server's reply to PING (``-LOADING ...`` while it loads), b"" if none."""
+    return _command(host, port, "PING")
+
+
+def _command(host: str, port: int, *args: str) -> bytes:
+    """Send one command (RESP) and return the start of the reply; b"" on failure."""
+    request = f"*{len(args)}\r\n".encode()
+    for arg in args:
+        request += f"${len(arg.encode())}\r\n{arg}\r\n".encode()
     try:
         with socket.create_connection((host, port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            sock.sendall(request)
+            return sock.recv(256)
     except OSError:
-        return False
+        return b""
 
 
 def die_with_parent(signum: int = signal.SIGTERM, parent: int | None = None) -> None:

@@ -9,7 +9,8 @@ The supervisor (this module, in the process ``idnode serve`` started):
 1. binds the node's address once and hands the socket to every worker (inherited file
    descriptor ``IDNODE_WORKER_FD``), so the kernel spreads connections across them;
 2. starts the embedded Redis itself when the node has no ``--redis-url``, and gives the
-   workers its URL: one store, whatever the number of workers;
+   workers its URL: one store, whatever the number of workers; it supervises that
+   server (restarted on the same port when it exits, see :mod:`node.embedded_redis`);
 3. gives the workers a directory for prometheus-client's multiprocess mode
    (``PROMETHEUS_MULTIPROC_DIR``, unless set), so ``/metrics`` from any worker counts
    every worker's requests (:mod:`node.metrics`);
@@ -110,9 +111,14 @@ class Supervisor:
             self._port = sock.getsockname()[1]  # the one bound, also for --port 0
             env[WORKER_FD_ENV] = str(sock.fileno())
             if config.redis_url is None:
-                embedded = EmbeddedRedis(config.embedded_data_dir, appendfsync=config.appendfsync)
+                embedded = EmbeddedRedis(
+                    config.embedded_data_dir,
+                    appendfsync=config.appendfsync,
+                    min_free_disk_bytes=config.min_free_disk_bytes,
+                )
                 env["IDNODE_REDIS_URL"] = embedded.start()
                 stack.callback(embedded.stop)
+                embedded.supervise()
             if METRICS_DIR_ENV not in env:
                 metrics = tempfile.mkdtemp(prefix="idnode-metrics-")
                 stack.callback(shutil.rmtree, metrics, ignore_errors=True)

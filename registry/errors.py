@@ -29,6 +29,8 @@ them case by case: they render ``error.body()`` with ``error.http_status``.
     │                                              enterprise applications
     └── ServiceError                     the node could not do its part
         ├── StoreUnavailable               2, 503  Redis down or not answering
+        │   └── StoreFull                  2, 507  Redis refuses writes (disk or memory
+        │                                          full); reads go on
         ├── UpstreamUnavailable            2, 502  another node refused or failed
         └── UpstreamTimeout                2, 504  another node did not answer in time
 
@@ -215,6 +217,14 @@ class ServiceError(IdnodeError):
 class StoreUnavailable(ServiceError):
     http_status = 503
     default_message = "The node's store (Redis) is unavailable"
+
+
+class StoreFull(StoreUnavailable):
+    """The store refuses writes because its disk (or memory) is full; reads still work,
+    and writes resume by themselves once there is room."""
+
+    http_status = 507
+    default_message = "The node's store is full: writes are refused, reads go on"
 
 
 class UpstreamUnavailable(ServiceError):

@@ -6,6 +6,19 @@ packing alone cost more than the rest of its client work. Its synchronous client
 with hiredis when hiredis is installed, and so do these connections: the same bytes
 (``test_redis_client`` compares them), several times faster.
 
+The pool is bounded and blocking: a request that finds all ``max_connections`` in use
+waits up to ``pool_timeout`` seconds for one to come back, instead of failing at once
+(redis-py's default pool raised "Too many connections" past 100, so a burst of 500
+requests got 503s). A wait that runs out raises redis-py's ConnectionError("No
+connection available."), which the store translates like any other Redis failure.
+
+Replies by which Redis refuses writes but still serves reads are parsed into
+:class:`WritesRefused`, whose message names the cause, wherever they come from:
+``READONLY`` (how the embedded Redis is made to refuse writes while its disk is full:
+:mod:`node.embedded_redis`), ``MISCONF`` (it could not write its AOF) and ``OOM``
+(``maxmemory`` reached). A script's refused write comes as an ``ERR`` that quotes the
+``-READONLY``: :func:`refusal_in` finds it.
+
 >>> redis = open_redis("redis://127.0.0.1:6379/0")  # doctest: +SKIP
 """
 
@@ -14,20 +27,63 @@ from __future__ import annotations
 from typing import Any
 
 import hiredis
-from redis.asyncio import Redis
-from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import DataError
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection, DefaultParser
+from redis.exceptions import DataError, ResponseError
 
 _packed_classes: dict[type[AbstractConnection], type[AbstractConnection]] = {}
 
+_REFUSALS = {
+    "READONLY": "the store's disk is full (or it is a read-only replica)",
+    "MISCONF": "the store cannot write to its disk",
+    "OOM": "the store's memory is full",
+}
 
-def open_redis(url: str, **options: Any) -> Redis:
-    """``Redis.from_url(url, **options)`` whose connections pack with hiredis (TCP, TLS
+
+class WritesRefused(ResponseError):
+    """Redis refuses writes (disk or memory full) and goes on serving reads."""
+
+    def __init__(self, reply: str, *, status_code: str | None = None) -> None:
+        cause = _REFUSALS.get(status_code or "", "the store refuses writes")
+        super().__init__(
+            f"{cause}: writes are refused, reads go on (Redis: {status_code} {reply})",
+            status_code=status_code,
+        )
+
+
+def refusal_in(exc: BaseException) -> WritesRefused | None:
+    """``exc`` as a :class:`WritesRefused` if it is one, or a script error caused by one."""
+    if isinstance(exc, WritesRefused):
+        return exc
+    if isinstance(exc, ResponseError):
+        text = str(exc)
+        for code in _REFUSALS:
+            if f"-{code} " in text:
+                return WritesRefused(text.split(f"-{code} ", 1)[1], status_code=code)
+    return None
+
+
+class _Parser(DefaultParser):  # type: ignore[valid-type,misc]
+    """redis-py's parser, with the write refusals parsed into :class:`WritesRefused`."""
+
+    EXCEPTION_CLASSES = {
+        **DefaultParser.EXCEPTION_CLASSES,
+        **dict.fromkeys(_REFUSALS, WritesRefused),
+    }
+
+
+def open_redis(
+    url: str, *, max_connections: int = 64, pool_timeout: float = 2.0, **options: Any
+) -> Redis:
+    """A client of ``url`` on a blocking pool of ``max_connections`` (waits up to
+    ``pool_timeout`` s for a free one), whose connections pack with hiredis (TCP, TLS
     and Unix sockets alike: the connection class the URL chose is kept, only packing
-    changes)."""
-    redis = Redis.from_url(url, **options)
-    pool = redis.connection_pool
+    changes); ``options`` are redis-py connection options."""
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=pool_timeout, parser_class=_Parser, **options
+    )
     pool.connection_class = packed(pool.connection_class)
+    redis = Redis.from_pool(pool)
     return redis
 
 

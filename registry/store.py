@@ -21,7 +21,8 @@ Before its commits, a write appends the handles' keys to the ``changes`` stream 
 change feed of :mod:`registry.change_feed`) in the same pipeline (a batch: in the same
 transaction), so no commit is ever acknowledged without its feed entry.
 
-Redis errors never leave this module: they become :class:`StoreUnavailable`.
+Redis errors never leave this module: they become :class:`StoreUnavailable` (a write
+refused for a full disk or memory: :class:`StoreFull`) by :func:`store_error`.
 """
 
 from __future__ import annotations
@@ -40,10 +41,10 @@ from typing import cast
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError, RedisError, WatchError
+from redis.exceptions import BusyLoadingError, NoScriptError, RedisError, WatchError
 
 from registry.change_feed import StreamId, has_gap, next_cursor
-from registry.errors import StoreUnavailable
+from registry.errors import StoreFull, StoreUnavailable
 from registry.identifier import Handle, Prefix, prefix_problem
 from registry.local_copy import LocalCopies
 from registry.query import Condition, Query, driver, page_of
@@ -59,6 +60,7 @@ from registry.record_keys import (
     value_index_key,
     version_of,
 )
+from registry.redis_client import refusal_in
 from registry.search import ValuePattern, intersect_in_order, split_member
 
 ABSENT = "-"
@@ -139,12 +141,23 @@ class Stored:
     version: str
 
 
+def store_error(exc: BaseException) -> StoreUnavailable:
+    """The node's error for a Redis failure, naming its cause."""
+    if refused := refusal_in(exc):
+        return StoreFull(str(refused))
+    if isinstance(exc, BusyLoadingError):
+        return StoreUnavailable("The node's store (Redis) is loading its data; try again")
+    if str(exc) == "No connection available.":  # the pool's wait ran out
+        return StoreUnavailable("The node's store is busy: no Redis connection came free")
+    return StoreUnavailable(f"The node's store (Redis) failed: {exc}")
+
+
 @asynccontextmanager
 async def translated() -> AsyncIterator[None]:
     try:
         yield
     except RedisError as exc:
-        raise StoreUnavailable(f"The node's store (Redis) failed: {exc}") from exc
+        raise store_error(exc) from exc
 
 
 class HandleStore:
@@ -181,7 +194,7 @@ class HandleStore:
         try:
             body = cast(bytes | None, await self._redis.get(record_key(handle)))
         except RedisError as exc:
-            raise StoreUnavailable(f"The node's store (Redis) failed: {exc}") from exc
+            raise store_error(exc) from exc
         self.local.put(key, body, generation)
         return body
 
@@ -312,13 +325,13 @@ class HandleStore:
         head = 2 if prefixes else 1
         for result in results[:head]:
             if isinstance(result, Exception):
-                raise StoreUnavailable(f"The node's store (Redis) failed: {result}") from result
+                raise store_error(result) from result
         committed = results[head:]
         for result in committed:
             if isinstance(result, NoScriptError):
                 raise result
             if isinstance(result, Exception):
-                raise StoreUnavailable(f"The node's store (Redis) failed: {result}") from result
+                raise store_error(result) from result
         return {id(group): list(done) for group, done in zip(groups, committed, strict=True)}
 
     @asynccontextmanager

@@ -59,3 +59,29 @@ def test_stopped_server_has_no_url(tmp_path: Path) -> None:
     server = EmbeddedRedis(tmp_path / "data")
     with pytest.raises(StoreUnavailable):
         _ = server.url
+
+
+def test_a_supervised_server_is_restarted_on_its_port_with_its_data(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    server = EmbeddedRedis(tmp_path / "data")
+    url = server.start()
+    server.supervise()
+    try:
+        client = redis.Redis.from_url(url)
+        client.set("k", "v")
+        first = server.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while server.pid == first or server.restarts == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert server.url == url
+        assert client.get("k") == b"v"  # reloaded from the AOF, same URL
+        client.close()
+    finally:
+        server.stop()
+    assert server._watcher is None

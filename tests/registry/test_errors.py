@@ -21,6 +21,7 @@ from registry.errors import (
     PayloadTooLarge,
     RequestError,
     ServiceError,
+    StoreFull,
     StoreUnavailable,
     TemplateConflict,
     TemplateViolation,
@@ -56,6 +57,7 @@ TABLE: list[tuple[type[IdnodeError], int, int, type[IdnodeError] | None]] = [
     (TooManyApplications, 2, 429, TooManyRequests),
     (ServiceError, 2, 500, IdnodeError),
     (StoreUnavailable, 2, 503, ServiceError),
+    (StoreFull, 2, 507, StoreUnavailable),
     (UpstreamUnavailable, 2, 502, ServiceError),
     (UpstreamTimeout, 2, 504, ServiceError),
 ]

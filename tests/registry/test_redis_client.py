@@ -3,14 +3,17 @@ opened with them talks to a real Redis."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.exceptions import DataError
 
-from node.embedded_redis import EmbeddedRedis
-from registry.redis_client import open_redis, packed
+from node.embedded_redis import NO_MASTER, EmbeddedRedis
+from registry.errors import StoreFull, StoreUnavailable
+from registry.redis_client import WritesRefused, open_redis, packed
+from registry.store import translated
 
 COMMANDS: list[tuple[Any, ...]] = [
     ("GET", "r:{88.100}:88.100/a"),
@@ -55,4 +58,46 @@ async def test_a_real_redis_answers(redis_server: EmbeddedRedis) -> None:
         assert await redis.zscore("t:z", "m") == 20260105.0
     finally:
         await redis.delete("t:a", "t:b", "t:z")
+        await redis.aclose()
+
+
+async def test_a_burst_beyond_the_pool_waits_for_a_connection(
+    redis_server: EmbeddedRedis,
+) -> None:
+    redis = open_redis(redis_server.url, max_connections=2, pool_timeout=5)
+    try:
+        replies = await asyncio.gather(*(redis.ping() for _ in range(500)))
+        assert all(replies)
+    finally:
+        await redis.aclose()
+
+
+async def test_a_pool_wait_that_runs_out_is_a_store_error(redis_server: EmbeddedRedis) -> None:
+    redis = open_redis(redis_server.url, max_connections=1, pool_timeout=0.2)
+    try:
+        held = await redis.connection_pool.get_connection()
+        with pytest.raises(StoreUnavailable, match="no Redis connection came free"):
+            async with translated():
+                await redis.ping()
+        await redis.connection_pool.release(held)
+    finally:
+        await redis.aclose()
+
+
+async def test_refused_writes_name_their_cause(redis_server: EmbeddedRedis) -> None:
+    redis = open_redis(redis_server.url)
+    try:
+        await redis.execute_command("REPLICAOF", *NO_MASTER)
+        assert await redis.get("t:none") is None  # reads go on
+        with pytest.raises(WritesRefused, match="the store's disk is full"):
+            await redis.set("t:refused", 1)
+        with pytest.raises(StoreFull, match="disk is full.*: writes are refused, reads go on"):
+            async with translated():
+                await redis.set("t:refused", 1)
+        with pytest.raises(StoreFull, match="disk is full"):  # a script's write too
+            async with translated():
+                await redis.eval("return redis.call('SET', 't:refused', 1)", 0)
+        assert await redis.get("t:refused") is None
+    finally:
+        await redis.execute_command("REPLICAOF", "NO", "ONE")
         await redis.aclose()

@@ -1,0 +1,161 @@
+"""uvicorn's httptools protocol with the node's connection limits applied.
+
+uvicorn bounds none of these for httptools: llhttp buffers a request head of any size
+(a 100 MiB header was accepted), no timer runs before the first request or while a
+head arrives byte by byte (slowloris), and ``limit_concurrency`` counts idle
+connections, so a client holding sockets would get every other client 503s.
+:class:`GuardedProtocol` adds, per :class:`node.connection_limits.ConnectionLimits`:
+
+* a head-size limit: bytes received while a request head is incomplete are counted
+  before they are parsed; past ``max_header_bytes`` the answer is 431 and the
+  connection is closed (a head completed within one read is measured exactly);
+* a head deadline: ``header_timeout`` seconds after the connection becomes ready for a
+  request (accepted, or its previous response sent) the head must be complete, or the
+  connection is closed;
+* a connection cap: past ``max_connections`` the longest-idle connection is closed to
+  make room (:func:`node.connection_limits.eviction_victim`); if all are busy the new
+  one is answered 503 and closed.
+
+The keep-alive timeout is uvicorn's own ``timeout_keep_alive``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import resource
+from typing import Any, ClassVar
+
+from node.coalescing import CoalescingHttpToolsProtocol
+from node.connection_limits import ConnectionLimits, connections_that_fit, eviction_victim
+
+log = logging.getLogger("idnode.node")
+
+
+def _refusal(status: bytes, message: str) -> bytes:
+    body = b'{"responseCode":2,"message":"' + message.encode() + b'"}'
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
+    )
+
+
+_431 = _refusal(b"431 Request Header Fields Too Large", "request head over the size limit")
+_503 = _refusal(b"503 Service Unavailable", "the node is at its connection limit")
+
+
+class GuardedProtocol(CoalescingHttpToolsProtocol):
+    """The node's HTTP protocol; :func:`guarded_protocol` binds its limits."""
+
+    limits: ClassVar[ConnectionLimits] = ConnectionLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_bytes = 0  # read since the last head or body ended
+        self._reading_head = True  # the parser is between messages or inside a head
+        self._head_deadline: asyncio.TimerHandle | None = None
+        self.idle_since = self.loop.time()
+
+    @property
+    def busy(self) -> bool:
+        """A request is being answered (its head came; its response is not all sent)."""
+        cycle = self.cycle
+        return bool(self.pipeline) or (cycle is not None and not cycle.response_complete)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            others = (c for c in self.connections if c is not self)
+            victim = eviction_victim(c for c in others if isinstance(c, GuardedProtocol))
+            if victim is None:  # all busy: this one goes
+                victim = self
+                self.transport.write(_503)
+            victim.transport.close()
+            self.connections.discard(victim)
+            if victim is self:
+                return
+        self._arm_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # Counted before parsing: llhttp would buffer a head of any size.
+        self._head_bytes += len(data)
+        super().data_received(data)
+        if self._reading_head and self._head_bytes > self.limits.max_header_bytes:
+            self._refuse_head()
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        self._disarm_head_deadline()
+        # The head ended within what was read: measure it exactly (request line, and
+        # name, ": ", value and CRLF per header), not by the bytes read, which may
+        # carry a body too.
+        size = len(self.url) + 16 + sum(len(n) + len(v) + 4 for n, v in self.headers)
+        self._head_bytes = 0
+        if size > self.limits.max_header_bytes:
+            self._refuse_head()
+            return
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._reading_head = True
+        self._head_bytes = 0
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self.idle_since = self.loop.time()
+        if not self.pipeline and not self.transport.is_closing():
+            self._arm_head_deadline()
+
+    def _refuse_head(self) -> None:
+        if self.transport.is_closing():
+            return
+        self._disarm_head_deadline()
+        log.info("request head over the limit", extra={"client": self.client})
+        self.transport.write(_431)
+        self.transport.close()
+
+    def _arm_head_deadline(self) -> None:
+        self._disarm_head_deadline()
+        self._head_deadline = self.loop.call_later(self.limits.header_timeout, self._head_late)
+
+    def _disarm_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_late(self) -> None:
+        self._head_deadline = None
+        if not self.busy and not self.transport.is_closing():
+            self.transport.close()
+
+
+def guarded_protocol(limits: ConnectionLimits) -> type[GuardedProtocol]:
+    """:class:`GuardedProtocol` with ``limits`` (uvicorn makes protocols from a class)."""
+    return type("GuardedProtocol", (GuardedProtocol,), {"limits": limits})
+
+
+def fitted_limits(limits: ConnectionLimits) -> ConnectionLimits:
+    """``limits`` with ``max_connections`` lowered to what the open-file limit allows,
+    after raising that limit's soft value to its hard one (a node should never run out
+    of descriptors before its own cap turns clients away)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass  # keep the soft limit we have
+    fit = connections_that_fit(limits.max_connections, soft)
+    if fit < limits.max_connections:
+        log.warning(
+            "max connections lowered to fit the open-file limit",
+            extra={"wanted": limits.max_connections, "allowed": fit, "file_limit": soft},
+        )
+    return dataclasses.replace(limits, max_connections=fit)
