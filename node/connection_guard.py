@@ -91,14 +91,15 @@ class GuardedProtocol(CoalescingHttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._reading_head = False
         self._disarm_head_deadline()
-        # The head ended within what was read: measure it exactly (request line, and
-        # name, ": ", value and CRLF per header), not by the bytes read, which may
-        # carry a body too.
-        size = len(self.url) + 16 + sum(len(n) + len(v) + 4 for n, v in self.headers)
-        self._head_bytes = 0
-        if size > self.limits.max_header_bytes:
-            self._refuse_head()
-            return
+        read, self._head_bytes = self._head_bytes, 0
+        # The head ended within what was read. If that is over the limit, it may carry
+        # a body too: measure the head exactly (request line, and name, ": ", value and
+        # CRLF per header). Most requests are far under, and cost nothing here.
+        if read > self.limits.max_header_bytes:
+            size = len(self.url) + 16 + sum(len(n) + len(v) + 4 for n, v in self.headers)
+            if size > self.limits.max_header_bytes:
+                self._refuse_head()
+                return
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
