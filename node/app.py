@@ -77,6 +77,11 @@ from resolver.upstream import Credentials, Upstream
 
 log = logging.getLogger("idnode.node")
 CHALLENGE_TTL = 60  # seconds a login nonce may be signed in
+# Calls to other nodes in flight at once, and to any one node (host and port): a slow
+# or hostile node holds at most a quarter of the pool, and its answers at most that many
+# times --max-upstream-bytes of memory.
+UPSTREAM_CONNECTIONS = 256
+UPSTREAM_CONNECTIONS_PER_NODE = 64
 GC_YOUNG_THRESHOLD = 10_000  # allocations between young collections (Python's default: 700)
 
 DESCRIPTION = """
@@ -128,9 +133,14 @@ def create_app(config: NodeConfig) -> FastAPI:
         trust = ssl.create_default_context(cafile=config.tls_ca) if config.tls_ca else True
         # Host names are checked where they are connected to (resolver.address_guard).
         guard = GuardedResolver(TargetPolicy(allow_private=config.allow_private_nodes))
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300, ssl=trust, resolver=guard)
+        connector = aiohttp.TCPConnector(
+            limit=UPSTREAM_CONNECTIONS,
+            limit_per_host=UPSTREAM_CONNECTIONS_PER_NODE,
+            ttl_dns_cache=300,
+            ssl=trust,
+            resolver=guard,
         )
+        session = aiohttp.ClientSession(connector=connector)
         tasks: list[asyncio.Task[None]] = []
         try:
             state = await _build_state(config, redis, session)

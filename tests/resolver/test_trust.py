@@ -19,6 +19,7 @@ from node.embedded_redis import EmbeddedRedis
 from resolver.invalidation import CURSORS_KEY, Follower
 from tests.conftest import basic, node_config
 from tests.resolver.conftest import FakeNode
+from tests.resolver.hostile import HostileNode
 
 TOP_SECRET = "top-secret"
 TOP_AUTH = basic("300:0.NA/88", TOP_SECRET)
@@ -276,3 +277,29 @@ async def test_distinct_referrals_do_not_grow_the_followed_set_beyond_its_bound(
         assert sink.asked == 201
     finally:
         await sink.stop()
+
+
+@pytest.mark.parametrize("served_top", [{"upstream_timeout": 2.0}], indirect=True)
+async def test_a_slow_node_holds_only_its_share_of_the_connections(
+    served_top: tuple[httpx.AsyncClient, FastAPI], node: FakeNode
+) -> None:
+    """300 misses at once for a node that drips its answers byte by byte: it may hold 64
+    of the top's 256 upstream connections, so a miss for a healthy node still resolves
+    at once instead of waiting for a connection until the upstream timeout (504)."""
+    top, _ = served_top
+    slow = await HostileNode().start()
+    slow.mode, slow.drip_every = "drip", 0.2
+    try:
+        await place(top, "88.100", node.url)
+        await place(top, "88.101", slow.url)
+        stuck = [asyncio.create_task(top.get(f"/api/handles/88.101/slow-{n}")) for n in range(300)]
+        while len(slow.requests) < 64:  # the slow node holds all it may ...
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # ... and would take more by now if it could
+        healthy = await top.get("/api/handles/88.100/x")
+        assert (healthy.status_code, healthy.headers["x-cache"]) == (200, "MISS")
+        assert len(slow.requests) == 64  # no more than its share, meanwhile
+        answers = await asyncio.gather(*stuck)
+        assert {a.status_code for a in answers} == {504}
+    finally:
+        await slow.stop()
