@@ -11,7 +11,9 @@ connections, so a client holding sockets would get every other client 503s.
   connection is closed (a head completed within one read is measured exactly);
 * a head deadline: ``header_timeout`` seconds after the connection becomes ready for a
   request (accepted, or its previous response sent) the head must be complete, or the
-  connection is closed;
+  connection is closed. A request only notes when its connection became ready; one
+  timer per server sweeps the connections (every quarter of the timeout, at most every
+  second), so the hot path arms and cancels no timer per request;
 * a connection cap: past ``max_connections`` the longest-idle connection is closed to
   make room (:func:`node.connection_limits.eviction_victim`); if all are busy the new
   one is answered 503 and closed.
@@ -49,12 +51,15 @@ class GuardedProtocol(CoalescingHttpToolsProtocol):
     """The node's HTTP protocol; :func:`guarded_protocol` binds its limits."""
 
     limits: ClassVar[ConnectionLimits] = ConnectionLimits()
+    # The sweep of late heads, one per server (each server has its own subclass).
+    _sweep: ClassVar[asyncio.TimerHandle | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_bytes = 0  # read since the last head or body ended
         self._reading_head = True  # the parser is between messages or inside a head
-        self._head_deadline: asyncio.TimerHandle | None = None
+        # When the connection became ready for a request head; None while one is answered.
+        self.waiting_since: float | None = self.loop.time()
         self.idle_since = self.loop.time()
 
     @property
@@ -75,11 +80,9 @@ class GuardedProtocol(CoalescingHttpToolsProtocol):
             self.connections.discard(victim)
             if victim is self:
                 return
-        self._arm_head_deadline()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_deadline()
-        super().connection_lost(exc)
+        cls = type(self)
+        if cls._sweep is None:
+            cls._sweep = self.loop.call_later(self._sweep_period(), self._sweep_late_heads)
 
     def data_received(self, data: bytes) -> None:
         # Counted before parsing: llhttp would buffer a head of any size.
@@ -90,7 +93,7 @@ class GuardedProtocol(CoalescingHttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
-        self._disarm_head_deadline()
+        self.waiting_since = None
         read, self._head_bytes = self._head_bytes, 0
         # The head ended within what was read. If that is over the limit, it may carry
         # a body too: measure the head exactly (request line, and name, ": ", value and
@@ -109,31 +112,38 @@ class GuardedProtocol(CoalescingHttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        self.idle_since = self.loop.time()
-        if not self.pipeline and not self.transport.is_closing():
-            self._arm_head_deadline()
+        self.idle_since = self.waiting_since = self.loop.time()
 
     def _refuse_head(self) -> None:
         if self.transport.is_closing():
             return
-        self._disarm_head_deadline()
+        self.waiting_since = None
         log.info("request head over the limit", extra={"client": self.client})
         self.transport.write(_431)
         self.transport.close()
 
-    def _arm_head_deadline(self) -> None:
-        self._disarm_head_deadline()
-        self._head_deadline = self.loop.call_later(self.limits.header_timeout, self._head_late)
+    @classmethod
+    def _sweep_period(cls) -> float:
+        return min(1.0, cls.limits.header_timeout / 4)
 
-    def _disarm_head_deadline(self) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
-
-    def _head_late(self) -> None:
-        self._head_deadline = None
-        if not self.busy and not self.transport.is_closing():
-            self.transport.close()
+    def _sweep_late_heads(self) -> None:
+        """Close the connections whose request head is overdue; sweep again while any
+        connection is open (the server's last one ends the sweeps until the next)."""
+        cls = type(self)
+        cls._sweep = None
+        now = self.loop.time()
+        overdue = now - self.limits.header_timeout
+        for connection in list(self.connections):
+            if (
+                isinstance(connection, GuardedProtocol)
+                and connection.waiting_since is not None
+                and connection.waiting_since <= overdue
+                and not connection.busy
+                and not connection.transport.is_closing()
+            ):
+                connection.transport.close()
+        if self.connections:
+            cls._sweep = self.loop.call_later(self._sweep_period(), self._sweep_late_heads)
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[GuardedProtocol]:
