@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 DEMO_ARGS ?=
 
-.PHONY: install demo test browser compose-tool bench-tools bench-capacity bench-batch-cost bench-ci check lint types format clean
+.PHONY: install demo test browser compose-tool bench-tools bench-capacity bench-batch-cost bench-attacks bench-ci check lint types format clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ bench-capacity: install bench-tools
 bench-batch-cost: install
 	@command -v valgrind >/dev/null || { $(call apt_install,valgrind,make bench-batch-cost needs valgrind on PATH); }
 	$(BIN)/python -m loadtest.batch_cost --instructions
+
+# What attacks cost a cached GET at the top node (about 50 s): quiet, a child sending a
+# gzip bomb, a 1 GiB body or a drip, and 2000 idle connections, side by side in one run.
+bench-attacks: install
+	$(BIN)/python -m loadtest.under_attack
 
 # The CI benchmark (about 70 s): the demo hierarchy under a day-shaped resolution load;
 # fails unless every secondary node sustains the Wuhan plan's 600,000 resolutions/day
