@@ -303,3 +303,26 @@ async def test_a_slow_node_holds_only_its_share_of_the_connections(
         assert {a.status_code for a in answers} == {504}
     finally:
         await slow.stop()
+
+
+async def test_a_redirect_from_a_node_is_not_followed(
+    served_top: tuple[httpx.AsyncClient, FastAPI], redis: Redis, internal: Internal
+) -> None:
+    """A registered node answering 302 to an internal service: the top node does not
+    follow it, says so without the node's text, and caches nothing."""
+    top, _ = served_top
+    redirecting = await HostileNode().start()
+    redirecting.mode, redirecting.location = "redirect", f"{internal.url}/api/handles/88.100/x"
+    try:
+        await place(top, "88.100", redirecting.url)
+        answer = await top.get("/api/handles/88.100/x")
+        assert answer.status_code == 502
+        message = answer.json()["message"]
+        assert message == (
+            f"node {redirecting.url} (for 88.100) answered a redirect (HTTP 302), "
+            "which is not followed"
+        )
+        assert internal.requests == []
+        assert await redis.keys("k:*") == []
+    finally:
+        await redirecting.stop()
