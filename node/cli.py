@@ -121,6 +121,13 @@ def _parser() -> argparse.ArgumentParser:
         "for it, else the connection is closed (default 10; stops slowloris)",
     )
     hygiene.add_argument(
+        "--body-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="a request body must arrive whole this long after its head, else the "
+        "connection is closed (default 60; stops slow bodies)",
+    )
+    hygiene.add_argument(
         "--keep-alive-timeout",
         type=float,
         metavar="SECONDS",

@@ -74,6 +74,8 @@ option                 environment               meaning
                                                  past it the longest-idle one is closed
 --max-header-bytes     IDNODE_MAX_HEADER_BYTES   request head size limit (16384; 431)
 --header-timeout       IDNODE_HEADER_TIMEOUT     seconds to send a request head (10 s)
+--body-timeout         IDNODE_BODY_TIMEOUT       seconds to send a request body after its
+                                                 head (60 s)
 --keep-alive-timeout   IDNODE_KEEP_ALIVE_TIMEOUT  idle keep-alive connection life (5 s)
 --redis-max-connections  IDNODE_REDIS_MAX_CONNECTIONS  Redis pool size (64)
 --redis-pool-timeout   IDNODE_REDIS_POOL_TIMEOUT  wait for a free Redis connection (2 s)
@@ -301,6 +303,7 @@ class NodeConfig:
                     "max_header_bytes", get("max_header_bytes"), conn.max_header_bytes, low=1024
                 ),
                 header_timeout=seconds("header_timeout", conn.header_timeout, low=0.1),
+                body_timeout=seconds("body_timeout", conn.body_timeout, low=0.1),
                 keep_alive_timeout=seconds("keep_alive_timeout", conn.keep_alive_timeout, low=0.1),
             ),
             redis_pool=PoolLimits(

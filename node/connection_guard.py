@@ -14,6 +14,8 @@ connections, so a client holding sockets would get every other client 503s.
   connection is closed. A request only notes when its connection became ready; one
   timer per server sweeps the connections (every quarter of the timeout, at most every
   second), so the hot path arms and cancels no timer per request;
+* a body deadline: a request body must arrive whole within ``body_timeout`` seconds of
+  its head (the same sweep), or the connection is closed;
 * a connection cap: past ``max_connections`` the longest-idle connection is closed to
   make room (:func:`node.connection_limits.eviction_victim`); if all are busy the new
   one is answered 503 and closed.
@@ -60,6 +62,8 @@ class GuardedProtocol(CoalescingHttpToolsProtocol):
         self._reading_head = True  # the parser is between messages or inside a head
         # When the connection became ready for a request head; None while one is answered.
         self.waiting_since: float | None = self.loop.time()
+        # When the head of a request whose body has not all arrived ended; else None.
+        self.body_since: float | None = None
         self.idle_since = self.loop.time()
 
     @property
@@ -94,6 +98,7 @@ class GuardedProtocol(CoalescingHttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._reading_head = False
         self.waiting_since = None
+        self.body_since = self.loop.time()
         read, self._head_bytes = self._head_bytes, 0
         # The head ended within what was read. If that is over the limit, it may carry
         # a body too: measure the head exactly (request line, and name, ": ", value and
@@ -107,6 +112,7 @@ class GuardedProtocol(CoalescingHttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._reading_head = True
+        self.body_since = None
         self._head_bytes = 0
         super().on_message_complete()
 
@@ -124,22 +130,23 @@ class GuardedProtocol(CoalescingHttpToolsProtocol):
 
     @classmethod
     def _sweep_period(cls) -> float:
-        return min(1.0, cls.limits.header_timeout / 4)
+        return min(1.0, cls.limits.header_timeout / 4, cls.limits.body_timeout / 4)
 
     def _sweep_late_heads(self) -> None:
-        """Close the connections whose request head is overdue; sweep again while any
-        connection is open (the server's last one ends the sweeps until the next)."""
+        """Close the connections whose request head or body is overdue; sweep again
+        while any connection is open (the server's last one ends the sweeps until the
+        next)."""
         cls = type(self)
         cls._sweep = None
         now = self.loop.time()
-        overdue = now - self.limits.header_timeout
+        head_due, body_due = now - self.limits.header_timeout, now - self.limits.body_timeout
         for connection in list(self.connections):
-            if (
-                isinstance(connection, GuardedProtocol)
-                and connection.waiting_since is not None
-                and connection.waiting_since <= overdue
-                and not connection.busy
-                and not connection.transport.is_closing()
+            if not isinstance(connection, GuardedProtocol):
+                continue
+            waiting, body = connection.waiting_since, connection.body_since
+            late_head = waiting is not None and waiting <= head_due and not connection.busy
+            if (late_head or (body is not None and body <= body_due)) and (
+                not connection.transport.is_closing()
             ):
                 connection.transport.close()
         if self.connections:

@@ -16,6 +16,8 @@ max_header_bytes        16 KiB   huge request heads (431 and close as soon as th
                                  passes the limit, before it is buffered further)
 header_timeout          10 s     slowloris: a request head must be complete this long
                                  after the connection became ready for it
+body_timeout            60 s     a slow body (R.U.D.Y.): a request body must arrive
+                                 whole this long after its head
 keep_alive_timeout      5 s      idle keep-alive connections between requests
 redis_max_connections   64       a burst opening one Redis connection per request: the
                                  pool is bounded, requests wait for a free connection...
@@ -45,6 +47,7 @@ class ConnectionLimits:
     max_connections: int = 4096
     max_header_bytes: int = 16 * 1024
     header_timeout: float = 10.0
+    body_timeout: float = 60.0
     keep_alive_timeout: float = 5.0
 
 

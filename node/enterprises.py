@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from node.request_body import read_json
+from node.request_body import read_body, read_json
 from node.responses import NEEDS_CREDENTIALS, json_response
 from node.state import NodeState, node_state
 from registry.authority import administered_prefix
@@ -139,7 +139,7 @@ async def approve(application_id: str, request: Request, state: State) -> Respon
     says whether the top node has the prefix (false for a node without a top node).
     """
     await _require_admin(request, state)
-    body = await read_json(request) if await request.body() else {}
+    body = await read_json(request) if await read_body(request) else {}
     secret = body.get("secret") if isinstance(body, dict) else None
     if secret is not None and (not isinstance(secret, str) or not 8 <= len(secret) <= 256):
         raise InvalidValue("'secret' must be a string of 8 to 256 characters")

@@ -1,15 +1,28 @@
-"""Reading JSON request bodies, with a clear 400 when they are not JSON."""
+"""Reading request bodies: a clear 400 when they are not JSON, or never arrive whole."""
 
 from __future__ import annotations
 
 import orjson
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
 from registry.errors import InvalidValue
 
 
+async def read_body(request: Request, handle_text: str | None = None) -> bytes:
+    """The whole body; a client that went away before sending it (or was cut off by the
+    body timeout) is a 400, never a server error."""
+    try:
+        return await request.body()
+    except ClientDisconnect:
+        raise InvalidValue(
+            "the request body did not arrive whole: the connection was closed",
+            handle=handle_text,
+        ) from None
+
+
 async def read_json(request: Request, handle_text: str | None = None) -> object:
-    raw = await request.body()
+    raw = await read_body(request, handle_text)
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from node.request_body import read_json
+from node.request_body import read_body, read_json
 from node.responses import NEEDS_CREDENTIALS, json_response
 from node.state import NodeState, node_state
 from registry.errors import AuthenticationRequired, InvalidValue, NotAuthorised
@@ -50,7 +50,7 @@ async def open_session(request: Request, state: State) -> Response:
     ``{"identity": "300:88.100.1/devices/plc-7", "nonce": N, "signature": S}`` (see
     ``POST /api/sessions/challenge``). Answers ``{"token", "identity", "expiresIn"}``;
     send ``Authorization: Bearer <token>`` afterwards."""
-    raw = await request.body()
+    raw = await read_body(request)
     if raw.strip():
         body = await read_json(request)
         identity = await state.registrar.login_with_signature(

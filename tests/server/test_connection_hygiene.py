@@ -34,6 +34,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
         "8192",
         "--header-timeout",
         "1.5",
+        "--body-timeout",
+        "1.5",
         "--keep-alive-timeout",
         "1",
     ).start()
@@ -135,6 +137,37 @@ def test_slowloris_is_closed_after_the_header_timeout(node: NodeProcess) -> None
         assert time.monotonic() - start < 4.0
 
 
+def test_a_slow_body_is_closed_after_the_body_timeout_and_writes_nothing(
+    node: NodeProcess,
+) -> None:
+    body = b'[{"index": 1, "type": "URL", "data": "https://factory.example/slow"}]'
+    head = (
+        b"PUT /api/handles/88.100/slow-body HTTP/1.1\r\nHost: x\r\n"
+        + b"Authorization: "
+        + ADMIN_AUTH["Authorization"].encode()
+        + b"\r\n"
+        + b"Content-Type: application/json\r\n"
+        + b"Content-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+    )
+    with _connect(node) as sock:
+        sock.sendall(head)
+        start = time.monotonic()
+        try:
+            for byte in body[:-1]:  # one byte short of the whole, slowly
+                sock.sendall(bytes([byte]))
+                time.sleep(0.1)
+        except OSError:
+            pass
+        closed = _closed_within(sock, 4)
+        assert closed is not None
+        assert time.monotonic() - start < 5.0
+    _get_ok(node)
+    gone = httpx.get(f"{node.url}/api/handles/88.100/slow-body", timeout=5)
+    assert gone.status_code == 404
+
+
 def test_a_silent_connection_is_closed_after_the_header_timeout(node: NodeProcess) -> None:
     with _connect(node) as sock:
         closed = _closed_within(sock, 4)
@@ -185,6 +218,7 @@ def test_the_limits_are_in_serve_help(tmp_path: Path) -> None:
         "--max-connections",
         "--max-header-bytes",
         "--header-timeout",
+        "--body-timeout",
         "--keep-alive-timeout",
         "--redis-max-connections",
         "--redis-pool-timeout",
