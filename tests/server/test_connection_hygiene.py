@@ -68,6 +68,16 @@ def _closed_within(sock: socket.socket, seconds: float) -> float | None:
     return time.monotonic() - start
 
 
+def _send_slowly(sock: socket.socket, data: bytes) -> None:
+    """A byte every 0.1 s, until all is sent or the node closes the connection."""
+    try:
+        for byte in data:
+            sock.sendall(bytes([byte]))
+            time.sleep(0.1)
+    except OSError:
+        pass
+
+
 def _get_ok(node: NodeProcess) -> None:
     got = httpx.get(f"{node.url}/api/handles/88.100/H", timeout=5)
     assert got.status_code == 200
@@ -125,13 +135,7 @@ def test_a_head_over_the_limit_in_one_read_gets_431(node: NodeProcess) -> None:
 def test_slowloris_is_closed_after_the_header_timeout(node: NodeProcess) -> None:
     with _connect(node) as sock:
         start = time.monotonic()
-        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"s" * 100
-        try:
-            for byte in head:
-                sock.sendall(bytes([byte]))
-                time.sleep(0.1)
-        except OSError:
-            pass
+        _send_slowly(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"s" * 100)
         closed = _closed_within(sock, 3)
         assert closed is not None
         assert time.monotonic() - start < 4.0
@@ -154,12 +158,7 @@ def test_a_slow_body_is_closed_after_the_body_timeout_and_writes_nothing(
     with _connect(node) as sock:
         sock.sendall(head)
         start = time.monotonic()
-        try:
-            for byte in body[:-1]:  # one byte short of the whole, slowly
-                sock.sendall(bytes([byte]))
-                time.sleep(0.1)
-        except OSError:
-            pass
+        _send_slowly(sock, body[:-1])  # one byte short of the whole
         closed = _closed_within(sock, 4)
         assert closed is not None
         assert time.monotonic() - start < 5.0
