@@ -8,16 +8,19 @@ key                 type    holds
 ==================  ======  =====================================================
 k:<handle key>      string  a :meth:`CacheEntry.encode` string (header line + the
                             body), expired by Redis once its stale window is over
-src:<node url>      set     the handle keys cached from that node, so that the
-                            node's feed reporting a gap drops its answers and only
-                            those, at a cost in proportion to them (one SSCAN page
-                            and one UNLINK per 1000); expires with the longest
-                            entry it can name (max TTL + max stale), renewed on
-                            every store; about 60 bytes a member
+src:<node url>      zset    the handle keys cached from that node, scored by when
+                            their entry expires, so that the node's feed reporting
+                            a gap drops its answers and only those, at a cost in
+                            proportion to them (one ZSCAN page and one UNLINK per
+                            1000). Members whose entry has expired are trimmed on
+                            every store, so the set holds what the cache holds, not
+                            every handle ever cached; the key itself expires with
+                            the longest entry it can name (max TTL + max stale),
+                            renewed on every store; about 70 bytes a member
 ==================  ======  =====================================================
 
-A member of ``src:`` may outlive its entry, or name a key later cached from another
-node: dropping it then costs a refetch, never a wrong answer.
+A member of ``src:`` may name a key later cached from another node: dropping it then
+costs a refetch, never a wrong answer.
 """
 
 from __future__ import annotations
@@ -107,11 +110,15 @@ class AnswerCache:
         if keep <= 0 or last_dropped >= asked_at:
             return False
         self._remember(key, entry)
+        keep_ms = max(1, int(keep * 1000))
+        now_ms = int(self.clock() * 1000)
+        source = source_key(entry.source)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(cache_key(key), entry.encode(), px=max(1, int(keep * 1000)))
-                pipe.sadd(source_key(entry.source), key)
-                pipe.expire(source_key(entry.source), int(self.policy.longest_keep) + 1)
+                pipe.set(cache_key(key), entry.encode(), px=keep_ms)
+                pipe.zadd(source, {key: now_ms + keep_ms})
+                pipe.zremrangebyscore(source, "-inf", now_ms)  # entries Redis expired
+                pipe.expire(source, int(self.policy.longest_keep) + 1)
                 await pipe.execute()
         except RedisError as exc:
             log.warning("cache write failed: %s", exc)
@@ -166,7 +173,7 @@ class AnswerCache:
 
     async def _members(self, key: str) -> AsyncIterator[list[str]]:
         batch: list[str] = []
-        async for member in self.redis.sscan_iter(key, count=_DROP_BATCH):
+        async for member, _ in self.redis.zscan_iter(key, count=_DROP_BATCH):
             batch.append(member.decode() if isinstance(member, bytes) else str(member))
             if len(batch) >= _DROP_BATCH:
                 yield batch

@@ -20,7 +20,7 @@ from node.app import create_app
 from node.embedded_redis import EmbeddedRedis
 from registry.change_feed import StreamId
 from registry.identifier import Handle, Prefix
-from resolver.answer_cache import AnswerCache, cache_key
+from resolver.answer_cache import AnswerCache, cache_key, source_key
 from resolver.cache import CacheEntry, CachePolicy, CacheStatus, Outcome
 from resolver.invalidation import CURSORS_KEY, MAX_PAGES_PER_ROUND, PAGE, SKEW_MARGIN, Follower
 from resolver.recursion import Resolver
@@ -215,6 +215,20 @@ async def test_a_gap_drops_only_the_answers_of_that_node(
     assert cache.local("88.100/b") is None and cache.local("88.101/b") is not None
     assert cache.local("88.100.5/d") is not None
     assert await cursor(redis, feed.url) == b"E1 1700000001000-0"
+
+
+async def test_a_nodes_source_set_holds_only_what_the_cache_holds(
+    redis: Redis, cache: AnswerCache, clock: FakeClock
+) -> None:
+    """The set naming a node's cached answers is trimmed as entries expire: a busy node
+    does not make it grow with every handle ever resolved through it."""
+    node = "http://127.0.0.1:1"
+    for n in range(50):
+        await cache.put(f"88.100/old-{n}", entry(clock, node), asked_at=clock())
+    assert await redis.zcard(source_key(node)) == 50
+    clock.advance(POLICY.longest_keep + 1)  # every one of them has expired by now
+    await cache.put("88.100/new", entry(clock, node), asked_at=clock())
+    assert await redis.zrange(source_key(node), 0, -1) == [b"88.100/new"]
 
 
 async def test_a_new_epoch_drops_only_the_answers_of_that_node(
