@@ -115,6 +115,7 @@ def create_app(config: NodeConfig) -> FastAPI:
                 config.embedded_data_dir,
                 appendfsync=config.appendfsync,
                 min_free_disk_bytes=config.min_free_disk_bytes,
+                avoid_ports=(config.port,),  # bound only once the lifespan has started
             )
             # Not in a worker thread: Linux ties the server's parent-death signal to the
             # thread that starts it, and executor threads may end before the node does.

@@ -35,6 +35,7 @@ refusing writes at once.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import logging
@@ -45,6 +46,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from registry.errors import ConfigError, StoreUnavailable
@@ -76,11 +78,21 @@ def redis_server_binary() -> str:
     return path
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+# Ports free_port handed out lately: the kernel may offer a port again as soon as its
+# probe socket is closed, before whoever asked for it has bound it.
+_HANDED_OUT: collections.deque[int] = collections.deque(maxlen=4096)
+
+
+def free_port(host: str = "127.0.0.1", avoid: Collection[int] = ()) -> int:
+    """A port nothing listens on now, never one this process was given lately (so a
+    hierarchy's ports differ) nor one in ``avoid`` (one chosen elsewhere, not yet bound)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port: int = sock.getsockname()[1]
+        if port not in avoid and port not in _HANDED_OUT:
+            _HANDED_OUT.append(port)
+            return port
 
 
 class EmbeddedRedis:
@@ -100,8 +112,11 @@ class EmbeddedRedis:
         databases: int = 16,
         start_timeout: float = 30.0,
         min_free_disk_bytes: int = 0,
+        avoid_ports: Collection[int] = (),
     ) -> None:
         self.data_dir = data_dir.resolve()
+        # Ports not to take: the node's own, which it binds only after starting Redis.
+        self.avoid_ports = frozenset(avoid_ports)
         self.appendfsync = appendfsync
         self.databases = databases
         self.host = host
@@ -140,7 +155,7 @@ class EmbeddedRedis:
         self._stop_stale()
         self.writes_refused = self._disk_short()
         for _ in range(_START_ATTEMPTS):
-            port = free_port(self.host)
+            port = free_port(self.host, avoid=self.avoid_ports)
             process = self._launch(port)
             if self._wait_ready(process, port):
                 self._process, self.port = process, port
