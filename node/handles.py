@@ -138,7 +138,7 @@ async def _authenticated_read(
     loaded = await state.store.load(handle)
     if loaded is None:
         raise HandleNotFound(f"Handle {spelled} not found", handle=spelled)
-    readable = [v for v in loaded.record.values if not v.is_secret]
+    readable = [v for v in loaded.record.values if v.readable_with_auth]
     return Reply(200, encode_values(spelled, readable))
 
 

@@ -112,7 +112,7 @@ def operations(before: HandleRecord | None, after: HandleRecord | None) -> set[O
 
 
 def _content(value: HandleValue) -> tuple[object, ...]:
-    return (value.type, value.format, value.value, value.ttl, value.public)
+    return value.content()
 
 
 @dataclass(frozen=True, slots=True)

@@ -439,6 +439,8 @@ class Registrar:
 
     async def _hashed(self, value: HandleValue) -> HandleValue:
         if value.type.upper() == PUBKEY_TYPE:
+            if value.format is DataFormat.KEY:  # Handle's key form: kept, not a login key
+                return value
             if not isinstance(value.value, str) or value.format is not DataFormat.STRING:
                 raise InvalidValue(f"value at index {value.index}: an HS_PUBKEY is a string")
             try:
@@ -454,9 +456,7 @@ class Registrar:
                 f"value at index {value.index}: send the HS_SECKEY secret itself, not a hash"
             )
         hashed = await asyncio.to_thread(hash_secret, value.value, self.secret_cost)
-        return HandleValue(
-            value.index, value.type, value.format, hashed, value.ttl, value.timestamp
-        )
+        return value.with_data(hashed)
 
     async def put(
         self,

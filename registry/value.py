@@ -1,9 +1,27 @@
-"""The handle value model: ``{index, type, data{format, value}, ttl, timestamp}``.
+"""The handle value model: ``{index, type, data{format, value}, permissions, ttl,
+timestamp, references}``, as Handle's REST API writes it.
 
 Input is lenient the way the Handle REST API is (``data`` may be a bare string meaning
 format ``string``; ``index`` and ``ttl`` may be numeric strings; an admin value's inner
 ``index`` may be a string, as pyhandle sends it) and output is always the full form.
 Timestamps are set by the node, never taken from the client.
+
+Handle's fields beyond the basic five, as Handle's JSON codec reads and writes them:
+
+* ``permissions``: four bits, ``adminRead adminWrite publicRead publicWrite``; the
+  default ``"1110"`` is left out of the output, as Handle does, so records without it
+  keep their bytes. A value whose public-read bit is 0 never reaches an anonymous
+  reader (see ``is_public``). ``"publicRead": false`` is kept as an alias of
+  ``"permissions": "1100"``; both given and disagreeing is refused. Public write (the
+  last bit, or ``"*"``) is refused: nodes never take anonymous writes. Admin read 0
+  hides the value from authenticated readers as well; admin write 0 is stored and
+  returned (the write rights of HS_ADMIN decide who may change it).
+* ``ttl``: seconds, or an absolute expiry as an ISO-8601 date (stored and returned as
+  ``YYYY-MM-DDTHH:MM:SSZ``); a string of digits still means seconds.
+* ``references``: ``[{"handle", "index"}]``, returned when not empty.
+* ``hex`` data is bytes: Handle returns it as ``string`` when the bytes are printable
+  UTF-8 text and as ``base64`` otherwise, and so does a node (it converts on input).
+* formats ``vlist``, ``site`` and ``key`` (see ``registry.value_formats``).
 """
 
 from __future__ import annotations
@@ -16,10 +34,20 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from registry.errors import InvalidHandle, InvalidValue
-from registry.identifier import Handle, ascii_lower
+import orjson
+
+from registry.errors import InvalidValue
+from registry.identifier import ascii_lower
 from registry.limits import Limits
-from registry.rights import PRESETS, format_permissions, parse_permissions
+from registry.rights import ALL_RIGHTS, PRESETS, format_permissions, parse_permissions
+from registry.value_formats import (
+    ValueRef,
+    parse_key,
+    parse_refs,
+    parse_site,
+    referenced_handle,
+    refs_from_stored,
+)
 
 MAX_INDEX = 2**31 - 1
 ADMIN_PERMISSION_BITS = 12
@@ -31,6 +59,11 @@ ADMIN_TYPE = "HS_ADMIN"
 SECRET_TYPE = "HS_SECKEY"
 PUBKEY_TYPE = "HS_PUBKEY"
 DEFAULT_ADMIN_INDEX = 100
+# A value's own permissions: adminRead, adminWrite, publicRead, publicWrite (Handle's
+# default: everything but public write). Output leaves the default out, as Handle does.
+DEFAULT_VALUE_PERMISSIONS = "1110"
+PRIVATE_VALUE_PERMISSIONS = "1100"  # what "publicRead": false means
+_VALUE_PERMISSIONS = frozenset(f"{a}{w}{r}0" for a in "01" for w in "01" for r in "01")
 
 
 class DataFormat(StrEnum):
@@ -38,6 +71,9 @@ class DataFormat(StrEnum):
     BASE64 = "base64"
     HEX = "hex"
     ADMIN = "admin"
+    VLIST = "vlist"
+    SITE = "site"
+    KEY = "key"
 
 
 # The members as plain names, for the write path: Python 3.11 finds an Enum member
@@ -47,6 +83,8 @@ FORMAT_STRING = DataFormat.STRING
 FORMAT_BASE64 = DataFormat.BASE64
 FORMAT_HEX = DataFormat.HEX
 FORMAT_ADMIN = DataFormat.ADMIN
+FORMAT_VLIST = DataFormat.VLIST
+_STRUCTURED = frozenset({DataFormat.ADMIN, DataFormat.VLIST, DataFormat.SITE, DataFormat.KEY})
 _KNOWN_FORMATS = ", ".join(f.value for f in DataFormat)
 _FORMATS = {f.value: f for f in DataFormat}  # a dict lookup: DataFormat(x) costs more
 
@@ -61,6 +99,11 @@ class AdminRef:
 
     def to_json(self) -> dict[str, Any]:
         return {"handle": self.handle, "index": self.index, "permissions": self.permissions}
+
+
+# What a value's data holds: text (string, base64, hex), an admin reference, an HS_VLIST,
+# or a site or key description (plain JSON, in Handle's output form).
+Data = str | AdminRef | tuple[ValueRef, ...] | dict[str, Any]
 
 
 # type -> (type_key, is_secret, is_admin, is_key)
@@ -84,10 +127,16 @@ class HandleValue:
     index: int
     type: str
     format: DataFormat
-    value: str | AdminRef
-    ttl: int
+    value: Data
+    ttl: int | str  # seconds, or an absolute expiry (ISO-8601, as Handle writes it)
     timestamp: str
-    public: bool = True  # publicly readable; else only with auth and the READ_VALUE right
+    # adminRead adminWrite publicRead publicWrite; see the module docstring.
+    permissions: str = DEFAULT_VALUE_PERMISSIONS
+    references: tuple[ValueRef, ...] = ()
+    # The public-read bit: publicly readable; else only with auth and the READ_VALUE right.
+    public: bool = field(init=False, repr=False, compare=False)
+    # The admin-read bit: readable by an authenticated reader with the READ_VALUE right.
+    admin_read: bool = field(init=False, repr=False, compare=False)
     # Secret keys: never returned to anybody (only their hashes are stored).
     is_secret: bool = field(init=False, repr=False, compare=False)
     # Whether anonymous readers see this value; secret keys never are.
@@ -104,20 +153,41 @@ class HandleValue:
     def __post_init__(self) -> None:
         facts = _TYPE_FACTS.get(self.type) or _type_facts(self.type)
         self.type_key, self.is_secret, self.is_admin, self.is_key = facts
+        permissions = self.permissions
+        self.public = permissions is DEFAULT_VALUE_PERMISSIONS or permissions[2] == "1"
+        self.admin_read = permissions is DEFAULT_VALUE_PERMISSIONS or permissions[0] == "1"
         self.is_public = self.public and not self.is_secret
 
+    @property
+    def readable_with_auth(self) -> bool:
+        """Whether an authenticated reader holding READ_VALUE gets this value: public
+        ones, and those whose admin-read bit is set; never secret keys."""
+        return self.is_public or (self.admin_read and not self.is_secret)
+
     def to_json(self) -> dict[str, Any]:
-        data_value = self.value.to_json() if isinstance(self.value, AdminRef) else self.value
-        out = {
+        raw = self.value
+        data_value = (
+            raw
+            if type(raw) is str
+            else raw.to_json()
+            if isinstance(raw, AdminRef)
+            else [r.to_json() for r in raw]
+            if isinstance(raw, tuple)
+            else raw
+        )
+        # A StrEnum is a str: JSON encoders write its value (no Enum.value lookup).
+        out: dict[str, Any] = {
             "index": self.index,
             "type": self.type,
-            # A StrEnum is a str: JSON encoders write its value (no Enum.value lookup).
             "data": {"format": self.format, "value": data_value},
-            "ttl": self.ttl,
-            "timestamp": self.timestamp,
         }
-        if not self.public:
-            out["publicRead"] = False
+        # Handle's order: permissions (only when not the default) before ttl.
+        if self.permissions != DEFAULT_VALUE_PERMISSIONS:
+            out["permissions"] = self.permissions
+        out["ttl"] = self.ttl
+        out["timestamp"] = self.timestamp
+        if self.references:
+            out["references"] = [r.to_json() for r in self.references]
         return out
 
     def encoded(self) -> dict[str, Any]:
@@ -131,19 +201,54 @@ class HandleValue:
     def stamped(self, timestamp: str) -> HandleValue:
         return replace(self, timestamp=timestamp)
 
+    def with_data(self, value: Data) -> HandleValue:
+        """This value with other data (an HS_SECKEY's hash), every other field kept."""
+        return replace(self, value=value)
+
+    def content(self) -> tuple[object, ...]:
+        """What a write changes when it changes this value (all but index and timestamp)."""
+        return (
+            self.type,
+            self.format,
+            self.value,
+            self.ttl,
+            self.permissions,
+            self.references,
+        )
+
     @classmethod
     def from_stored(cls, obj: dict[str, Any]) -> HandleValue:
-        """Rebuild a value this node encoded itself (trusted, no validation)."""
+        """Rebuild a value this node encoded itself (trusted, no validation). Records
+        stored before ``permissions`` existed said ``"publicRead": false`` instead."""
         data = obj["data"]
         fmt = DataFormat(data["format"])
         raw = data["value"]
-        value: str | AdminRef = (
+        value: Data = (
             AdminRef(raw["handle"], int(raw["index"]), raw["permissions"])
             if fmt is FORMAT_ADMIN
+            else refs_from_stored(raw)
+            if fmt is FORMAT_VLIST
             else raw
         )
-        public = obj.get("publicRead", True) is not False
-        return cls(obj["index"], obj["type"], fmt, value, obj["ttl"], obj["timestamp"], public)
+        permissions = obj.get("permissions")
+        if permissions is None:
+            permissions = (
+                DEFAULT_VALUE_PERMISSIONS
+                if obj.get("publicRead", True) is not False
+                else PRIVATE_VALUE_PERMISSIONS
+            )
+        refs = obj.get("references")
+        references = refs_from_stored(refs) if refs else ()
+        return cls(
+            obj["index"],
+            obj["type"],
+            fmt,
+            value,
+            obj["ttl"],
+            obj["timestamp"],
+            permissions,
+            references,
+        )
 
     @classmethod
     def from_input(cls, obj: object, *, now: str, limits: Limits) -> HandleValue:
@@ -165,11 +270,11 @@ class HandleValue:
         if ttl is None:
             ttl = limits.default_ttl
         elif type(ttl) is not int or not 0 <= ttl <= MAX_INDEX:
-            ttl = _int_field(obj, "ttl", required=False, low=0, high=MAX_INDEX)
-        public = obj.get("publicRead", True)
-        if public is not True and public is not False:
-            raise InvalidValue(f"{_at(index)}: 'publicRead' must be true or false")
-        return cls(index, type_, fmt, value, ttl, now, public)
+            ttl = _ttl(obj, index)
+        permissions = _permissions(obj, index)
+        refs = obj.get("references")
+        references = parse_refs(refs, _at(index), "'references'") if refs else ()
+        return cls(index, type_, fmt, value, ttl, now, permissions, references)
 
 
 class BatchValues:
@@ -200,21 +305,26 @@ class BatchValues:
         index, type_, data = obj.get("index"), obj.get("type"), obj.get("data")
         ttl: object = None
         public: object = True
+        permissions: object = None
+        references: object = None
         if len(obj) > 3:  # else those three are all it holds: no ttl, no publicRead
             ttl, public = obj.get("ttl"), obj.get("publicRead", True)
+            permissions, references = obj.get("permissions"), obj.get("references")
         key: tuple[object, ...] | None = None
         if (
             type(index) is int
             and type(type_) is str
             and (ttl is None or type(ttl) is int)
             and (public is True or public is False)
+            and (permissions is None or type(permissions) is str)
+            and references is None  # values with references are rare: parsed each time
         ):
             if type(data) is str:
-                key = (index, type_, None, data, ttl, public)
+                key = (index, type_, None, data, ttl, public, permissions)
             elif type(data) is dict:
                 fmt, text = data.get("format", "string"), data.get("value")
                 if type(fmt) is str and type(text) is str:
-                    key = (index, type_, fmt, text, ttl, public)
+                    key = (index, type_, fmt, text, ttl, public, permissions)
         value = self._parsed.get(key) if key is not None else None
         if value is None:
             value = HandleValue.from_input(obj, now=self.now, limits=self.limits)
@@ -294,7 +404,7 @@ def _int_field(obj: dict[str, Any], name: str, *, required: bool, low: int, high
     return raw
 
 
-def _parse_data(data: object, index: int, limits: Limits) -> tuple[DataFormat, str | AdminRef]:
+def _parse_data(data: object, index: int, limits: Limits) -> tuple[DataFormat, Data]:
     if isinstance(data, str):  # a bare string: format string, the common case
         fmt = FORMAT_STRING
         value: object = data
@@ -314,8 +424,8 @@ def _parse_data(data: object, index: int, limits: Limits) -> tuple[DataFormat, s
         fmt, value = found, data.get("value")
     else:
         raise InvalidValue(f"{_at(index)}: 'data' must be a string or {{format, value}}")
-    if fmt is FORMAT_ADMIN:
-        return fmt, _parse_admin(value, _at(index))
+    if fmt in _STRUCTURED:
+        return fmt, _parse_structured(fmt, value, _at(index), limits)
     if not isinstance(value, str):
         raise InvalidValue(f"{_at(index)}: data value of format {fmt.value} must be a string")
     # UTF-8 takes at most 4 bytes a character: short values need no encoding to check.
@@ -328,28 +438,115 @@ def _parse_data(data: object, index: int, limits: Limits) -> tuple[DataFormat, s
             base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
             raise InvalidValue(f"{_at(index)}: data value is not valid base64") from None
-    elif fmt is FORMAT_HEX and (len(value) % 2 or value.strip(string.hexdigits)):
-        raise InvalidValue(f"{_at(index)}: data value is not valid hex (pairs of 0-9a-f)")
+    elif fmt is FORMAT_HEX:
+        if len(value) % 2 or value.strip(string.hexdigits):
+            raise InvalidValue(f"{_at(index)}: data value is not valid hex (pairs of 0-9a-f)")
+        return _from_bytes(bytes.fromhex(value))
     return fmt, value
+
+
+def _from_bytes(raw: bytes) -> tuple[DataFormat, str]:
+    """Bytes in Handle's output formats: ``string`` when they are printable UTF-8 text
+    (line breaks and tabs allowed), else ``base64``. Handle keeps a value's bytes, not
+    the format they were sent in, and chooses the format when it writes them."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return FORMAT_BASE64, base64.b64encode(raw).decode()
+    if text.isprintable() or all(c.isprintable() or c in "\t\n\r" for c in text):
+        return FORMAT_STRING, text
+    return FORMAT_BASE64, base64.b64encode(raw).decode()
+
+
+def _parse_structured(fmt: DataFormat, value: object, where: str, limits: Limits) -> Data:
+    """The data of an admin, vlist, site or key value, checked and in output form."""
+    parsed: Data
+    if fmt is FORMAT_ADMIN:
+        return _parse_admin(value, where)
+    if fmt is FORMAT_VLIST:
+        parsed = parse_refs(value, where, "vlist data")
+        shown: object = [r.to_json() for r in parsed]
+    elif fmt is DataFormat.SITE:
+        parsed = shown = parse_site(value, where)
+    else:
+        parsed = shown = parse_key(value, where)
+    if len(orjson.dumps(shown)) > limits.max_value_bytes:
+        raise InvalidValue(f"{where}: data value is larger than {limits.max_value_bytes} bytes")
+    return parsed
+
+
+def _ttl(obj: dict[str, Any], index: int) -> int | str:
+    """A ttl other than a plain number of seconds: a numeric string (seconds), or an
+    absolute expiry as an ISO-8601 date, which Handle writes back as a date."""
+    raw = obj.get("ttl")
+    if isinstance(raw, str) and not raw.strip().isdigit():
+        try:
+            moment = datetime.fromisoformat(raw.strip())
+        except ValueError:
+            raise InvalidValue(
+                f"{_at(index)}: 'ttl' must be seconds or an ISO-8601 date, got {raw[:40]!r}"
+            ) from None
+        if moment.tzinfo is None:  # Handle reads dates without a zone as UTC
+            moment = moment.replace(tzinfo=UTC)
+        if not 0 <= moment.timestamp() <= MAX_INDEX:  # Handle keeps it as int seconds
+            raise InvalidValue(f"{_at(index)}: 'ttl' date is out of range, got {raw[:40]!r}")
+        return utc_timestamp(moment)
+    ttl: int = _int_field(obj, "ttl", required=False, low=0, high=MAX_INDEX)
+    return ttl
+
+
+def _permissions(obj: dict[str, Any], index: int) -> str:
+    """A value's four permission bits, from Handle's ``permissions`` or the
+    ``publicRead`` alias."""
+    public = obj.get("publicRead")
+    if public is not None and public is not True and public is not False:
+        raise InvalidValue(f"{_at(index)}: 'publicRead' must be true or false")
+    permissions = obj.get("permissions")
+    if permissions is None:
+        return PRIVATE_VALUE_PERMISSIONS if public is False else DEFAULT_VALUE_PERMISSIONS
+    if permissions == DEFAULT_VALUE_PERMISSIONS:
+        permissions = DEFAULT_VALUE_PERMISSIONS  # the shared object: __post_init__'s fast path
+    elif permissions not in _VALUE_PERMISSIONS:
+        if isinstance(permissions, str) and (
+            permissions == "*" or (len(permissions) == 4 and permissions.endswith("1"))
+        ):
+            raise InvalidValue(
+                f"{_at(index)}: public write (the last permissions bit) is not supported: "
+                "values are written by their handle's administrators only"
+            )
+        raise InvalidValue(
+            f"{_at(index)}: 'permissions' must be 4 characters of 0 and 1 "
+            '(adminRead adminWrite publicRead publicWrite), e.g. "1110"'
+        )
+    if public is not None and public != (permissions[2] == "1"):
+        raise InvalidValue(
+            f"{_at(index)}: 'publicRead' {str(public).lower()} contradicts "
+            f"'permissions' {permissions!r}; send 'permissions' alone"
+        )
+    return permissions
 
 
 def _parse_admin(value: object, where: str) -> AdminRef:
     if not isinstance(value, dict):
         raise InvalidValue(f"{where}: admin data needs an object {{handle, index, permissions}}")
-    handle = value.get("handle")
-    if not isinstance(handle, str):
-        raise InvalidValue(f"{where}: admin data needs a 'handle' string")
-    try:
-        Handle.parse(handle)
-    except InvalidHandle as exc:
-        raise InvalidValue(f"{where}: admin handle {handle!r} is not a valid handle") from exc
+    handle = referenced_handle(value, where, "admin data")
     index = _int_field(value, "index", required=True, low=1, high=MAX_INDEX)
     permissions = value.get("permissions", DEFAULT_ADMIN_PERMISSIONS)
+    if permissions == "*":  # Handle: every right
+        return AdminRef(handle, index, format_permissions(ALL_RIGHTS))
+    if (
+        isinstance(permissions, str)
+        and 0 < len(permissions) < ADMIN_PERMISSION_BITS
+        and not set(permissions) - {"0", "1"}
+    ):
+        # Handle reads the bits from the right (bit 0 is the last character): a shorter
+        # string leaves the high rights unset, as zeros on the left would.
+        permissions = permissions.rjust(ADMIN_PERMISSION_BITS, "0")
     try:
         rights = parse_permissions(permissions if isinstance(permissions, str) else "")
     except ValueError:
         raise InvalidValue(
-            f"{where}: admin permissions must be {ADMIN_PERMISSION_BITS} characters of 0 and 1 "
-            f"or one of {', '.join(PRESETS)}"
+            f"{where}: admin permissions must be up to {ADMIN_PERMISSION_BITS} characters of "
+            f'0 and 1, "*", or one of {", ".join(PRESETS)}'
         ) from None
     return AdminRef(handle, index, format_permissions(rights))

@@ -24,7 +24,7 @@ NOW = "2026-12-03T00:00:00Z"
 def record(text: str, url: str, *, private: str | None = None) -> HandleRecord:
     values = [HandleValue(1, "URL", DataFormat.STRING, url, 86400, NOW)]
     if private is not None:
-        values.append(HandleValue(2, "NOTE", DataFormat.STRING, private, 86400, NOW, False))
+        values.append(HandleValue(2, "NOTE", DataFormat.STRING, private, 86400, NOW, "1100"))
     return HandleRecord(Handle.parse(text), tuple(values))
 
 

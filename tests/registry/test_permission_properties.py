@@ -7,6 +7,7 @@ from small pools so that grants often name the identity asking and prefixes ofte
 from __future__ import annotations
 
 import string
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, reject
@@ -121,10 +122,7 @@ def _record(handle: Handle, values: list[HandleValue]) -> HandleRecord:
     """A record whose values get distinct indexes, in order."""
     return HandleRecord(
         handle,
-        tuple(
-            HandleValue(i, v.type, v.format, v.value, v.ttl, v.timestamp, v.public)
-            for i, v in enumerate(values, start=1)
-        ),
+        tuple(replace(v, index=i) for i, v in enumerate(values, start=1)),
     )
 
 
@@ -277,7 +275,7 @@ def some_value(draw: st.DrawFn, index: int) -> HandleValue:
     kind = draw(st.sampled_from(["URL", "EMAIL", "HS_SECKEY", ADMIN_TYPE, "hs_admin"]))
     timestamp = draw(st.sampled_from([TIMESTAMP, "2026-06-01T00:00:00Z"]))
     ttl = draw(st.sampled_from([0, 86400]))
-    public = draw(st.booleans())
+    public = draw(st.sampled_from(["1110", "1100", "0110", "0100"]))  # permissions
     if kind.upper() == ADMIN_TYPE:
         ref = AdminRef("0.NA/88.100", 300, draw(st.sampled_from(["admin", "registrar"])))
         return HandleValue(index, kind, DataFormat.ADMIN, ref, ttl, timestamp, public)
@@ -295,7 +293,7 @@ def records(draw: st.DrawFn, handle: Handle) -> HandleRecord:
 
 
 def _content(value: HandleValue) -> tuple[object, ...]:
-    return (value.type, value.format, value.value, value.ttl, value.public)
+    return value.content()
 
 
 handles = valid_handles.map(Handle.parse)

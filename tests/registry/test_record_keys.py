@@ -28,7 +28,7 @@ def record(text: str, *values: tuple[str, str], private: bool = False) -> Handle
         for n, (kind, value) in enumerate(values, start=1)
     ]
     if private:
-        made.append(HandleValue(99, "NOTE", DataFormat.STRING, "secret note", 86400, NOW, False))
+        made.append(HandleValue(99, "NOTE", DataFormat.STRING, "secret note", 86400, NOW, "1100"))
     return HandleRecord(Handle.parse(text), tuple(made))
 
 

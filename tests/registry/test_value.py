@@ -112,10 +112,22 @@ def test_invalid_base64_is_refused(raw: str) -> None:
     assert "not valid base64" in message
 
 
-@pytest.mark.parametrize("raw", ["deadBEEF", "", "00ff"])
-def test_valid_hex_is_accepted(raw: str) -> None:
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("deadBEEF", {"format": "base64", "value": "3q2+7w=="}),  # not text: base64
+        ("00ff", {"format": "base64", "value": "AP8="}),
+        ("", {"format": "string", "value": ""}),
+        ("68692c20e4b8ad", {"format": "string", "value": "hi, 中"}),  # UTF-8 text: string
+        ("610a6209", {"format": "string", "value": "a\nb\t"}),  # line breaks are text
+    ],
+)
+def test_hex_is_returned_in_handles_output_formats(raw: str, shown: dict[str, str]) -> None:
+    # Handle keeps a value's bytes, not the format they came in: it writes printable
+    # UTF-8 as "string" and anything else as "base64", never "hex".
     value = parse({"index": 1, "type": "BIN", "data": {"format": "hex", "value": raw}})
-    assert (value.format, value.value) == (DataFormat.HEX, raw)
+    assert value.to_json()["data"] == shown
+    assert HandleValue.from_stored(orjson.loads(orjson.dumps(value.to_json()))) == value
 
 
 @pytest.mark.parametrize("raw", ["abc", "zz", "0x00", "é0"])
@@ -168,7 +180,6 @@ def test_admin_index_may_be_a_numeric_string_as_pyhandle_sends_it() -> None:
         ({"handle": "0.NA/88.100", "index": 0}, "between 1 and"),
         ({"handle": "0.NA/88.100", "index": True}, "got a boolean"),
         ({"handle": "0.NA/88.100", "index": "x"}, "must be an integer"),
-        ({"handle": "0.NA/88.100", "index": 300, "permissions": "01111111001"}, "12 characters"),
         ({"handle": "0.NA/88.100", "index": 300, "permissions": "0111111100111"}, "12 characters"),
         ({"handle": "0.NA/88.100", "index": 300, "permissions": "01111111001x"}, "of 0 and 1"),
         ({"handle": "0.NA/88.100", "index": 300, "permissions": "011111110012"}, "of 0 and 1"),
@@ -459,3 +470,274 @@ def test_a_batch_says_whether_it_holds_keys() -> None:
     shared.parse({"index": 300, "type": "hs_pubkey", "data": "ed25519:00"})
     unshared.parse({"index": "300", "type": "HS_SECKEY", "data": "s3cret"})
     assert shared.holds_keys and unshared.holds_keys
+
+
+# --- Handle's per-value fields: permissions, references, absolute ttl -------------------
+
+URL_Y = {"index": 1, "type": "URL", "data": "https://y"}
+
+
+@pytest.mark.parametrize(
+    ("sent", "public", "admin_read"),
+    [
+        ({}, True, True),
+        ({"permissions": "1110"}, True, True),
+        ({"permissions": "1100"}, False, True),
+        ({"permissions": "0110"}, True, False),
+        ({"permissions": "0100"}, False, False),
+        ({"publicRead": False}, False, True),  # the alias
+        ({"publicRead": True, "permissions": "1110"}, True, True),  # both, agreeing
+        ({"publicRead": False, "permissions": "1100"}, False, True),
+    ],
+)
+def test_permissions_decide_who_reads(sent: dict[str, Any], public: bool, admin_read: bool) -> None:
+    value = parse({**URL_Y, **sent})
+    assert (value.public, value.is_public, value.admin_read) == (public, public, admin_read)
+    assert value.readable_with_auth is (public or admin_read)
+
+
+def test_permissions_are_returned_only_when_not_the_default_as_handle_does() -> None:
+    assert "permissions" not in parse(URL_Y).to_json()
+    assert "permissions" not in parse({**URL_Y, "permissions": "1110"}).to_json()
+    shown = parse({**URL_Y, "permissions": "1100"}).to_json()
+    assert shown["permissions"] == "1100"
+    assert "publicRead" not in shown
+    assert list(shown) == ["index", "type", "data", "permissions", "ttl", "timestamp"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "problem"),
+    [
+        ({"permissions": "1111"}, "public write"),
+        ({"permissions": "*"}, "public write"),
+        ({"permissions": "110"}, "4 characters of 0 and 1"),
+        ({"permissions": "11100"}, "4 characters of 0 and 1"),
+        ({"permissions": "11x0"}, "4 characters of 0 and 1"),
+        ({"permissions": 1110}, "4 characters of 0 and 1"),
+        ({"permissions": True}, "4 characters of 0 and 1"),
+        ({"publicRead": True, "permissions": "1100"}, "contradicts"),
+        ({"publicRead": False, "permissions": "1110"}, "contradicts"),
+        ({"publicRead": "no"}, "'publicRead' must be true or false"),
+    ],
+)
+def test_bad_permissions_are_refused(sent: dict[str, Any], problem: str) -> None:
+    assert problem in refused({**URL_Y, **sent})
+
+
+def test_secret_keys_stay_private_whatever_their_permissions_say() -> None:
+    value = parse({"index": 300, "type": "HS_SECKEY", "data": "s", "permissions": "1110"})
+    assert not value.is_public and not value.readable_with_auth
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {**URL_Y, "data": {"format": "string", "value": "x"}, "ttl": 1, "timestamp": NOW},
+        {
+            **URL_Y,
+            "data": {"format": "string", "value": "x"},
+            "ttl": 1,
+            "timestamp": NOW,
+            "publicRead": False,
+        },
+    ],
+)
+def test_records_stored_before_permissions_still_load(stored: dict[str, Any]) -> None:
+    value = HandleValue.from_stored(stored)
+    private = stored.get("publicRead") is False
+    assert value.permissions == ("1100" if private else "1110")
+    assert value.is_public is not private
+
+
+def test_references_are_accepted_stored_and_returned() -> None:
+    refs = [{"handle": "88.100/other", "index": 2}, {"handle": "0.NA/88.100", "index": "300"}]
+    value = parse({**URL_Y, "references": refs})
+    shown = value.to_json()
+    assert shown["references"] == [
+        {"handle": "88.100/other", "index": 2},
+        {"handle": "0.NA/88.100", "index": 300},
+    ]
+    assert HandleValue.from_stored(orjson.loads(orjson.dumps(shown))) == value
+    assert "references" not in parse({**URL_Y, "references": []}).to_json()
+
+
+@pytest.mark.parametrize(
+    ("refs", "problem"),
+    [
+        ("88.100/x", "must be a list"),
+        ([["88.100/x", 1]], "must be an object"),
+        ([{"index": 1}], "needs a 'handle'"),
+        ([{"handle": "no slash", "index": 1}], "not a valid handle"),
+        ([{"handle": "88.100/x"}], "needs an 'index'"),
+        ([{"handle": "88.100/x", "index": -1}], "needs an 'index'"),
+        ([{"handle": "88.100/x", "index": True}], "needs an 'index'"),
+    ],
+)
+def test_bad_references_are_refused(refs: object, problem: str) -> None:
+    assert problem in refused({**URL_Y, "references": refs})
+
+
+@pytest.mark.parametrize(
+    ("ttl", "kept"),
+    [
+        ("2030-01-02T03:04:05Z", "2030-01-02T03:04:05Z"),
+        ("2030-01-02T11:04:05+08:00", "2030-01-02T03:04:05Z"),  # to UTC
+        ("2030-01-02T03:04:05", "2030-01-02T03:04:05Z"),  # no zone: UTC
+        ("2030-01-02T03:04:05.250Z", "2030-01-02T03:04:05Z"),  # seconds, as Handle keeps
+        ("3600", 3600),  # digits still mean seconds
+    ],
+)
+def test_ttl_may_be_an_absolute_date(ttl: str, kept: object) -> None:
+    value = parse({**URL_Y, "ttl": ttl})
+    assert value.ttl == kept and value.to_json()["ttl"] == kept
+    assert HandleValue.from_stored(orjson.loads(orjson.dumps(value.to_json()))) == value
+
+
+@pytest.mark.parametrize(
+    ("ttl", "problem"),
+    [("tomorrow", "ISO-8601 date"), ("2200-01-01T00:00:00Z", "out of range"), (1.5, "integer")],
+)
+def test_bad_ttl_is_refused(ttl: object, problem: str) -> None:
+    assert problem in refused({**URL_Y, "ttl": ttl})
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("1", "000000000001"),  # Handle reads bits from the right: zeros on the left
+        ("110011", "000000110011"),
+        ("*", "111111111111"),
+    ],
+)
+def test_short_admin_permissions_are_padded_as_handle_does(sent: str, kept: str) -> None:
+    data = {
+        "format": "admin",
+        "value": {"handle": "0.NA/88.100", "index": 300, "permissions": sent},
+    }
+    value = parse({"index": 100, "type": "HS_ADMIN", "data": data})
+    assert value.to_json()["data"]["value"]["permissions"] == kept
+
+
+# --- formats vlist, site, key -------------------------------------------------------------
+
+SITE = {
+    "version": 1,
+    "protocolVersion": "2.10",
+    "serialNumber": 1,
+    "primarySite": True,
+    "multiPrimary": False,
+    "attributes": {"desc": "primary site"},
+    "servers": [
+        {
+            "serverId": 1,
+            "address": "192.0.2.10",
+            "publicKey": {"format": "base64", "value": "AAAA"},
+            "interfaces": [
+                {"query": True, "admin": True, "protocol": "TCP", "port": 2641},
+                {"query": True, "admin": False, "protocol": "HTTP", "port": 8000},
+            ],
+        }
+    ],
+}
+RSA_KEY = {"kty": "rsa", "n": "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri", "e": "AQAB"}
+
+
+def round_trip(value: HandleValue) -> HandleValue:
+    return HandleValue.from_stored(orjson.loads(orjson.dumps(value.to_json())))
+
+
+def test_vlist_is_a_list_of_value_references() -> None:
+    refs = [{"handle": "0.NA/88.100", "index": 300}, {"handle": "88.100/group", "index": "0"}]
+    value = parse({"index": 200, "type": "HS_VLIST", "data": {"format": "vlist", "value": refs}})
+    assert value.to_json()["data"] == {
+        "format": "vlist",
+        "value": [{"handle": "0.NA/88.100", "index": 300}, {"handle": "88.100/group", "index": 0}],
+    }
+    assert round_trip(value) == value
+
+
+def test_site_is_kept_in_handles_output_form() -> None:
+    value = parse({"index": 1, "type": "HS_SITE", "data": {"format": "site", "value": SITE}})
+    shown = value.to_json()["data"]["value"]
+    assert shown["attributes"] == [{"name": "desc", "value": "primary site"}]  # Handle's list
+    assert list(shown) == [
+        "version",
+        "protocolVersion",
+        "serialNumber",
+        "primarySite",
+        "multiPrimary",
+        "attributes",
+        "servers",
+    ]
+    assert shown["servers"] == SITE["servers"]
+    assert round_trip(value) == value
+
+
+def test_key_is_kept_in_handles_output_form() -> None:
+    value = parse({"index": 300, "type": "HS_PUBKEY", "data": {"format": "key", "value": RSA_KEY}})
+    assert value.to_json()["data"] == {"format": "key", "value": {**RSA_KEY, "kty": "RSA"}}
+    assert value.is_key and value.is_public
+    assert round_trip(value) == value
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"format": "vlist", "value": "0.NA/88.100:300"}, "vlist data must be a list"),
+        ({"format": "vlist", "value": [{"handle": "0.NA/88.100"}]}, "needs an 'index'"),
+        ({"format": "site", "value": []}, "site data must be an object"),
+        ({"format": "site", "value": {"servers": []}}, "non-empty 'servers'"),
+        ({"format": "site", "value": {**SITE, "primarySite": "yes"}}, "true or false"),
+        ({"format": "site", "value": {**SITE, "protocolVersion": 2}}, "protocolVersion"),
+        (
+            {"format": "site", "value": {"servers": [{"address": "host", "interfaces": []}]}},
+            "IP 'address'",
+        ),
+        (
+            {"format": "site", "value": {"servers": [{"address": "::1"}]}},
+            "'interfaces' list",
+        ),
+        (
+            {
+                "format": "site",
+                "value": {"servers": [{"address": "::1", "interfaces": [{"protocol": "FTP"}]}]},
+            },
+            "'protocol'",
+        ),
+        (
+            {
+                "format": "site",
+                "value": {
+                    "servers": [
+                        {"address": "::1", "interfaces": [{"protocol": "TCP", "port": 70000}]}
+                    ]
+                },
+            },
+            "'port'",
+        ),
+        ({"format": "key", "value": "sm2:00"}, "must be an object"),
+        ({"format": "key", "value": {"kty": "EC", "x": "AA"}}, "'kty' must be one of"),
+        ({"format": "key", "value": {"kty": "RSA", "n": "AA"}}, "member 'e'"),
+        ({"format": "key", "value": {**RSA_KEY, "n": "not base64!"}}, "member 'n'"),
+    ],
+)
+def test_bad_structured_data_is_refused(data: dict[str, Any], problem: str) -> None:
+    assert problem in refused({"index": 5, "type": "X", "data": data})
+
+
+def test_structured_data_is_bounded_by_the_value_size_limit() -> None:
+    refs = [{"handle": f"88.100/item-{i}", "index": 1} for i in range(100)]
+    data = {"format": "vlist", "value": refs}
+    assert "larger than 1000 bytes" in refused(
+        {"index": 5, "type": "HS_VLIST", "data": data}, Limits(max_value_bytes=1000)
+    )
+
+
+def test_batch_values_key_on_permissions_and_skip_references() -> None:
+    values = BatchValues(now=NOW, limits=LIMITS)
+    public = values.parse({**URL_Y, "ttl": 5})
+    private = values.parse({**URL_Y, "ttl": 5, "permissions": "1100"})
+    assert public.is_public and not private.is_public
+    assert values.parse({**URL_Y, "ttl": 5, "permissions": "1100"}) is private
+    refs = {**URL_Y, "ttl": 5, "references": [{"handle": "88.100/a", "index": 1}]}
+    assert values.parse(refs).references and not values.parse({**URL_Y, "ttl": 5}).references
