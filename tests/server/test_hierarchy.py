@@ -125,6 +125,27 @@ async def test_identifier_at_an_enterprise_node_resolves_through_the_top_node(
     assert [v["type"] for v in filtered.json()["values"]] == ["URL"]
 
 
+async def test_a_value_without_public_read_never_reaches_the_top_nodes_cache(
+    hierarchy: Hierarchy, http: httpx.AsyncClient
+) -> None:
+    owner = basic("300:0.NA/88.101.1", "demo-88.101.1")
+    values = [
+        {"index": 1, "type": "URL", "data": "https://example.cn/lot-8"},
+        {"index": 2, "type": "NOTE", "data": "supplier price 41.50", "permissions": "1100"},
+    ]
+    put = await http.put(
+        f"{hierarchy.url('e1011')}/api/handles/88.101.1/LOT-8", json=values, headers=owner
+    )
+    assert put.status_code == 201, put.text
+    for cache in ("MISS", "HIT"):  # what the top node fetched, then what it kept
+        answer = await http.get(f"{hierarchy.url('top')}/api/handles/88.101.1/lot-8")
+        assert answer.headers["x-cache"] == cache
+        assert "supplier price" not in answer.text
+        assert [v["index"] for v in answer.json()["values"]] == [1, 100]
+    recursive = await http.get(f"{hierarchy.url('recursive')}/api/handles/88.101.1/lot-8")
+    assert recursive.status_code == 200 and "supplier price" not in recursive.text
+
+
 async def test_the_secondary_node_refers_to_the_enterprise_node(
     hierarchy: Hierarchy, http: httpx.AsyncClient
 ) -> None:
