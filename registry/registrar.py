@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from registry import authorization as authorization_scheme
 from registry.authority import Authority
 from registry.credential import (
     DEFAULT_COST,
@@ -150,12 +151,18 @@ class Registrar:
                 "This operation needs credentials: HTTP Basic with username "
                 "<index>:<handle>, e.g. 300:0.NA/88.100, or a Bearer session token"
             )
-        scheme, _, token = authorization.partition(" ")
+        scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() == "bearer":
             found = await self.sessions.identity(token.strip()) if self.sessions else None
             if found is None:
                 raise AuthenticationRequired("The session token is unknown, expired or revoked")
             return found
+        if scheme.lower() == authorization_scheme.SCHEME:
+            return await self.in_session(authorization_scheme.parse(authorization))
+        return await self.check_basic(authorization)
+
+    async def check_basic(self, authorization: str) -> Identity:
+        """The identity of HTTP Basic credentials, or raise 401."""
         identity, secret = parse_basic(authorization)
         stored = await self._stored_secret(identity)
         if stored is None:
@@ -166,6 +173,64 @@ class Registrar:
         if previous is not None and await self._secret_matches(identity, secret, previous):
             return identity  # the old secret, during its rotation's grace period
         raise AuthenticationRequired(f"Wrong secret for identity {identity.text}")
+
+    async def in_session(self, auth: authorization_scheme.HandleAuthorization) -> Identity:
+        """The identity of the Handle session ``auth`` names, on any request.
+
+        A session authenticated already needs its id only; an ``id`` sent along (Handle
+        clients resend the whole header that authenticated them) must be its identity.
+        A session not yet authenticated is authenticated now if ``auth`` answers its
+        nonce, as Handle allows on any request.
+        """
+        if not auth.session_id:
+            raise AuthenticationRequired(
+                'Authorization: Handle needs a sessionId="..." (from POST /api/sessions)'
+            )
+        state = await self.sessions.state(auth.session_id) if self.sessions else None
+        if state is None:
+            raise AuthenticationRequired("The session is unknown, expired or ended")
+        if state.identity is not None:
+            if auth.id is not None and not _same_identity(auth.id, state.identity):
+                raise AuthenticationRequired(
+                    f"The session is authenticated as {state.identity.text}, not {auth.id[:80]}"
+                )
+            return state.identity
+        if not auth.authenticating:
+            raise AuthenticationRequired(
+                "The session is not authenticated: answer its nonce with "
+                "PUT /api/sessions/this first"
+            )
+        return await self.answer_nonce(auth.session_id, auth)
+
+    async def answer_nonce(
+        self, session_id: str, auth: authorization_scheme.HandleAuthorization
+    ) -> Identity:
+        """Authenticate the session with ``auth``'s answer to its current nonce, which
+        is used up whatever the outcome; the identity, or raise 401."""
+        answer = authorization_scheme.Answer.of(auth)
+        state = await self.sessions.state(session_id) if self.sessions else None
+        if state is None or self.sessions is None:
+            raise AuthenticationRequired("The session is unknown, expired or ended")
+        if not state.nonce or not await self.sessions.take_nonce(session_id, state.nonce):
+            raise AuthenticationRequired("The session's nonce was used; GET it again")
+        if answer.type == authorization_scheme.SECKEY:
+            raise AuthenticationRequired(authorization_scheme.SECRET_KEY_DIGEST_REFUSED)
+        key = await self.public_key(answer.identity)
+        if key is None:
+            raise AuthenticationRequired(f"{answer.identity.text} holds no public key here")
+        nonce = authorization_scheme.nonce_bytes(state.nonce)
+        if not answer.verifies(key, nonce):
+            raise AuthenticationRequired(
+                f"The signature does not verify for {answer.identity.text} with alg "
+                f"{authorization_scheme.ALG_FOR_KEY[key.algorithm]} over nonce + cnonce"
+            )
+        return await self.bind_session(session_id, answer.identity)
+
+    async def bind_session(self, session_id: str, identity: Identity) -> Identity:
+        """Record that the session is ``identity``'s (after its credentials held)."""
+        if self.sessions is None or not await self.sessions.authenticate(session_id, identity):
+            raise AuthenticationRequired("The session is unknown, expired or ended")
+        return identity
 
     async def _secret_matches(self, identity: Identity, secret: str, stored: str) -> bool:
         if self._verified.remembered(identity.key, secret, stored):
@@ -697,6 +762,13 @@ class Registrar:
         raise StoreUnavailable(
             f"Handle {handle.text} is being changed concurrently; try again", handle=handle.text
         )
+
+
+def _same_identity(text: str, identity: Identity) -> bool:
+    try:
+        return Identity.parse(text).key == identity.key
+    except InvalidHandle:
+        return False
 
 
 def _succeeded(handle_text: str, *, created: bool) -> ItemResult:

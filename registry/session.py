@@ -1,26 +1,46 @@
-"""Sessions (Bearer tokens), login challenges and secret rotation, kept in Redis.
+"""Sessions (Handle sessions and Bearer tokens), login challenges and secret rotation,
+kept in Redis.
 
 ::
 
-    sess:t:<sha-256 of token>   STRING  identity text, expires with the session
+    sess:t:<sha-256 of token>   STRING  "<nonce>\n<identity text>" (:func:`encode`), expires
+                                        with the session; identity empty until it is
+                                        authenticated; ~90 bytes
     sess:i:<identity key>       SET     its sessions' token hashes (to revoke them all)
+    sess:a:<client address>     STRING  sessions opened anonymously from that address in
+                                        the current window (a counter, see below)
     sess:n:<nonce>              STRING  identity a login challenge was issued to (single use)
     sess:r:<identity key>       STRING  the previous secret's hash, during a rotation
 
-Only hashes of tokens are stored, so a copy of the store does not yield sessions. A
-token is 256 random bits; it is valid until it expires or is revoked, whichever comes
-first, and revocation takes effect on the next request (every use is one GET).
+A session's token is also its Handle ``sessionId``: ``Authorization: Bearer <token>``
+and ``Authorization: Handle sessionId="<token>"`` name the same session. Only hashes of
+tokens are stored, so a copy of the store does not yield sessions. A token is 256 random
+bits; it is valid until it expires or is revoked, whichever comes first, and revocation
+takes effect on the next request (every use is one GET).
+
+A session opened without credentials (Handle's ``POST /api/sessions``, to be
+authenticated by answering its nonce) lives ``pending_ttl`` seconds only, and one client
+address may open at most ``pending_per_address`` of them per ``pending_ttl`` window, so
+anonymous callers cannot fill the store. Authenticating it gives it the full ``ttl``.
+
+The nonce is single use: answering it, rightly or wrongly, replaces it (a compare-and-set
+under WATCH), so a captured answer cannot be replayed on the same session, and a
+signature for one session's nonce is worthless for another's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
+from registry import authorization
+from registry.errors import TooManyRequests
 from registry.identifier import Identity
 from registry.pubkey import new_nonce
 from registry.record import HandleRecord
@@ -49,6 +69,34 @@ class Session:
     token: str
     identity: Identity
     expires_in: int
+    nonce: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """What a session holds: its current nonce and, once authenticated, its identity.
+
+    >>> decode(encode(SessionState("bm9uY2U=", None)))
+    SessionState(nonce='bm9uY2U=', identity=None)
+    """
+
+    nonce: str
+    identity: Identity | None
+
+
+def encode(state: SessionState) -> bytes:
+    """A session as stored. Pure; a nonce is base64, so it holds no newline."""
+    return f"{state.nonce}\n{state.identity.text if state.identity else ''}".encode()
+
+
+def decode(raw: bytes) -> SessionState:
+    """The inverse of :func:`encode`. A value without a newline is a token stored before
+    sessions had nonces (the identity text alone): it stays valid until it expires."""
+    text = raw.decode()
+    nonce, newline, identity = text.partition("\n")
+    if not newline:
+        return SessionState("", Identity.parse(text))
+    return SessionState(nonce, Identity.parse(identity) if identity else None)
 
 
 def _token_key(token: str) -> str:
@@ -64,26 +112,129 @@ class SessionStore:
     True
     """
 
-    def __init__(self, redis: Redis, *, ttl: int, challenge_ttl: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        ttl: int,
+        challenge_ttl: int,
+        pending_ttl: int | None = None,
+        pending_per_address: int = 60,
+    ) -> None:
         self.redis = redis
         self.ttl = ttl
         self.challenge_ttl = challenge_ttl
+        self.pending_ttl = pending_ttl if pending_ttl is not None else challenge_ttl
+        self.pending_per_address = pending_per_address
 
     async def open(self, identity: Identity) -> Session:
+        """A new session, authenticated as ``identity`` (a Basic or signed login)."""
         token = secrets.token_urlsafe(32)
+        nonce = authorization.new_nonce()
         key = _token_key(token)
         async with translated():
             pipe = self.redis.pipeline(transaction=True)
-            pipe.set(key, identity.text, ex=self.ttl)
+            pipe.set(key, encode(SessionState(nonce, identity)), ex=self.ttl)
             pipe.sadd(f"sess:i:{identity.key}", key)
             pipe.expire(f"sess:i:{identity.key}", self.ttl)
             await pipe.execute()
-        return Session(token, identity, self.ttl)
+        return Session(token, identity, self.ttl, nonce)
 
-    async def identity(self, token: str) -> Identity | None:
+    async def begin(self, address: str) -> tuple[str, str]:
+        """A new unauthenticated session for a caller at ``address``: (token, nonce).
+        429 past ``pending_per_address`` such sessions in the current window."""
+        counter = f"sess:a:{address[:64]}"
+        async with translated():
+            pipe = self.redis.pipeline(transaction=True)
+            # The window starts with the first session (SET NX); INCR keeps its expiry.
+            pipe.set(counter, 0, ex=self.pending_ttl, nx=True)
+            pipe.incr(counter)
+            pipe.ttl(counter)
+            _, opened, left = await pipe.execute()
+        if int(opened) > self.pending_per_address:
+            raise TooManyRequests(
+                f"More than {self.pending_per_address} sessions opened without credentials "
+                f"from {address} in {self.pending_ttl} s; authenticate the ones you have",
+                retry_after=max(1, int(left)),
+            )
+        token = secrets.token_urlsafe(32)
+        nonce = authorization.new_nonce()
+        async with translated():
+            await self.redis.set(
+                _token_key(token), encode(SessionState(nonce, None)), ex=self.pending_ttl
+            )
+        return token, nonce
+
+    async def state(self, token: str) -> SessionState | None:
+        """The session named by ``token``; None if unknown, expired or ended."""
+        if not token or len(token) > 256:
+            return None
         async with translated():
             raw = await self.redis.get(_token_key(token))
-        return Identity.parse(cast(bytes, raw).decode()) if raw else None
+        return decode(cast(bytes, raw)) if raw else None
+
+    async def expires_in(self, token: str) -> int:
+        async with translated():
+            left = await self.redis.ttl(_token_key(token))
+        return max(0, int(left))
+
+    async def identity(self, token: str) -> Identity | None:
+        found = await self.state(token)
+        return found.identity if found else None
+
+    async def take_nonce(self, token: str, nonce: str) -> bool:
+        """Replace the session's nonce if it is still ``nonce``; False if the session is
+        gone or its nonce already changed (used, or answered concurrently)."""
+
+        def fresh(before: SessionState) -> SessionState | None:
+            if not before.nonce or before.nonce != nonce:
+                return None
+            return SessionState(authorization.new_nonce(), before.identity)
+
+        return await self._replace(token, fresh, ttl=None)
+
+    async def authenticate(self, token: str, identity: Identity) -> bool:
+        """Mark the session as ``identity``'s, for the full ``ttl``; False if it ended
+        meanwhile. An earlier identity of the session loses it."""
+        return await self._replace(
+            token, lambda before: SessionState(before.nonce, identity), ttl=self.ttl
+        )
+
+    async def _replace(
+        self,
+        token: str,
+        change: Callable[[SessionState], SessionState | None],
+        *,
+        ttl: int | None,
+    ) -> bool:
+        """Compare-and-set of a session under WATCH: ``change`` gets what is stored and
+        returns what to store, or None to leave it. ``ttl`` None keeps the expiry; a new
+        ``ttl`` also (re)files the session under its identity. False if the session is
+        gone, ``change`` declined, or another request changed it meanwhile."""
+        key = _token_key(token)
+        async with translated(), self.redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(key)
+                raw = await pipe.get(key)
+                before = decode(cast(bytes, raw)) if raw else None
+                after = change(before) if before is not None else None
+                if before is None or after is None:
+                    return False
+                pipe.multi()  # type: ignore[no-untyped-call]
+                if ttl is None:
+                    pipe.set(key, encode(after), keepttl=True)
+                else:
+                    pipe.set(key, encode(after), ex=ttl)
+                old, new = before.identity, after.identity
+                if old is not None and (new is None or old.key != new.key):
+                    pipe.srem(f"sess:i:{old.key}", key)
+                if new is not None and ttl is not None:
+                    pipe.sadd(f"sess:i:{new.key}", key)
+                    pipe.expire(f"sess:i:{new.key}", ttl)
+                await pipe.execute()
+            except WatchError:
+                return False
+        return True
 
     async def revoke(self, token: str) -> bool:
         async with translated():

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import secrets
 from typing import Any, cast
+from urllib.parse import quote
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from redis.asyncio import Redis
 
 from registry.pubkey import Algorithm, challenge, generate, sign
@@ -157,7 +161,11 @@ async def test_unknown_token_is_refused(
 
 async def test_login_needs_credentials(client: httpx.AsyncClient, redis: Redis) -> None:
     before = await snapshot(redis)
-    assert refused(await client.post("/api/sessions"))
+    # Without credentials, Handle's POST /api/sessions opens a session that is not
+    # authenticated (see the Handle-session tests below): no token, nothing it may do.
+    anonymous = await client.post("/api/sessions")
+    assert anonymous.status_code == 201 and anonymous.json()["authenticated"] is False
+    assert "token" not in anonymous.json()
     assert refused(await client.post("/api/sessions", headers=basic(ADMIN, "wrong-secret")))
     assert refused(await client.post("/api/sessions", headers=basic("300:0.NA/88.100.9", "x")))
     token = await open_session(client)
@@ -720,3 +728,302 @@ async def test_a_batch_checks_the_rights_of_every_kind_of_record_it_creates(
         ("88.200/c", 400, 301),
     ]
     assert await redis.get("r:{0.na}:0.na/88.100.9") is None
+
+
+# -- Handle sessions: POST /api/sessions, PUT/GET/DELETE /api/sessions/this ------------
+
+
+def handle_header(session_id: str, **fields: str) -> dict[str, str]:
+    params = ", ".join(
+        f'{name}="{value}"' for name, value in {"sessionId": session_id, **fields}.items()
+    )
+    return {"Authorization": f"Handle {params}"}
+
+
+def answer(
+    private: str, nonce: str, identity: str = DEVICE, *, der: bool = False
+) -> dict[str, str]:
+    """The Handle fields answering ``nonce`` with ``private``: a signature over the
+    server nonce's bytes followed by the client nonce's."""
+    cnonce = secrets.token_bytes(16)
+    signature = bytes.fromhex(sign(private, base64.b64decode(nonce) + cnonce))
+    algorithm = Algorithm(private.partition(":")[0])
+    if der:
+        signature = encode_dss_signature(
+            int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+        )
+    return {
+        "version": "0",
+        "id": quote(identity, safe=""),
+        "type": "HS_PUBKEY",
+        "alg": "SM3" if algorithm is Algorithm.SM2 else "Ed25519",
+        "cnonce": base64.b64encode(cnonce).decode(),
+        "signature": base64.b64encode(signature).decode(),
+    }
+
+
+async def new_handle_session(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.post("/api/sessions")
+    assert response.status_code == 201, response.text
+    assert response.headers["location"] == "/api/sessions/this"
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def authenticate(
+    client: httpx.AsyncClient, session_id: str, fields: dict[str, str]
+) -> httpx.Response:
+    return await client.put("/api/sessions/this", headers=handle_header(session_id, **fields))
+
+
+async def session_state(client: httpx.AsyncClient, session_id: str) -> httpx.Response:
+    return await client.get("/api/sessions/this", headers=handle_header(session_id))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+async def test_handle_session_with_a_public_key(
+    client: httpx.AsyncClient, algorithm: Algorithm
+) -> None:
+    private = await add_device(client, algorithm)
+    await grant_device(client)
+    opened = await new_handle_session(client)
+    assert opened["authenticated"] is False and "id" not in opened
+    assert opened["expiresIn"] == 60 and len(base64.b64decode(opened["nonce"])) == 24
+    session_id = opened["sessionId"]
+    shown = await session_state(client, session_id)
+    assert shown.status_code == 200
+    assert shown.json()["nonce"] == opened["nonce"] and shown.json()["authenticated"] is False
+    # not authenticated yet: it may not write
+    assert refused(await put(client, "88.100/h1", [URL_VALUE], handle_header(session_id)))
+
+    done = await authenticate(client, session_id, answer(private, opened["nonce"]))
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert body["authenticated"] is True and body["id"] == DEVICE
+    assert body["sessionId"] == session_id and body["expiresIn"] == 900
+    assert body["nonce"] != opened["nonce"]  # the nonce was used up
+
+    made = await put(client, "88.100/h1", [URL_VALUE], handle_header(session_id))
+    assert made.status_code == 201, made.text
+    assert (await put(client, "88.100/h2", [URL_VALUE], bearer(session_id))).status_code == 201
+    assert (await session_state(client, session_id)).json()["id"] == DEVICE
+
+    ended = await client.delete("/api/sessions/this", headers=handle_header(session_id))
+    assert ended.status_code == 204 and not ended.content
+    assert refused(await put(client, "88.100/h3", [URL_VALUE], handle_header(session_id)))
+    assert refused(await session_state(client, session_id))
+    assert refused(await client.delete("/api/sessions/this", headers=handle_header(session_id)))
+
+
+async def test_sm2_signature_in_der_is_accepted(client: httpx.AsyncClient) -> None:
+    private = await add_device(client, Algorithm.SM2)
+    opened = await new_handle_session(client)
+    done = await authenticate(
+        client, opened["sessionId"], answer(private, opened["nonce"], der=True)
+    )
+    assert done.status_code == 200 and done.json()["id"] == DEVICE, done.text
+
+
+async def test_answer_as_json_members(client: httpx.AsyncClient) -> None:
+    private = await add_device(client, Algorithm.ED25519)
+    opened = await new_handle_session(client)
+    fields = answer(private, opened["nonce"])
+    fields["id"] = DEVICE  # members are not percent-encoded
+    done = await client.put("/api/sessions/this", json={"sessionId": opened["sessionId"], **fields})
+    assert done.status_code == 200 and done.json()["id"] == DEVICE, done.text
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+async def test_wrong_signature_is_refused_and_uses_the_nonce(
+    client: httpx.AsyncClient, algorithm: Algorithm
+) -> None:
+    private = await add_device(client, algorithm)
+    other, _ = generate(algorithm)
+    opened = await new_handle_session(client)
+    session_id, nonce = opened["sessionId"], opened["nonce"]
+    assert refused(await authenticate(client, session_id, answer(other, nonce)))
+    # the right key, but for the nonce the failed attempt used up
+    assert refused(await authenticate(client, session_id, answer(private, nonce)))
+    fresh = (await session_state(client, session_id)).json()
+    assert fresh["authenticated"] is False and fresh["nonce"] != nonce
+    done = await authenticate(client, session_id, answer(private, fresh["nonce"]))
+    assert done.status_code == 200, done.text
+
+
+async def test_a_replayed_answer_is_refused(client: httpx.AsyncClient) -> None:
+    private = await add_device(client, Algorithm.ED25519)
+    opened = await new_handle_session(client)
+    fields = answer(private, opened["nonce"])
+    assert (await authenticate(client, opened["sessionId"], fields)).status_code == 200
+    assert refused(await authenticate(client, opened["sessionId"], fields))
+    # and on another session, whose nonce differs
+    other = await new_handle_session(client)
+    assert refused(await authenticate(client, other["sessionId"], fields))
+    assert (await session_state(client, other["sessionId"])).json()["authenticated"] is False
+
+
+async def test_answer_for_another_identity_key_is_refused(client: httpx.AsyncClient) -> None:
+    private = await add_device(client, Algorithm.ED25519)
+    opened = await new_handle_session(client)
+    # signed by the device's key, but claiming the administrator (who has a secret)
+    fields = answer(private, opened["nonce"], identity=ADMIN)
+    assert refused(await authenticate(client, opened["sessionId"], fields))
+
+
+async def test_wrong_alg_is_refused(client: httpx.AsyncClient) -> None:
+    private = await add_device(client, Algorithm.SM2)
+    opened = await new_handle_session(client)
+    fields = {**answer(private, opened["nonce"]), "alg": "SHA256"}
+    assert refused(await authenticate(client, opened["sessionId"], fields))
+
+
+async def test_unknown_and_expired_sessions_are_refused(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    private = await add_device(client, Algorithm.ED25519)
+    unknown = secrets.token_urlsafe(32)
+    assert refused(await session_state(client, unknown))
+    assert refused(await authenticate(client, unknown, answer(private, "AAAA")))
+    assert refused(await put(client, "88.100/h1", [URL_VALUE], handle_header(unknown)))
+    assert refused(await client.delete("/api/sessions/this", headers=handle_header(unknown)))
+
+    opened = await new_handle_session(client)
+    for key in cast(list[bytes], await redis.keys("sess:t:*")):
+        await redis.pexpire(key, 1)
+    await asyncio.sleep(0.05)
+    assert refused(
+        await authenticate(client, opened["sessionId"], answer(private, opened["nonce"]))
+    )
+    assert refused(await session_state(client, opened["sessionId"]))
+
+
+async def test_secret_key_session_with_basic(client: httpx.AsyncClient) -> None:
+    opened = await new_handle_session(client)
+    session_id = opened["sessionId"]
+    done = await client.put(
+        "/api/sessions/this", params={"sessionId": session_id}, headers=ADMIN_AUTH
+    )
+    assert done.status_code == 200 and done.json()["id"] == ADMIN, done.text
+    assert await is_admin(client, handle_header(session_id)) == 200
+    wrong = await new_handle_session(client)
+    refusal = await client.put(
+        "/api/sessions/this",
+        params={"sessionId": wrong["sessionId"]},
+        headers=basic(ADMIN, "wrong-secret"),
+    )
+    assert refused(refusal)
+    assert (await session_state(client, wrong["sessionId"])).json()["authenticated"] is False
+
+
+async def test_secret_key_digest_is_refused_with_the_reason(client: httpx.AsyncClient) -> None:
+    opened = await new_handle_session(client)
+    fields = {
+        "id": quote(ADMIN, safe=""),
+        "type": "HS_SECKEY",
+        "alg": "HMAC-SHA256",
+        "cnonce": base64.b64encode(b"c" * 16).decode(),
+        "signature": base64.b64encode(b"s" * 32).decode(),
+    }
+    response = await authenticate(client, opened["sessionId"], fields)
+    assert refused(response) and "scrypt" in response.json()["message"]
+
+
+async def test_basic_login_is_a_handle_session_too(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/sessions", headers=ADMIN_AUTH)
+    body = response.json()
+    assert response.status_code == 201 and response.headers["location"] == "/api/sessions/this"
+    assert body["sessionId"] == body["token"] and body["authenticated"] is True
+    assert body["id"] == ADMIN == body["identity"] and body["nonce"]
+    assert await is_admin(client, handle_header(body["sessionId"])) == 200
+    shown = await client.get("/api/sessions/this", headers=bearer(body["token"]))
+    assert shown.status_code == 200 and shown.json()["id"] == ADMIN
+    # POST naming a session is malformed, as in Handle
+    again = await client.post("/api/sessions", headers=handle_header(body["sessionId"]))
+    assert again.status_code == 400
+
+
+async def test_full_header_on_any_request_authenticates_and_may_be_resent(
+    client: httpx.AsyncClient,
+) -> None:
+    private = await add_device(client, Algorithm.ED25519)
+    await grant_device(client)
+    opened = await new_handle_session(client)
+    header = handle_header(opened["sessionId"], **answer(private, opened["nonce"]))
+    assert (await put(client, "88.100/h1", [URL_VALUE], header)).status_code == 201
+    assert (await put(client, "88.100/h2", [URL_VALUE], header)).status_code == 201
+    # an id other than the session's is refused
+    other = handle_header(opened["sessionId"], id=quote(ADMIN, safe=""))
+    assert refused(await put(client, "88.100/h3", [URL_VALUE], other))
+
+
+async def test_handle_sessions_end_with_the_identity_and_its_key(
+    client: httpx.AsyncClient,
+) -> None:
+    private = await add_device(client, Algorithm.ED25519)
+    ids = []
+    for _ in range(2):
+        opened = await new_handle_session(client)
+        await authenticate(client, opened["sessionId"], answer(private, opened["nonce"]))
+        ids.append(opened["sessionId"])
+    ended = await client.delete("/api/sessions", params={"identity": DEVICE}, headers=ADMIN_AUTH)
+    assert ended.status_code == 200 and ended.json()["revoked"] == 2
+    assert refused(await session_state(client, ids[0]))
+    # a new key ends the session authenticated with the old one
+    opened = await new_handle_session(client)
+    await authenticate(client, opened["sessionId"], answer(private, opened["nonce"]))
+    _, public = generate(Algorithm.ED25519)
+    changed = await put(
+        client,
+        DEVICE_HANDLE,
+        [{"index": 300, "type": "HS_PUBKEY", "data": public}],
+        ADMIN_AUTH,
+        index="300",
+    )
+    assert changed.status_code == 200, changed.text
+    assert refused(await session_state(client, opened["sessionId"]))
+
+
+async def test_logout_with_the_handle_header(client: httpx.AsyncClient) -> None:
+    token = await open_session(client)
+    response = await client.delete("/api/sessions", headers=handle_header(token))
+    assert response.status_code == 200 and response.json()["revoked"] == 1
+    assert refused(await session_state(client, token))
+
+
+async def test_anonymous_sessions_are_capped_per_address(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    for _ in range(60):
+        assert (await client.post("/api/sessions")).status_code == 201
+    over = await client.post("/api/sessions")
+    assert over.status_code == 429 and 1 <= int(over.headers["retry-after"]) <= 60
+    # each lives a minute only
+    ttls = [await redis.ttl(k) for k in cast(list[bytes], await redis.keys("sess:t:*"))]
+    assert len(ttls) == 60 and all(0 < t <= 60 for t in ttls)
+    # credentials are not capped
+    assert (await client.post("/api/sessions", headers=ADMIN_AUTH)).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Handle",
+        "Handle ",
+        "Handle sessionId",
+        'Handle sessionId="unterminated',
+        'Handle sessionId="a" id="b"',
+        "Handle sessionId=a,,",
+        "Handle =x",
+        "Handle sessionId=" + "x" * 5000,
+        'Handle sessionId="x", version="1", id="300:88.100/d"',
+        'Handle sessionId="\u00e9\u00e9"',
+    ],
+)
+async def test_malformed_handle_headers_are_401(client: httpx.AsyncClient, header: str) -> None:
+    headers = {b"Authorization": header.encode("utf-8")}
+    for response in (
+        await client.put("/api/sessions/this", headers=headers),
+        await client.get("/api/sessions/this", headers=headers),
+        await client.put("/api/handles/88.100/x", json=[URL_VALUE], headers=headers),
+    ):
+        assert refused(response), (header, response.status_code, response.text)
