@@ -75,9 +75,21 @@ def select(
 ) -> list[HandleValue]:
     """The values a GET with ``index``/``type`` filters returns (either filter matches).
 
-    Types match ASCII case-insensitively; ``types`` must already be lower-cased.
+    Types match ASCII case-insensitively; ``types`` must already be lower-cased. A type
+    ending in a period names a family, as in Handle (HANDLE.NET Technical Manual, REST
+    API "Methods - GET Handle"; the reference server's ``Util.isParentTypeInArray``):
+    ``url.`` matches ``URL`` itself and every ``URL.<sub>`` (``URL.mirror``), while a
+    plain ``url`` matches only ``URL``.
     """
-    return [v for v in values if v.index in indexes or v.type_key in types]
+    families = tuple(t for t in types if t.endswith("."))
+    if not families:  # the common case: one set lookup per value
+        return [v for v in values if v.index in indexes or v.type_key in types]
+    exact = types.union(t[:-1] for t in families)
+    return [
+        v
+        for v in values
+        if v.index in indexes or v.type_key in exact or v.type_key.startswith(families)
+    ]
 
 
 def encode_values(handle_text: str, values: Iterable[HandleValue]) -> bytes:

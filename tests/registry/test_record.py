@@ -395,3 +395,28 @@ VALUES = [val(1, "URL"), val(2, "Email", "a@b"), val(3, "url", "https://b"), val
 def test_select_by_index_or_type(at: set[int], types: set[str], expected: list[int]) -> None:
     chosen = select(VALUES, frozenset(at), frozenset(types))
     assert [v.index for v in chosen] == expected
+
+
+FAMILY = [
+    val(1, "URL"),
+    val(2, "URL.mirror"),
+    val(3, "url.Backup.eu"),
+    val(4, "URLS"),
+    val(5, "EMAIL"),
+]
+
+
+@pytest.mark.parametrize(
+    ("types", "expected"),
+    [
+        ({"url."}, [1, 2, 3]),  # the family: the type itself and every sub-type
+        ({"url"}, [1]),  # no period: exactly that type
+        ({"url.mirror"}, [2]),
+        ({"url.backup."}, [3]),
+        ({"url.", "email"}, [1, 2, 3, 5]),
+        ({"."}, []),  # only types starting with a period, and there are none
+        ({"urls."}, [4]),
+    ],
+)
+def test_select_type_family(types: set[str], expected: list[int]) -> None:
+    assert [v.index for v in select(FAMILY, frozenset(), frozenset(types))] == expected
