@@ -19,7 +19,9 @@ from node.state import NodeState, node_state
 from registry.errors import (
     HandleNotFound,
     IdnodeError,
+    InvalidHandle,
     InvalidValue,
+    MalformedRequest,
     NotAuthorised,
     UpstreamUnavailable,
 )
@@ -176,12 +178,14 @@ async def put_handle(
     if mintNewSuffix:
         Prefix.parse(handle.rstrip("/"))
         identity = await state.authenticate(request)
-        minted = await registrar.mint(handle, await read_json(request, None), identity=identity)
+        minted = await registrar.mint(
+            handle, await read_json(request, None, malformed=MalformedRequest), identity=identity
+        )
         state.registered()
         return json_response({"responseCode": 1, "handle": minted}, 201)
     Handle.parse(handle)
     identity = await state.authenticate(request)
-    body = await read_json(request, handle)
+    body = await read_json(request, handle, malformed=MalformedRequest)
     created, _ = await registrar.put(
         handle, body, identity=identity, overwrite=overwrite, indexes=_indexes(index)
     )
@@ -219,7 +223,7 @@ async def delete_handle(
 async def list_handles(
     request: Request,
     state: State,
-    prefix: Annotated[str, Query(description="e.g. 88.100.1")],
+    prefix: Annotated[str | None, Query(description="e.g. 88.100.1 (required)")] = None,
     page: Annotated[int, Query(ge=0, le=MAX_PAGE_NUMBER)] = 0,
     pageSize: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 1000,  # noqa: N803 - Handle's parameter name
 ) -> Response:
@@ -229,6 +233,8 @@ async def list_handles(
     credentials of an identity with the LIST_HANDLES right there. A prefix delegated to
     another node is answered with 400/301 and a ``referral``.
     """
+    if prefix is None:  # as Handle answers GET /api/handles: an empty handle
+        raise InvalidHandle("Empty handle invalid: list with GET /api/handles?prefix=<prefix>")
     parsed = Prefix.parse(prefix)
     identity = await state.authenticate(request)
     state.registrar.check_held_prefix(parsed)
