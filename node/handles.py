@@ -28,7 +28,7 @@ from registry.errors import (
 from registry.identifier import Handle, Prefix, ascii_lower
 from registry.limits import MAX_PAGE_NUMBER, MAX_PAGE_SIZE
 from registry.permission import Operation
-from registry.record import HandleRecord, encode_values, select
+from registry.record import HandleRecord, encode_values, mint_stem, select
 from registry.search import ValuePattern
 
 router = APIRouter(tags=["Handle REST API"])
@@ -165,29 +165,38 @@ async def put_handle(
     request: Request,
     state: State,
     overwrite: bool = True,
-    index: Annotated[list[str], Query(description="update only values at these indexes")] = [],  # noqa: B006
+    index: Annotated[
+        list[str],
+        Query(description="update only values at these indexes; `various`: those of the body"),
+    ] = [],  # noqa: B006
     mintNewSuffix: bool = False,  # noqa: N803 - Handle's parameter name
 ) -> Response:
-    """Body ``{"values": [...]}`` (or a bare list). 201 when created, 200 when updated.
+    """Body ``{"values": [...]}``, a bare list, or one value object. 201 when created,
+    200 when updated.
 
     ``overwrite=false`` refuses an existing handle (409/101), or with ``index`` an
-    occupied index (409/201). ``PUT /api/handles/<prefix>/?mintNewSuffix=true`` creates
-    a handle with a fresh unique suffix and returns its name.
+    occupied index (409/201). ``index=various`` adds or replaces the values the body
+    holds and keeps the others. A body whose ``handle`` names another handle is refused
+    (400/4). ``PUT /api/handles/<prefix>/<stem>?mintNewSuffix=true`` creates
+    ``<prefix>/<stem><fresh unique suffix>`` (the stem may be empty) and returns its name.
     """
     registrar = state.registrar
+    various = "various" in index
+    if various and len(index) > 1:
+        raise InvalidValue("index=various cannot be combined with other indexes", handle=handle)
+    indexes = frozenset() if various else _indexes(index)
     if mintNewSuffix:
-        Prefix.parse(handle.rstrip("/"))
+        stem = mint_stem(handle)
         identity = await state.authenticate(request)
-        minted = await registrar.mint(
-            handle, await read_json(request, None, malformed=MalformedRequest), identity=identity
-        )
+        body = await read_json(request, None, malformed=MalformedRequest)
+        minted = await registrar.mint(stem, body, identity=identity)
         state.registered()
         return json_response({"responseCode": 1, "handle": minted}, 201)
     Handle.parse(handle)
     identity = await state.authenticate(request)
     body = await read_json(request, handle, malformed=MalformedRequest)
     created, _ = await registrar.put(
-        handle, body, identity=identity, overwrite=overwrite, indexes=_indexes(index)
+        handle, body, identity=identity, overwrite=overwrite, indexes=indexes, various=various
     )
     if created:
         state.registered()

@@ -60,3 +60,88 @@ async def test_bare_listing_is_an_invalid_empty_handle(client: httpx.AsyncClient
         assert "prefix" in answer.json()["message"]
     empty = await client.get("/api/handles?prefix=", headers=ADMIN_AUTH)
     assert empty.status_code == 400 and empty.json()["responseCode"] == 102
+
+
+# --- PUT: body shapes, index=various, mintNewSuffix with a stem ----------------------
+
+
+async def test_a_single_value_object_is_a_body(client: httpx.AsyncClient) -> None:
+    created = await put(client, "88.100/one", URL_VALUE)
+    assert created.status_code == 201
+    got = await client.get("/api/handles/88.100/one")
+    assert [v["type"] for v in got.json()["values"]] == ["URL", "HS_ADMIN"]
+
+
+async def test_index_various_writes_the_values_sent_and_keeps_the_rest(
+    client: httpx.AsyncClient,
+) -> None:
+    await put(client, "88.100/v", [URL_VALUE, {"index": 2, "type": "EMAIL", "data": "x@y"}])
+    changed = await put(
+        client,
+        "88.100/v",
+        [{"index": 2, "type": "EMAIL", "data": "new@y"}, {"index": 3, "type": "X", "data": "3"}],
+        index="various",
+    )
+    assert changed.status_code == 200
+    values = (await client.get("/api/handles/88.100/v")).json()["values"]
+    assert [(v["index"], v["data"]["value"]) for v in values if v["index"] < 100] == [
+        (1, "https://a.example/1"),
+        (2, "new@y"),
+        (3, "3"),
+    ]
+    single = await put(client, "88.100/v", {"index": 4, "type": "Y", "data": "4"}, index="various")
+    assert single.status_code == 200
+    assert 4 in indexes(await client.get("/api/handles/88.100/v"))
+
+
+async def test_index_various_refusals_change_nothing(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    await put(client, "88.100/v", [URL_VALUE])
+    before = await snapshot(redis)
+    taken = await put(client, "88.100/v", [URL_VALUE], index="various", overwrite="false")
+    assert taken.status_code == 409 and taken.json()["responseCode"] == 201
+    empty = await put(client, "88.100/v", [], index="various")
+    assert empty.status_code == 400 and empty.json()["responseCode"] == 202
+    mixed = await client.put(
+        "/api/handles/88.100/v?index=various&index=1", json=[URL_VALUE], headers=ADMIN_AUTH
+    )
+    assert mixed.status_code == 400 and "various" in mixed.json()["message"]
+    assert await snapshot(redis) == before
+
+
+async def test_a_body_naming_another_handle_is_refused(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    before = await snapshot(redis)
+    other = await put(client, "88.100/h", {"handle": "88.100/other", "values": [URL_VALUE]})
+    assert other.status_code == 400 and other.json()["responseCode"] == 4
+    assert "88.100/other" in other.json()["message"]
+    assert await snapshot(redis) == before
+    same = await put(client, "88.100/h", {"handle": "88.100/H", "values": [URL_VALUE]})
+    assert same.status_code == 201  # the same handle, spelled in another case
+
+
+async def test_mint_new_suffix_after_a_stem(client: httpx.AsyncClient) -> None:
+    for stem in ("88.100/LOT-", "88.100/", "88.100"):
+        minted = await client.put(
+            f"/api/handles/{stem}?mintNewSuffix=true", json=[URL_VALUE], headers=ADMIN_AUTH
+        )
+        assert minted.status_code == 201, minted.text
+        name = minted.json()["handle"]
+        start = stem if "/" in stem else stem + "/"
+        assert name.startswith(start) and len(name) == len(start) + 36
+        assert (await client.get(f"/api/handles/{name}")).status_code == 200
+
+
+async def test_mint_refusals_change_nothing(client: httpx.AsyncClient, redis: Redis) -> None:
+    before = await snapshot(redis)
+    bad = await client.put("/api/handles/88.x/a-?mintNewSuffix=true", json=[URL_VALUE])
+    assert bad.status_code == 400 and bad.json()["responseCode"] == 102
+    foreign = await client.put(
+        "/api/handles/88.200/a-?mintNewSuffix=true", json=[URL_VALUE], headers=ADMIN_AUTH
+    )
+    assert foreign.status_code == 400 and foreign.json()["responseCode"] == 301
+    anonymous = await client.put("/api/handles/88.100/a-?mintNewSuffix=true", json=[URL_VALUE])
+    assert anonymous.status_code == 401
+    assert await snapshot(redis) == before
