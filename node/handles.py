@@ -27,6 +27,7 @@ from registry.errors import (
 )
 from registry.identifier import Handle, Prefix, ascii_lower
 from registry.limits import MAX_PAGE_NUMBER, MAX_PAGE_SIZE
+from registry.listing import Listing
 from registry.permission import Operation
 from registry.record import HandleRecord, encode_values, mint_stem, select
 from registry.search import ValuePattern
@@ -233,14 +234,24 @@ async def list_handles(
     request: Request,
     state: State,
     prefix: Annotated[str | None, Query(description="e.g. 88.100.1 (required)")] = None,
-    page: Annotated[int, Query(ge=0, le=MAX_PAGE_NUMBER)] = 0,
-    pageSize: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 1000,  # noqa: N803 - Handle's parameter name
+    page: Annotated[
+        int | None, Query(le=MAX_PAGE_NUMBER, description="zero-based; negative: every handle")
+    ] = None,
+    pageSize: Annotated[  # noqa: N803 - Handle's parameter name
+        int | None,
+        Query(le=MAX_PAGE_SIZE, description="0: the count only; negative: every handle"),
+    ] = None,
 ) -> Response:
     """``{"responseCode":1,"prefix":P,"totalCount":N,"page":i,"pageSize":n,"handles":[...]}``.
 
     Handles directly under ``prefix`` (not its derived prefixes), in byte order. Needs
     credentials of an identity with the LIST_HANDLES right there. A prefix delegated to
     another node is answered with 400/301 and a ``referral``.
+
+    As in Handle: ``pageSize=0`` answers the count and no handles; without ``page`` and
+    ``pageSize`` (or with either negative) every handle comes, without ``page`` and
+    ``pageSize`` in the answer, up to the node's page-size limit (10,000 by default): a
+    prefix holding more is refused (400/202) with a request to page.
     """
     if prefix is None:  # as Handle answers GET /api/handles: an empty handle
         raise InvalidHandle("Empty handle invalid: list with GET /api/handles?prefix=<prefix>")
@@ -251,21 +262,10 @@ async def list_handles(
     if away is not None:  # its handles live at the node the prefix is delegated to
         away.handle = None
         raise away
-    limit = state.config.limits.max_page_size
-    if pageSize > limit:
-        raise InvalidValue(f"pageSize is at most {limit}")
+    listing = Listing.parse(page, pageSize, limit=state.config.limits.max_page_size)
     await state.registrar.check_rights(identity, Handle(parsed.text, "-"), Operation.LIST)
-    total, handles = await state.store.list_handles(parsed, page, pageSize)
-    return json_response(
-        {
-            "responseCode": 1,
-            "prefix": parsed.text,
-            "totalCount": total,
-            "page": page,
-            "pageSize": pageSize,
-            "handles": handles,
-        }
-    )
+    total, handles = await state.store.list_handles(parsed, listing.page, listing.page_size)
+    return json_response(listing.answer(parsed.text, total, handles))
 
 
 @router.get(

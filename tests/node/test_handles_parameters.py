@@ -4,10 +4,14 @@ the reference servlet (``HandleJsonRestApiServlet``) accept, and how the node an
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import httpx
 from redis.asyncio import Redis
 
-from tests.conftest import ADMIN_AUTH, snapshot
+from node.embedded_redis import EmbeddedRedis
+from registry.limits import Limits
+from tests.conftest import ADMIN_AUTH, node_config, served, snapshot
 from tests.node.test_handles import URL_VALUE, put
 
 
@@ -145,3 +149,46 @@ async def test_mint_refusals_change_nothing(client: httpx.AsyncClient, redis: Re
     anonymous = await client.put("/api/handles/88.100/a-?mintNewSuffix=true", json=[URL_VALUE])
     assert anonymous.status_code == 401
     assert await snapshot(redis) == before
+
+
+# --- GET /api/handles?prefix=P: counts, every handle and its bound ----------------------
+
+
+async def listing(client: httpx.AsyncClient, query: str) -> httpx.Response:
+    return await client.get(f"/api/handles?prefix=88.100{query}", headers=ADMIN_AUTH)
+
+
+async def test_listing_counts_and_every_handle(client: httpx.AsyncClient) -> None:
+    for i in range(12):
+        await put(client, f"88.100/item{i:02d}", [URL_VALUE])
+    names = [f"88.100/item{i:02d}" for i in range(12)]
+    count = (await listing(client, "&page=0&pageSize=0")).json()
+    assert count == {
+        "responseCode": 1,
+        "prefix": "88.100",
+        "totalCount": 12,
+        "page": 0,
+        "pageSize": 0,
+        "handles": [],
+    }
+    assert (await listing(client, "&pageSize=0")).json()["handles"] == []
+    for query in ("", "&page=-1&pageSize=5", "&page=1&pageSize=-1", "&pageSize=5"):
+        every = (await listing(client, query)).json()
+        assert every["handles"] == names and every["totalCount"] == 12, query
+        assert "page" not in every and "pageSize" not in every
+    paged = (await listing(client, "&page=1&pageSize=5")).json()
+    assert paged["handles"] == names[5:10] and paged["page"] == 1
+
+
+async def test_every_handle_is_bounded(redis: Redis, redis_server: EmbeddedRedis) -> None:
+    config = replace(node_config(redis_server.url), limits=Limits(max_page_size=5))
+    async with served(config) as client:
+        for i in range(6):
+            await put(client, f"88.100/item{i}", [URL_VALUE])
+        too_many = await listing(client, "")
+        assert too_many.status_code == 400 and too_many.json()["responseCode"] == 202
+        assert "holds 6 handles" in too_many.json()["message"]
+        assert "pageSize=5" in too_many.json()["message"]
+        assert (await listing(client, "&page=1&pageSize=5")).json()["handles"] == ["88.100/item5"]
+        over = await listing(client, "&page=0&pageSize=6")
+        assert over.status_code == 400 and "at most 5" in over.json()["message"]
