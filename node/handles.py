@@ -17,12 +17,14 @@ from node.request_body import read_json
 from node.responses import JSON, NEEDS_CREDENTIALS, json_response
 from node.state import NodeState, node_state
 from registry.errors import (
+    AuthenticationRequired,
     HandleNotFound,
     IdnodeError,
     InvalidHandle,
     InvalidValue,
     MalformedRequest,
     NotAuthorised,
+    NotResponsible,
     UpstreamUnavailable,
 )
 from registry.identifier import Handle, Prefix, ascii_lower
@@ -65,7 +67,7 @@ def _indexes(raw: list[str]) -> frozenset[int]:
 @router.get(
     "/api/handles/{handle:path}",
     summary="Resolve a handle",
-    responses=_error_docs(400, 404, 502, 503, 504),
+    responses=_error_docs(400, 401, 404, 502, 503, 504),
 )
 async def resolve(
     handle: str,
@@ -74,20 +76,23 @@ async def resolve(
     index: Annotated[list[str], Query(description="only values at these indexes")] = [],  # noqa: B006
     type: Annotated[list[str], Query(description="only values of these types")] = [],  # noqa: B006
     auth: bool = False,
-    publicOnly: bool = False,  # noqa: N803 - Handle's parameter name
+    publicOnly: bool | None = None,  # noqa: N803 - Handle's parameter name
 ) -> Response:
     """The handle's values: ``{"responseCode":1,"handle":H,"values":[...]}``.
 
-    With ``index``/``type`` filters only matching values are returned; when none match
-    the answer is 200 with responseCode 200.
+    With ``index``/``type`` filters only matching values are returned (a type ending in
+    a period, ``URL.``, matches its family: ``URL`` and every ``URL.<sub>``); when none
+    match the answer is 200 with responseCode 200.
 
-    Values marked ``"publicRead": false`` are left out of anonymous answers. With
-    ``auth=true`` (Handle's "authoritative") and credentials (Basic or Bearer) of an
-    identity holding the READ_VALUE right, the node that holds the handle answers with
-    them too (never with secret keys); without credentials or without that right
-    ``auth=true`` changes nothing (wrong credentials are still a 401). Recursive nodes
-    answer publicly (their caches hold public answers only).
-    ``publicOnly=true`` always answers publicly.
+    Values marked ``"publicRead": false`` are left out of public answers. As in Handle,
+    ``publicOnly`` defaults to true without credentials and to false with them
+    (``auth=true`` with credentials, this node's older spelling, also asks for them):
+    the node that holds the handle then answers an identity holding the READ_VALUE
+    right with every value but secret keys, which are never returned (only their hashes
+    are stored). Without that right the answer is public; wrong credentials are a 401;
+    ``publicOnly=false`` without credentials is a 401 (402) when the handle has values
+    that are not public (secret keys aside), else the public answer. Recursive nodes, and nodes
+    asked for a handle they do not hold, answer publicly (caches hold public answers).
 
     A node that holds the handle answers from its store. The top node and recursive
     nodes resolve other nodes' handles through their cache and say how: ``X-Cache``
@@ -97,10 +102,15 @@ async def resolve(
     """
     parsed = Handle.parse(handle)
     credentials = request.headers.get("authorization")
+    restricted = publicOnly is False or (publicOnly is None and bool(credentials))
     try:
-        if auth and credentials and not publicOnly and state.config.traits.stores:
-            reply = await _authenticated_read(state, parsed, handle, request)
-        else:
+        reply = None
+        if restricted and state.config.traits.stores:
+            if not credentials:
+                await _check_nothing_restricted(state, parsed, handle)
+            else:
+                reply = await _authenticated_read(state, parsed, handle, request)
+        if reply is None:
             reply = await state.answerer.answer(parsed, handle)
     except IdnodeError as exc:
         outcome = error_outcome(exc)
@@ -127,22 +137,46 @@ async def resolve(
 
 async def _authenticated_read(
     state: NodeState, handle: Handle, spelled: str, request: Request
-) -> Reply:
+) -> Reply | None:
+    """Every value but secret keys, for an identity with the READ_VALUE right; None
+    (answer publicly) when this node does not keep the handle itself."""
     registrar = state.registrar
     identity = await state.authenticate(request)
-    registrar.check_held(handle)
+    try:
+        registrar.check_held(handle)
+    except NotResponsible:
+        return None
     (away,) = await registrar.check_here([handle])
-    if away is not None:
-        raise away
+    if away is not None:  # delegated to another node: resolved or referred publicly
+        return None
     try:
         await registrar.check_rights(identity, handle, Operation.READ_RESTRICTED)
     except NotAuthorised:  # as in Handle: without the right, the public values
-        return await state.answerer.answer(handle, spelled)
+        return None
     loaded = await state.store.load(handle)
     if loaded is None:
         raise HandleNotFound(f"Handle {spelled} not found", handle=spelled)
+    # Secret keys stay out: what is stored is a hash, useless to a client and a target
+    # for offline guessing (Handle would return an HS_SECKEY to an admin with read
+    # permission, because it stores the secret itself).
     readable = [v for v in loaded.record.values if not v.is_secret]
     return Reply(200, encode_values(spelled, readable))
+
+
+async def _check_nothing_restricted(state: NodeState, handle: Handle, spelled: str) -> None:
+    """``publicOnly=false`` without credentials: as the Handle server, ask for them
+    (401) when this node keeps the handle and some value is not public; a secret key
+    does not count, since credentials would not show it either."""
+    try:
+        state.registrar.check_held(handle)
+    except NotResponsible:
+        return
+    loaded = await state.store.load(handle)
+    if loaded is not None and any(not v.public and not v.is_secret for v in loaded.record.values):
+        raise AuthenticationRequired(
+            "publicOnly=false: this handle has restricted values; send credentials",
+            handle=spelled,
+        )
 
 
 def _record(reply: Reply) -> HandleRecord:

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from node.embedded_redis import EmbeddedRedis
 from registry.limits import Limits
-from tests.conftest import ADMIN_AUTH, node_config, served, snapshot
+from tests.conftest import ADMIN, ADMIN_AUTH, basic, node_config, served, snapshot
 from tests.node.test_handles import URL_VALUE, put
 
 
@@ -192,3 +192,42 @@ async def test_every_handle_is_bounded(redis: Redis, redis_server: EmbeddedRedis
         assert (await listing(client, "&page=1&pageSize=5")).json()["handles"] == ["88.100/item5"]
         over = await listing(client, "&page=0&pageSize=6")
         assert over.status_code == 400 and "at most 5" in over.json()["message"]
+
+
+# --- publicOnly ---------------------------------------------------------------------
+
+HIDDEN = {"index": 2, "type": "NOTE", "data": "internal", "publicRead": False}
+SECRET = {"index": 301, "type": "HS_SECKEY", "data": "a-long-enough-secret"}
+
+
+def types(response: httpx.Response) -> list[str]:
+    return [v["type"] for v in response.json()["values"]]
+
+
+async def test_public_only_defaults_follow_the_credentials(client: httpx.AsyncClient) -> None:
+    await put(client, "88.100/p", [URL_VALUE, HIDDEN, SECRET])
+    anonymous = await client.get("/api/handles/88.100/p")
+    assert types(anonymous) == ["URL", "HS_ADMIN"]
+    # With credentials publicOnly defaults to false: restricted values, never secret keys.
+    admin = await client.get("/api/handles/88.100/p", headers=ADMIN_AUTH)
+    assert types(admin) == ["URL", "NOTE", "HS_ADMIN"]
+    explicit = await client.get("/api/handles/88.100/p?publicOnly=false", headers=ADMIN_AUTH)
+    assert types(explicit) == ["URL", "NOTE", "HS_ADMIN"]
+    public = await client.get("/api/handles/88.100/p?publicOnly=true", headers=ADMIN_AUTH)
+    assert types(public) == ["URL", "HS_ADMIN"]
+    filtered = await client.get("/api/handles/88.100/p?type=NOTE", headers=ADMIN_AUTH)
+    assert types(filtered) == ["NOTE"]
+    wrong = await client.get("/api/handles/88.100/p", headers=basic(ADMIN, "wrong"))
+    assert wrong.status_code == 401 and wrong.json()["responseCode"] == 402
+
+
+async def test_public_only_false_without_credentials(client: httpx.AsyncClient) -> None:
+    await put(client, "88.100/p", [URL_VALUE, HIDDEN])
+    await put(client, "88.100/open", [URL_VALUE, SECRET])
+    needs = await client.get("/api/handles/88.100/p?publicOnly=false")
+    assert needs.status_code == 401 and needs.json()["responseCode"] == 402
+    # Nothing restricted but a secret key, which credentials would not show: public.
+    plain = await client.get("/api/handles/88.100/open?publicOnly=false")
+    assert plain.status_code == 200 and types(plain) == ["URL", "HS_ADMIN"]
+    missing = await client.get("/api/handles/88.100/none?publicOnly=false")
+    assert missing.status_code == 404
