@@ -196,7 +196,7 @@ class Searcher(FastHttpUser):
     def list_page(self) -> None:
         enterprise = random.choice(ENTERPRISES)
         with self.client.get(
-            f"{enterprise['node']}/api/handles?prefix={enterprise['prefix']}&pageSize=20",
+            f"{enterprise['node']}/api/handles?prefix={enterprise['prefix']}&page=0&pageSize=20",
             headers=_auth(enterprise),
             name="list a page",
             catch_response=True,

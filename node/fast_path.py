@@ -9,7 +9,9 @@ same :class:`node.answerer.Answerer` the route uses, with the same headers, erro
 metrics, and leaves every other request, and every request it is not sure about, to
 the app unchanged:
 
-- a query string (filters, ``auth``), another method or path: the app;
+- a query string (filters, ``publicOnly``), another method or path: the app;
+- credentials (an ``Authorization`` header): the app, since Handle's ``publicOnly``
+  defaults to false for them (restricted values for an identity that may read them);
 - a path with ``%`` escapes or bytes outside printable ASCII: the app (its path guard
   decides; the common identifier needs no decoding);
 - a node with ``--rate-limit`` or ``--daily-quota``: the app (admission is there);
@@ -62,6 +64,7 @@ class FastResolutions:
             or node.rate is not None
             or node.quota is not None
             or not _SAFE.issuperset(scope.get("raw_path") or b"%")
+            or any(name == b"authorization" for name, _ in scope["headers"])
         ):
             return False
         spelled = scope["path"][len(PREFIX) :]

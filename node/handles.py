@@ -17,16 +17,21 @@ from node.request_body import read_json
 from node.responses import JSON, NEEDS_CREDENTIALS, json_response
 from node.state import NodeState, node_state
 from registry.errors import (
+    AuthenticationRequired,
     HandleNotFound,
     IdnodeError,
+    InvalidHandle,
     InvalidValue,
+    MalformedRequest,
     NotAuthorised,
+    NotResponsible,
     UpstreamUnavailable,
 )
 from registry.identifier import Handle, Prefix, ascii_lower
 from registry.limits import MAX_PAGE_NUMBER, MAX_PAGE_SIZE
+from registry.listing import Listing
 from registry.permission import Operation
-from registry.record import HandleRecord, encode_values, select
+from registry.record import HandleRecord, encode_values, mint_stem, select
 from registry.search import ValuePattern
 
 router = APIRouter(tags=["Handle REST API"])
@@ -62,7 +67,7 @@ def _indexes(raw: list[str]) -> frozenset[int]:
 @router.get(
     "/api/handles/{handle:path}",
     summary="Resolve a handle",
-    responses=_error_docs(400, 404, 502, 503, 504),
+    responses=_error_docs(400, 401, 404, 502, 503, 504),
 )
 async def resolve(
     handle: str,
@@ -71,20 +76,23 @@ async def resolve(
     index: Annotated[list[str], Query(description="only values at these indexes")] = [],  # noqa: B006
     type: Annotated[list[str], Query(description="only values of these types")] = [],  # noqa: B006
     auth: bool = False,
-    publicOnly: bool = False,  # noqa: N803 - Handle's parameter name
+    publicOnly: bool | None = None,  # noqa: N803 - Handle's parameter name
 ) -> Response:
     """The handle's values: ``{"responseCode":1,"handle":H,"values":[...]}``.
 
-    With ``index``/``type`` filters only matching values are returned; when none match
-    the answer is 200 with responseCode 200.
+    With ``index``/``type`` filters only matching values are returned (a type ending in
+    a period, ``URL.``, matches its family: ``URL`` and every ``URL.<sub>``); when none
+    match the answer is 200 with responseCode 200.
 
-    Values marked ``"publicRead": false`` are left out of anonymous answers. With
-    ``auth=true`` (Handle's "authoritative") and credentials (Basic or Bearer) of an
-    identity holding the READ_VALUE right, the node that holds the handle answers with
-    them too (never with secret keys); without credentials or without that right
-    ``auth=true`` changes nothing (wrong credentials are still a 401). Recursive nodes
-    answer publicly (their caches hold public answers only).
-    ``publicOnly=true`` always answers publicly.
+    Values marked ``"publicRead": false`` are left out of public answers. As in Handle,
+    ``publicOnly`` defaults to true without credentials and to false with them
+    (``auth=true`` with credentials, this node's older spelling, also asks for them):
+    the node that holds the handle then answers an identity holding the READ_VALUE
+    right with every value but secret keys, which are never returned (only their hashes
+    are stored). Without that right the answer is public; wrong credentials are a 401;
+    ``publicOnly=false`` without credentials is a 401 (402) when the handle has values
+    that are not public (secret keys aside), else the public answer. Recursive nodes, and nodes
+    asked for a handle they do not hold, answer publicly (caches hold public answers).
 
     A node that holds the handle answers from its store. The top node and recursive
     nodes resolve other nodes' handles through their cache and say how: ``X-Cache``
@@ -94,10 +102,15 @@ async def resolve(
     """
     parsed = Handle.parse(handle)
     credentials = request.headers.get("authorization")
+    restricted = publicOnly is False or (publicOnly is None and bool(credentials))
     try:
-        if auth and credentials and not publicOnly and state.config.traits.stores:
-            reply = await _authenticated_read(state, parsed, handle, request)
-        else:
+        reply = None
+        if restricted and state.config.traits.stores:
+            if not credentials:
+                await _check_nothing_restricted(state, parsed, handle)
+            else:
+                reply = await _authenticated_read(state, parsed, handle, request)
+        if reply is None:
             reply = await state.answerer.answer(parsed, handle)
     except IdnodeError as exc:
         outcome = error_outcome(exc)
@@ -124,22 +137,47 @@ async def resolve(
 
 async def _authenticated_read(
     state: NodeState, handle: Handle, spelled: str, request: Request
-) -> Reply:
+) -> Reply | None:
+    """Every value but secret keys, for an identity with the READ_VALUE right; None
+    (answer publicly) when this node does not keep the handle itself."""
     registrar = state.registrar
     identity = await state.authenticate(request)
-    registrar.check_held(handle)
+    try:
+        registrar.check_held(handle)
+    except NotResponsible:
+        return None
     (away,) = await registrar.check_here([handle])
-    if away is not None:
-        raise away
+    if away is not None:  # delegated to another node: resolved or referred publicly
+        return None
     try:
         await registrar.check_rights(identity, handle, Operation.READ_RESTRICTED)
     except NotAuthorised:  # as in Handle: without the right, the public values
-        return await state.answerer.answer(handle, spelled)
+        return None
     loaded = await state.store.load(handle)
     if loaded is None:
         raise HandleNotFound(f"Handle {spelled} not found", handle=spelled)
+    # Secret keys stay out (readable_with_auth): what is stored is a hash, useless to a
+    # client and a target for offline guessing (Handle would return an HS_SECKEY to an
+    # admin with read permission, because it stores the secret itself).
     readable = [v for v in loaded.record.values if v.readable_with_auth]
     return Reply(200, encode_values(spelled, readable))
+
+
+async def _check_nothing_restricted(state: NodeState, handle: Handle, spelled: str) -> None:
+    """``publicOnly=false`` without credentials: as the Handle server, ask for them
+    (401) when this node keeps the handle and some value is not public; values that
+    credentials would not show either (secret keys, admin-read off) do not count."""
+    try:
+        state.registrar.check_held(handle)
+    except NotResponsible:
+        return
+    loaded = await state.store.load(handle)
+    values = loaded.record.values if loaded is not None else ()
+    if any(not v.is_public and v.readable_with_auth for v in values):
+        raise AuthenticationRequired(
+            "publicOnly=false: this handle has restricted values; send credentials",
+            handle=spelled,
+        )
 
 
 def _record(reply: Reply) -> HandleRecord:
@@ -163,27 +201,38 @@ async def put_handle(
     request: Request,
     state: State,
     overwrite: bool = True,
-    index: Annotated[list[str], Query(description="update only values at these indexes")] = [],  # noqa: B006
+    index: Annotated[
+        list[str],
+        Query(description="update only values at these indexes; `various`: those of the body"),
+    ] = [],  # noqa: B006
     mintNewSuffix: bool = False,  # noqa: N803 - Handle's parameter name
 ) -> Response:
-    """Body ``{"values": [...]}`` (or a bare list). 201 when created, 200 when updated.
+    """Body ``{"values": [...]}``, a bare list, or one value object. 201 when created,
+    200 when updated.
 
     ``overwrite=false`` refuses an existing handle (409/101), or with ``index`` an
-    occupied index (409/201). ``PUT /api/handles/<prefix>/?mintNewSuffix=true`` creates
-    a handle with a fresh unique suffix and returns its name.
+    occupied index (409/201). ``index=various`` adds or replaces the values the body
+    holds and keeps the others. A body whose ``handle`` names another handle is refused
+    (400/4). ``PUT /api/handles/<prefix>/<stem>?mintNewSuffix=true`` creates
+    ``<prefix>/<stem><fresh unique suffix>`` (the stem may be empty) and returns its name.
     """
     registrar = state.registrar
+    various = "various" in index
+    if various and len(index) > 1:
+        raise InvalidValue("index=various cannot be combined with other indexes", handle=handle)
+    indexes = frozenset() if various else _indexes(index)
     if mintNewSuffix:
-        Prefix.parse(handle.rstrip("/"))
+        stem = mint_stem(handle)
         identity = await state.authenticate(request)
-        minted = await registrar.mint(handle, await read_json(request, None), identity=identity)
+        body = await read_json(request, None, malformed=MalformedRequest)
+        minted = await registrar.mint(stem, body, identity=identity)
         state.registered()
         return json_response({"responseCode": 1, "handle": minted}, 201)
     Handle.parse(handle)
     identity = await state.authenticate(request)
-    body = await read_json(request, handle)
+    body = await read_json(request, handle, malformed=MalformedRequest)
     created, _ = await registrar.put(
-        handle, body, identity=identity, overwrite=overwrite, indexes=_indexes(index)
+        handle, body, identity=identity, overwrite=overwrite, indexes=indexes, various=various
     )
     if created:
         state.registered()
@@ -219,16 +268,28 @@ async def delete_handle(
 async def list_handles(
     request: Request,
     state: State,
-    prefix: Annotated[str, Query(description="e.g. 88.100.1")],
-    page: Annotated[int, Query(ge=0, le=MAX_PAGE_NUMBER)] = 0,
-    pageSize: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 1000,  # noqa: N803 - Handle's parameter name
+    prefix: Annotated[str | None, Query(description="e.g. 88.100.1 (required)")] = None,
+    page: Annotated[
+        int | None, Query(le=MAX_PAGE_NUMBER, description="zero-based; negative: every handle")
+    ] = None,
+    pageSize: Annotated[  # noqa: N803 - Handle's parameter name
+        int | None,
+        Query(le=MAX_PAGE_SIZE, description="0: the count only; negative: every handle"),
+    ] = None,
 ) -> Response:
     """``{"responseCode":1,"prefix":P,"totalCount":N,"page":i,"pageSize":n,"handles":[...]}``.
 
     Handles directly under ``prefix`` (not its derived prefixes), in byte order. Needs
     credentials of an identity with the LIST_HANDLES right there. A prefix delegated to
     another node is answered with 400/301 and a ``referral``.
+
+    As in Handle: ``pageSize=0`` answers the count and no handles; without ``page`` and
+    ``pageSize`` (or with either negative) every handle comes, without ``page`` and
+    ``pageSize`` in the answer, up to the node's page-size limit (10,000 by default): a
+    prefix holding more is refused (400/202) with a request to page.
     """
+    if prefix is None:  # as Handle answers GET /api/handles: an empty handle
+        raise InvalidHandle("Empty handle invalid: list with GET /api/handles?prefix=<prefix>")
     parsed = Prefix.parse(prefix)
     identity = await state.authenticate(request)
     state.registrar.check_held_prefix(parsed)
@@ -236,21 +297,10 @@ async def list_handles(
     if away is not None:  # its handles live at the node the prefix is delegated to
         away.handle = None
         raise away
-    limit = state.config.limits.max_page_size
-    if pageSize > limit:
-        raise InvalidValue(f"pageSize is at most {limit}")
+    listing = Listing.parse(page, pageSize, limit=state.config.limits.max_page_size)
     await state.registrar.check_rights(identity, Handle(parsed.text, "-"), Operation.LIST)
-    total, handles = await state.store.list_handles(parsed, page, pageSize)
-    return json_response(
-        {
-            "responseCode": 1,
-            "prefix": parsed.text,
-            "totalCount": total,
-            "page": page,
-            "pageSize": pageSize,
-            "handles": handles,
-        }
-    )
+    total, handles = await state.store.list_handles(parsed, listing.page, listing.page_size)
+    return json_response(listing.answer(parsed.text, total, handles))
 
 
 @router.get(

@@ -6,7 +6,7 @@ import orjson
 from fastapi import Request
 from starlette.requests import ClientDisconnect
 
-from registry.errors import InvalidValue
+from registry.errors import InvalidValue, RequestError
 
 
 async def read_body(request: Request, handle_text: str | None = None) -> bytes:
@@ -21,11 +21,17 @@ async def read_body(request: Request, handle_text: str | None = None) -> bytes:
         ) from None
 
 
-async def read_json(request: Request, handle_text: str | None = None) -> object:
+async def read_json(
+    request: Request,
+    handle_text: str | None = None,
+    *,
+    malformed: type[RequestError] = InvalidValue,
+) -> object:
+    """The body, parsed; one that is not JSON raises ``malformed``. The Handle REST API
+    passes :class:`MalformedRequest` (Handle's PROTOCOL_ERROR, responseCode 4, as the
+    reference servlet answers); the node's own APIs keep InvalidValue (202)."""
     raw = await read_body(request, handle_text)
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidValue(
-            f"the request body is not valid JSON: {exc}", handle=handle_text
-        ) from None
+        raise malformed(f"the request body is not valid JSON: {exc}", handle=handle_text) from None

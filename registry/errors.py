@@ -9,6 +9,9 @@ them case by case: they render ``error.body()`` with ``error.http_status``.
     IdnodeError                          (responseCode 2, HTTP 500)
     ├── ConfigError                        a setting is missing or invalid at start-up
     ├── RequestError                     the caller sent something wrong
+    │   ├── MalformedRequest               4, 400  a body that is not JSON, or JSON of the
+    │   │                                          wrong shape for the request (Handle's
+    │   │                                          PROTOCOL_ERROR)
     │   ├── InvalidHandle                102, 400  malformed identifier
     │   ├── InvalidValue                 202, 400  malformed value, body or parameter
     │   │   └── TemplateViolation        202, 400  values refused by their metadata template
@@ -74,6 +77,14 @@ class RequestError(IdnodeError):
 
     http_status = 400
     default_message = "Bad request"
+
+
+class MalformedRequest(RequestError):
+    """The request itself cannot be read: its body is not JSON, or not the JSON the
+    request takes. Handle's reference servlet answers these with PROTOCOL_ERROR (4)."""
+
+    response_code = 4
+    default_message = "Malformed request"
 
 
 class InvalidHandle(RequestError):

@@ -20,8 +20,15 @@ from typing import Any
 
 import orjson
 
-from registry.errors import HandleExists, HandleNotFound, InvalidValue, ValueExists, ValuesNotFound
-from registry.identifier import Handle, Identity
+from registry.errors import (
+    HandleExists,
+    HandleNotFound,
+    InvalidValue,
+    MalformedRequest,
+    ValueExists,
+    ValuesNotFound,
+)
+from registry.identifier import Handle, Identity, ascii_lower
 from registry.limits import Limits
 from registry.value import DEFAULT_ADMIN_INDEX, HandleValue, admin_value
 
@@ -75,9 +82,21 @@ def select(
 ) -> list[HandleValue]:
     """The values a GET with ``index``/``type`` filters returns (either filter matches).
 
-    Types match ASCII case-insensitively; ``types`` must already be lower-cased.
+    Types match ASCII case-insensitively; ``types`` must already be lower-cased. A type
+    ending in a period names a family, as in Handle (HANDLE.NET Technical Manual, REST
+    API "Methods - GET Handle"; the reference server's ``Util.isParentTypeInArray``):
+    ``url.`` matches ``URL`` itself and every ``URL.<sub>`` (``URL.mirror``), while a
+    plain ``url`` matches only ``URL``.
     """
-    return [v for v in values if v.index in indexes or v.type_key in types]
+    families = tuple(t for t in types if t.endswith("."))
+    if not families:  # the common case: one set lookup per value
+        return [v for v in values if v.index in indexes or v.type_key in types]
+    exact = types.union(t[:-1] for t in families)
+    return [
+        v
+        for v in values
+        if v.index in indexes or v.type_key in exact or v.type_key.startswith(families)
+    ]
 
 
 def encode_values(handle_text: str, values: Iterable[HandleValue]) -> bytes:
@@ -95,6 +114,64 @@ def rehandled(body: bytes, handle_text: str) -> bytes:
     name = orjson.dumps(handle_text)
     start = len(_BODY_HEAD)
     return body[:start] + name + body[start + len(name) :]
+
+
+def values_in_body(raw: object, handle_text: str) -> list[Any]:
+    """The values a PUT body holds, as sent (each still to be parsed).
+
+    The shapes the HANDLE.NET Technical Manual's "Methods - PUT" accepts: a list of
+    values, an object with a ``values`` list (its other members ignored), or one value
+    object (``index``, ``type`` and ``data``, as the reference servlet recognises it).
+    An object whose ``handle`` names another handle than the URL is refused with
+    PROTOCOL_ERROR (4), as the reference servlet does ("Mismatched handle"); names
+    match ASCII case-insensitively, as handles do here. Anything else: InvalidValue.
+    """
+    if isinstance(raw, dict):
+        if "values" in raw:
+            named = raw.get("handle")
+            if named is not None and (
+                not isinstance(named, str) or ascii_lower(named) != ascii_lower(handle_text)
+            ):
+                raise MalformedRequest(
+                    f"the body names handle {str(named)[:300]!r}, the URL {handle_text!r}",
+                    handle=handle_text,
+                )
+            items = raw["values"]
+        elif {"index", "type", "data"} <= raw.keys():
+            items = [raw]  # a single value
+        else:
+            items = None
+    else:
+        items = raw
+    if not isinstance(items, list):
+        raise InvalidValue(
+            'the body must be {"values": [...]}, a JSON list of values or one value',
+            handle=handle_text,
+        )
+    return items
+
+
+def sent_indexes(values: Sequence[HandleValue], handle_text: str) -> frozenset[int]:
+    """The indexes a PUT with ``index=various`` writes: those of the values sent (the
+    manual: "the handle values given in the request entity should be added or
+    replaced"). Without any value it would change nothing, so it is refused."""
+    if not values:
+        raise InvalidValue("index=various needs at least one value in the body", handle=handle_text)
+    return frozenset(v.index for v in values)
+
+
+def mint_stem(spelled: str) -> str:
+    """What a minted suffix is appended to: ``88.100/STEM-`` for
+    ``PUT /api/handles/88.100/STEM-?mintNewSuffix=true``; a bare prefix (``88.100``)
+    gets its slash. The manual: "the handle to be created is formed by appending a
+    random server-generated string to the {handle} parameter" (Methods - PUT).
+
+    >>> mint_stem("88.100"), mint_stem("88.100/lot-")
+    ('88.100/', '88.100/lot-')
+    """
+    stem = spelled if "/" in spelled else spelled + "/"
+    Handle.parse(stem + "x")  # raises InvalidHandle for a bad prefix or stem
+    return stem
 
 
 def plan_replace(

@@ -43,7 +43,14 @@ from registry.identifier import ADMIN_SECRET_INDEX, Handle, Identity, Prefix, re
 from registry.limits import Limits
 from registry.permission import NEEDS, Grants, Operation, missing, operations
 from registry.pubkey import PublicKey, challenge
-from registry.record import HandleRecord, plan_remove, plan_replace, plan_update
+from registry.record import (
+    HandleRecord,
+    plan_remove,
+    plan_replace,
+    plan_update,
+    sent_indexes,
+    values_in_body,
+)
 from registry.session import SessionStore, changed_identities
 from registry.store import HandleStore, Stored
 from registry.template import Template, TemplateRef, declared
@@ -483,11 +490,7 @@ class Registrar:
     def _values_sent(
         self, raw: object, handle_text: str, batch: BatchValues | None
     ) -> list[HandleValue]:
-        items = raw.get("values") if isinstance(raw, dict) else raw
-        if not isinstance(items, list):
-            raise InvalidValue(
-                'the body must be {"values": [...]} or a JSON list of values', handle=handle_text
-            )
+        items = values_in_body(raw, handle_text)
         if len(items) > self.limits.max_values_per_handle:
             raise InvalidValue(
                 f"a handle holds at most {self.limits.max_values_per_handle} values",
@@ -531,11 +534,15 @@ class Registrar:
         identity: Identity,
         overwrite: bool = True,
         indexes: frozenset[int] = frozenset(),
+        various: bool = False,
     ) -> tuple[bool, str]:
-        """PUT a handle; returns (created, handle text as stored)."""
+        """PUT a handle; returns (created, handle text as stored). ``various`` is
+        ``index=various``: the indexes are those of the values sent."""
         handle = Handle.parse(handle_text)
         await self._check_write_here(identity, handle)
         values = await self.parse_values(raw_body, handle.text)
+        if various:
+            indexes = sent_indexes(values, handle.text)
         return await self._put_values(
             handle, values, identity=identity, overwrite=overwrite, indexes=indexes
         )
@@ -596,11 +603,11 @@ class Registrar:
             limits=self.limits,
         )
 
-    async def mint(self, prefix_text: str, raw_body: object, *, identity: Identity) -> str:
-        """PUT ``<prefix>/?mintNewSuffix=true``: create a handle with a fresh UUID suffix."""
-        prefix = Prefix.parse(prefix_text.rstrip("/"))
+    async def mint(self, stem: str, raw_body: object, *, identity: Identity) -> str:
+        """PUT ``<stem>?mintNewSuffix=true``: create a handle named ``stem`` (see
+        :func:`registry.record.mint_stem`) followed by a fresh UUID."""
         for _ in range(_MAX_ATTEMPTS):
-            handle_text = f"{prefix.text}/{uuid.uuid4()}"
+            handle_text = f"{stem}{uuid.uuid4()}"
             created, stored = await self.put(
                 handle_text, raw_body, identity=identity, overwrite=False
             )

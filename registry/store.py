@@ -413,10 +413,13 @@ class HandleStore:
     async def list_handles(
         self, prefix: Prefix, page: int, page_size: int
     ) -> tuple[int, list[str]]:
-        """Total count and one page of the handles under exactly ``prefix``."""
+        """Total count and one page of the handles under exactly ``prefix``
+        (``page_size`` 0: the count alone)."""
         key = listing_key(prefix.text)
         start = page * page_size
         async with translated():
+            if page_size <= 0:  # ZRANGE key 0 -1 would be every member
+                return int(await self._redis.zcard(key)), []
             pipe = self._redis.pipeline(transaction=False)
             pipe.zcard(key)
             pipe.zrange(key, start, start + page_size - 1)

@@ -87,6 +87,8 @@ async def test_requests_it_is_not_sure_about_go_to_the_app(
     assert head.status_code in (200, 405)
     listing = await http.get("/api/handles/")
     assert listing.status_code in (400, 404)
+    signed = await http.get("/api/handles/88.100/ab", headers=ADMIN_AUTH)  # publicOnly=false
+    assert signed.status_code == 404
     assert app.fast.answered == before
 
 

@@ -281,6 +281,7 @@ async def test_malformed_json_and_oversized_body(client: httpx.AsyncClient, redi
         headers={**ADMIN_AUTH, "Content-Type": "application/json"},
     )
     assert malformed.status_code == 400 and "not valid JSON" in malformed.json()["message"]
+    assert malformed.json()["responseCode"] == 4  # Handle's PROTOCOL_ERROR
     assert malformed.json()["handle"] == "88.100/j"
     huge = await client.put(
         "/api/handles/88.100/j", content=b"x" * (5 * 1024 * 1024), headers=ADMIN_AUTH

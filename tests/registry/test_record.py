@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from registry.errors import (
     HandleExists,
     HandleNotFound,
+    InvalidHandle,
     InvalidValue,
+    MalformedRequest,
     ValueExists,
     ValuesNotFound,
 )
@@ -21,11 +23,14 @@ from registry.limits import Limits
 from registry.record import (
     HandleRecord,
     encode_values,
+    mint_stem,
     plan_remove,
     plan_replace,
     plan_update,
     rehandled,
     select,
+    sent_indexes,
+    values_in_body,
 )
 from registry.value import DEFAULT_ADMIN_PERMISSIONS, AdminRef, DataFormat, HandleValue
 from tests.registry.strategies import fast, handle_and_case_variant
@@ -395,3 +400,89 @@ VALUES = [val(1, "URL"), val(2, "Email", "a@b"), val(3, "url", "https://b"), val
 def test_select_by_index_or_type(at: set[int], types: set[str], expected: list[int]) -> None:
     chosen = select(VALUES, frozenset(at), frozenset(types))
     assert [v.index for v in chosen] == expected
+
+
+FAMILY = [
+    val(1, "URL"),
+    val(2, "URL.mirror"),
+    val(3, "url.Backup.eu"),
+    val(4, "URLS"),
+    val(5, "EMAIL"),
+]
+
+
+@pytest.mark.parametrize(
+    ("types", "expected"),
+    [
+        ({"url."}, [1, 2, 3]),  # the family: the type itself and every sub-type
+        ({"url"}, [1]),  # no period: exactly that type
+        ({"url.mirror"}, [2]),
+        ({"url.backup."}, [3]),
+        ({"url.", "email"}, [1, 2, 3, 5]),
+        ({"."}, []),  # only types starting with a period, and there are none
+        ({"urls."}, [4]),
+    ],
+)
+def test_select_type_family(types: set[str], expected: list[int]) -> None:
+    assert [v.index for v in select(FAMILY, frozenset(), frozenset(types))] == expected
+
+
+# --- PUT bodies, index=various, minting --------------------------------------------------
+
+
+ONE = {"index": 1, "type": "URL", "data": "x"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [ONE],
+        {"values": [ONE]},
+        {"values": [ONE], "handle": "88.100/doc-1", "other": 1},  # same handle, any case
+        ONE,  # a single value
+    ],
+)
+def test_values_in_body_accepts_the_manuals_shapes(body: object) -> None:
+    assert values_in_body(body, "88.100/Doc-1") == [ONE]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"values": "nope"}, {"index": 1, "type": "URL"}, "text", 3, None, {"handles": []}],
+)
+def test_values_in_body_refuses_other_shapes(body: object) -> None:
+    with pytest.raises(InvalidValue):
+        values_in_body(body, "88.100/a")
+
+
+@pytest.mark.parametrize("named", ["88.100/b", "88.100/a2", 7, ["88.100/a"]])
+def test_values_in_body_refuses_another_handle(named: object) -> None:
+    with pytest.raises(MalformedRequest) as refused:
+        values_in_body({"handle": named, "values": [ONE]}, "88.100/a")
+    assert refused.value.response_code == 4 and refused.value.handle == "88.100/a"
+
+
+def test_sent_indexes_are_the_values_indexes() -> None:
+    assert sent_indexes([val(3), val(1)], "88.100/a") == frozenset({1, 3})
+    with pytest.raises(InvalidValue):
+        sent_indexes([], "88.100/a")
+
+
+def test_various_update_keeps_values_not_sent() -> None:
+    sent = [val(2, "EMAIL", "a@b")]
+    after = update(record(val(1), val(2, "EMAIL", "old@b")), sent, set(sent_indexes(sent, "h")))
+    assert indexes(after) == [1, 2] and after.values[1].value == "a@b"
+
+
+@pytest.mark.parametrize(
+    ("spelled", "stem"),
+    [("88.100", "88.100/"), ("88.100/", "88.100/"), ("88.100/LOT-", "88.100/LOT-")],
+)
+def test_mint_stem(spelled: str, stem: str) -> None:
+    assert mint_stem(spelled) == stem
+
+
+@pytest.mark.parametrize("spelled", ["88.x", "", "88.x/a-", "/a"])
+def test_mint_stem_refuses_bad_prefixes(spelled: str) -> None:
+    with pytest.raises(InvalidHandle):
+        mint_stem(spelled)
