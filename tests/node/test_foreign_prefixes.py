@@ -121,3 +121,15 @@ async def test_an_admin_under_a_foreign_prefix_may_be_named_in_hs_admin(
         headers=basic("300:21.T14999/admin", "whatever-secret"),
     )
     assert refused.status_code == 401 and refused.json()["responseCode"] == 402
+
+
+async def test_tracing_from_a_foreign_root_is_301(client: httpx.AsyncClient) -> None:
+    _held_by_no_node(await client.get("/api/trace/21.T14999/X"), "21.T14999/X")
+
+
+@pytest.mark.parametrize("prefix", ["21.T14999", "88.T1"])
+async def test_listing_a_foreign_prefix_is_301(client: httpx.AsyncClient, prefix: str) -> None:
+    listing = await client.get("/api/handles", params={"prefix": prefix}, headers=ADMIN_AUTH)
+    assert listing.status_code == 400 and listing.json()["responseCode"] == 301
+    assert "referral" not in listing.json()
+    assert "no node of this hierarchy holds it" in listing.json()["message"]
