@@ -80,16 +80,12 @@ class Prefix:
     """
 
     text: str
-    # Whether the prefix follows the national policy (ASCII digit segments): only such a
-    # prefix can be held by a node of this hierarchy. Set once: the hot path asks it of
-    # every handle's (shared, cached) home prefix.
-    national: bool = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        # Segments are known non-empty (parse checked them, or the caller built the
-        # text from parsed prefixes): digits and dots alone make a national prefix.
-        text = self.text
-        _set(self, "national", text.isascii() and text.replace(".", "").isdigit())
+    @property
+    def national(self) -> bool:
+        """Whether the prefix follows the national policy (ASCII digit segments): only
+        such a prefix can be held by a node of this hierarchy."""
+        return _national(self.text)
 
     @classmethod
     def parse(cls, text: str) -> Prefix:
@@ -132,9 +128,9 @@ class Prefix:
         mine, theirs = self.text, other.text
         if theirs == mine or theirs.startswith(mine + "."):
             return True  # the common case (digits have no case): no folding needed
+        if _national(mine) and _national(theirs):
+            return False  # digits only: nothing to fold
         folded_mine, folded_theirs = ascii_lower(mine), ascii_lower(theirs)
-        if folded_mine == mine and folded_theirs == theirs:
-            return False
         return folded_theirs == folded_mine or folded_theirs.startswith(folded_mine + ".")
 
     def __str__(self) -> str:
@@ -261,6 +257,15 @@ class Handle:
 # client text, so the caches are bounded.
 _prefix = lru_cache(maxsize=4096)(Prefix)
 _known_prefix_problem = lru_cache(maxsize=4096)(prefix_problem)
+
+
+@lru_cache(maxsize=4096)
+def _national(text: str) -> bool:
+    # Segments are known non-empty (a parsed prefix, or text built from parsed ones):
+    # digits and dots alone make a national prefix.
+    return text.isascii() and text.replace(".", "").isdigit()
+
+
 _set = object.__setattr__  # a frozen dataclass sets its derived fields through object
 
 
