@@ -10,6 +10,7 @@ Order of work, per role::
                              walk to the responsible node (or its own store if none)
     recursive                cache -> on a miss, prefix records at the root -> walk
     any, prefix not held     non-recursive: 301 to the parent; recursive: as above
+    any, prefix not national 301 with no referral (no node of the hierarchy holds it)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import orjson
 
 from node.metrics import Outcome
+from registry.authority import held_by_no_node
 from registry.delegation import Delegations
 from registry.errors import HandleNotFound, IdnodeError, NotResponsible
 from registry.hierarchy import Route, Traits, delegation_candidates, holds, route, walk_candidates
@@ -107,6 +109,9 @@ class Answerer:
     async def answer(self, handle: Handle, spelled: str) -> Reply:
         """The answer for ``handle``, echoing the caller's spelling ``spelled``."""
         held = holds(self.own, handle)
+        if not held and not handle.home_prefix.national:
+            # Before any cache or upstream: no node of the hierarchy could answer.
+            raise held_by_no_node(handle.home_prefix, handle=spelled)
         resolver = self.resolver
         if resolver is not None and (not held or self._below_own(handle)):
             locate = self._locate_delegated if held else self._locate_from_root

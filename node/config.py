@@ -217,7 +217,7 @@ class NodeConfig:
         prefix: Prefix | None = None
         if traits.stores:
             try:
-                prefix = Prefix.parse(required("prefix"))
+                prefix = Prefix.parse_national(required("prefix"))
             except IdnodeError as exc:
                 raise ConfigError(f"setting 'prefix': {exc.message}") from None
         elif get("prefix"):

@@ -49,7 +49,7 @@ from typing import Any
 
 from registry.credit_code import credit_code_problem
 from registry.errors import ConfigError, InvalidHandle, InvalidValue
-from registry.identifier import Handle, Prefix, ascii_lower, prefix_problem
+from registry.identifier import Handle, Prefix, ascii_lower, national_prefix_problem
 from registry.limits import Limits
 from registry.relation import links_in
 from registry.value import HandleValue
@@ -391,7 +391,7 @@ def _text(raw: dict[str, Any], key: str, label: str, where: str, default: str | 
 
 def _prefix(raw: dict[str, Any], label: str, where: str) -> str:
     text = _text(raw, "prefix", label, where)
-    if problem := prefix_problem(text):
+    if problem := national_prefix_problem(text):
         raise ConfigError(f"{where} {label}: prefix {text!r}: {problem}")
     return text
 

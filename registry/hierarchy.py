@@ -11,7 +11,8 @@ REFER      answer 301 "that prefix doesn't live here" with the referral known
 
 The route depends on three facts, all computed before this table is consulted::
 
-    held   the handle's home prefix lies under the prefix the node holds
+    held   the handle's home prefix lies under the prefix the node holds (and is
+           national: digit segments, the only prefixes this hierarchy allocates)
     away   a delegation record at this node hands that prefix to another node
     rec    the role resolves recursively (top, recursive)
 
@@ -21,6 +22,10 @@ The route depends on three facts, all computed before this table is consulted::
     yes   yes   no    REFER      88.101.1/x at 88.101, delegated to an enterprise node
     no    -     yes   RECURSE    anything at a recursive node (asks its root)
     no    -     no    REFER      88.102/x at the secondary 88.100 (refers to its parent)
+
+One rule comes before the table: a home prefix outside the national policy
+(``21.T14999``, ``88.T1``: valid Handle prefixes) is held by no node of this hierarchy,
+so every node answers 301 with no referral, without asking its parent or its root.
 
 Prefix records (``0.NA/P``) are never "away": the node that delegated ``P`` keeps the
 record that says where ``P`` went (the top's prefix registry, a secondary's enterprise
@@ -124,8 +129,12 @@ def route(traits: Traits, *, held: bool, away: bool) -> Route:
 
 
 def holds(own: Prefix | None, handle: Handle) -> bool:
-    """Whether a node holding ``own`` (None: a store-less node) is home for ``handle``."""
-    return own is not None and own.contains(handle.home_prefix)
+    """Whether a node holding ``own`` (None: a store-less node) is home for ``handle``.
+
+    Only a national prefix (digit segments) is held by any node of this hierarchy: the
+    node holding ``88`` is not home for ``88.T1/x`` (see :mod:`registry.authority`)."""
+    home = handle.home_prefix
+    return own is not None and home.national and own.contains(home)
 
 
 def delegation_candidates(own: Prefix, handle: Handle) -> list[Prefix]:

@@ -1,10 +1,24 @@
 """Identifier syntax (SPEC §2): prefixes, handles and identities.
 
-A handle is ``prefix/suffix`` split at the first ``/``. A prefix is dot-separated runs of
-ASCII digits (``88``, ``88.100``, ``88.100.1``); the one exception is ``0.NA``, the prefix
-of prefix records: ``0.NA/88.100`` describes prefix ``88.100``, so its suffix must itself
-be a valid prefix. Matching is ASCII case-insensitive (``key``) while ``text`` keeps the
-case the caller used, as the Handle System does.
+A handle is ``prefix/suffix`` split at the first ``/``. Two notions of a prefix:
+
+* **Handle syntax** (:func:`prefix_problem`, :meth:`Prefix.parse`, :meth:`Handle.parse`),
+  what the Handle System accepts, so every Handle client's identifiers parse here:
+  RFC 3651 §2.1 "Handle Syntax" makes a prefix (naming authority) dot-separated
+  non-empty segments of any characters but ``.`` and ``/``: ``10.1000``,
+  ``20.500.12345``, ``21.T14999`` (a prefix with letters: the ePIC/GWDG ``T``
+  prefixes). We also refuse non-printable characters (as in suffixes) and bound a
+  prefix to :data:`MAX_PREFIX_CHARS` and a handle to :data:`MAX_HANDLE_BYTES` (SPEC §2).
+* **The national policy** (:func:`national_prefix_problem`, :meth:`Prefix.national`):
+  the prefixes *we* allocate and hold are runs of ASCII digits (``88``, ``88.100``,
+  ``88.100.1``). It is checked where a prefix of ours is configured, registered, filed
+  or allocated; a syntactically valid prefix outside it is simply held by no node of
+  this hierarchy (400, responseCode 301, "not responsible"), never a syntax error.
+
+``0.NA`` is the prefix of prefix records: ``0.NA/88.100`` describes prefix ``88.100``,
+so its suffix must itself be a (Handle-syntax) prefix; ``0.NA/21.T14999`` is valid and
+homed where ``21.T14999`` is. Matching is ASCII case-insensitive (``key``) while
+``text`` keeps the case the caller used (RFC 3652 §2.1.3 "Character Case").
 
 Registration policy (:func:`registration_problem`). :meth:`Handle.parse` accepts any
 printable suffix, as the Handle System does, so every stored record keeps resolving and
@@ -25,8 +39,9 @@ no whitespace at either end of a       ``ABC `` (trailing space), `` ABC``, ``a 
 segment                                (a space inside a segment is allowed)
 =====================================  ==================================================
 
-The rules are about the suffix: a prefix is ASCII digits already, and the suffix of a
-``0.NA`` handle is a prefix. Python's ``unicodedata`` fixes the Unicode version.
+The rules are about the suffix: a prefix we allocate is ASCII digits already (the
+national policy), and the suffix of a ``0.NA`` handle is a prefix. Python's
+``unicodedata`` fixes the Unicode version.
 """
 
 from __future__ import annotations
@@ -54,19 +69,41 @@ def ascii_lower(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Prefix:
-    """A naming authority such as ``88.100.1``.
+    """A naming authority such as ``88.100.1`` (or, in Handle syntax, ``21.T14999``).
 
     >>> Prefix.parse("88.100.1").parent
     Prefix(text='88.100')
     >>> Prefix.parse("88.100").contains(Prefix.parse("88.100.7"))
     True
+    >>> Prefix.parse("21.T14999").parent, Prefix.parse("21.T14999").national
+    (Prefix(text='21'), False)
     """
 
     text: str
 
+    @property
+    def national(self) -> bool:
+        """Whether the prefix follows the national policy (ASCII digit segments): only
+        such a prefix can be held by a node of this hierarchy."""
+        return _national(self.text)
+
     @classmethod
     def parse(cls, text: str) -> Prefix:
+        """Any prefix Handle's syntax allows (``21.T14999`` too); raises InvalidHandle."""
         problem = prefix_problem(text)
+        if problem is not None:
+            raise InvalidHandle(f"Invalid prefix {text!r}: {problem}")
+        return cls(text)
+
+    @classmethod
+    def parse_national(cls, text: str) -> Prefix:
+        """A prefix this hierarchy may allocate or hold (digit segments); raises
+        InvalidHandle (102) naming the rule otherwise.
+
+        >>> Prefix.parse_national("88.100.1").national
+        True
+        """
+        problem = national_prefix_problem(text)
         if problem is not None:
             raise InvalidHandle(f"Invalid prefix {text!r}: {problem}")
         return cls(text)
@@ -86,24 +123,62 @@ class Prefix:
         return Handle(PREFIX_HANDLE_PREFIX, self.text)
 
     def contains(self, other: Prefix) -> bool:
-        """True when ``other`` is this prefix or lies below it (``88.100`` ⊇ ``88.100.3``)."""
-        return other.text == self.text or other.text.startswith(self.text + ".")
+        """True when ``other`` is this prefix or lies below it (``88.100`` ⊇ ``88.100.3``),
+        ASCII letters compared case-insensitively (``21.t1`` ⊇ ``21.T1.X``)."""
+        mine, theirs = self.text, other.text
+        if theirs == mine or theirs.startswith(mine + "."):
+            return True  # the common case (digits have no case): no folding needed
+        if _national(mine) and _national(theirs):
+            return False  # digits only: nothing to fold
+        folded_mine, folded_theirs = ascii_lower(mine), ascii_lower(theirs)
+        return folded_theirs == folded_mine or folded_theirs.startswith(folded_mine + ".")
 
     def __str__(self) -> str:
         return self.text
 
 
 def prefix_problem(text: str) -> str | None:
-    """Why ``text`` is not a digit-segment prefix, or None when it is one."""
+    """Why ``text`` is not a prefix in Handle's syntax, or None when it is one.
+
+    RFC 3651 §2.1: dot-separated segments, each at least one character, none of them
+    ``.`` or ``/``. Our own bounds: printable characters, at most MAX_PREFIX_CHARS.
+
+    >>> prefix_problem("21.T14999") is None, prefix_problem("88..1")
+    (True, 'empty segment (two dots, or a leading or trailing dot)')
+    """
     if not text:
         return "the prefix is empty"
     if len(text) > MAX_PREFIX_CHARS:
         return f"a prefix has at most {MAX_PREFIX_CHARS} characters"
+    if "/" in text:
+        return "a prefix cannot contain '/'"
+    if not text.isprintable():
+        bad = next(ch for ch in text if not ch.isprintable())
+        return f"the prefix contains a non-printable character (U+{ord(bad):04X})"
+    if text[0] == "." or text[-1] == "." or ".." in text:
+        return "empty segment (two dots, or a leading or trailing dot)"
+    return None
+
+
+def national_prefix_problem(text: str) -> str | None:
+    """Why ``text`` may not be a prefix this hierarchy allocates or holds, or None.
+
+    The national policy: Handle syntax, and every segment ASCII digits.
+
+    >>> national_prefix_problem("88.100.1") is None
+    True
+    >>> national_prefix_problem("21.T14999")
+    "segment 'T14999' is not ASCII digits; this hierarchy's prefixes are, e.g. 88.100.1"
+    """
+    problem = prefix_problem(text)
+    if problem is not None:
+        return problem
     for segment in text.split("."):
-        if not segment:
-            return "empty segment (two dots, or a leading or trailing dot)"
         if not (segment.isascii() and segment.isdigit()):
-            return f"segment {segment!r} is not ASCII digits"
+            return (
+                f"segment {segment!r} is not ASCII digits; "
+                "this hierarchy's prefixes are, e.g. 88.100.1"
+            )
     return None
 
 
@@ -182,6 +257,15 @@ class Handle:
 # client text, so the caches are bounded.
 _prefix = lru_cache(maxsize=4096)(Prefix)
 _known_prefix_problem = lru_cache(maxsize=4096)(prefix_problem)
+
+
+@lru_cache(maxsize=4096)
+def _national(text: str) -> bool:
+    # Segments are known non-empty (a parsed prefix, or text built from parsed ones):
+    # digits and dots alone make a national prefix.
+    return text.isascii() and text.replace(".", "").isdigit()
+
+
 _set = object.__setattr__  # a frozen dataclass sets its derived fields through object
 
 

@@ -328,7 +328,8 @@ class Onboarding:
             except RedisError as exc:
                 raise StoreUnavailable(f"The node's store (Redis) failed: {exc}") from exc
             candidate = next_enterprise_prefix(self.prefix.text, counter)
-            if await self.registrar.store.load(Prefix(candidate).record_handle) is None:
+            allocated = Prefix.parse_national(candidate)  # what we allocate is national
+            if await self.registrar.store.load(allocated.record_handle) is None:
                 return candidate
 
     async def _load(self, application_id: str) -> tuple[Application, bytes]:

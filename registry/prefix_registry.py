@@ -9,6 +9,7 @@ Each entry is the prefix record ``0.NA/<prefix>`` at the top node (fields in
     300:0.NA/88.100 (node)   88.100 itself (registration)    a secondary node at start-up
                              and prefixes under it (filing)  88.100.7 after an approval
     300:0.NA/88.100 (node)   88.101.3: refused, 403          outside its own prefix
+    anyone                   88.100.T1: refused, 400/102     not a national prefix
 
 A node cannot set its own credentials through the registry: the top node's operator
 provisions them, and the node proves it holds them on every call.
@@ -40,7 +41,11 @@ class PrefixRegistry:
         self, identity: Identity, prefix: Prefix, body: object
     ) -> tuple[bool, PrefixEntry]:
         """Register or file ``prefix``; returns (created, the entry as stored). Fields
-        left out of ``body`` keep their registered values."""
+        left out of ``body`` keep their registered values.
+
+        Only national prefixes (digit segments) are registered or filed: ``88.T1`` is a
+        valid Handle prefix under ``88``, but not one this hierarchy allocates (102)."""
+        Prefix.parse_national(prefix.text)
         self.registrar.check_held_prefix(prefix)
         own = administered_prefix(identity)
         if own is None or not own.contains(prefix):

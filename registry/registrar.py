@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry import authorization as authorization_scheme
-from registry.authority import Authority
+from registry.authority import Authority, held_by_no_node
 from registry.credential import (
     DEFAULT_COST,
     VerifiedSecrets,
@@ -336,7 +336,9 @@ class Registrar:
         (hashed; generated and returned when None), plus ``extra`` values.
 
         ``writer`` is checked for the rights this takes; None means the node itself.
+        Only a national prefix gets credentials here (102 otherwise): nothing else is ours.
         """
+        Prefix.parse_national(prefix.text)
         identity = Identity(ADMIN_SECRET_INDEX, prefix.record_handle)
         generated = None if secret is not None else generate_secret()
         hashed = await asyncio.to_thread(hash_secret, secret or generated or "", self.secret_cost)
@@ -391,6 +393,8 @@ class Registrar:
     def check_held_prefix(self, prefix: Prefix, *, handle_text: str | None = None) -> None:
         """Raise NotResponsible (301) unless ``prefix`` lies under one this node holds."""
         if not self.authority.holds_prefix(prefix):
+            if not prefix.national:
+                raise held_by_no_node(prefix, handle=handle_text)
             held = ", ".join(p.text for p in self.authority.prefixes) or "no prefix"
             ask = f"; ask {self.parent_url}" if self.parent_url else ""
             raise NotResponsible(

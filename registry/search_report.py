@@ -193,7 +193,7 @@ def _reported_node(
         if not isinstance(text, str):
             return None
         try:
-            parsed.append(Prefix.parse(text))
+            parsed.append(Prefix.parse_national(text))  # what nodes here hold
         except InvalidHandle:
             return None
     if not all(_covered(p.text, scope) for p in parsed):

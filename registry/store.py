@@ -45,7 +45,7 @@ from redis.exceptions import BusyLoadingError, NoScriptError, RedisError, WatchE
 
 from registry.change_feed import StreamId, has_gap, next_cursor
 from registry.errors import StoreFull, StoreUnavailable
-from registry.identifier import Handle, Prefix, prefix_problem
+from registry.identifier import Handle, Prefix, national_prefix_problem
 from registry.local_copy import LocalCopies
 from registry.query import Condition, Query, driver, page_of
 from registry.record import HandleRecord
@@ -463,7 +463,7 @@ class HandleStore:
         found: list[str] = []
         for prefix in await self.prefixes():
             if within is not None and (
-                prefix_problem(prefix) is not None or not within.contains(Prefix(prefix))
+                national_prefix_problem(prefix) is not None or not within.contains(Prefix(prefix))
             ):
                 continue  # outside the requested scope (0.NA records never match one)
             groups = [await self._matching(prefix, term) for term in terms]

@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from registry.errors import InvalidHandle, InvalidValue, TemplateConflict, TemplateViolation
-from registry.identifier import Handle, Identity, Prefix, ascii_lower, prefix_problem
+from registry.identifier import Handle, Identity, Prefix, ascii_lower, national_prefix_problem
 from registry.value import DataFormat, HandleValue
 
 TEMPLATE_TYPE = "TEMPLATE"
@@ -269,7 +269,7 @@ class TemplateRef:
         prefix_text, slash, name = base.partition("/")
         if not slash:
             raise InvalidValue(f"a template is named <prefix>/<name>[@version], got {text[:80]!r}")
-        problem = prefix_problem(prefix_text)
+        problem = national_prefix_problem(prefix_text)  # templates live under our prefixes
         if problem is not None:
             raise InvalidValue(f"template {text[:80]!r}: invalid prefix: {problem}")
         prefix = Prefix(prefix_text)

@@ -205,7 +205,7 @@ def _prefix(raw: object) -> Prefix | None:
     if not isinstance(raw, str) or not raw:
         return None
     try:
-        return Prefix.parse(raw)
+        return Prefix.parse_national(raw)  # a node of the hierarchy holds no other prefix
     except InvalidHandle:
         return None
 

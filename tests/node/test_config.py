@@ -92,3 +92,14 @@ def test_cli_reports_a_missing_setting() -> None:
     )
     assert result.returncode == 2
     assert "missing setting 'prefix'" in result.stderr
+
+
+@pytest.mark.parametrize("prefix", ["21.T14999", "88.T1", "0.NA"])
+def test_a_node_prefix_must_follow_the_national_policy(prefix: str) -> None:
+    """Valid Handle prefixes, but not ones this hierarchy allocates: the node refuses to
+    start, naming the setting and the rule."""
+    with pytest.raises(ConfigError) as caught:
+        NodeConfig.from_sources({"role": "secondary", "prefix": prefix}, env={})
+    message = caught.value.message
+    assert message.startswith(f"setting 'prefix': Invalid prefix {prefix!r}: segment")
+    assert "is not ASCII digits; this hierarchy's prefixes are, e.g. 88.100.1" in message

@@ -130,6 +130,28 @@ REFUSALS = [
         "88.101.3", {"creditCode": CREDIT_CODE}, NODE_AUTH, 403, 400, "88.100", id="outside-own"
     ),
     pytest.param("99.1", {"kind": "enterprise"}, NODE_AUTH, 400, 301, "99.1", id="outside-top"),
+    # Valid Handle prefixes, but not national ones: never registered, filed or provisioned.
+    pytest.param(
+        "88.T1",
+        {"kind": "secondary", "secret": "a-long-secret"},
+        TOP_AUTH,
+        400,
+        102,
+        "segment 'T1' is not ASCII digits; this hierarchy's prefixes are, e.g. 88.100.1",
+        id="provision-letters",
+    ),
+    pytest.param(
+        "88.100.T7",
+        {"kind": "enterprise"},
+        NODE_AUTH,
+        400,
+        102,
+        "Invalid prefix '88.100.T7'",
+        id="file-letters",
+    ),
+    pytest.param(
+        "21.T14999", {"kind": "secondary"}, TOP_AUTH, 400, 102, "'T14999'", id="foreign-prefix"
+    ),
     pytest.param("88.100.7", {"kind": "enterprise"}, {}, 401, 402, "credentials", id="anonymous"),
     pytest.param(
         "88.100.7",

@@ -162,3 +162,9 @@ def test_an_identifier_listed_twice_is_refused() -> None:
         '"88.100.1/car"\n  values', '"88.100.1/CAR"\n  values'
     )
     assert "a product identifier appears twice" in refused(twice)
+
+
+def test_a_topology_prefix_must_follow_the_national_policy() -> None:
+    text = HIERARCHY.replace('prefix = "88.100"', 'prefix = "88.T100"')
+    with pytest.raises(ConfigError, match="prefix '88.T100': segment 'T100' is not ASCII digits"):
+        Topology.parse(text, "test topology")

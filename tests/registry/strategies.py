@@ -20,6 +20,22 @@ prefixes = (
     .filter(lambda p: len(p) <= MAX_PREFIX_CHARS)
 )
 
+# Prefixes in Handle's syntax (RFC 3651 §2.1): segments of any printable characters
+# but "." and "/" (ASCII letters weighted in: ``21.T14999``).
+_handle_segments = st.text(
+    st.one_of(
+        st.sampled_from(string.ascii_letters + string.digits),
+        st.characters(codec="utf-8", exclude_characters="./").filter(str.isprintable),
+    ),
+    min_size=1,
+    max_size=8,
+)
+handle_prefixes = (
+    st.lists(_handle_segments, min_size=1, max_size=6)
+    .map(".".join)
+    .filter(lambda p: len(p) <= MAX_PREFIX_CHARS and p.lower() != "0.na")
+)
+
 # Printable characters as Python defines them (no Cc/Cf/Cs/Co/Cn, no separators but
 # space), with ASCII letters and the characters a suffix may contain weighted in.
 _printable = st.characters(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from registry.authority import Authority, administered_prefix
+from registry.authority import Authority, administered_prefix, held_by_no_node
 from registry.errors import InvalidHandle
 from registry.identifier import Handle, Identity, Prefix
 
@@ -27,6 +27,13 @@ from registry.identifier import Handle, Identity, Prefix
         (["88.100", "99.1"], "99.1.2/x", True),
         (["88.100", "99.1"], "99.2/x", False),
         ([], "88.100/x", False),
+        # Handle-syntax prefixes outside the national policy: held by no node here,
+        # even where Handle's syntax derives them from a held prefix.
+        (["88.100"], "21.T14999/X", False),
+        (["88.100"], "0.NA/21.T14999", False),
+        (["88.100"], "88.100.T1/x", False),
+        (["88.100"], "0.NA/88.100.T1", False),
+        (["88"], "88.T1/x", False),
     ],
 )
 def test_holds(held: list[str], handle: str, expected: bool) -> None:
@@ -42,6 +49,8 @@ def test_holds(held: list[str], handle: str, expected: bool) -> None:
         (["88.100"], "88.1000", False),
         (["88"], "88.100.1", True),
         (["88.100", "99"], "99.5", True),
+        (["88"], "88.T1", False),
+        (["88"], "21.T14999", False),
     ],
 )
 def test_holds_prefix(held: list[str], prefix: str, expected: bool) -> None:
@@ -55,6 +64,26 @@ def test_authority_of_parses_its_prefixes() -> None:
         Authority.of(["88.100", "0.NA"])
 
 
+@pytest.mark.parametrize("prefix", ["21.T14999", "88.T1", "0.NA"])
+def test_a_node_holds_only_national_prefixes(prefix: str) -> None:
+    with pytest.raises(InvalidHandle, match="this hierarchy's prefixes are, e.g. 88.100.1") as info:
+        Authority.of([prefix])
+    assert info.value.response_code == 102
+
+
+@pytest.mark.parametrize("prefix", ["21.T14999", "88.T1"])
+def test_a_prefix_held_by_no_node_is_301_without_a_referral(prefix: str) -> None:
+    error = held_by_no_node(Prefix.parse(prefix), handle=f"{prefix}/X")
+    assert (error.http_status, error.response_code, error.referral) == (400, 301, None)
+    assert error.body() == {
+        "responseCode": 301,
+        "handle": f"{prefix}/X",
+        "message": error.message,
+    }
+    assert f"Prefix {prefix} doesn't live here" in error.message
+    assert "no node of this hierarchy holds it" in error.message
+
+
 @pytest.mark.parametrize(
     ("identity", "prefix"),
     [
@@ -65,6 +94,7 @@ def test_authority_of_parses_its_prefixes() -> None:
         ("301:0.NA/88.100", None),
         ("300:88.100/user", None),
         ("300:88/0.NA", None),
+        ("300:0.NA/21.T14999", "21.T14999"),  # someone else's administrator: named, not held
     ],
 )
 def test_administered_prefix(identity: str, prefix: str | None) -> None:

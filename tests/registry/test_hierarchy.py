@@ -159,6 +159,10 @@ def test_every_parent_is_a_storing_role() -> None:
         ("88.100", "0.NA/88.100.7", True),
         ("88.100", "0.NA/88", False),
         ("88", "0.NA/89", False),
+        ("88", "88.T1/x", False),  # derived in Handle's syntax, but not a national prefix
+        ("88.100", "0.NA/88.100.T1", False),
+        ("88", "21.T14999/x", False),
+        ("88", "0.NA/21.T14999", False),
     ],
 )
 def test_holds(own: str, handle: str, expected: bool) -> None:

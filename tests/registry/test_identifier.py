@@ -14,11 +14,14 @@ from registry.identifier import (
     Identity,
     Prefix,
     ascii_lower,
+    national_prefix_problem,
+    prefix_problem,
     registration_problem,
 )
 from tests.registry.strategies import (
     fast,
     handle_and_case_variant,
+    handle_prefixes,
     plain_handles,
     prefixes,
     valid_handles,
@@ -58,8 +61,28 @@ def test_ascii_lower_keeps_length_and_non_ascii_characters(text: str) -> None:
 # --- Prefix ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["88", "88.100", "88.100.1", "0", "007.0", "1" * MAX_PREFIX_CHARS])
-def test_prefix_parse_accepts_digit_segments(text: str) -> None:
+# Handle syntax (RFC 3651 §2.1 "Handle Syntax"): dot-separated segments of any characters
+# but "." and "/"; we add: printable, at most MAX_PREFIX_CHARS characters.
+HANDLE_PREFIXES = [
+    "88",
+    "88.100",
+    "88.100.1",
+    "0",
+    "007.0",
+    "1" * MAX_PREFIX_CHARS,
+    "21.T14999",  # an ePIC prefix with a letter
+    "20.500.12345",
+    "10.1000",
+    "11234.1",
+    "0.NA",
+    "21.t14999.Abc",
+    "前缀.1",
+    "a b",
+]
+
+
+@pytest.mark.parametrize("text", HANDLE_PREFIXES)
+def test_prefix_parse_accepts_handle_syntax(text: str) -> None:
     prefix = Prefix.parse(text)
     assert prefix.text == text
     assert str(prefix) == text
@@ -71,16 +94,17 @@ def test_prefix_parse_accepts_digit_segments(text: str) -> None:
     [
         ("", "empty"),
         ("1" * (MAX_PREFIX_CHARS + 1), f"at most {MAX_PREFIX_CHARS} characters"),
+        ("T" * (MAX_PREFIX_CHARS + 1), f"at most {MAX_PREFIX_CHARS} characters"),
         ("88.", "empty segment"),
         (".88", "empty segment"),
         ("88..100", "empty segment"),
-        ("88.a", "'a' is not ASCII digits"),
-        ("0.NA", "'NA' is not ASCII digits"),
-        ("８８", "not ASCII digits"),  # fullwidth digits
-        ("٨٨", "not ASCII digits"),  # Arabic-Indic digits
-        ("88 ", "not ASCII digits"),
-        ("-1", "not ASCII digits"),
-        ("88/100", "not ASCII digits"),
+        (".", "empty segment"),
+        ("88/100", "cannot contain '/'"),
+        ("21.T1\n", "non-printable character (U+000A)"),
+        ("21\x00", "non-printable character (U+0000)"),
+        ("2\t1", "non-printable character (U+0009)"),
+        ("21.\x7f", "non-printable character (U+007F)"),
+        ("21.\u2028", "non-printable character (U+2028)"),
     ],
 )
 def test_prefix_parse_refuses_and_says_why(text: str, problem: str) -> None:
@@ -92,11 +116,68 @@ def test_prefix_parse_refuses_and_says_why(text: str, problem: str) -> None:
     assert info.value.http_status == 400
 
 
+@pytest.mark.parametrize("text", ["88", "88.100", "88.100.1", "0", "007.0", "1" * MAX_PREFIX_CHARS])
+def test_national_policy_accepts_digit_segments(text: str) -> None:
+    assert national_prefix_problem(text) is None
+    assert Prefix.parse_national(text) == Prefix(text)
+    assert Prefix(text).national
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("88.T1", "segment 'T1' is not ASCII digits"),
+        ("21.T14999", "segment 'T14999' is not ASCII digits"),
+        ("0.NA", "segment 'NA' is not ASCII digits"),
+        ("８８", "not ASCII digits"),  # fullwidth digits
+        ("٨٨", "not ASCII digits"),  # Arabic-Indic digits
+        ("88 ", "not ASCII digits"),
+        ("-1", "not ASCII digits"),
+        # Handle syntax first: the same messages as Prefix.parse
+        ("", "empty"),
+        ("88..1", "empty segment"),
+        ("88/100", "cannot contain '/'"),
+    ],
+)
+def test_national_policy_refuses_other_prefixes_and_says_why(text: str, problem: str) -> None:
+    assert problem in (national_prefix_problem(text) or "")
+    with pytest.raises(InvalidHandle) as info:
+        Prefix.parse_national(text)
+    assert problem in info.value.message
+    assert (info.value.response_code, info.value.http_status) == (102, 400)
+    if prefix_problem(text) is None:
+        assert "this hierarchy's prefixes are, e.g. 88.100.1" in info.value.message
+        assert not Prefix(text).national
+
+
+def test_handle_syntax_is_the_national_policy_minus_the_digits() -> None:
+    for text in HANDLE_PREFIXES:
+        assert prefix_problem(text) is None
+        assert (national_prefix_problem(text) is None) is Prefix(text).national
+
+
+@fast
+@given(handle_prefixes, st.sampled_from(["x", "ABC/def", "日本"]))
+def test_any_handle_syntax_prefix_parses_with_its_ancestors(text: str, suffix: str) -> None:
+    prefix = Prefix.parse(text)
+    handle = Handle.parse(f"{text}/{suffix}")
+    assert handle.home_prefix == prefix and handle.prefix == text
+    assert Handle.parse(f"0.NA/{text}").described_prefix == prefix
+    assert prefix.national is (national_prefix_problem(text) is None)
+    ancestor = prefix.parent
+    while ancestor is not None:
+        assert Prefix.parse(ancestor.text).contains(prefix)
+        assert not prefix.contains(ancestor)
+        ancestor = ancestor.parent
+
+
 def test_prefix_parent_walks_up_one_segment_at_a_time() -> None:
     prefix = Prefix.parse("88.100.1")
     assert prefix.parent == Prefix("88.100")
     assert prefix.parent.parent == Prefix("88")
     assert Prefix("88").parent is None
+    assert Prefix.parse("21.T14999").parent == Prefix("21")
+    assert Prefix.parse("20.500.12345").parent == Prefix("20.500")
 
 
 @pytest.mark.parametrize(
@@ -111,6 +192,14 @@ def test_prefix_parent_walks_up_one_segment_at_a_time() -> None:
         ("88.100", "88", False),
         ("88.100.7", "88.100", False),
         ("88.100", "99.100", False),
+        ("21", "21.T14999", True),
+        ("21.T14999", "21.T14999.1", True),
+        ("21.t14999", "21.T14999.a", True),  # ASCII letters compare case-insensitively
+        ("21.T14999", "21.t14999", True),
+        ("21.T1", "21.T14999", False),
+        ("21.T14999", "21", False),
+        ("88", "88.T1", True),  # Handle's derived prefix; the national policy is apart
+        ("Ä", "ä", False),  # non-ASCII letters keep their case (Handle rules)
     ],
 )
 def test_prefix_contains_only_itself_and_derived_prefixes(
@@ -142,6 +231,10 @@ def test_prefix_record_handle_is_0na_handle() -> None:
         ("88//", "88", "/"),
         ("0/x", "0", "x"),
         ("88/0.NA", "88", "0.NA"),
+        ("21.T14999/X", "21.T14999", "X"),
+        ("20.500.12345/abc", "20.500.12345", "abc"),
+        ("10.1000/182", "10.1000", "182"),
+        ("11234.1/x", "11234.1", "x"),
     ],
 )
 def test_handle_parse_splits_at_first_slash(text: str, prefix: str, suffix: str) -> None:
@@ -152,6 +245,35 @@ def test_handle_parse_splits_at_first_slash(text: str, prefix: str, suffix: str)
     assert not handle.is_prefix_record
     assert handle.described_prefix is None
     assert handle.home_prefix == Prefix(prefix)
+
+
+@pytest.mark.parametrize(
+    ("text", "home", "national"),
+    [
+        ("21.T14999/X", "21.T14999", False),
+        ("10.1000/182", "10.1000", True),  # digits, though outside our 88 tree
+        ("0.NA/21.T14999", "21.T14999", False),  # a foreign prefix's record
+        ("0.NA/abc", "abc", False),
+        ("0.NA/0.NA", "0.NA", False),  # the record of the prefix of prefix records
+        ("88.100.T1/x", "88.100.T1", False),  # Handle-derived from 88.100; not ours
+        ("88.100.1/x", "88.100.1", True),
+    ],
+)
+def test_any_handle_syntax_prefix_parses_and_says_whether_it_is_national(
+    text: str, home: str, national: bool
+) -> None:
+    handle = Handle.parse(text)
+    assert handle.text == text
+    assert handle.home_prefix == Prefix(home)
+    assert handle.home_prefix.national is national
+    assert Identity.parse(f"300:{text}").handle == handle
+
+
+def test_foreign_prefix_record_describes_its_prefix() -> None:
+    handle = Handle.parse("0.na/21.T14999")
+    assert handle.text == "0.NA/21.T14999" and handle.is_prefix_record
+    assert handle.described_prefix == Prefix("21.T14999")
+    assert Identity.parse("300:0.NA/21.T14999").administered_prefix == Prefix("21.T14999")
 
 
 def test_handle_key_is_ascii_lower_case_and_text_keeps_case() -> None:
@@ -218,10 +340,8 @@ def test_prefix_of_64_characters_is_accepted_in_a_handle() -> None:
         ("88./x", "empty segment"),
         (".88/x", "empty segment"),
         ("88..100/x", "empty segment"),
-        ("88.a/x", "'a' is not ASCII digits"),
-        ("８８/x", "not ASCII digits"),
-        (" 88/x", "not ASCII digits"),
-        ("ab/x", "not ASCII digits"),
+        ("8\x008/x", "non-printable character (U+0000)"),
+        ("21.T\n/x", "non-printable character (U+000A)"),
         ("88.100/", "suffix is empty"),
         ("88/a\nb", "non-printable character (U+000A)"),
         ("88/\x00", "non-printable character (U+0000)"),
@@ -245,9 +365,8 @@ def test_handle_parse_refuses_and_says_why(text: str, problem: str) -> None:
     ("text", "problem"),
     [
         ("0.NA/", "the prefix is empty"),
-        ("0.na/abc", "'abc' is not ASCII digits"),
-        ("0.NA/88/x", "not ASCII digits"),
-        ("0.NA/0.NA", "'NA' is not ASCII digits"),
+        ("0.NA/88/x", "cannot contain '/'"),
+        ("0.NA/21.T\x001", "non-printable character (U+0000)"),
         ("0.NA/88.", "empty segment"),
         ("0.NA/" + "1" * (MAX_PREFIX_CHARS + 1), "at most 64 characters"),
     ],
@@ -361,7 +480,7 @@ def test_identity_without_a_digit_index_is_refused(text: str) -> None:
     assert info.value.response_code == 102
 
 
-@pytest.mark.parametrize("text", ["300:88", "300:", "300:0.NA/abc", "300:88/\n"])
+@pytest.mark.parametrize("text", ["300:88", "300:", "300:0.NA/a/b", "300:88/\n", "300:/x"])
 def test_identity_with_an_invalid_handle_is_refused(text: str) -> None:
     with pytest.raises(InvalidHandle, match="Invalid"):
         Identity.parse(text)

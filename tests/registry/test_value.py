@@ -175,7 +175,7 @@ def test_admin_index_may_be_a_numeric_string_as_pyhandle_sends_it() -> None:
         ({"index": 300}, "needs a 'handle' string"),
         ({"handle": 5, "index": 300}, "needs a 'handle' string"),
         ({"handle": "not-a-handle", "index": 300}, "is not a valid handle"),
-        ({"handle": "0.NA/abc", "index": 300}, "is not a valid handle"),
+        ({"handle": "0.NA/88/x", "index": 300}, "is not a valid handle"),
         ({"handle": "0.NA/88.100"}, "missing its 'index'"),
         ({"handle": "0.NA/88.100", "index": 0}, "between 1 and"),
         ({"handle": "0.NA/88.100", "index": True}, "got a boolean"),
