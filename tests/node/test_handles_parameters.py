@@ -140,7 +140,7 @@ async def test_mint_new_suffix_after_a_stem(client: httpx.AsyncClient) -> None:
 
 async def test_mint_refusals_change_nothing(client: httpx.AsyncClient, redis: Redis) -> None:
     before = await snapshot(redis)
-    bad = await client.put("/api/handles/88.x/a-?mintNewSuffix=true", json=[URL_VALUE])
+    bad = await client.put("/api/handles/88..x/a-?mintNewSuffix=true", json=[URL_VALUE])
     assert bad.status_code == 400 and bad.json()["responseCode"] == 102
     foreign = await client.put(
         "/api/handles/88.200/a-?mintNewSuffix=true", json=[URL_VALUE], headers=ADMIN_AUTH

@@ -482,7 +482,7 @@ def test_mint_stem(spelled: str, stem: str) -> None:
     assert mint_stem(spelled) == stem
 
 
-@pytest.mark.parametrize("spelled", ["88.x", "", "88.x/a-", "/a"])
+@pytest.mark.parametrize("spelled", ["88..x", "", "88..x/a-", "/a"])  # empty segments
 def test_mint_stem_refuses_bad_prefixes(spelled: str) -> None:
     with pytest.raises(InvalidHandle):
         mint_stem(spelled)
