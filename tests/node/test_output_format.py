@@ -3,7 +3,7 @@ the format logic alone, then the node in process on the session's real Redis."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import orjson
@@ -15,6 +15,7 @@ from node.embedded_redis import EmbeddedRedis
 from node.output_format import JAVASCRIPT, MAX_CALLBACK, OutputFormat
 from registry.errors import InvalidValue
 from tests.conftest import ADMIN_AUTH, node_config, snapshot
+from tests.server.node_process import NodeProcess
 
 # --- the format alone ---------------------------------------------------------------
 
@@ -265,3 +266,29 @@ async def test_line_separators_in_values_are_escaped_in_jsonp(client: httpx.Asyn
     assert b"\xe2\x80\xa8" not in wrapped.content and b"\\u2028" in wrapped.content
     body = _called(wrapped, "cb")
     assert isinstance(body, dict) and body["values"][0]["data"]["value"] == "line\u2028end"
+
+
+# --- over a real connection -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    served = NodeProcess(tmp_path_factory.mktemp("output-format") / "data").start()
+    yield served
+    served.stop()
+
+
+@pytest.mark.server
+def test_head_over_http_keeps_the_connection_in_step(process: NodeProcess) -> None:
+    """uvicorn sends no body for HEAD; the Content-Length is GET's, and the next answer
+    on the same keep-alive connection starts where it should (nothing stray before it)."""
+    with httpx.Client(base_url=process.url) as http:
+        auth = httpx.BasicAuth("300:0.NA/88.100", "s3cret")
+        assert http.put(HANDLE, json=VALUES, auth=auth).status_code == 201
+        for path in (HANDLE, "/api/handles/88.100/missing"):
+            got = http.get(path)
+            head = http.head(path)
+            assert (head.status_code, head.content) == (got.status_code, b"")
+            assert head.headers["content-length"] == str(len(got.content))
+            again = http.get(path, params={"callback": "cb"})
+            assert again.content == b"cb(" + got.content + b");"
