@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from node.answerer import Reply
 from node.metrics import error_outcome
+from node.output_format import OutputFormat, reshape
 from node.request_body import read_json
 from node.responses import JSON, NEEDS_CREDENTIALS, json_response
 from node.state import NodeState, node_state
@@ -57,6 +58,21 @@ def _error_docs(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"description": meaning[code]} for code in codes}
 
 
+def output_format(
+    pretty: Annotated[str | None, Query(include_in_schema=False)] = None,
+    callback: Annotated[str | None, Query(include_in_schema=False)] = None,
+) -> OutputFormat:
+    """``pretty`` and ``callback``, read (and a bad callback refused) before any work."""
+    return OutputFormat.parse(pretty, callback)
+
+
+Format = Annotated[OutputFormat, Depends(output_format)]
+
+
+def _written(response: Response, fmt: OutputFormat, request: Request) -> Response:
+    return reshape(response, fmt, head=request.method == "HEAD")
+
+
 def _indexes(raw: list[str]) -> frozenset[int]:
     try:
         return frozenset(int(i) for i in raw)
@@ -73,6 +89,7 @@ async def resolve(
     handle: str,
     request: Request,
     state: State,
+    fmt: Format,
     index: Annotated[list[str], Query(description="only values at these indexes")] = [],  # noqa: B006
     type: Annotated[list[str], Query(description="only values of these types")] = [],  # noqa: B006
     auth: bool = False,
@@ -119,12 +136,13 @@ async def resolve(
         raise
     state.resolved(reply.outcome)
     if not reply.found or (not index and not type):
-        return Response(
+        answer = Response(
             reply.body, status_code=reply.status, media_type=JSON, headers=reply.headers()
         )
+        return _written(answer, fmt, request)
     values = select(_record(reply).values, _indexes(index), frozenset(ascii_lower(t) for t in type))
     if not values:
-        return json_response(
+        answer = json_response(
             {
                 "responseCode": 200,
                 "handle": handle,
@@ -132,7 +150,9 @@ async def resolve(
                 "message": "The handle exists but no value matches the index/type filter",
             }
         )
-    return Response(encode_values(handle, values), media_type=JSON, headers=reply.headers())
+        return _written(answer, fmt, request)
+    answer = Response(encode_values(handle, values), media_type=JSON, headers=reply.headers())
+    return _written(answer, fmt, request)
 
 
 async def _authenticated_read(
@@ -200,6 +220,7 @@ async def put_handle(
     handle: str,
     request: Request,
     state: State,
+    fmt: Format,
     overwrite: bool = True,
     index: Annotated[
         list[str],
@@ -227,7 +248,7 @@ async def put_handle(
         body = await read_json(request, None, malformed=MalformedRequest)
         minted = await registrar.mint(stem, body, identity=identity)
         state.registered()
-        return json_response({"responseCode": 1, "handle": minted}, 201)
+        return _written(json_response({"responseCode": 1, "handle": minted}, 201), fmt, request)
     Handle.parse(handle)
     identity = await state.authenticate(request)
     body = await read_json(request, handle, malformed=MalformedRequest)
@@ -236,7 +257,8 @@ async def put_handle(
     )
     if created:
         state.registered()
-    return json_response({"responseCode": 1, "handle": handle}, 201 if created else 200)
+    answer = json_response({"responseCode": 1, "handle": handle}, 201 if created else 200)
+    return _written(answer, fmt, request)
 
 
 @router.delete(
@@ -249,6 +271,7 @@ async def delete_handle(
     handle: str,
     request: Request,
     state: State,
+    fmt: Format,
     index: Annotated[list[str], Query(description="delete only these values")] = [],  # noqa: B006
 ) -> Response:
     """Without ``index`` the whole handle; with it, those values (400/200 if none exist)."""
@@ -256,7 +279,7 @@ async def delete_handle(
     registrar = state.registrar
     identity = await state.authenticate(request)
     await registrar.delete(handle, identity=identity, indexes=_indexes(index))
-    return json_response({"responseCode": 1, "handle": handle})
+    return _written(json_response({"responseCode": 1, "handle": handle}), fmt, request)
 
 
 @router.get(
@@ -268,6 +291,7 @@ async def delete_handle(
 async def list_handles(
     request: Request,
     state: State,
+    fmt: Format,
     prefix: Annotated[str | None, Query(description="e.g. 88.100.1 (required)")] = None,
     page: Annotated[
         int | None, Query(le=MAX_PAGE_NUMBER, description="zero-based; negative: every handle")
@@ -300,7 +324,16 @@ async def list_handles(
     listing = Listing.parse(page, pageSize, limit=state.config.limits.max_page_size)
     await state.registrar.check_rights(identity, Handle(parsed.text, "-"), Operation.LIST)
     total, handles = await state.store.list_handles(parsed, listing.page, listing.page_size)
-    return json_response(listing.answer(parsed.text, total, handles))
+    return _written(json_response(listing.answer(parsed.text, total, handles)), fmt, request)
+
+
+# HEAD answers what GET would, status and headers (Content-Length included), without
+# the body, as the Handle servlet does. Kept out of the schema: FastAPI names both
+# operations of one function alike, and HEAD is GET's documentation.
+router.add_api_route(
+    "/api/handles/{handle:path}", resolve, methods=["HEAD"], include_in_schema=False
+)
+router.add_api_route("/api/handles", list_handles, methods=["HEAD"], include_in_schema=False)
 
 
 @router.get(

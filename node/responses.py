@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from node.output_format import in_request_format
 from registry.errors import IdnodeError, InvalidValue, TooManyRequests
 
 log = logging.getLogger("idnode.node")
@@ -87,7 +88,8 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("unexpected error in %s %s", request.method, request.url.path)
         return error_response(IdnodeError("Internal error; the node logged the details"))
 
-    app.add_exception_handler(IdnodeError, on_idnode_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_unexpected)
+    # /api/handles errors in the request's pretty/callback format (node.output_format)
+    app.add_exception_handler(IdnodeError, in_request_format(on_idnode_error))
+    app.add_exception_handler(RequestValidationError, in_request_format(on_validation_error))
+    app.add_exception_handler(StarletteHTTPException, in_request_format(on_http_error))
+    app.add_exception_handler(Exception, in_request_format(on_unexpected))
