@@ -25,6 +25,9 @@ them case by case: they render ``error.body()`` with ``error.http_status``.
     │   ├── NotResponsible               301, 400  prefix not homed here (+ referral)
     │   ├── AuthenticationRequired       402, 401  credentials missing or wrong
     │   ├── NotAuthorised                400, 403  identity may not do this here
+    │   │   └── ValueReadOnly            401, 403  a value's admin-write bit is 0: nobody
+    │   │                                          may change it (Handle's
+    │   │                                          INSUFFICIENT_PERMISSIONS)
     │   ├── PayloadTooLarge                2, 413  body over the configured limit
     │   └── TooManyRequests                2, 429  over the per-second rate limit
     │       ├── DailyLimitReached        603, 429  over the daily request quota
@@ -192,6 +195,15 @@ class NotAuthorised(RequestError):
     response_code = 400
     http_status = 403
     default_message = "Not authorised"
+
+
+class ValueReadOnly(NotAuthorised):
+    """A write would change a value whose own permissions say admin write 0. Handle's
+    server refuses that for every identity with INSUFFICIENT_PERMISSIONS (401), "Value
+    is read-only"."""
+
+    response_code = 401
+    default_message = "Value is read-only"
 
 
 class PayloadTooLarge(RequestError):

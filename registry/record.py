@@ -26,6 +26,7 @@ from registry.errors import (
     InvalidValue,
     MalformedRequest,
     ValueExists,
+    ValueReadOnly,
     ValuesNotFound,
 )
 from registry.identifier import Handle, Identity, ascii_lower
@@ -188,6 +189,7 @@ def plan_replace(
     if existing is not None and not overwrite:
         raise HandleExists(f"Handle {existing.handle.text} already exists", handle=handle.text)
     taken = _check_unique(values)
+    check_writable(existing, values, handle)
     final = list(values)
     if not any(v.is_admin for v in final):
         final.append(_default_admin(taken, writer, now, limits))
@@ -229,6 +231,7 @@ def plan_update(
             raise ValueExists(
                 f"indexes {taken} already hold values and overwrite=false", handle=handle.text
             )
+    check_writable(existing, values, handle)
     kept = [v for v in existing.values if v.index not in sent]
     return _finish(existing, handle, kept + list(sent.values()), limits)
 
@@ -246,6 +249,40 @@ def plan_remove(
         )
     kept = tuple(v for v in existing.values if v.index not in indexes)
     return HandleRecord(existing.handle, kept)
+
+
+def read_only_changes(before: HandleRecord | None, after: Sequence[HandleValue]) -> list[int]:
+    """The indexes of ``before``'s read-only values (admin write 0) that ``after`` changes.
+
+    Handle's server (``HandleServer.doModifyValue``): "if write access is not allowed
+    by administrators, nobody can write", so a value whose permissions have admin
+    write 0 keeps its content, permissions included, whoever writes. Removing it is
+    no change in this sense: Handle removes such values (``doRemoveValue`` does not
+    look at the bit), and so does a node, by DELETE with ``index`` or by a PUT whose
+    values leave it out. Sending it again unchanged is allowed.
+    """
+    if before is None:
+        return []
+    frozen = {v.index: v for v in before.values if v.permissions[1] == "0"}
+    if not frozen:  # the common case: no read-only value, nothing to compare
+        return []
+    return sorted(
+        v.index for v in after if v.index in frozen and frozen[v.index].content() != v.content()
+    )
+
+
+def check_writable(
+    before: HandleRecord | None, after: Sequence[HandleValue], handle: Handle
+) -> None:
+    """Raise ValueReadOnly (403, responseCode 401) when ``after`` changes a read-only
+    value of ``before`` (:func:`read_only_changes`)."""
+    changed = read_only_changes(before, after)
+    if changed:
+        raise ValueReadOnly(
+            f"values at indexes {changed} of {handle.text} are read-only (their permissions "
+            "have admin write 0): nobody may change them, though they may be removed",
+            handle=handle.text,
+        )
 
 
 def _finish(

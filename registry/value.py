@@ -8,14 +8,17 @@ Timestamps are set by the node, never taken from the client.
 
 Handle's fields beyond the basic five, as Handle's JSON codec reads and writes them:
 
-* ``permissions``: four bits, ``adminRead adminWrite publicRead publicWrite``; the
-  default ``"1110"`` is left out of the output, as Handle does, so records without it
-  keep their bytes. A value whose public-read bit is 0 never reaches an anonymous
+* ``permissions``: four bits, ``adminRead adminWrite publicRead publicWrite``, read
+  from the right as Handle does (a shorter string leaves the leading bits at their
+  default, 1: ``"00"`` is ``"1100"``); the default ``"1110"`` is left out of the
+  output, as Handle does, so records without it keep their bytes. A value whose
+  public-read bit is 0 never reaches an anonymous
   reader (see ``is_public``). ``"publicRead": false`` is kept as an alias of
   ``"permissions": "1100"``; both given and disagreeing is refused. Public write (the
   last bit, or ``"*"``) is refused: nodes never take anonymous writes. Admin read 0
-  hides the value from authenticated readers as well; admin write 0 is stored and
-  returned (the write rights of HS_ADMIN decide who may change it).
+  hides the value from authenticated readers as well; admin write 0 makes the value
+  read-only: nobody may change it, though it may be removed (Handle's server:
+  ``registry.record.check_writable``).
 * ``ttl``: seconds, or an absolute expiry as an ISO-8601 date (stored and returned as
   ``YYYY-MM-DDTHH:MM:SSZ``); a string of digits still means seconds.
 * ``references``: ``[{"handle", "index"}]``, returned when not empty.
@@ -504,19 +507,31 @@ def _permissions(obj: dict[str, Any], index: int) -> str:
     permissions = obj.get("permissions")
     if permissions is None:
         return PRIVATE_VALUE_PERMISSIONS if public is False else DEFAULT_VALUE_PERMISSIONS
+    if (
+        isinstance(permissions, str)
+        and 0 < len(permissions) < 4
+        and not set(permissions) - {"0", "1"}
+    ):
+        # Handle reads the bits from the right (publicWrite is the last character) and
+        # leaves those a short string does not reach at their defaults (adminRead,
+        # adminWrite and publicRead 1): "00" is "1100", "010" is "1010". Difference: the
+        # reference codec (GsonUtility.deserializePermissions) compares "length > n"
+        # and so never reads the leftmost character ("0" changes nothing there, "0110"
+        # keeps adminRead); here every character sent counts.
+        permissions = DEFAULT_VALUE_PERMISSIONS[: 4 - len(permissions)] + permissions
     if permissions == DEFAULT_VALUE_PERMISSIONS:
         permissions = DEFAULT_VALUE_PERMISSIONS  # the shared object: __post_init__'s fast path
     elif permissions not in _VALUE_PERMISSIONS:
         if isinstance(permissions, str) and (
-            permissions == "*" or (len(permissions) == 4 and permissions.endswith("1"))
+            permissions == "*" or (0 < len(permissions) <= 4 and permissions.endswith("1"))
         ):
             raise InvalidValue(
                 f"{_at(index)}: public write (the last permissions bit) is not supported: "
                 "values are written by their handle's administrators only"
             )
         raise InvalidValue(
-            f"{_at(index)}: 'permissions' must be 4 characters of 0 and 1 "
-            '(adminRead adminWrite publicRead publicWrite), e.g. "1110"'
+            f"{_at(index)}: 'permissions' must be up to 4 characters of 0 and 1 "
+            '(adminRead adminWrite publicRead publicWrite, read from the right), e.g. "1110"'
         )
     if public is not None and public != (permissions[2] == "1"):
         raise InvalidValue(

@@ -84,7 +84,8 @@ async def test_making_a_value_public_again_shows_it(stored: httpx.AsyncClient) -
     ("extra", "says"),
     [
         ({"permissions": "1111"}, "public write"),
-        ({"permissions": "11"}, "4 characters of 0 and 1"),
+        ({"permissions": "11"}, "public write"),  # read from the right: "1111"
+        ({"permissions": "1x"}, "4 characters of 0 and 1"),
         ({"permissions": "1100", "publicRead": True}, "contradicts"),
     ],
 )

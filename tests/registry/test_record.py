@@ -16,6 +16,7 @@ from registry.errors import (
     InvalidValue,
     MalformedRequest,
     ValueExists,
+    ValueReadOnly,
     ValuesNotFound,
 )
 from registry.identifier import Handle, Identity
@@ -27,6 +28,7 @@ from registry.record import (
     plan_remove,
     plan_replace,
     plan_update,
+    read_only_changes,
     rehandled,
     select,
     sent_indexes,
@@ -278,6 +280,59 @@ def test_remove_drops_the_existing_indexes_and_ignores_missing_ones() -> None:
 def test_remove_of_every_value_leaves_an_empty_record() -> None:
     existing = record(val(1))
     assert plan_remove(existing, HANDLE, frozenset({1})).values == ()
+
+
+# --- read-only values (admin write 0) ----------------------------------------------------
+
+
+def frozen(
+    index: int = 2, data: str = "https://x.example/fixed", perms: str = "1010"
+) -> HandleValue:
+    return HandleValue.from_input(
+        {"index": index, "type": "URL", "data": data, "permissions": perms}, now=NOW, limits=LIMITS
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        frozen(data="https://example.com/other"),  # other data
+        frozen(perms="1110"),  # its permissions, admin write back to 1
+        frozen(perms="1000"),
+        val(2),  # a plain value at its index
+    ],
+)
+def test_a_read_only_value_cannot_be_changed_by_update_or_replace(change: HandleValue) -> None:
+    existing = record(val(1), frozen())
+    with pytest.raises(ValueReadOnly) as info:
+        update(existing, [change], {2})
+    assert (info.value.response_code, info.value.http_status) == (401, 403)
+    assert "[2]" in info.value.message and "read-only" in info.value.message
+    with pytest.raises(ValueReadOnly):
+        replace(existing, [val(1), change])
+
+
+def test_a_read_only_value_may_be_sent_again_unchanged_or_removed() -> None:
+    existing = record(val(1), frozen())
+    assert update(existing, [frozen()], {2}).value_at(2) == existing.value_at(2)
+    assert indexes(replace(existing, [val(1, data="https://example.com/new")])) == [1, 100]
+    assert indexes(plan_remove(existing, HANDLE, frozenset({2}))) == [1]
+    # values beside it change freely
+    changed = update(existing, [val(1, data="https://example.com/new")], {1})
+    assert changed.value_at(2) == existing.value_at(2)
+
+
+def test_read_only_changes_names_only_changed_read_only_indexes() -> None:
+    existing = record(frozen(2), frozen(3, perms="0000"), val(4))
+    after = [frozen(2), frozen(3, data="x"), val(4, data="y")]
+    assert read_only_changes(existing, after) == [3]
+    assert read_only_changes(None, after) == []
+    assert read_only_changes(record(val(2)), [val(2, data="z")]) == []
+
+
+def test_update_without_overwrite_still_answers_value_exists_first() -> None:
+    with pytest.raises(ValueExists):
+        update(record(frozen()), [frozen(data="z")], {2}, overwrite=False)
 
 
 # --- bodies ------------------------------------------------------------------------------

@@ -510,7 +510,10 @@ def test_permissions_are_returned_only_when_not_the_default_as_handle_does() -> 
     [
         ({"permissions": "1111"}, "public write"),
         ({"permissions": "*"}, "public write"),
-        ({"permissions": "110"}, "4 characters of 0 and 1"),
+        ({"permissions": "1"}, "public write"),
+        ({"permissions": "01"}, "public write"),
+        ({"permissions": ""}, "4 characters of 0 and 1"),
+        ({"permissions": "1x"}, "4 characters of 0 and 1"),
         ({"permissions": "11100"}, "4 characters of 0 and 1"),
         ({"permissions": "11x0"}, "4 characters of 0 and 1"),
         ({"permissions": 1110}, "4 characters of 0 and 1"),
@@ -522,6 +525,33 @@ def test_permissions_are_returned_only_when_not_the_default_as_handle_does() -> 
 )
 def test_bad_permissions_are_refused(sent: dict[str, Any], problem: str) -> None:
     assert problem in refused({**URL_Y, **sent})
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("0", "1110"),
+        ("00", "1100"),
+        ("10", "1110"),
+        ("010", "1010"),
+        ("100", "1100"),
+        ("000", "1000"),
+    ],
+)
+def test_short_value_permissions_are_read_from_the_right_as_handle_does(
+    sent: str, kept: str
+) -> None:
+    """Handle's codec reads the last character as publicWrite, the one before as
+    publicRead, then adminWrite, adminRead; bits a short string does not reach keep
+    their defaults (1, 1, 1, 0)."""
+    value = parse({**URL_Y, "permissions": sent})
+    assert value.permissions == kept
+    assert value.public is (kept[2] == "1")
+
+
+def test_short_permissions_agree_with_public_read() -> None:
+    assert parse({**URL_Y, "publicRead": False, "permissions": "00"}).permissions == "1100"
+    assert "contradicts" in refused({**URL_Y, "publicRead": True, "permissions": "00"})
 
 
 def test_secret_keys_stay_private_whatever_their_permissions_say() -> None:
