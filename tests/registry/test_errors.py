@@ -31,6 +31,7 @@ from registry.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
     ValueExists,
+    ValueReadOnly,
     ValuesNotFound,
 )
 
@@ -53,6 +54,7 @@ TABLE: list[tuple[type[IdnodeError], int, int, type[IdnodeError] | None]] = [
     (NotResponsible, 301, 400, RequestError),
     (AuthenticationRequired, 402, 401, RequestError),
     (NotAuthorised, 400, 403, RequestError),
+    (ValueReadOnly, 401, 403, NotAuthorised),
     (PayloadTooLarge, 2, 413, RequestError),
     (TooManyRequests, 2, 429, RequestError),
     (DailyLimitReached, 603, 429, TooManyRequests),
