@@ -46,6 +46,7 @@ from node.background import stop_all
 from node.body_limit import BodyLimit
 from node.config import NodeConfig
 from node.daily_kpis import Kpis
+from node.docs import install_docs
 from node.embedded_redis import EmbeddedRedis
 from node.fast_path import FastResolutions
 from node.metrics import RequestMetrics
@@ -179,8 +180,11 @@ def create_app(config: NodeConfig) -> FastAPI:
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # node.docs serves /docs and /redoc without a CDN
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_docs(app)
     _declare_security(app)
     app.include_router(handles.router)
     app.include_router(management.router)
