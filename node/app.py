@@ -53,12 +53,14 @@ from node.metrics import RequestMetrics
 from node.parent import ParentLink, own_entry
 from node.path_guard import PathGuard
 from node.responses import SECURITY_SCHEMES, install_error_handlers
+from node.schemas import describe
 from node.state import NodeState, Registration
 from registry.admission import DailyQuota, TokenBucket
 from registry.audit import AuditLog
 from registry.authority import Authority
 from registry.delegation import Delegations
 from registry.enterprise import Status
+from registry.hierarchy import Traits
 from registry.identifier import ADMIN_SECRET_INDEX
 from registry.onboarding import Onboarding
 from registry.prefix_entry import PrefixEntry, PrefixKind
@@ -185,7 +187,7 @@ def create_app(config: NodeConfig) -> FastAPI:
     )
     install_error_handlers(app)
     install_docs(app)
-    _declare_security(app)
+    _declare_security(app, traits)
     app.include_router(handles.router)
     app.include_router(management.router)
     app.include_router(trace.router)
@@ -227,9 +229,10 @@ class NodeApi(FastAPI):
             await super().__call__(scope, receive, send)
 
 
-def _declare_security(app: FastAPI) -> None:
-    """Add the Basic and Bearer schemes that write operations name to the schema, and
-    document invalid parameters as the 400 they are answered with."""
+def _declare_security(app: FastAPI, traits: Traits) -> None:
+    """Add the Basic and Bearer schemes that write operations name to the schema,
+    document invalid parameters as the 400 they are answered with, and describe the
+    bodies and the role's operations (:mod:`node.schemas`)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -245,7 +248,7 @@ def _declare_security(app: FastAPI) -> None:
                         responses.setdefault(
                             "400", {"description": "Invalid parameter or body (202)"}
                         )
-            app.openapi_schema = schema
+            app.openapi_schema = describe(schema, traits)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
