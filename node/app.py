@@ -46,18 +46,21 @@ from node.background import stop_all
 from node.body_limit import BodyLimit
 from node.config import NodeConfig
 from node.daily_kpis import Kpis
+from node.docs import install_docs
 from node.embedded_redis import EmbeddedRedis
 from node.fast_path import FastResolutions
 from node.metrics import RequestMetrics
 from node.parent import ParentLink, own_entry
 from node.path_guard import PathGuard
 from node.responses import SECURITY_SCHEMES, install_error_handlers
+from node.schemas import describe
 from node.state import NodeState, Registration
 from registry.admission import DailyQuota, TokenBucket
 from registry.audit import AuditLog
 from registry.authority import Authority
 from registry.delegation import Delegations
 from registry.enterprise import Status
+from registry.hierarchy import Traits
 from registry.identifier import ADMIN_SECRET_INDEX
 from registry.onboarding import Onboarding
 from registry.prefix_entry import PrefixEntry, PrefixKind
@@ -179,9 +182,12 @@ def create_app(config: NodeConfig) -> FastAPI:
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # node.docs serves /docs and /redoc without a CDN
+        redoc_url=None,
     )
     install_error_handlers(app)
-    _declare_security(app)
+    install_docs(app)
+    _declare_security(app, traits)
     app.include_router(handles.router)
     app.include_router(management.router)
     app.include_router(trace.router)
@@ -223,9 +229,10 @@ class NodeApi(FastAPI):
             await super().__call__(scope, receive, send)
 
 
-def _declare_security(app: FastAPI) -> None:
-    """Add the Basic and Bearer schemes that write operations name to the schema, and
-    document invalid parameters as the 400 they are answered with."""
+def _declare_security(app: FastAPI, traits: Traits) -> None:
+    """Add the Basic and Bearer schemes that write operations name to the schema,
+    document invalid parameters as the 400 they are answered with, and describe the
+    bodies and the role's operations (:mod:`node.schemas`)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -241,7 +248,7 @@ def _declare_security(app: FastAPI) -> None:
                         responses.setdefault(
                             "400", {"description": "Invalid parameter or body (202)"}
                         )
-            app.openapi_schema = schema
+            app.openapi_schema = describe(schema, traits)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
