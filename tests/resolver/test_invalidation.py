@@ -458,17 +458,23 @@ async def test_a_node_is_followed_for_every_prefix_it_is_asked_for(
     assert await cached(redis) == {"k:88.102/c"}
 
 
+def bounded(
+    redis: Redis,
+    cache: AnswerCache,
+    session: aiohttp.ClientSession,
+    clock: FakeClock,
+    *,
+    max_nodes: int,
+) -> Follower:
+    """A follower of at most ``max_nodes`` nodes."""
+    upstream = Upstream(session, timeout=1.0, policy=LOOPBACK)
+    return Follower(redis, cache, upstream, interval=1.0, max_nodes=max_nodes, clock=clock)
+
+
 async def test_the_followed_set_is_bounded_and_answers_beyond_it_are_not_cached(
     redis: Redis, cache: AnswerCache, clock: FakeClock, session: aiohttp.ClientSession
 ) -> None:
-    follower = Follower(
-        redis,
-        cache,
-        Upstream(session, timeout=1.0, policy=LOOPBACK),
-        interval=1.0,
-        max_nodes=3,
-        clock=clock,
-    )
+    follower = bounded(redis, cache, session, clock, max_nodes=3)
     nodes = [f"http://node{n}.example" for n in range(5)]
     followed = [await follower.track(node, P100, T0) for node in nodes]
     assert followed == [True, True, True, False, False]
@@ -480,14 +486,7 @@ async def test_the_followed_set_is_bounded_and_answers_beyond_it_are_not_cached(
 async def test_a_node_not_asked_for_longer_than_entries_live_is_forgotten(
     redis: Redis, cache: AnswerCache, clock: FakeClock, session: aiohttp.ClientSession
 ) -> None:
-    follower = Follower(
-        redis,
-        cache,
-        Upstream(session, timeout=1.0, policy=LOOPBACK),
-        interval=1.0,
-        max_nodes=2,
-        clock=clock,
-    )
+    follower = bounded(redis, cache, session, clock, max_nodes=2)
     assert follower.expiry == POLICY.longest_keep == 4600.0
     await follower.track("http://old.example", P100, T0)
     clock.advance(3000)
@@ -514,14 +513,7 @@ async def test_loading_obeys_the_bound_and_the_expiry_and_drops_unknown_forms(
         "http://garbage.example": "E1 5-0 x 88.100",
     }
     await redis.hset(CURSORS_KEY, mapping=saved)  # type: ignore[arg-type]
-    follower = Follower(
-        redis,
-        cache,
-        Upstream(session, timeout=1.0, policy=LOOPBACK),
-        interval=1.0,
-        max_nodes=2,
-        clock=clock,
-    )
+    follower = bounded(redis, cache, session, clock, max_nodes=2)
     await follower.load()
     assert follower.nodes == ["http://a.example", "http://b.example"]
     assert follower.prefixes("http://b.example") == {Prefix("88.101"), Prefix("88.102")}
