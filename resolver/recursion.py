@@ -134,18 +134,7 @@ class Resolver:
 
     async def _ask(self, hop: Hop, handle: Handle) -> Answer:
         try:
-            return await self.upstream.get_handle(hop.url, handle)
-        except UpstreamTimeout as exc:
+            return await self.upstream.get_handle(hop.url, handle, label=hop.label)
+        except (UpstreamTimeout, UpstreamUnavailable) as exc:
             log.info("resolving %s: %s", handle.text, exc.message)
-            raise UpstreamTimeout(_labelled(hop, exc.message, "did not answer in time")) from exc
-        except UpstreamUnavailable as exc:
-            log.info("resolving %s: %s", handle.text, exc.message)
-            raise UpstreamUnavailable(_labelled(hop, exc.message, "is unreachable")) from exc
-
-
-def _labelled(hop: Hop, message: str, otherwise: str) -> str:
-    """An upstream error (in this node's words: :mod:`resolver.upstream` never passes on
-    another node's text) with the node named by its label, which says what it was asked
-    for: "node URL (for 88.100) is unreachable: its TLS certificate was not accepted"."""
-    said = message.removeprefix(f"node {hop.url} ")
-    return f"node {hop.label} {said if said != message else otherwise}"
+            raise

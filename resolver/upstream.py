@@ -111,9 +111,10 @@ class Upstream:
         self.policy = policy
         self.max_bytes = max_bytes
 
-    async def get_handle(self, node: str, handle: Handle) -> Answer:
-        """The node's answer to a plain resolution of ``handle``, whatever its status."""
-        reply, _ = await self._call(node, "GET", handle_url(node, handle))
+    async def get_handle(self, node: str, handle: Handle, *, label: str | None = None) -> Answer:
+        """The node's answer to a plain resolution of ``handle``, whatever its status;
+        errors name the node by ``label`` when given (a walk says what it asked it for)."""
+        reply, _ = await self._call(node, "GET", handle_url(node, handle), label=label)
         served = reply.headers
         return Answer(reply.status, reply.body, served.get("X-Resolved-By"), served.get("X-Cache"))
 
@@ -160,13 +161,16 @@ class Upstream:
         timeout: float | None = None,
         parse: bool = False,
         headers: Mapping[str, str] | None = None,
+        label: str | None = None,
         **kwargs: Any,
     ) -> tuple[_Reply, Any]:
         """One exchange and, with ``parse``, its JSON, all within one deadline; never
-        with a node URL the target policy refuses (whoever named it)."""
+        with a node URL the target policy refuses (whoever named it). Errors name the
+        node by ``label``, else by its URL."""
+        shown = label or node
         problem = self.policy.problem(node)
         if problem is not None:
-            raise UpstreamUnavailable(f"node {node} is not asked: {problem}")
+            raise UpstreamUnavailable(f"node {shown} is not asked: {problem}")
         limit = self.timeout if timeout is None else timeout
         sent = {**(headers or {}), "Accept-Encoding": "identity"}
         try:
@@ -182,17 +186,17 @@ class Upstream:
                     **kwargs,
                 ) as response:
                     reply = _Reply(
-                        response.status, await self._body(node, response), response.headers
+                        response.status, await self._body(shown, response), response.headers
                     )
-                return reply, _json(node, reply.body) if parse else None
+                return reply, _json(shown, reply.body) if parse else None
         except TimeoutError as exc:
-            raise UpstreamTimeout(f"node {node} did not answer within {limit:g}s") from exc
+            raise UpstreamTimeout(f"node {shown} did not answer within {limit:g}s") from exc
         except (aiohttp.ClientError, OSError) as exc:
             log.info(
                 "node-to-node call failed",
                 extra={"node": node, "error": type(exc).__name__, "detail": str(exc)},
             )
-            raise UpstreamUnavailable(f"node {node} is unreachable: {_reason(exc)}") from exc
+            raise UpstreamUnavailable(f"node {shown} is unreachable: {_reason(exc)}") from exc
 
     async def _body(self, node: str, response: aiohttp.ClientResponse) -> bytes:
         """The body, refused unread when its headers already break the bounds, and
