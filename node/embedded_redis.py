@@ -199,29 +199,41 @@ class EmbeddedRedis:
             self.pid_file.unlink()
 
     def _launch(self, port: int) -> subprocess.Popen[bytes]:
+        """Start a server on ``port``. The configuration file is rewritten only when it
+        changes (a new port): a restart on a disk full to the last byte must not need a
+        byte of it. Refusing writes is a command-line option for the same reason."""
         conf = self._write_config(port)
+        refuse = ["--replicaof", *NO_MASTER] if self.writes_refused else []
         process = subprocess.Popen(
-            [redis_server_binary(), str(conf)],
+            [redis_server_binary(), str(conf), *refuse],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=die_with_parent,
         )
-        self.pid_file.write_text(str(process.pid))
+        try:
+            self.pid_file.write_text(str(process.pid))
+        except OSError as exc:  # only for finding a stale server; the disk may be full
+            log.warning("embedded redis pid file not written", extra={"error": str(exc)})
         return process
 
     def _watch(self) -> None:
+        """The watcher's loop. It must outlive any one failure: a watcher that died
+        would leave the node without a store for good."""
         next_disk_look = 0.0
         while not self._stopping.wait(_WATCH_EVERY):
             process, port = self._process, self.port
             if process is None or port is None:
                 return
-            if process.poll() is not None:
-                self._restart(process, port)
-                continue
-            if self.min_free_disk_bytes and time.monotonic() >= next_disk_look:
-                next_disk_look = time.monotonic() + _DISK_EVERY
-                self._follow_disk(port)
+            try:
+                if process.poll() is not None:
+                    self._restart(process, port)
+                    continue
+                if self.min_free_disk_bytes and time.monotonic() >= next_disk_look:
+                    next_disk_look = time.monotonic() + _DISK_EVERY
+                    self._follow_disk(port)
+            except Exception:  # noqa: BLE001 - logged, and the watch goes on
+                log.exception("embedded redis supervision failed once; it goes on")
 
     def _restart(self, dead: subprocess.Popen[bytes], port: int) -> None:
         """Start the server again on ``port`` until it answers, backing off."""
@@ -232,7 +244,12 @@ class EmbeddedRedis:
         delay = _BACKOFF_FIRST
         while not self._stopping.wait(delay):
             self.writes_refused = self._disk_short()
-            process = self._launch(port)
+            try:
+                process = self._launch(port)
+            except OSError as exc:  # e.g. no memory to fork: try again later
+                log.warning("embedded redis could not be started", extra={"error": str(exc)})
+                delay = min(delay * 2, _BACKOFF_MAX)
+                continue
             if self._wait_ready(process, port):
                 with self._lock:
                     if self._stopping.is_set():
@@ -282,26 +299,26 @@ class EmbeddedRedis:
 
     def _write_config(self, port: int) -> Path:
         conf = self.data_dir / "redis.conf"
-        conf.write_text(
-            "\n".join(
-                [
-                    f"bind {self.host}",
-                    f"port {port}",
-                    f'dir "{self.data_dir}"',
-                    "daemonize no",
-                    "protected-mode yes",
-                    "appendonly yes",
-                    f"appendfsync {self.appendfsync}",
-                    'appendfilename "appendonly.aof"',
-                    'save ""',
-                    f"databases {self.databases}",
-                    # A replica of nothing: writes refused (see the module docstring).
-                    *([f"replicaof {' '.join(NO_MASTER)}"] if self.writes_refused else []),
-                    f'logfile "{self.log_file}"',
-                    "",
-                ]
-            )
+        text = "\n".join(
+            [
+                f"bind {self.host}",
+                f"port {port}",
+                f'dir "{self.data_dir}"',
+                "daemonize no",
+                "protected-mode yes",
+                "appendonly yes",
+                f"appendfsync {self.appendfsync}",
+                'appendfilename "appendonly.aof"',
+                'save ""',
+                f"databases {self.databases}",
+                f'logfile "{self.log_file}"',
+                "",
+            ]
         )
+        with contextlib.suppress(OSError):
+            if conf.read_text() == text:
+                return conf
+        conf.write_text(text)
         return conf
 
     def _wait_ready(self, process: subprocess.Popen[bytes], port: int) -> bool:
