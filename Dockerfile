@@ -1,5 +1,5 @@
 # The node image: one image for every role (top, secondary, enterprise, recursive),
-# configured by IDNODE_* environment variables (README, "Configuration").
+# configured by IDNODE_* environment variables (docs/reference/configuration.md).
 #
 #   docker build -t idnode:0.1.0 .
 #   docker run --rm -p 8001:8001 -e IDNODE_ROLE=secondary -e IDNODE_PREFIX=88.100 idnode:0.1.0

@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 DEMO_ARGS ?=
 
-.PHONY: install demo test browser compose-tool bench-tools bench-capacity bench-batch-cost bench-attacks bench-ci check lint types format clean
+.PHONY: install demo docs test browser compose-tool bench-tools bench-capacity bench-batch-cost bench-attacks bench-ci check lint types format clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ bench-ci: install
 
 check: lint types
 
+# The documentation site (docs/, mkdocs.yml) into site/, strictly: a broken link, a
+# missing page or a failing hook fails the build. Open site/index.html: it works offline.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -83,4 +88,4 @@ format: install
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .idnode .mypy_cache .ruff_cache .pytest_cache *.egg-info
+	rm -rf $(VENV) site .idnode .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,6 +1,6 @@
 """What one identifier costs the batch path of a node, measured in process: the figures
-behind the README's "Less work per identifier" and "A batch's repeated values parsed
-once", which anyone can rerun.
+behind "Less work per identifier" and "A batch's repeated values parsed once" in
+docs/benchmarks/capacity.md, which anyone can rerun.
 
 ::
 

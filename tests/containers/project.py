@@ -1,6 +1,6 @@
 """The project's container files as the tests read them: the compose file as
-``docker-compose config`` resolves it, the README's containers section, pyproject.toml
-and the packages the node image holds."""
+``docker-compose config`` resolves it, the containers guide (docs/guides/containers.md),
+pyproject.toml and the packages the node image holds."""
 
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
-README = ROOT / "README.md"
-HEADING = "## Containers"
+GUIDE = ROOT / "docs" / "guides" / "containers.md"
 
 
 def docker_compose() -> str | None:
@@ -58,17 +57,12 @@ def load_compose(binary: str) -> dict[str, Any]:
     return config
 
 
-def readme_section() -> tuple[Path, str]:
-    """The README's ``## Containers`` section."""
-    text = README.read_text("utf-8")
-    start = text.find(f"\n{HEADING}\n")
-    assert start >= 0, f"{README} has no {HEADING!r} section"
-    body = text[start + 1 :]
-    end = body.find("\n## ", len(HEADING))
-    return README, body if end < 0 else body[: end + 1]
+def guide_section() -> tuple[Path, str]:
+    """The containers guide: the page where a user reads how to build and run them."""
+    return GUIDE, GUIDE.read_text("utf-8")
 
 
-def readme_services(section: str) -> dict[str, str]:
+def guide_services(section: str) -> dict[str, str]:
     """The services table of the section: service name -> its row."""
     rows: dict[str, str] = {}
     in_table = False

@@ -1,5 +1,5 @@
 """The compose file, as ``docker-compose config`` validates and resolves it, against the
-README's containers section and the demo hierarchy."""
+containers guide (docs/guides/containers.md) and the demo hierarchy."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from tests.containers.project import (
     COMPOSE_FILE,
     ROOT,
     compose_config,
+    guide_section,
+    guide_services,
     mounts,
     ports,
     pyproject,
-    readme_section,
-    readme_services,
 )
 
 
@@ -61,15 +61,15 @@ def test_docker_compose_config_rejects_a_broken_file(compose_binary: str, tmp_pa
 def test_every_service_the_readme_names_is_there_with_a_health_check(
     compose: dict[str, Any],
 ) -> None:
-    where, section = readme_section()
-    named = readme_services(section)
+    where, section = guide_section()
+    named = guide_services(section)
     services = compose["services"]
     missing = sorted(set(named) - set(services))
     assert not missing, f"{where} names services compose.yaml lacks: {missing}"
     for name, row in named.items():
         service = services[name]
         if is_one_shot(service):
-            # A job that runs once says so, in the README and by its settings.
+            # A job that runs once says so, in the guide and by its settings.
             assert "one-shot" in row, f"{where}: say that {name} is a one-shot job"
             continue
         test = service.get("healthcheck", {}).get("test")
@@ -78,8 +78,8 @@ def test_every_service_the_readme_names_is_there_with_a_health_check(
 
 
 def test_every_service_is_in_the_readme(compose: dict[str, Any]) -> None:
-    where, section = readme_section()
-    undocumented = sorted(set(compose["services"]) - set(readme_services(section)))
+    where, section = guide_section()
+    undocumented = sorted(set(compose["services"]) - set(guide_services(section)))
     assert not undocumented, f"{where} does not name {undocumented}"
 
 

@@ -1,5 +1,5 @@
 """The node image's Dockerfile: stages, user, health check, what it installs, and the
-README's build command."""
+containers guide's build command."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from node.config import NodeConfig
 from node.probe import TIMEOUT
 from tests.containers.dockerfile import Dockerfile, Instruction
 from tests.containers.hierarchy import RUNNER, is_image_service, is_one_shot
-from tests.containers.project import ROOT, modules_not_in_image, pyproject, readme_section
+from tests.containers.project import ROOT, guide_section, modules_not_in_image, pyproject
 
 VENV = "/opt/idnode"
 
@@ -295,8 +295,8 @@ def test_only_the_image_packages_are_importable_under_the_runner() -> None:
     assert "PORT=URL" in help_text.stdout
 
 
-def test_the_readme_build_command_builds_what_compose_runs(compose: dict[str, Any]) -> None:
-    where, section = readme_section()
+def test_the_guide_build_command_builds_what_compose_runs(compose: dict[str, Any]) -> None:
+    where, section = guide_section()
     builds = [
         shlex.split(line.split("#", 1)[0])
         for line in section.splitlines()

@@ -27,7 +27,7 @@ def test_setup_job_succeeds_and_prints_the_credentials(compose_hierarchy: Setup)
 
 @server
 def test_an_identifier_resolves_through_the_top_node(compose_hierarchy: Setup) -> None:
-    """The README's first curl: ``/api/handles/88.100.1/demo-0001`` at the top node."""
+    """The containers guide's curl: ``/api/handles/88.100.1/demo-0001`` at the top node."""
     top = compose_hierarchy.url("top-88")
     secondary = compose_hierarchy.url("secondary-88-100")
     answer = httpx.get(f"{top}/api/handles/88.100.1/demo-0001", timeout=30)

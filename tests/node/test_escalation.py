@@ -1,6 +1,6 @@
 """The privilege escalation through keys at other indexes of a prefix record.
 
-Found by trying the README's own example as an attacker: an enterprise administrator
+Found by trying the permissions guide's own example as an attacker: an enterprise administrator
 grants user alice ``write-values`` on ``0.NA/88.100.1``; alice then put a key at index 301
 of ``0.NA/88.100.1``, logged in as ``301:0.NA/88.100.1`` and acted as the prefix's
 administrator, or replaced the key at index 300 and locked the real one out. The same
@@ -76,7 +76,7 @@ async def node(
     request: pytest.FixtureRequest, redis: Redis, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Node 88.100 with enterprise 88.100.1 and its user alice, granted ``write-values``
-    on ``0.NA/88.100.1`` exactly as the README shows."""
+    on ``0.NA/88.100.1`` exactly as docs/guides/permissions.md shows."""
     async with _running(request.param, redis_server, tmp_path) as http:
         await _ok(
             await http.put(
