@@ -113,8 +113,11 @@ class EmbeddedRedis:
         start_timeout: float = 30.0,
         min_free_disk_bytes: int = 0,
         avoid_ports: Collection[int] = (),
+        log_dir: Path | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
+        # Where redis.log goes (default: the data directory); kept when the data is not.
+        self.log_dir = log_dir.resolve() if log_dir is not None else self.data_dir
         # Ports not to take: the node's own, which it binds only after starting Redis.
         self.avoid_ports = frozenset(avoid_ports)
         self.appendfsync = appendfsync
@@ -146,7 +149,7 @@ class EmbeddedRedis:
 
     @property
     def log_file(self) -> Path:
-        return self.data_dir / "redis.log"
+        return self.log_dir / "redis.log"
 
     def start(self) -> str:
         """Start the server and wait until it answers PING; return its URL."""
@@ -200,13 +203,17 @@ class EmbeddedRedis:
 
     def _launch(self, port: int) -> subprocess.Popen[bytes]:
         conf = self._write_config(port)
-        process = subprocess.Popen(
-            [redis_server_binary(), str(conf)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-        )
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        # Its output too goes to the log: what a server that cannot start (a broken
+        # binary, a bad config) says is written there, before it could open its logfile.
+        with self.log_file.open("ab") as sink:
+            process = subprocess.Popen(
+                [redis_server_binary(), str(conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=sink,
+                preexec_fn=die_with_parent,
+            )
         self.pid_file.write_text(str(process.pid))
         return process
 
