@@ -284,10 +284,27 @@ async def _start(options: BenchOptions, out: Path) -> tuple[Launcher, dict[str, 
     return launcher, catalog.from_launcher(launcher)
 
 
-async def seed(jobs: list[SeedJob]) -> int:
-    """Load the jobs' identifiers, with a progress bar on standard output."""
+async def seed(jobs: list[SeedJob]) -> tuple[int, list[SeedJob]]:
+    """Load the jobs' identifiers, with a progress bar on standard output; a job whose
+    node refuses its credentials (an enterprise onboarded by hand, whose secret is not
+    the demo one) is skipped with a note on standard error. Returns the identifiers
+    written and the jobs skipped."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
-        return await Seeder(http, progress=sys.stdout).seed(jobs)
+        seeder = Seeder(http, progress=sys.stdout)
+        refused = await seeder.refused(jobs)
+        for job in refused:
+            print(
+                f"skipping {job.prefix}: {job.node_url} refuses {job.credentials.identity} "
+                "with the demo secret (an enterprise onboarded by hand?); seed it with its "
+                "own secret through POST /api/batch/handles",
+                file=sys.stderr,
+                flush=True,
+            )
+        skipped = {job.prefix for job in refused}
+        usable = [job for job in jobs if job.prefix not in skipped]
+        if not usable:
+            raise ConfigError("no enterprise accepts the demo credentials: nothing seeded")
+        return await seeder.seed(usable), refused
 
 
 def _check_locust() -> None:
@@ -313,7 +330,11 @@ def bench(options: BenchOptions, command: str) -> int:
         else:
             raise ConfigError("give --up, --target <top URL> or --catalog FILE")
         if options.seed and launcher is None:
-            asyncio.run(seed(catalog.seed_jobs(hierarchy)))
+            _, refused = asyncio.run(seed(catalog.seed_jobs(hierarchy)))
+            skipped = {job.prefix for job in refused}  # not seeded: not load-tested either
+            hierarchy["enterprises"] = [
+                e for e in hierarchy["enterprises"] if e["prefix"] not in skipped
+            ]
         hierarchy.update(
             scenario=options.scenario,
             unknown_share=options.unknown_share,

@@ -200,7 +200,13 @@ def failed(rows: list[Row]) -> bool:
 def _figure(value: float | None) -> str:
     if value is None:
         return "-"
-    return f"{value:,.0f}" if value >= 10 or value == int(value) else f"{value:,.2f}"
+    if value >= 10 or value == int(value):
+        return f"{value:,.0f}"
+    if value >= 0.01:
+        return f"{value:,.2f}"
+    # Small scaled targets keep two significant digits: 0.000071, not 0.00.
+    positional = f"{float(f'{value:.2g}'):.12f}".rstrip("0")
+    return positional if positional != "0." else f"{value:.2g}"
 
 
 def render_text(plan: Plan, rows: list[Row], scale: float) -> str:

@@ -9,92 +9,182 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 from node.config import APPENDFSYNC_POLICIES, LOG_LEVELS, NodeConfig
-from registry.errors import ConfigError
+from registry.errors import ConfigError, IdnodeError
 from registry.hierarchy import Role
+from registry.limits import Limits
 
 if TYPE_CHECKING:
     from node.topology import Topology
+
+
+_BODY = Limits().max_body_bytes
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default after its help, unless the help names it already or
+    there is none to show (``idnode serve``'s options default to None, so that the
+    environment can fill them: their help states the default itself)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False) or action.required:
+            return text
+        return super()._get_help_string(action)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("idnode")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "unknown"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="idnode",
         description="Industrial-internet identifier resolution node simulator.",
+        formatter_class=_HelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"idnode {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser(
+
+    def command(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=help, description=description, formatter_class=_HelpFormatter
+        )
+
+    serve = command(
         "serve",
         help="run one node",
-        description="Run one node. Every option can also be set as IDNODE_<OPTION>.",
+        description="Run one node. Every option can also be set as IDNODE_<OPTION> "
+        "(IDNODE_REDIS_URL for --redis-url); the option wins.",
     )
-    serve.add_argument("--role", choices=[r.value for r in Role])
-    serve.add_argument("--prefix", help="the prefix this node holds, e.g. 88.100")
+    serve.add_argument(
+        "--role",
+        choices=[r.value for r in Role],
+        help="the node's place in the hierarchy (required)",
+    )
+    serve.add_argument(
+        "--prefix", help="the prefix this node holds, e.g. 88.100 (required but for recursive)"
+    )
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default 8001)")
-    serve.add_argument("--data-dir", help="embedded Redis data directory")
-    serve.add_argument("--redis-url", help="use this Redis instead of starting one")
-    serve.add_argument("--admin-secret", help="secret of identity 300:0.NA/<prefix>")
-    serve.add_argument("--public-url", help="URL clients and other nodes use for this node")
-    serve.add_argument("--appendfsync", choices=APPENDFSYNC_POLICIES)
-    serve.add_argument("--max-body-bytes", type=int)
     serve.add_argument(
-        "--max-upstream-bytes", type=int, help="largest answer taken from another node (1 MiB)"
+        "--data-dir", help="embedded Redis data directory (default .idnode/<role>-<prefix>)"
     )
-    serve.add_argument("--log-level", choices=LOG_LEVELS)
-    serve.add_argument("--access-log", action="store_true", default=None)
-    serve.add_argument("--parent-url", help="the node above (top node, or a recursive's root)")
-    serve.add_argument("--industry", help="sent when registering with the top node")
-    serve.add_argument("--owner", help="the organisation running the node")
-    for option, meaning in (
-        ("--cache-max-ttl", "cap on a cached record's TTL"),
-        ("--negative-ttl", "how long 'not found' is cached"),
-        ("--max-stale", "how long past its TTL an answer may be served while its node is down"),
-        ("--local-cache-ttl", "life of the in-process copy of a cached answer"),
-        ("--upstream-timeout", "timeout of node-to-node requests"),
-        ("--invalidation-interval", "how often change feeds are polled"),
-        ("--change-retention", "how long this node's change feed keeps entries"),
-        ("--session-ttl", "life of a Bearer session token"),
+    serve.add_argument(
+        "--redis-url", help="use this Redis instead of starting one (default: start one)"
+    )
+    serve.add_argument(
+        "--admin-secret",
+        help="secret of identity 300:0.NA/<prefix> (default: generated once, printed once)",
+    )
+    serve.add_argument(
+        "--public-url",
+        help="URL clients and other nodes use for this node (default http://<host>:<port>)",
+    )
+    serve.add_argument(
+        "--appendfsync",
+        choices=APPENDFSYNC_POLICIES,
+        help="embedded Redis: when the AOF is fsynced; 'always' loses no acknowledged "
+        "write (default always)",
+    )
+    serve.add_argument(
+        "--max-body-bytes", type=int, help=f"request body limit, 413 above (default {_BODY})"
+    )
+    serve.add_argument(
+        "--max-upstream-bytes",
+        type=int,
+        help="largest answer taken from another node (default 1048576)",
+    )
+    serve.add_argument("--log-level", choices=LOG_LEVELS, help="(default info)")
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        default=None,
+        help="log every request (default off: it costs the hot path)",
+    )
+    serve.add_argument(
+        "--parent-url",
+        help="the node above: a secondary's top node, a recursive's root (default none; "
+        "required for secondary and recursive)",
+    )
+    serve.add_argument("--industry", help="sent when registering with the top node (default none)")
+    serve.add_argument("--owner", help="the organisation running the node (default none)")
+    for option, meaning, default in (
+        ("--cache-max-ttl", "cap on a cached record's TTL", 3600),
+        ("--negative-ttl", "how long 'not found' is cached", 10),
+        (
+            "--max-stale",
+            "how long past its TTL an answer may be served while its node is down",
+            86400,
+        ),
+        ("--local-cache-ttl", "life of the in-process copy of a cached answer", 1),
+        ("--upstream-timeout", "timeout of node-to-node requests", 5),
+        ("--invalidation-interval", "how often change feeds are polled", 1),
+        ("--change-retention", "how long this node's change feed keeps entries", 3600),
+        ("--session-ttl", "life of a Bearer session token", 900),
     ):
-        serve.add_argument(option, type=float, metavar="SECONDS", help=meaning)
-    serve.add_argument("--rate-limit", type=float, help="requests/s per address and identity")
-    serve.add_argument("--daily-quota", type=int, help="requests/day per address and identity")
+        serve.add_argument(
+            option, type=float, metavar="SECONDS", help=f"{meaning} (default {default})"
+        )
+    serve.add_argument(
+        "--rate-limit",
+        type=float,
+        help="requests/s per address and identity (default 0 = no limit)",
+    )
+    serve.add_argument(
+        "--daily-quota",
+        type=int,
+        help="requests/day per address and identity (default 0 = no limit)",
+    )
     serve.add_argument(
         "--anonymous-rate",
         type=float,
         help="anonymous /api/search and /api/trace requests/s per address, bursts of "
-        "twice that (10; 0 = no limit)",
+        "twice that (default 10; 0 = no limit)",
     )
     serve.add_argument(
         "--application-rate",
         type=float,
         help="anonymous enterprise applications/minute per address, bursts of twice "
-        "that (5; 0 = no limit)",
+        "that (default 5; 0 = no limit)",
     )
     serve.add_argument(
         "--max-pending-applications",
         type=int,
-        help="anonymous applications refused (429) while this many are pending (1000; 0 = no cap)",
+        help="anonymous applications refused (429) while this many are pending "
+        "(default 1000; 0 = no cap)",
     )
     serve.add_argument(
         "--application-lifetime",
         type=float,
         metavar="SECONDS",
-        help="a pending application expires after this long (604800 = 7 days; 0 = never)",
+        help="a pending application expires after this long (default 604800 = 7 days; 0 = never)",
     )
-    serve.add_argument("--audit-entries", type=int, help="audit log entries kept")
-    serve.add_argument("--secret-hash-cost", type=int, help="scrypt cost (log2 N) of new hashes")
-    serve.add_argument("--tls-cert", help="serve HTTPS: PEM certificate (chain)")
-    serve.add_argument("--tls-key", help="serve HTTPS: PEM private key")
-    serve.add_argument("--tls-ca", help="PEM CA bundle trusted for calls to other nodes")
-    serve.add_argument("--workers", type=int, help="worker processes serving the node (1)")
+    serve.add_argument("--audit-entries", type=int, help="audit log entries kept (default 100000)")
     serve.add_argument(
-        "--max-followed-nodes", type=int, help="change feeds followed at most (1024)"
+        "--secret-hash-cost", type=int, help="scrypt cost (log2 N) of new hashes (default 14)"
+    )
+    serve.add_argument(
+        "--tls-cert", help="serve HTTPS: PEM certificate (chain) (default: plain HTTP)"
+    )
+    serve.add_argument("--tls-key", help="serve HTTPS: PEM private key (default none)")
+    serve.add_argument(
+        "--tls-ca",
+        help="PEM CA bundle trusted for calls to other nodes (default: the system's CAs)",
+    )
+    serve.add_argument("--workers", type=int, help="worker processes serving the node (default 1)")
+    serve.add_argument(
+        "--max-followed-nodes", type=int, help="change feeds followed at most (default 1024)"
     )
     serve.add_argument(
         "--allow-private-nodes",
         action="store_true",
         default=None,
-        help="let calls to other nodes reach loopback and private addresses",
+        help="let calls to other nodes reach loopback and private addresses (default off)",
     )
     hygiene = serve.add_argument_group(
         "connection limits", "bounds on client connections and on the Redis pool"
@@ -153,23 +243,48 @@ def _parser() -> argparse.ArgumentParser:
         "has less free space than this, and resume when it has (default 67108864)",
     )
 
-    up = commands.add_parser(
+    up = command(
         "up",
         help="run a whole hierarchy (the demo by default)",
         description="Start a top node, secondary nodes, enterprises and their sample "
-        "identifiers from a topology file (the demo topology by default); Ctrl-C stops all.",
+        "identifiers from a topology file (the demo topology by default), printing one "
+        "line per step, then the table of nodes and secrets, then a line starting "
+        "'ready:' once every node answers and the samples are seeded. Ctrl-C stops all. "
+        "Exit status: 0 after a stop once ready, 130 (143) when Ctrl-C (SIGTERM) came "
+        "during start-up, 1 when a node died, 2 for a setting or port problem.",
     )
     up.add_argument("--topology", help="a topology TOML file (default: the demo topology)")
+    up.add_argument(
+        "--port-base",
+        type=int,
+        metavar="PORT",
+        help="move the hierarchy: the top node on PORT, every other node at the same "
+        "offset from it as in the topology (the demo: PORT+1..+3, PORT+10) "
+        "(default: the topology's ports, 8000-8010 for the demo)",
+    )
     up.add_argument("--data-dir", help="keep state here across runs (default: a temp dir)")
-    up.add_argument("--redis-url", help="use this Redis instead of an embedded one")
-    up.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    up.add_argument(
+        "--log-dir",
+        help="folder for each node's log and Redis's, kept after exit "
+        "(default .idnode/logs/<timestamp>)",
+    )
+    up.add_argument(
+        "--ready-file",
+        metavar="PATH",
+        help="write this file (JSON: pid, top URL, logs) once the hierarchy is ready, and "
+        "remove it on stop: scripts can wait for it (default: none)",
+    )
+    up.add_argument(
+        "--redis-url", help="use this Redis instead of an embedded one (default: embedded)"
+    )
+    up.add_argument("--host", default="127.0.0.1", help="listen address")
     up.add_argument(
         "--random-secrets",
         action="store_true",
         help="generate fresh secrets instead of the documented demo-<prefix> ones",
     )
 
-    setup = commands.add_parser(
+    setup = command(
         "setup",
         help="set up a hierarchy whose nodes already run (containers), as `up` does",
         description="Provision the secondary prefixes at the top node, wait for the "
@@ -188,20 +303,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     setup.add_argument("--host", default="127.0.0.1", help="host of nodes without --url")
 
-    check = commands.add_parser(
+    check = command(
         "check",
         help="judge a running hierarchy against a seed plan's targets",
         description="Measure a running hierarchy through its top node and compare it with "
         "the targets of a seed plan; exits 1 when a target is missed.",
     )
-    check.add_argument("--plan", required=True, help="e.g. wuhan-5g-2021 (see --list)")
+    check.add_argument("--plan", help="the seed plan, e.g. wuhan-5g-2021 (required; see --list)")
+    check.add_argument("--list", action="store_true", help="list the seed plans and exit")
     check.add_argument("--url", default="http://127.0.0.1:8000", help="the top node")
     check.add_argument("--day", help="UTC day YYYYMMDD (default: today)")
-    check.add_argument("--scale", type=float, default=1.0, help="multiply the targets")
-    check.add_argument("--markdown", help="also write the table as Markdown here")
-    check.add_argument("--json", help="also write the rows as JSON here")
+    check.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply the targets, e.g. 0.001 for the demo (ranks are not scaled)",
+    )
+    check.add_argument("--markdown", help="also write the table as Markdown here (default: no)")
+    check.add_argument("--json", help="also write the rows as JSON here (default: no)")
 
-    bench = commands.add_parser(
+    bench = command(
         "bench",
         help="load-test a hierarchy with Locust and report against the plan's targets",
         description="Run a Locust scenario (headless, its own process) against the demo "
@@ -211,24 +332,52 @@ def _parser() -> argparse.ArgumentParser:
     )
     where = bench.add_mutually_exclusive_group()
     where.add_argument("--up", action="store_true", help="start the demo hierarchy (default)")
-    where.add_argument("--target", help="a running hierarchy's top node URL")
-    where.add_argument("--catalog", help="a JSON file describing the hierarchy (see docs)")
-    bench.add_argument("--scenario", choices=["resolve", "mixed"], default="resolve")
-    bench.add_argument("--duration", type=int, default=60, help="seconds (default 60)")
-    bench.add_argument("--users", type=int, default=20, help="peak users (default 20)")
-    bench.add_argument("--shape", choices=["day", "flat"], default="day")
-    bench.add_argument("--identifiers", type=int, default=100, help="per enterprise")
+    where.add_argument("--target", help="a running hierarchy's top node URL (default: --up)")
+    where.add_argument(
+        "--catalog", help="a JSON file describing the hierarchy (see docs) (default: --up)"
+    )
+    bench.add_argument(
+        "--scenario",
+        choices=["resolve", "mixed"],
+        default="resolve",
+        help="resolve: resolutions only; mixed: also registrations, queries and searches",
+    )
+    bench.add_argument("--duration", type=int, default=60, help="seconds")
+    bench.add_argument("--users", type=int, default=20, help="peak users")
+    bench.add_argument(
+        "--shape",
+        choices=["day", "flat"],
+        default="day",
+        help="day: users rise and fall like a working day's traffic; flat: all at once",
+    )
+    bench.add_argument(
+        "--identifiers", type=int, default=100, help="sample identifiers per enterprise"
+    )
     bench.add_argument("--processes", type=int, default=1, help="Locust worker processes")
-    bench.add_argument("--unknown-share", type=float, default=0.02)
-    bench.add_argument("--error-budget", type=float, default=0.001)
-    bench.add_argument("--plan", default="wuhan-5g-2021")
+    bench.add_argument(
+        "--unknown-share",
+        type=float,
+        default=0.02,
+        help="share of resolutions asking for identifiers that do not exist",
+    )
+    bench.add_argument(
+        "--error-budget",
+        type=float,
+        default=0.001,
+        help="largest share of failed requests that still passes",
+    )
+    bench.add_argument(
+        "--plan",
+        default="wuhan-5g-2021",
+        help="seed plan whose per-node daily resolutions are the target (idnode check --list)",
+    )
     bench.add_argument(
         "--per-day", type=float, help="per-node resolutions/day target (default: the plan's)"
     )
     bench.add_argument(
         "--seed", action="store_true", help="with --target: seed --identifiers per enterprise"
     )
-    bench.add_argument("--reports", default="reports", help="folder for reports/<timestamp>/")
+    bench.add_argument("--reports", default="reports", help="folder for <timestamp>/ reports")
     bench.add_argument(
         "--capacity",
         action="store_true",
@@ -236,38 +385,47 @@ def _parser() -> argparse.ArgumentParser:
         "nginx and FastAPI+Redis baselines (needs wrk and nginx: make bench-tools)",
     )
     bench.add_argument(
-        "--seconds", type=int, default=10, help="with --capacity: per measurement (default 10)"
+        "--seconds", type=int, default=10, help="with --capacity: seconds per measurement"
     )
     bench.add_argument(
         "--profile", action="store_true", help="with --capacity: also sample the top node (py-spy)"
     )
 
-    seed = commands.add_parser(
+    seed = command(
         "seed",
         help="load sample identifiers into a running hierarchy through its batch API",
         description="Register --identifiers sample identifiers (<prefix>/demo-0001, ...) for "
         "every enterprise filed at the top node, with the demo credentials, 2000 per batch "
-        "call, and show progress. Existing sample identifiers are overwritten.",
+        "call, and show progress. Existing sample identifiers are overwritten. Enterprises "
+        "whose secret is not the demo one (onboarded by hand) are skipped, and named.",
     )
     seed.add_argument("--target", required=True, help="the top node's URL")
-    seed.add_argument("--identifiers", type=int, default=1000, help="per enterprise")
+    seed.add_argument(
+        "--identifiers", type=int, default=1000, help="sample identifiers per enterprise"
+    )
 
-    keys = commands.add_parser(
+    keys = command(
         "keys",
         help="public-key identities: generate a key pair, sign a login challenge, log in",
         description="SM2 (with SM3) or Ed25519 key pairs for HS_PUBKEY identities.",
     )
     key_commands = keys.add_subparsers(dest="key_command", required=True)
-    generate = key_commands.add_parser("generate", help="print a new private and public key")
-    generate.add_argument("--algorithm", choices=["sm2", "ed25519"], default="sm2")
-    sign = key_commands.add_parser("sign", help="sign the login challenge for a nonce")
+
+    def key_command(name: str, about: str) -> argparse.ArgumentParser:
+        return key_commands.add_parser(name, help=about, formatter_class=_HelpFormatter)
+
+    generate = key_command("generate", "print a new private and public key")
+    generate.add_argument(
+        "--algorithm", choices=["sm2", "ed25519"], default="sm2", help="key algorithm"
+    )
+    sign = key_command("sign", "sign the login challenge for a nonce")
     sign.add_argument("--key", required=True, help="private key text, or @file holding it")
     sign.add_argument("--identity", required=True, help="e.g. 300:88.100.1/devices/plc-7")
-    sign.add_argument("--nonce", required=True)
-    login = key_commands.add_parser("login", help="challenge, sign and print a session token")
+    sign.add_argument("--nonce", required=True, help="the nonce the node's challenge gave")
+    login = key_command("login", "challenge, sign and print a session token")
     login.add_argument("--url", required=True, help="the node holding the identity")
     login.add_argument("--key", required=True, help="private key text, or @file holding it")
-    login.add_argument("--identity", required=True)
+    login.add_argument("--identity", required=True, help="e.g. 300:88.100.1/devices/plc-7")
     return parser
 
 
@@ -329,6 +487,13 @@ def check(args: dict[str, object]) -> int:
     from loadtest.check import observe
     from loadtest.plan import Plan, evaluate, failed, render_markdown, render_text
 
+    if args["list"]:
+        for name in Plan.names():
+            plan = Plan.load(name)
+            print(f"{name:<22} {plan.english} ({plan.title})")
+        return 0
+    if not args["plan"]:
+        raise ConfigError("check: give --plan NAME (idnode check --list shows the plans)")
     plan = Plan.load(str(args["plan"]))
     scale = float(str(args["scale"]))
     if not scale > 0:
@@ -403,8 +568,9 @@ def seed(args: dict[str, object]) -> None:
     if count < 1:
         raise ConfigError("--identifiers is at least 1")
     jobs = catalog.seed_jobs(catalog.from_top(str(args["target"]), count))
-    written = asyncio.run(run(jobs))
-    print(f"seeded {written:,} identifiers for {len(jobs)} enterprises")
+    written, skipped = asyncio.run(run(jobs))
+    note = f"; skipped {len(skipped)} (named above)" if skipped else ""
+    print(f"seeded {written:,} identifiers for {len(jobs) - len(skipped)} enterprises{note}")
 
 
 def serve(config: NodeConfig, argv: Sequence[str]) -> None:
@@ -421,7 +587,18 @@ def serve(config: NodeConfig, argv: Sequence[str]) -> None:
         sys.exit(Supervisor(config, argv[1:], config.workers).run())
     from node.app import create_app
     from node.connection_guard import fitted_limits, guarded_protocol
+    from node.workers import listening_socket
+    from registry.redis_client import reachability_problem
 
+    if config.worker_fd is None:
+        # Before anything is announced (a generated secret, "node ready"): a port taken
+        # or a Redis out of reach is one clear message, not a start-up then a traceback.
+        listener = listening_socket(config.host, config.port)
+    else:  # a worker of node.workers: serve on the socket the supervisor bound
+        listener = socket.socket(fileno=config.worker_fd)
+    if config.redis_url and (problem := reachability_problem(config.redis_url)):
+        listener.close()
+        raise ConfigError(f"cannot reach Redis at --redis-url {config.redis_url}: {problem}")
     limits = fitted_limits(config.connections)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -438,14 +615,12 @@ def serve(config: NodeConfig, argv: Sequence[str]) -> None:
             ssl_keyfile=str(config.tls_key) if config.tls_key else None,
         )
     )
-    if config.worker_fd is None:
-        server.run()
-    else:  # a worker of node.workers: serve on the socket the supervisor bound
-        server.run(sockets=[socket.socket(fileno=config.worker_fd)])
+    server.run(sockets=[listener])
 
 
-def up(args: dict[str, object]) -> None:
+def up(args: dict[str, object]) -> int:
     import asyncio
+    from datetime import datetime
     from pathlib import Path
 
     from node import log
@@ -453,14 +628,23 @@ def up(args: dict[str, object]) -> None:
 
     log.configure("warning")
     topology = _topology(args)
+    if args["port_base"] is not None:
+        topology = topology.moved_to(int(str(args["port_base"])))
+    if args["log_dir"]:
+        logs = Path(str(args["log_dir"]))
+    else:  # kept after exit, one folder per run, next to the default node data
+        logs = Path(".idnode") / "logs" / datetime.now().strftime("%Y%m%d-%H%M%S")
     launcher = Launcher(
         topology,
         data_dir=Path(str(args["data_dir"])).resolve() if args["data_dir"] else None,
         redis_url=str(args["redis_url"]) if args["redis_url"] else None,
         random_secrets=bool(args["random_secrets"]),
         host=str(args["host"]),
+        steps=sys.stdout,
+        log_dir=logs.resolve(),
+        ready_file=Path(str(args["ready_file"])).resolve() if args["ready_file"] else None,
     )
-    asyncio.run(launcher.run_until_signal())
+    return asyncio.run(launcher.run_until_signal())
 
 
 def setup(args: dict[str, object]) -> None:
@@ -495,7 +679,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if command == "serve":
             serve(NodeConfig.from_sources(args, os.environ), argv)
         elif command == "up":
-            up(args)
+            sys.exit(up(args))
         elif command == "setup":
             setup(args)
         elif command == "keys":
@@ -506,6 +690,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             seed(args)
         elif command == "bench":
             sys.exit(bench(args, argv))
-    except ConfigError as exc:
+    except ConfigError as exc:  # a setting, a port, a file: the user can fix it
         print(f"idnode: {exc.message}", file=sys.stderr)
         sys.exit(2)
+    except IdnodeError as exc:  # Redis or another node failed
+        print(f"idnode: {exc.message}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C before a command's own handling took over
+        print("idnode: stopped", file=sys.stderr)
+        sys.exit(130)

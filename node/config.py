@@ -216,8 +216,9 @@ class NodeConfig:
         traits = TRAITS[role]
         prefix: Prefix | None = None
         if traits.stores:
+            given = required("prefix")  # its own message when missing, not wrapped below
             try:
-                prefix = Prefix.parse_national(required("prefix"))
+                prefix = Prefix.parse_national(given)
             except IdnodeError as exc:
                 raise ConfigError(f"setting 'prefix': {exc.message}") from None
         elif get("prefix"):

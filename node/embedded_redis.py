@@ -48,6 +48,7 @@ import threading
 import time
 from collections.abc import Collection
 from pathlib import Path
+from typing import IO
 
 from registry.errors import ConfigError, StoreUnavailable
 
@@ -113,8 +114,11 @@ class EmbeddedRedis:
         start_timeout: float = 30.0,
         min_free_disk_bytes: int = 0,
         avoid_ports: Collection[int] = (),
+        log_dir: Path | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
+        # Where redis.log goes (default: the data directory); kept when the data is not.
+        self.log_dir = log_dir.resolve() if log_dir is not None else self.data_dir
         # Ports not to take: the node's own, which it binds only after starting Redis.
         self.avoid_ports = frozenset(avoid_ports)
         self.appendfsync = appendfsync
@@ -146,7 +150,7 @@ class EmbeddedRedis:
 
     @property
     def log_file(self) -> Path:
-        return self.data_dir / "redis.log"
+        return self.log_dir / "redis.log"
 
     def start(self) -> str:
         """Start the server and wait until it answers PING; return its URL."""
@@ -204,13 +208,22 @@ class EmbeddedRedis:
         byte of it. Refusing writes is a command-line option for the same reason."""
         conf = self._write_config(port)
         refuse = ["--replicaof", *NO_MASTER] if self.writes_refused else []
-        process = subprocess.Popen(
-            [redis_server_binary(), str(conf), *refuse],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-        )
+        # Its output too goes to the log: what a server that cannot start (a broken
+        # binary, a bad config) says is written there, before it could open its logfile.
+        with contextlib.ExitStack() as stack:
+            sink: IO[bytes] | int = subprocess.DEVNULL
+            try:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                sink = stack.enter_context(self.log_file.open("ab"))
+            except OSError as exc:  # the disk may be full: start it all the same
+                log.warning("embedded redis output not logged", extra={"error": str(exc)})
+            process = subprocess.Popen(
+                [redis_server_binary(), str(conf), *refuse],
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=sink,
+                preexec_fn=die_with_parent,
+            )
         try:
             self.pid_file.write_text(str(process.pid))
         except OSError as exc:  # only for finding a stale server; the disk may be full

@@ -20,13 +20,22 @@ for each node at its URL instead of starting it, then set the hierarchy up throu
 APIs. Every step is idempotent, so running it again changes nothing.
 
 Every child process is started with PDEATHSIG, so even a launcher killed with -9 takes
-its nodes (and they their Redis) down with it.
+its nodes (and they their Redis) down with it, and in a process group of its own, so a
+Ctrl-C at the terminal reaches the launcher only (which stops the nodes in order) and
+not each node (which would print its own KeyboardInterrupt).
+
+:meth:`Launcher.run_until_signal` (``idnode up``) prints one line per step as it goes,
+then the table, then a line starting ``ready:``: only then is the hierarchy built and
+seeded (a node's ``/readyz`` only says that node can serve). A signal during start-up
+stops at once; a node that exits later is reported with the end of its log, and the
+hierarchy is stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -104,6 +113,9 @@ class Launcher:
     node_env: dict[str, str] = field(default_factory=dict)  # extra IDNODE_* for every node
     workers: dict[str, int] = field(default_factory=dict)  # --workers by node name (else 1)
     progress: Any = None  # where seeding progress is printed (None: nowhere)
+    steps: Any = None  # where one line per start-up step is printed (None: nowhere)
+    log_dir: Path | None = None  # the nodes' and Redis's logs (None: <data dir>/logs)
+    ready_file: Path | None = None  # written once ready, removed on stop (run_until_signal)
     # Set up nodes that already run instead of starting them: each node's URL by its
     # topology port (a node left out answers at http://<host>:<port>).
     attach: dict[int, str] | None = None
@@ -113,22 +125,110 @@ class Launcher:
     _redis: EmbeddedRedis | None = None
     _temp: Path | None = None
     _databases: int = 0
+    _began: float = field(default_factory=time.monotonic)
+    _output_closed: Any = None  # called once when ``out`` turns out to be a closed pipe
 
     # -- life cycle -------------------------------------------------------------------
 
-    async def run_until_signal(self) -> None:
-        stop = asyncio.Event()
+    async def run_until_signal(self) -> int:
+        """Start the hierarchy, report it ready, and run until a signal or until a node
+        dies; stop everything. Returns the exit status: 0 when stopped after being ready,
+        128 + the signal when stopped during start-up (130 for Ctrl-C), 1 when a node
+        died, 141 when ``out`` was closed (``idnode up | head``)."""
+        self._check_ports_free()  # before anything starts, so there is nothing to stop
         loop = asyncio.get_running_loop()
+        stopped: asyncio.Future[Any] = loop.create_future()
+
+        def stop_with(signum: int) -> None:
+            if not stopped.done():
+                stopped.set_result(signum)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stop_with, sig)
+        self._output_closed = lambda: stop_with(signal.SIGPIPE)
+        starting: asyncio.Future[Any] = asyncio.ensure_future(self.start())
+        died: asyncio.Future[Any] = asyncio.ensure_future(self._first_death())
+        ready = False
         try:
-            await self.start()
-            self.print_table()
-            print("Press Ctrl-C to stop every node.", file=self.out, flush=True)
-            await stop.wait()
+            await asyncio.wait({starting, stopped, died}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                starting.result()  # a start-up error is raised here
+                self.print_table()
+                self._announce_ready()
+                ready = True
+                await asyncio.wait({stopped, died}, return_when=asyncio.FIRST_COMPLETED)
+            if died.done() and not stopped.done():
+                self._report_death(died.result())
+                return 1
+            signum = stopped.result()
+            return 0 if ready and signum != signal.SIGPIPE else 128 + signum
         finally:
-            print("Stopping...", file=self.out, flush=True)
+            for task in (starting, died):
+                task.cancel()
+            # A start-up interrupted by a signal ends with CancelledError: nothing to report.
+            await asyncio.gather(starting, died, return_exceptions=True)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            if self.ready_file is not None:
+                self.ready_file.unlink(missing_ok=True)
+            if self.nodes or self._redis is not None:
+                self._say("Stopping...")
             await asyncio.to_thread(self.stop)
+            self._say(f"Stopped. The logs are kept in {self.logs}" if self.log_dir else "Stopped.")
+
+    def _announce_ready(self) -> None:
+        top = self._url(self.topology.top_port)
+        self._say(
+            f"\nStatus page: {top}/status    API docs: {top}/docs\n"
+            f"Logs: {self.logs}" + (" (kept after exit)" if self.log_dir else "")
+        )
+        if self.ready_file is not None:
+            note = {"pid": os.getpid(), "top": top, "logs": str(self.logs)}
+            partial = self.ready_file.with_name(self.ready_file.name + ".partial")
+            partial.write_text(json.dumps(note) + "\n")
+            partial.replace(self.ready_file)  # whole or absent, never half written
+        seconds = time.monotonic() - self._began
+        self._say(
+            f"ready: every node answers and the sample identifiers are seeded "
+            f"({seconds:.1f} s). Press Ctrl-C to stop every node."
+        )
+
+    async def _first_death(self) -> RunningNode:
+        """The first node found exited (reaped by ``poll``: no zombie is left)."""
+        while True:
+            for node in self.nodes:
+                if node.process.poll() is not None:
+                    return node
+            await asyncio.sleep(0.2)
+
+    def _report_death(self, node: RunningNode) -> None:
+        code = node.process.returncode
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited ({code})"
+        lines = "\n".join(f"  | {line}" for line in _tail(node.log, 10).splitlines())
+        self._say(
+            f"idnode up: node {node.name} ({node.url}) {how}; the end of {node.log}:\n"
+            f"{lines}\nStopping the hierarchy.",
+            stream=sys.stderr,
+        )
+
+    def _say(self, text: str, stream: Any = None) -> None:
+        """Print a line; a closed pipe (``idnode up | head -3``) ends the run quietly."""
+        out = self.out if stream is None else stream
+        try:
+            print(text, file=out, flush=True)
+        except BrokenPipeError:
+            # Later writes, and the interpreter's last flush, go nowhere instead of failing.
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, out.fileno())
+                os.close(devnull)
+            if self._output_closed is not None:
+                self._output_closed()
+
+    def _step(self, text: str) -> None:
+        if self.steps is not None:
+            seconds = time.monotonic() - self._began
+            self._say(f"[{seconds:5.1f}s] {text}", stream=self.steps)
 
     async def start(self) -> None:
         if self.attach is None:
@@ -138,16 +238,27 @@ class Launcher:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
             await self._start_hierarchy(http)
 
+    @property
+    def logs(self) -> Path:
+        """The folder of the nodes' and Redis's logs."""
+        return self.log_dir if self.log_dir is not None else self._root() / "logs"
+
     def _prepare(self) -> None:
         """Before starting processes: free ports, the logs folder and Redis."""
         self._check_ports_free()
         root = self._root()
-        (root / "logs").mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        if self.ready_file is not None:  # a previous run's must not say this one is ready
+            self.ready_file.unlink(missing_ok=True)
         if self.redis_url is None:
-            self._redis = EmbeddedRedis(root / "redis", databases=_DATABASES)
+            redis = EmbeddedRedis(root / "redis", databases=_DATABASES, log_dir=self.logs)
+            self._step(f"Starting Redis (embedded redis-server, log {redis.log_file})")
             # Started from this thread: Linux ties a child's parent-death signal to the
             # thread that forks it, and a worker thread of asyncio.to_thread may end first.
-            self.redis_url = self._redis.start()
+            self.redis_url = redis.start()
+            self._redis = redis
+        else:
+            self._step(f"Using Redis at {_without_password(self.redis_url)}")
 
     def node(self, name: str) -> RunningNode:
         return next(n for n in self.nodes if n.name == name)
@@ -178,6 +289,7 @@ class Launcher:
         topo = self.topology
         top = self._identity(topo.top_prefix, "top")
         top_url = self._url(topo.top_port)
+        self._step(f"Starting the top node {topo.top_prefix} at {top_url}")
         await self._spawn(
             http, "top", topo.top_prefix, topo.top_port, top.secret, owner=topo.top_owner
         )
@@ -195,6 +307,11 @@ class Launcher:
                     "secret": ident.secret,
                 },
             )
+        if topo.secondaries:
+            self._step(
+                f"Starting {len(topo.secondaries)} secondary node(s): "
+                + ", ".join(f"{s.prefix} at :{s.port}" for s in topo.secondaries)
+            )
         await asyncio.gather(
             *(
                 self._spawn(
@@ -210,6 +327,8 @@ class Launcher:
                 for spec, ident in zip(topo.secondaries, secondaries, strict=True)
             )
         )
+        if topo.secondaries:
+            self._step("Building the hierarchy: secondaries registered, enterprises onboarded")
         for spec in topo.secondaries:
             await self._wait_registered(http, top_url, spec)
         onboarded = await asyncio.gather(
@@ -218,6 +337,12 @@ class Launcher:
                 for spec, ident in zip(topo.secondaries, secondaries, strict=True)
             )
         )
+        own_nodes = [ent for spec in topo.secondaries for ent in spec.enterprises if ent.port]
+        if own_nodes:
+            self._step(
+                f"Starting {len(own_nodes)} enterprise node(s): "
+                + ", ".join(f"{ent.name} at :{ent.port}" for ent in own_nodes)
+            )
         await asyncio.gather(
             *(
                 self._spawn(
@@ -244,12 +369,18 @@ class Launcher:
             for spec, done in zip(topo.secondaries, onboarded, strict=True)
             for ent, prefix, ident in done
         ]
-        await Seeder(http, progress=self.progress).seed(samples)
         # The traced products, each identifier by the enterprise holding its prefix.
         traced = topo.traced_items([job.prefix for job in samples])
+        self._step(
+            f"Seeding {sum(len(job.items) for job in samples):,} sample identifiers and "
+            f"{sum(map(len, traced.values()))} traced-product identifiers"
+        )
+        await Seeder(http, progress=self.progress).seed(samples)
         await Seeder(http).seed(
             [replace(job, items=traced[job.prefix]) for job in samples if job.prefix in traced]
         )
+        if topo.recursive_ports:
+            self._step(f"Starting {len(topo.recursive_ports)} recursive node(s)")
         for port in topo.recursive_ports:
             await self._spawn(http, "recursive", None, port, None, parent=top_url)
 
@@ -364,7 +495,7 @@ class Launcher:
         env = {**os.environ, **self.node_env}
         if secret:
             env["IDNODE_ADMIN_SECRET"] = secret  # not on the command line, where ps shows it
-        log = self._root() / "logs" / f"{name}.log"
+        log = self.logs / f"{name}.log"
         with log.open("ab") as sink:
             process = subprocess.Popen(
                 args,
@@ -373,6 +504,9 @@ class Launcher:
                 stderr=sink,
                 env=env,
                 preexec_fn=die_with_parent,
+                # Its own process group: a Ctrl-C at the terminal reaches the launcher,
+                # which stops the nodes, not each node in the middle of its start-up.
+                process_group=0,
             )
         node = RunningNode(name, role, prefix or "", self._url(port), process, log)
         self.nodes.append(node)
@@ -406,16 +540,25 @@ class Launcher:
         return self._temp
 
     def _check_ports_free(self) -> None:
-        for port in self.topology.ports():
-            with socket.socket() as sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    sock.bind((self.host, port))
-                except OSError:
-                    raise ConfigError(
-                        f"port {port} on {self.host} is in use: stop what runs there, "
-                        "or give a topology with other ports"
-                    ) from None
+        busy = [port for port in self.topology.ports() if not _free(self.host, port)]
+        if not busy:
+            return
+        listed = ", ".join(map(str, busy))
+        what = f"port {listed} is" if len(busy) == 1 else f"ports {listed} are"
+        hint = "stop what runs there"
+        if base := self._free_base():
+            hint += f", or move the hierarchy: --port-base {base}"
+        raise ConfigError(f"{what} in use on {self.host}: {hint}")
+
+    def _free_base(self) -> int | None:
+        """A base (for ``--port-base``) where every port of the topology is free."""
+        ports = self.topology.ports()
+        span = max(ports) - self.topology.top_port
+        for base in range(9000, 65536 - span, 1000):
+            moved = [base + port - self.topology.top_port for port in ports]
+            if min(moved) >= 1024 and all(_free(self.host, port) for port in moved):
+                return base
+        return None
 
     # -- output -----------------------------------------------------------------------
 
@@ -443,22 +586,19 @@ class Launcher:
         for ident in hosted:
             rows.append((f"  {ident.node}", "hosted", ident.prefix, "-", ident.text, ident.secret))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            cells = (cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-            print("  ".join(cells).rstrip(), file=self.out)
+        lines = [
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        ]
+        top = self._url(self.topology.top_port)
         example = next((i.prefix for i in hosted), self.topology.top_prefix)
-        print(
-            f"\nTry: curl {self._url(self.topology.top_port)}/api/handles/{example}/demo-0001",
-            file=self.out,
-            flush=True,
-        )
+        lines.append(f"\nTry: curl {top}/api/handles/{example}/demo-0001")
         for product in self.topology.products:
-            print(
+            lines.append(
                 f"Trace {product.name} across the hierarchy:\n"
-                f"     curl {self._url(self.topology.top_port)}/api/trace/{product.root}",
-                file=self.out,
-                flush=True,
+                f"     curl {top}/api/trace/{product.root}"
             )
+        self._say("\n".join(lines))
 
 
 def attach_urls(topology: Topology, pairs: list[str]) -> dict[int, str]:
@@ -519,6 +659,30 @@ async def _call(
     if status >= 300:
         raise ConfigError(f"{method} {url} failed with HTTP {status}: {answer}")
     return answer
+
+
+def _free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _without_password(url: str) -> str:
+    """``url`` fit to print: a password in it is replaced by ``***``.
+
+    >>> _without_password("redis://:s3cret@redis:6379/0")
+    'redis://:***@redis:6379/0'
+    """
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}"))
 
 
 def _tail(log: Path, lines: int = 15) -> str:

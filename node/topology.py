@@ -39,8 +39,9 @@ fault), the demo credentials and the sample identifiers' values.
 
 from __future__ import annotations
 
+import difflib
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from importlib import resources
@@ -56,6 +57,25 @@ from registry.value import HandleValue
 
 DEMO_SAMPLE_START = date(2026, 1, 5)
 _NO_TIME = "1970-01-01T00:00:00Z"
+# The keys each table may hold: any other is a mistake (a misspelt ``identifiers`` would
+# otherwise leave the default of 100 in force without a word).
+_KEYS = {
+    "file": ("top", "secondary", "recursive", "product"),
+    "top": ("prefix", "port", "owner"),
+    "secondary": ("prefix", "port", "industry", "owner", "enterprise"),
+    "enterprise": (
+        "name",
+        "credit_code",
+        "contact",
+        "domain",
+        "products",
+        "identifiers",
+        "port",
+    ),
+    "recursive": ("port",),
+    "product": ("name", "root", "identifier"),
+    "identifier": ("handle", "values"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,15 +183,18 @@ class Topology:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{where} is not valid TOML: {exc}") from None
+        _known_keys(raw, _KEYS["file"], "", where)
         top = _table(raw, "top", where)
+        _known_keys(top, _KEYS["top"], "[top]", where)
         top_prefix = _prefix(top, "[top]", where)
         secondaries = tuple(
             _secondary(s, top_prefix, f"[[secondary]] #{i + 1}", where)
             for i, s in enumerate(_tables(raw, "secondary", where))
         )
         recursive = tuple(
-            _port(r, f"[[recursive]] #{i + 1}", where)
+            _port(_known_keys(r, _KEYS["recursive"], label, where), label, where)
             for i, r in enumerate(_tables(raw, "recursive", where))
+            for label in [f"[[recursive]] #{i + 1}"]
         )
         topology = cls(
             top_prefix,
@@ -209,6 +232,29 @@ class Topology:
             ),
             recursive_ports=tuple(next_port() for _ in self.recursive_ports),
         )
+
+    def moved_to(self, base: int) -> Topology:
+        """The same hierarchy with the top node on port ``base`` and every other node at
+        the same offset from it as before (``idnode up --port-base``).
+
+        >>> moved = Topology.demo().moved_to(9000)
+        >>> moved.top_port, [s.port for s in moved.secondaries], max(moved.ports())
+        (9000, [9001, 9002, 9003], 9010)
+        """
+        shift = base - self.top_port
+        ports = self.ports()
+        if min(ports) + shift < 1 or max(ports) + shift > 65535:
+            span = max(ports) - min(ports)
+            raise ConfigError(
+                f"--port-base {base}: the hierarchy spans {span + 1} ports from its top "
+                f"node's, so the base must be 1 to {65535 - (max(ports) - self.top_port)}"
+            )
+        # In the order on_ports hands them out: top, each secondary and its enterprises'
+        # nodes, then the recursive nodes.
+        order = [self.top_port]
+        order += [p for s in self.secondaries for p in (s.port, *_own_ports(s))]
+        order += self.recursive_ports
+        return self.on_ports(iter([port + shift for port in order]).__next__)
 
     def with_identifiers(self, count: int) -> Topology:
         """The same hierarchy with ``count`` sample identifiers per enterprise."""
@@ -265,12 +311,17 @@ class Topology:
             raise ConfigError(f"{where}: a credit code appears twice")
 
 
+def _own_ports(spec: SecondarySpec) -> list[int]:
+    return [e.port for e in spec.enterprises if e.port is not None]
+
+
 def demo_secret(prefix: str) -> str:
     """The fixed, documented demo secret of identity ``300:0.NA/<prefix>`` (local use only)."""
     return f"demo-{prefix}"
 
 
 def _secondary(raw: dict[str, Any], top: str, label: str, where: str) -> SecondarySpec:
+    _known_keys(raw, _KEYS["secondary"], label, where)
     prefix = _prefix(raw, label, where)
     if not Prefix(top).contains(Prefix(prefix)) or prefix == top:
         raise ConfigError(f"{where} {label}: prefix {prefix} is not below the top prefix {top}")
@@ -287,6 +338,7 @@ def _secondary(raw: dict[str, Any], top: str, label: str, where: str) -> Seconda
 
 
 def _enterprise(raw: dict[str, Any], label: str, where: str) -> EnterpriseSpec:
+    _known_keys(raw, _KEYS["enterprise"], label, where)
     code = _text(raw, "credit_code", label, where)
     if problem := credit_code_problem(code):
         raise ConfigError(f"{where} {label}: credit_code: {problem}")
@@ -323,6 +375,7 @@ def holder(handle: str, prefixes: list[str]) -> str | None:
 
 
 def _product(raw: dict[str, Any], enterprises: list[str], label: str, where: str) -> ProductSpec:
+    _known_keys(raw, _KEYS["product"], label, where)
     identifiers = tuple(
         _traced(t, enterprises, f"{label} identifier #{i + 1}", where)
         for i, t in enumerate(_tables(raw, "identifier", where))
@@ -339,6 +392,7 @@ def _product(raw: dict[str, Any], enterprises: list[str], label: str, where: str
 def _traced(
     raw: dict[str, Any], enterprises: list[str], label: str, where: str
 ) -> TracedIdentifier:
+    _known_keys(raw, _KEYS["identifier"], label, where)
     text = _text(raw, "handle", label, where)
     try:
         handle = Handle.parse(text)
@@ -366,6 +420,28 @@ def _traced(
         if link.target is None:
             raise ConfigError(f"{where} {label}: {link.relation} link: {link.problem}")
     return TracedIdentifier(handle.text, tuple(values))
+
+
+def _known_keys(
+    raw: dict[str, Any], known: Collection[str], label: str, where: str
+) -> dict[str, Any]:
+    """``raw``, if it holds no key but ``known`` ones; else a ConfigError naming the key.
+
+    >>> try:
+    ...     _known_keys({"identifers": 5}, ["identifiers", "port"], "#1", "t.toml")
+    ... except ConfigError as exc:
+    ...     print(exc.message)
+    t.toml #1: unknown key 'identifers' (did you mean 'identifiers'?); known keys: identifiers, port
+    """
+    for key in raw:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            at = f"{where} {label}" if label else where
+            raise ConfigError(
+                f"{at}: unknown key {key!r}{guess}; known keys: {', '.join(sorted(known))}"
+            )
+    return raw
 
 
 def _table(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import logging
 import os
@@ -65,7 +66,10 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = ": another process listens there; pass --port (or IDNODE_PORT) to use another"
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock

@@ -120,3 +120,23 @@ class _HiredisPacking:
             return [hiredis.pack_command(plain)]  # type: ignore[arg-type]
         except TypeError as exc:
             raise DataError(str(exc)) from None
+
+
+def reachability_problem(url: str, timeout: float = 3.0) -> str | None:
+    """Why the Redis at ``url`` does not answer PING (None when it does): checked once
+    before a node starts, so that a wrong ``--redis-url`` is one line, not a traceback
+    out of the node's start-up. Synchronous: nothing else runs yet."""
+    from redis import Redis as SyncRedis
+    from redis.exceptions import RedisError
+
+    try:
+        client = SyncRedis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    except (ValueError, RedisError) as exc:  # a URL redis-py cannot read
+        return f"not a Redis URL ({exc})"
+    try:
+        client.ping()
+    except RedisError as exc:
+        return str(exc) or type(exc).__name__
+    finally:
+        client.close()
+    return None

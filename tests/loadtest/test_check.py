@@ -327,3 +327,14 @@ def test_wuhan_5g_passes_when_every_secondary_answers_and_meets_the_scaled_targe
         "city-registrations",
         "city-enterprises",
     ]
+
+
+def test_a_tiny_scale_shows_the_scaled_targets_significant_digits() -> None:
+    """Scaled by 0.00001 the Wuhan plan asks each secondary for 0.001 enterprises: shown
+    as such, not as "0.00 enterprises" (a target nobody can read)."""
+    wuhan = Plan.load("wuhan-5g-2021")
+    rows = evaluate(wuhan, observed_from(national_answer(), schema()), scale=1e-5)
+    text = render_text(wuhan, rows, 1e-5)
+    assert "0.00 " not in text
+    assert "0.001 enterprises" in text
+    assert "0.00002 " in text  # the applications target, 2 x 0.00001

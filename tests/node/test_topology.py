@@ -142,7 +142,8 @@ def test_the_longest_prefix_holds_a_handle() -> None:
         (("index = 10,", "index = 1,"), "index 1 appears twice"),
         (('type = "PRODUCT_NAME", data = "car"', 'type = "PRODUCT_NAME"'), "'data'"),
         (('data = "88.100.2/pack"', 'data = "pack"'), "COMPONENT link: Invalid handle 'pack'"),
-        (("values = [{ index = 20", "values_ = [{ index = 20"), "values must be a list"),
+        # A misspelt key is named as such (it used to read as the values missing).
+        (("values = [{ index = 20", "values_ = [{ index = 20"), "unknown key 'values_'"),
     ],
 )
 def test_a_wrong_product_is_refused_naming_the_entry(change: tuple[str, str], says: str) -> None:
@@ -168,3 +169,39 @@ def test_a_topology_prefix_must_follow_the_national_policy() -> None:
     text = HIERARCHY.replace('prefix = "88.100"', 'prefix = "88.T100"')
     with pytest.raises(ConfigError, match="prefix '88.T100': segment 'T100' is not ASCII digits"):
         Topology.parse(text, "test topology")
+
+
+def test_a_misspelt_key_is_an_error_naming_it_and_the_known_keys() -> None:
+    # Without the check, identifers = 5 left the default of 100 identifiers in force.
+    text = HIERARCHY.replace('name = "Pack Co."', 'name = "Pack Co."\n  identifers = 5')
+    with pytest.raises(ConfigError) as caught:
+        Topology.parse(text, "t.toml")
+    message = caught.value.message
+    assert "enterprise #2: unknown key 'identifers' (did you mean 'identifiers'?)" in message
+    assert "known keys: contact, credit_code, domain, identifiers, name, port, products" in message
+
+
+@pytest.mark.parametrize(
+    ("replaced", "replacement", "key"),
+    [
+        ("[top]\n", "[top]\nowenr = 'x'\n", "owenr"),
+        ('industry = "automotive"', 'industry = "automotive"\nport_ = 1', "port_"),
+        ("[top]\n", "[[recursiv]]\nport = 1\n[top]\n", "recursiv"),
+        ("", "[[recursive]]\nport = 9005\nhost = 'x'\n", "host"),
+        ('handle = "88.100.1/car"', 'handle = "88.100.1/car"\n  handel = "x"', "handel"),
+    ],
+)
+def test_every_table_refuses_unknown_keys(replaced: str, replacement: str, key: str) -> None:
+    text = HIERARCHY + PRODUCT
+    text = text.replace(replaced, replacement, 1) if replaced else text + replacement
+    with pytest.raises(ConfigError, match=f"unknown key '{key}'"):
+        Topology.parse(text, "t.toml")
+
+
+def test_moving_to_a_base_keeps_every_offset_from_the_top_node() -> None:
+    demo = Topology.demo()
+    moved = demo.moved_to(20000)
+    assert moved.ports() == [port - demo.top_port + 20000 for port in demo.ports()]
+    assert moved.products == demo.products
+    with pytest.raises(ConfigError, match="--port-base 65530: .* must be 1 to 65525"):
+        demo.moved_to(65530)

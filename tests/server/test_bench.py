@@ -148,3 +148,28 @@ def test_bench_runs_the_mixed_scenario_and_fails_a_missed_target(tmp_path: Path)
     for name in expected:
         assert int(rows[name]["Request Count"]) > 0, name
         assert int(rows[name]["Failure Count"]) == 0, (name, summary)
+
+
+async def test_seed_skips_and_names_an_enterprise_with_a_secret_of_its_own(
+    hierarchy: Launcher,
+) -> None:
+    """88.100.3 as if onboarded by hand: its secret is not the demo one. Seeding goes on
+    for the others (it used to abort halfway with "HTTP 401: []") and names it."""
+    top = hierarchy.node("top-88").url
+    secondary = hierarchy.node("secondary-88.100").url
+    admin = Credentials("300:0.NA/88.100", "demo-88.100")
+    record = f"{secondary}/api/handles/0.NA/88.100.3?index=300&overwrite=true"
+
+    def secret(value: str) -> dict[str, object]:
+        data = {"format": "string", "value": value}
+        return {"values": [{"index": 300, "type": "HS_SECKEY", "data": data}]}
+
+    async with httpx.AsyncClient(headers={"Authorization": admin.header()}) as http:
+        assert (await http.put(record, json=secret("its-own-secret"))).status_code < 300
+        try:
+            done = await asyncio.to_thread(_idnode, "seed", "--target", top, "--identifiers", "7")
+        finally:
+            assert (await http.put(record, json=secret("demo-88.100.3"))).status_code < 300
+    assert done.returncode == 0, done.stderr
+    assert "skipping 88.100.3" in done.stderr and "demo secret" in done.stderr
+    assert "seeded 42 identifiers for 6 enterprises; skipped 1" in done.stdout

@@ -60,7 +60,8 @@ def test_idnode_up_starts_the_demo_and_ctrl_c_stops_everything(tmp_path: Path) -
     topology = tmp_path / "demo.toml"
     top_port = _demo_on_free_ports(topology)
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "node", "up", "--topology", str(topology)],
+        [sys.executable, "-m", "node", "up", "--topology", str(topology)]
+        + ["--log-dir", str(tmp_path / "logs")],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
