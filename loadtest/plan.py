@@ -14,6 +14,20 @@ Scopes::
 A target the simulator cannot measure (e.g. "national rank", "integrated applications")
 is shown as not measured and does not fail the check; a node that could not be asked
 fails its rows, since nothing proves them.
+
+A live view (the top node's status page) judges a row by :func:`standing`, which reads
+a figure still below its target by how the measure grows (:data:`GROWTH`)::
+
+    growth      what it is                           below the target
+    cumulative  a count that only grows over the     pending: progress, judged when the
+                plan's period (enterprises,          plan's period ends (a simulated
+                identifiers, secondary nodes)        hierarchy is always inside it)
+    daily       a count per UTC day                  pending while the day is not over,
+                                                     breached once it is
+    state       what the hierarchy offers now        breached
+
+A figure at or past its target is met whatever its growth (counts never go down); a
+figure nobody could obtain stays breached, as in the check.
 """
 
 from __future__ import annotations
@@ -46,6 +60,26 @@ class Measure(StrEnum):
 
 
 LOWER_IS_BETTER = frozenset({Measure.NATIONAL_RANK})
+
+
+class Growth(StrEnum):
+    CUMULATIVE = "cumulative"
+    DAILY = "daily"
+    STATE = "state"
+
+
+# How each measure's figure grows over time; see the module docstring.
+GROWTH: dict[Measure, Growth] = {
+    Measure.ENTERPRISES: Growth.CUMULATIVE,
+    Measure.REGISTRATIONS: Growth.CUMULATIVE,
+    Measure.TOTAL_RESOLUTIONS: Growth.CUMULATIVE,
+    Measure.SECONDARY_NODES: Growth.CUMULATIVE,
+    Measure.RESOLUTIONS_PER_DAY: Growth.DAILY,
+    Measure.PUBLIC_SERVICES: Growth.STATE,
+    Measure.COMMERCIAL_CRYPTOGRAPHY: Growth.STATE,
+    Measure.INTEGRATED_APPLICATIONS: Growth.STATE,
+    Measure.NATIONAL_RANK: Growth.STATE,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +229,48 @@ def _row(target: Target, subject: str, required: float, figures: dict[Measure, M
 
 def failed(rows: list[Row]) -> bool:
     return any(row.passed is False for row in rows)
+
+
+class Standing(StrEnum):
+    """A row as a live view shows it (:func:`standing`)."""
+
+    MET = "pass"
+    BREACHED = "FAIL"
+    PENDING = "pending"
+    NOT_MEASURED = "not measured"
+
+
+def standing(row: Row, *, day_over: bool) -> tuple[Standing, str]:
+    """How a live view judges ``row``, and why (the module docstring has the table);
+    ``day_over``: the day the daily figures count is over.
+
+    >>> row = Row(Plan.load("wuhan-5g-2021").targets[2], "secondary 88.100", 600_000, 42,
+    ...           False, "resolutions answered on 20260101 (UTC)")
+    >>> standing(row, day_over=False)[0], standing(row, day_over=True)[0]
+    (<Standing.PENDING: 'pending'>, <Standing.BREACHED: 'FAIL'>)
+    """
+    if row.passed is None:
+        return Standing.NOT_MEASURED, row.how
+    if row.passed:
+        return Standing.MET, row.how
+    if row.measured is None:  # nobody could obtain the figure: nothing proves the row
+        return Standing.BREACHED, row.how
+    so_far = f"{_figure(row.measured)} of {_figure(row.required)} {row.target.unit} so far"
+    growth = GROWTH[row.target.measure]
+    if growth is Growth.CUMULATIVE:
+        return Standing.PENDING, f"{so_far}; a cumulative target, judged at the plan's end"
+    if growth is Growth.DAILY and not day_over:
+        return Standing.PENDING, f"{so_far}; the day (UTC) is not over"
+    return Standing.BREACHED, row.how
+
+
+def overall(standings: list[Standing]) -> Standing:
+    """One verdict for a table: breached if any row is, else pending if any row is, else
+    met (rows not measured do not count)."""
+    for verdict in (Standing.BREACHED, Standing.PENDING):
+        if verdict in standings:
+            return verdict
+    return Standing.MET
 
 
 def _figure(value: float | None) -> str:

@@ -28,6 +28,7 @@ from node import (
     enterprises,
     handles,
     health,
+    index_page,
     kpis,
     management,
     prefixes,
@@ -201,10 +202,13 @@ def create_app(config: NodeConfig) -> FastAPI:
     if traits.keeps_registry:
         app.include_router(prefixes.router)
         app.include_router(status_page.router)
+    else:  # the hierarchy's status page is the top node's; this node shows its own view
+        app.include_router(index_page.own_view)
     if traits.onboards:
         app.include_router(enterprises.router)
     app.include_router(kpis.router)
     app.include_router(health.router)
+    app.include_router(index_page.router)
     app.add_middleware(AuditRecorder)
     app.add_middleware(BodyLimit, max_bytes=config.limits.max_body_bytes)
     app.add_middleware(PathGuard)

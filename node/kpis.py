@@ -16,6 +16,7 @@ from node.state import NodeState, node_state
 from registry.enterprise import Status
 from registry.errors import IdnodeError, InvalidValue, NotFound
 from registry.prefix_entry import PrefixKind
+from registry.prefix_registry import PrefixRegistry
 
 router = APIRouter(tags=["KPIs"])
 State = Annotated[NodeState, Depends(node_state)]
@@ -29,8 +30,10 @@ async def own_kpis(state: NodeState, day: str) -> dict[str, Any]:
     figures = await state.kpis.figures(day)
     config = state.config
     enterprises = 0
+    onboarding: dict[str, Any] = {}
     if state.onboarding is not None:
         enterprises, _ = await state.onboarding.list(Status.APPROVED, 0, 1)
+        onboarding["enterpriseNodes"] = await enterprise_nodes(state)
     return {
         "node": config.name,
         "role": config.role.value,
@@ -45,7 +48,21 @@ async def own_kpis(state: NodeState, day: str) -> dict[str, Any]:
         "enterprises": enterprises,
         "recentPerSecond": round(state.kpis.recent_rate(), 2),
         "cacheHitRatio": state.metrics.hit_ratio(),
+        **onboarding,
     }
+
+
+async def enterprise_nodes(state: NodeState) -> list[dict[str, str]]:
+    """The enterprises under this node that run a node of their own, as its prefix
+    records say (read from the store: asking costs no resolution, so the status page
+    does not count its own probes as traffic)."""
+    own = state.config.public_url
+    _, entries = await PrefixRegistry(state.registrar).list(0, state.config.limits.max_page_size)
+    return [
+        {"prefix": entry.prefix.text, "url": url}
+        for entry in entries
+        if entry.kind is PrefixKind.ENTERPRISE and (url := entry.delegates_away_from(own))
+    ]
 
 
 @router.get(
@@ -58,7 +75,9 @@ async def kpis(state: State, day: Annotated[str | None, DAY] = None) -> Response
     "registrations","peakPerSecond","totalResolutions","totalRegistrations","enterprises",
     "recentPerSecond","cacheHitRatio"}`` (``enterprises``: approved at this node, for a
     secondary node; ``recentPerSecond``: over the last ten seconds; ``cacheHitRatio``:
-    of this process's cached-path resolutions, null when there were none)."""
+    of this process's cached-path resolutions, null when there were none). A secondary
+    node adds ``"enterpriseNodes":[{"prefix","url"}]``, the enterprises under it that
+    run their own node."""
     return json_response({"responseCode": 1, **await own_kpis(state, day or today())})
 
 
@@ -102,17 +121,32 @@ async def national_view(state: NodeState, day: str) -> dict[str, Any]:
             raise answer
         else:
             reached.append(answer)
+    enterprise_prefixes = sum(e.kind is PrefixKind.ENTERPRISE for e in entries)
+    top = await own_kpis(state, day)
+    return national_body(day, top, reached, unreachable, len(secondaries), enterprise_prefixes)
+
+
+def national_body(
+    day: str,
+    top: dict[str, Any],
+    reached: list[dict[str, Any]],
+    unreachable: list[dict[str, str]],
+    secondary_nodes: int,
+    enterprise_prefixes: int,
+) -> dict[str, Any]:
+    """The national view's body from the secondaries' KPIs (``reached``) and those that
+    did not answer: ``totals`` adds up the ones that answered."""
     totals = {name: sum(int(a.get(name, 0)) for a in reached) for name in SUMMED}
     totals["enterprises"] = sum(int(a.get("enterprises", 0)) for a in reached)
     totals["peakPerSecond"] = max((int(a.get("peakPerSecond", 0)) for a in reached), default=0)
     return {
         "day": day,
-        "top": await own_kpis(state, day),
+        "top": top,
         "secondaries": reached,
         "unreachable": unreachable,
         "totals": totals,
-        "secondaryNodes": len(secondaries),
-        "enterprisePrefixes": sum(e.kind is PrefixKind.ENTERPRISE for e in entries),
+        "secondaryNodes": secondary_nodes,
+        "enterprisePrefixes": enterprise_prefixes,
     }
 
 

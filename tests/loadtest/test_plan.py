@@ -9,18 +9,23 @@ from typing import Any
 import pytest
 
 from loadtest.plan import (
+    GROWTH,
     NOT_MEASURABLE,
+    Growth,
     Measure,
     Measurement,
     Observed,
     Plan,
     Row,
     Scope,
+    Standing,
     Target,
     evaluate,
     failed,
+    overall,
     render_markdown,
     render_text,
+    standing,
 )
 from registry.errors import ConfigError
 
@@ -325,6 +330,104 @@ def test_row_to_json() -> None:
         "how": "approved",
         "quote": "不低于",
     }
+
+
+# --- standing: how a live view judges a row ------------------------------------------------
+
+
+def test_every_measure_says_how_it_grows() -> None:
+    assert set(GROWTH) == set(Measure)
+
+
+def _judged(t: Target, measured: float | None, *, day_over: bool = False) -> tuple[str, str]:
+    (row,) = evaluate(plan(t), Observed(hierarchy={t.measure: Measurement(measured, "how")}))
+    verdict, reason = standing(row, day_over=day_over)
+    return verdict.value, reason
+
+
+@pytest.mark.parametrize("measure", [m for m, g in GROWTH.items() if g is Growth.CUMULATIVE])
+def test_a_cumulative_count_below_its_target_is_pending_not_failed(measure: Measure) -> None:
+    t = target("c", measure, required=100)
+    verdict, reason = _judged(t, 3, day_over=True)
+    assert verdict == "pending"
+    assert reason == "3 of 100 units so far; a cumulative target, judged at the plan's end"
+    assert _judged(t, 100) == ("pass", "how")  # met: counts never go down
+
+
+def test_a_daily_count_is_pending_while_the_day_lasts_and_failed_after() -> None:
+    t = target("d", Measure.RESOLUTIONS_PER_DAY, required=600_000)
+    assert _judged(t, 42) == ("pending", "42 of 600,000 units so far; the day (UTC) is not over")
+    assert _judged(t, 42, day_over=True) == ("FAIL", "how")
+    assert _judged(t, 600_000) == ("pass", "how")  # met before the day is over
+
+
+@pytest.mark.parametrize(
+    "measure", [Measure.PUBLIC_SERVICES, Measure.COMMERCIAL_CRYPTOGRAPHY, Measure.NATIONAL_RANK]
+)
+def test_what_the_hierarchy_offers_now_is_judged_at_once(measure: Measure) -> None:
+    t = target("s", measure, required=6)
+    breach = 7 if measure is Measure.NATIONAL_RANK else 5  # ranks: lower is better
+    assert _judged(t, breach) == ("FAIL", "how")
+    assert _judged(t, 6) == ("pass", "how")
+
+
+def test_a_figure_nobody_could_obtain_stays_failed() -> None:
+    t = target("c", Measure.ENTERPRISES, Scope.PER_SECONDARY_NODE, required=100)
+    observed = Observed(
+        secondaries={"88.101": {Measure.ENTERPRISES: Measurement(None, "unreachable: frozen")}}
+    )
+    (row,) = evaluate(plan(t), observed)
+    assert standing(row, day_over=False) == (Standing.BREACHED, "unreachable: frozen")
+    (none,) = evaluate(plan(t), Observed())  # no secondary node at all
+    assert standing(none, day_over=False) == (Standing.BREACHED, "none found")
+
+
+def test_a_target_the_simulator_cannot_measure_stays_not_measured() -> None:
+    t = target("a", Measure.INTEGRATED_APPLICATIONS, required=2)
+    (row,) = evaluate(plan(t), Observed())
+    assert standing(row, day_over=True) == (Standing.NOT_MEASURED, NOT_MEASURABLE)
+
+
+def test_overall_fails_on_any_breach_else_waits_on_any_pending() -> None:
+    met, fail, wait, unmeasured = (
+        Standing.MET,
+        Standing.BREACHED,
+        Standing.PENDING,
+        Standing.NOT_MEASURED,
+    )
+    assert overall([met, wait, fail, unmeasured]) is fail
+    assert overall([met, wait, unmeasured]) is wait
+    assert overall([met, unmeasured]) is met
+    assert overall([]) is met
+
+
+def test_the_shipped_plans_on_a_young_healthy_demo_fail_nothing() -> None:
+    """Issue 19: a demo started minutes ago (the demo topology's figures) failed 12 rows
+    of the default plan; none is a breach, all wait for the plan's period or the day."""
+    demo = {"enterprises": 3, "registrations": 304, "resolutions": 40}
+    observed = Observed(
+        secondaries={
+            p: {
+                Measure.ENTERPRISES: Measurement(demo["enterprises"], "approved"),
+                Measure.REGISTRATIONS: Measurement(demo["registrations"], "created"),
+                Measure.RESOLUTIONS_PER_DAY: Measurement(demo["resolutions"], "today"),
+            }
+            for p in ("88.100", "88.101", "88.102")
+        },
+        hierarchy={
+            Measure.SECONDARY_NODES: Measurement(3, "registered"),
+            Measure.REGISTRATIONS: Measurement(604, "created"),
+            Measure.ENTERPRISES: Measurement(7, "filed"),
+            Measure.TOTAL_RESOLUTIONS: Measurement(120, "answered"),
+            Measure.PUBLIC_SERVICES: Measurement(6, "offered"),
+            Measure.COMMERCIAL_CRYPTOGRAPHY: Measurement(1, "SM2"),
+        },
+    )
+    for name in SHIPPED:
+        rows = evaluate(Plan.load(name), observed)
+        verdicts = [standing(row, day_over=False)[0] for row in rows]
+        assert Standing.BREACHED not in verdicts, (name, verdicts)
+        assert overall(verdicts) is Standing.PENDING, name
 
 
 # --- rendering ---------------------------------------------------------------------------
