@@ -235,7 +235,8 @@ async def put_handle(
     occupied index (409/201). ``index=various`` adds or replaces the values the body
     holds and keeps the others. A body whose ``handle`` names another handle is refused
     (400/4). ``PUT /api/handles/<prefix>/<stem>?mintNewSuffix=true`` creates
-    ``<prefix>/<stem><fresh unique suffix>`` (the stem may be empty) and returns its name.
+    ``<prefix>/<stem><fresh unique suffix>`` (the stem may be empty) and returns its name;
+    there a body ``handle`` must name the URL's handle, the stem, as in Handle.
     """
     registrar = state.registrar
     various = "various" in index
@@ -243,10 +244,10 @@ async def put_handle(
         raise InvalidValue("index=various cannot be combined with other indexes", handle=handle)
     indexes = frozenset() if various else _indexes(index)
     if mintNewSuffix:
-        stem = mint_stem(handle)
+        mint_stem(handle)  # a malformed stem is 400/102 before credentials are asked for
         identity = await state.authenticate(request)
-        body = await read_json(request, None, malformed=MalformedRequest)
-        minted = await registrar.mint(stem, body, identity=identity)
+        body = await read_json(request, handle, malformed=MalformedRequest)
+        minted = await registrar.mint(handle, body, identity=identity)
         state.registered()
         return _written(json_response({"responseCode": 1, "handle": minted}, 201), fmt, request)
     Handle.parse(handle)

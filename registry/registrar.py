@@ -45,6 +45,8 @@ from registry.permission import NEEDS, Grants, Operation, missing, operations
 from registry.pubkey import PublicKey, challenge
 from registry.record import (
     HandleRecord,
+    check_named_handle,
+    mint_stem,
     plan_remove,
     plan_replace,
     plan_update,
@@ -503,8 +505,9 @@ class Registrar:
         parse = (batch or BatchValues(now=self._clock(), limits=self.limits)).parse
         try:
             return [parse(v) for v in items]
-        except InvalidValue as exc:
-            raise InvalidValue(exc.message, handle=handle_text) from None
+        except InvalidValue as exc:  # its class kept: MalformedValue answers 4, not 202
+            exc.handle = handle_text
+            raise
 
     async def _keys_checked(self, values: list[HandleValue]) -> list[HandleValue]:
         return [await self._hashed(v) for v in values]
@@ -607,9 +610,15 @@ class Registrar:
             limits=self.limits,
         )
 
-    async def mint(self, stem: str, raw_body: object, *, identity: Identity) -> str:
-        """PUT ``<stem>?mintNewSuffix=true``: create a handle named ``stem`` (see
-        :func:`registry.record.mint_stem`) followed by a fresh UUID."""
+    async def mint(self, spelled: str, raw_body: object, *, identity: Identity) -> str:
+        """PUT ``<spelled>?mintNewSuffix=true``: create a handle named after the stem
+        (:func:`registry.record.mint_stem`) followed by a fresh UUID. A body ``handle``
+        is compared with ``spelled``, the URL's handle, as the reference servlet does
+        before the suffix exists; the minted handle then takes the body's values."""
+        stem = mint_stem(spelled)
+        check_named_handle(raw_body, spelled)
+        if isinstance(raw_body, dict) and "handle" in raw_body:
+            raw_body = {name: v for name, v in raw_body.items() if name != "handle"}
         for _ in range(_MAX_ATTEMPTS):
             handle_text = f"{stem}{uuid.uuid4()}"
             created, stored = await self.put(

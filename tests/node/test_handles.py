@@ -257,9 +257,9 @@ async def test_hidden_secret_creates_identity(client: httpx.AsyncClient) -> None
             400,
             202,
         ),
-        ("88.100/w", [{"type": "URL", "data": "x"}], ADMIN_AUTH, 400, 202),
+        ("88.100/w", [{"type": "URL", "data": "x"}], ADMIN_AUTH, 400, 4),
         ("88.100/w", [URL_VALUE, URL_VALUE], ADMIN_AUTH, 400, 202),
-        ("88.100/w", {"values": "nope"}, ADMIN_AUTH, 400, 202),
+        ("88.100/w", {"values": "nope"}, ADMIN_AUTH, 400, 4),
     ],
 )
 async def test_bad_writes_change_nothing(
@@ -323,7 +323,7 @@ async def test_batch_registration(client: httpx.AsyncClient, redis: Redis) -> No
     statuses = [(r["handle"], r["status"], r["responseCode"]) for r in body["results"]]
     assert statuses[0] == ("88.100/b0", 409, 101)
     assert statuses[1:5] == [(f"88.100/b{i}", 201, 1) for i in range(1, 5)]
-    assert statuses[5] == ("88.200/x", 400, 301) and statuses[6][1:] == (400, 202)
+    assert statuses[5] == ("88.200/x", 400, 301) and statuses[6][1:] == (400, 4)
     listing = (await client.get("/api/handles?prefix=88.100", headers=ADMIN_AUTH)).json()
     assert listing["totalCount"] == 5
 
