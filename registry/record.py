@@ -101,6 +101,27 @@ def select(
     ]
 
 
+# How a stored value with ``hex`` data starts its data. JSON escapes the quotes of a
+# string, so these bytes occur in a body only as a value's own format member.
+_LEGACY_HEX = b'"format":"hex"'
+
+
+def current_body(body: bytes) -> bytes:
+    """A stored body as this node answers today. Records stored before hex input was
+    converted (``registry.value``: Handle writes a value's bytes as ``string`` or
+    ``base64``, never ``hex``) are re-encoded in those formats; a read-time conversion,
+    so no migration rewrites a store. Every other body is returned as it is, after one
+    substring search.
+
+    >>> current_body(b'{"responseCode":1,"handle":"88.100/a","values":[]}')[-12:]
+    b'"values":[]}'
+    """
+    if _LEGACY_HEX not in body:
+        return body
+    obj = orjson.loads(body)
+    return _encode(obj["handle"], (HandleValue.from_stored(v) for v in obj["values"]))
+
+
 def encode_values(handle_text: str, values: Iterable[HandleValue]) -> bytes:
     return _encode(handle_text, values)
 

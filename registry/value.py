@@ -222,10 +222,14 @@ class HandleValue:
     @classmethod
     def from_stored(cls, obj: dict[str, Any]) -> HandleValue:
         """Rebuild a value this node encoded itself (trusted, no validation). Records
-        stored before ``permissions`` existed said ``"publicRead": false`` instead."""
+        stored before ``permissions`` existed said ``"publicRead": false`` instead;
+        those stored before hex input was converted hold ``hex`` data, converted here as
+        input is (``string`` or ``base64``)."""
         data = obj["data"]
         fmt = DataFormat(data["format"])
         raw = data["value"]
+        if fmt is FORMAT_HEX:  # stored before hex was converted on input: as it would be now
+            fmt, raw = _from_bytes(bytes.fromhex(raw))
         value: Data = (
             AdminRef(raw["handle"], int(raw["index"]), raw["permissions"])
             if fmt is FORMAT_ADMIN
