@@ -122,6 +122,27 @@ def test_get_handle_not_found_is_404_responsecode_100(http: httpx.Client) -> Non
     assert answer.json()["handle"] == "88.100/C-NOBODY"
 
 
+def test_head_answers_get_headers_without_a_body(node: NodeProcess, http: httpx.Client) -> None:
+    """HEAD, on the wire (h11 checks a HEAD answer carries no body): GET's status and
+    headers, Content-Length the length of GET's body, whether the resolver's fast path
+    answers (no query string) or the route (with one)."""
+    create(http, "88.100/C-HEAD", URL_1)
+    for path, params in (
+        ("88.100/C-HEAD", {}),
+        ("88.100/C-HEAD", {"index": "1"}),
+        ("88.100/C-NONE", {}),
+    ):
+        got = http.get(f"/api/handles/{path}", params=params)
+        head = http.head(f"/api/handles/{path}", params=params)
+        assert head.status_code == got.status_code
+        assert head.content == b""
+        same = {k: v for k, v in got.headers.items() if k != "date"}
+        assert {k: v for k, v in head.headers.items() if k != "date"} == same
+        assert int(head.headers["content-length"]) == len(got.content)
+    metrics = http.get("/metrics").text
+    assert 'method="HEAD",route="/api/handles/{handle:path}",status="200"' in metrics
+
+
 # --- Methods - PUT ---------------------------------------------------------------------------
 
 
