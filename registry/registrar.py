@@ -268,17 +268,22 @@ class Registrar:
         return identity
 
     async def public_key(self, identity: Identity) -> PublicKey | None:
-        """The HS_PUBKEY value at the identity's index, if it holds one here."""
+        """The HS_PUBKEY value at the identity's index, if it holds one here: text
+        (``sm2:``/``ed25519:``) or Handle's ``key`` format (RSA, DSA)."""
         if not self.authority.holds(identity.handle):
             return None
         loaded = await self.store.load(identity.handle)
         value = loaded.record.value_at(identity.index) if loaded else None
-        if value is None or value.type.upper() != PUBKEY_TYPE or not isinstance(value.value, str):
+        if value is None or value.type.upper() != PUBKEY_TYPE:
             return None
         try:
-            return PublicKey.parse(value.value)
+            if value.format is DataFormat.KEY and isinstance(value.value, dict):
+                return PublicKey.from_key_data(value.value)  # Handle's RSA or DSA key
+            if isinstance(value.value, str):
+                return PublicKey.parse(value.value)
         except InvalidValue:
             return None
+        return None
 
     async def rotate_secret(
         self, caller: Identity, identity: Identity, new_secret: str, grace: int
@@ -514,7 +519,7 @@ class Registrar:
 
     async def _hashed(self, value: HandleValue) -> HandleValue:
         if value.type.upper() == PUBKEY_TYPE:
-            if value.format is DataFormat.KEY:  # Handle's key form: kept, not a login key
+            if value.format is DataFormat.KEY:  # Handle's RSA or DSA key: a login key too
                 return value
             if not isinstance(value.value, str) or value.format is not DataFormat.STRING:
                 raise InvalidValue(f"value at index {value.index}: an HS_PUBKEY is a string")
