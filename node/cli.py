@@ -56,6 +56,20 @@ def _parser() -> argparse.ArgumentParser:
         ("--session-ttl", "life of a Bearer session token"),
     ):
         serve.add_argument(option, type=float, metavar="SECONDS", help=meaning)
+    serve.add_argument(
+        "--anonymous-session-ttl",
+        type=int,
+        metavar="SECONDS",
+        help="life of a Handle session opened without credentials (POST /api/sessions) "
+        "until it is authenticated (default 60)",
+    )
+    serve.add_argument(
+        "--anonymous-sessions-per-minute",
+        type=int,
+        metavar="N",
+        help="Handle sessions one client address may open without credentials per "
+        "minute; 429 past it (default 60)",
+    )
     serve.add_argument("--rate-limit", type=float, help="requests/s per address and identity")
     serve.add_argument("--daily-quota", type=int, help="requests/day per address and identity")
     serve.add_argument(

@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from redis.asyncio import Redis
 
+from node.embedded_redis import EmbeddedRedis
 from registry.pubkey import Algorithm, challenge, generate, sign
-from tests.conftest import ADMIN, ADMIN_AUTH, ADMIN_SECRET, basic, snapshot
+from tests.conftest import ADMIN, ADMIN_AUTH, ADMIN_SECRET, basic, node_config, served, snapshot
 from tests.registry.test_pubkey import handle_sign, key_data
 
 DEVICE = "300:88.100/devices/plc-7"
@@ -1102,3 +1103,19 @@ async def test_a_key_format_public_key_answers_a_login_challenge(
     other = handle_private("dsa" if kind == "rsa" else "rsa")
     nonce = (await ask_challenge(client))["nonce"]
     assert refused(await login(client, DEVICE, nonce, handle_sign(other, challenge(DEVICE, nonce))))
+
+
+async def test_changed_anonymous_session_limits_take_effect(
+    redis: Redis, redis_server: EmbeddedRedis
+) -> None:
+    config = node_config(redis_server.url, anonymous_session_ttl=7, anonymous_sessions_per_minute=3)
+    async with served(config) as client:
+        opened = [await client.post("/api/sessions") for _ in range(3)]
+        assert [o.status_code for o in opened] == [201] * 3
+        assert all(o.json()["expiresIn"] == 7 for o in opened)
+        ttls = [await redis.ttl(k) for k in cast(list[bytes], await redis.keys("sess:t:*"))]
+        assert len(ttls) == 3 and all(0 < t <= 7 for t in ttls)
+        over = await client.post("/api/sessions")
+        assert over.status_code == 429 and "3 sessions" in over.json()["message"]
+        # the count is per minute, whatever the sessions' life
+        assert 7 < int(over.headers["retry-after"]) <= 60
