@@ -6,6 +6,8 @@ write bytes. A plain resolution is one Redis HGET and the stored bytes sent as t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -73,6 +75,17 @@ def _written(response: Response, fmt: OutputFormat, request: Request) -> Respons
     return reshape(response, fmt, head=request.method == "HEAD")
 
 
+@contextmanager
+def naming(handle: str) -> Iterator[None]:
+    """Every error a request about ``handle`` is answered with names it, as the SPEC
+    asks and Handle does (a store failure deep in a write does not know the name)."""
+    try:
+        yield
+    except IdnodeError as exc:
+        exc.handle = exc.handle or handle
+        raise
+
+
 def _indexes(raw: list[str]) -> frozenset[int]:
     try:
         return frozenset(int(i) for i in raw)
@@ -130,6 +143,7 @@ async def resolve(
         if reply is None:
             reply = await state.answerer.answer(parsed, handle)
     except IdnodeError as exc:
+        exc.handle = exc.handle or handle  # every error about a handle names it
         outcome = error_outcome(exc)
         if outcome is not None:
             state.resolved(outcome)
@@ -238,12 +252,25 @@ async def put_handle(
     ``<prefix>/<stem><fresh unique suffix>`` (the stem may be empty) and returns its name;
     there a body ``handle`` must name the URL's handle, the stem, as in Handle.
     """
+    with naming(handle):
+        return await _put(handle, request, state, fmt, overwrite, index, mintNewSuffix)
+
+
+async def _put(
+    handle: str,
+    request: Request,
+    state: NodeState,
+    fmt: OutputFormat,
+    overwrite: bool,
+    index: list[str],
+    mint: bool,
+) -> Response:
     registrar = state.registrar
     various = "various" in index
     if various and len(index) > 1:
         raise InvalidValue("index=various cannot be combined with other indexes", handle=handle)
     indexes = frozenset() if various else _indexes(index)
-    if mintNewSuffix:
+    if mint:
         mint_stem(handle)  # a malformed stem is 400/102 before credentials are asked for
         identity = await state.authenticate(request)
         body = await read_json(request, handle, malformed=MalformedRequest)
@@ -276,10 +303,11 @@ async def delete_handle(
     index: Annotated[list[str], Query(description="delete only these values")] = [],  # noqa: B006
 ) -> Response:
     """Without ``index`` the whole handle; with it, those values (400/200 if none exist)."""
-    Handle.parse(handle)
-    registrar = state.registrar
-    identity = await state.authenticate(request)
-    await registrar.delete(handle, identity=identity, indexes=_indexes(index))
+    with naming(handle):
+        Handle.parse(handle)
+        registrar = state.registrar
+        identity = await state.authenticate(request)
+        await registrar.delete(handle, identity=identity, indexes=_indexes(index))
     return _written(json_response({"responseCode": 1, "handle": handle}), fmt, request)
 
 
