@@ -105,7 +105,9 @@ async def resolve(
     fmt: Format,
     index: Annotated[list[str], Query(description="only values at these indexes")] = [],  # noqa: B006
     type: Annotated[list[str], Query(description="only values of these types")] = [],  # noqa: B006
-    auth: bool = False,
+    auth: Annotated[
+        bool, Query(description="an authoritative resolution: past any cache (no stale copy)")
+    ] = False,
     publicOnly: bool | None = None,  # noqa: N803 - Handle's parameter name
 ) -> Response:
     """The handle's values: ``{"responseCode":1,"handle":H,"values":[...]}``.
@@ -127,7 +129,9 @@ async def resolve(
     A node that holds the handle answers from its store. The top node and recursive
     nodes resolve other nodes' handles through their cache and say how: ``X-Cache``
     (HIT, MISS or STALE: served past its TTL because the responsible node is down),
-    ``Age`` (seconds since the responsible node answered) and ``X-Resolved-By``. A node
+    ``Age`` (seconds since the responsible node answered) and ``X-Resolved-By``; with
+    ``auth=true`` (Handle: an authoritative resolution) they ask the responsible node
+    past the cache (X-Cache MISS; a failure is an error, never a stale copy). A node
     that neither holds nor resolves a prefix answers 400/301 with a ``referral``.
     """
     parsed = Handle.parse(handle)
@@ -141,7 +145,7 @@ async def resolve(
             else:
                 reply = await _authenticated_read(state, parsed, handle, request)
         if reply is None:
-            reply = await state.answerer.answer(parsed, handle)
+            reply = await state.answerer.answer(parsed, handle, fresh=auth)
     except IdnodeError as exc:
         exc.handle = exc.handle or handle  # every error about a handle names it
         outcome = error_outcome(exc)
