@@ -106,8 +106,10 @@ class Answerer:
         self.resolver = resolver
         self.parent_url = parent_url
 
-    async def answer(self, handle: Handle, spelled: str) -> Reply:
-        """The answer for ``handle``, echoing the caller's spelling ``spelled``."""
+    async def answer(self, handle: Handle, spelled: str, *, fresh: bool = False) -> Reply:
+        """The answer for ``handle``, echoing the caller's spelling ``spelled``;
+        ``fresh`` (``auth=true``) asks the responsible node past the cache, and means
+        nothing where the node answers from its own store."""
         held = holds(self.own, handle)
         if not held and not handle.home_prefix.national:
             # Before any cache or upstream: no node of the hierarchy could answer.
@@ -116,7 +118,7 @@ class Answerer:
         if resolver is not None and (not held or self._below_own(handle)):
             locate = self._locate_delegated if held else self._locate_from_root
             try:
-                resolution = await resolver.resolve(handle, locate)
+                resolution = await resolver.resolve(handle, locate, fresh=fresh)
             except IdnodeError as exc:
                 exc.handle = exc.handle or spelled
                 raise

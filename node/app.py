@@ -286,7 +286,13 @@ async def _build_state(
         config.limits,
         delegations=delegations,
         parent_url=config.parent_url,
-        sessions=SessionStore(redis, ttl=config.session_ttl, challenge_ttl=CHALLENGE_TTL),
+        sessions=SessionStore(
+            redis,
+            ttl=config.session_ttl,
+            challenge_ttl=CHALLENGE_TTL,
+            pending_ttl=config.anonymous_session_ttl,
+            pending_per_minute=config.anonymous_sessions_per_minute,
+        ),
         secret_cost=config.secret_hash_cost,
     )
     if own is not None:

@@ -131,6 +131,20 @@ def _parser() -> argparse.ArgumentParser:
             option, type=float, metavar="SECONDS", help=f"{meaning} (default {default})"
         )
     serve.add_argument(
+        "--anonymous-session-ttl",
+        type=int,
+        metavar="SECONDS",
+        help="life of a Handle session opened without credentials (POST /api/sessions) "
+        "until it is authenticated (default 60)",
+    )
+    serve.add_argument(
+        "--anonymous-sessions-per-minute",
+        type=int,
+        metavar="N",
+        help="Handle sessions one client address may open without credentials per "
+        "minute; 429 past it (default 60)",
+    )
+    serve.add_argument(
         "--rate-limit",
         type=float,
         help="requests/s per address and identity (default 0 = no limit)",
@@ -422,7 +436,9 @@ def _parser() -> argparse.ArgumentParser:
     sign.add_argument("--key", required=True, help="private key text, or @file holding it")
     sign.add_argument("--identity", required=True, help="e.g. 300:88.100.1/devices/plc-7")
     sign.add_argument("--nonce", required=True, help="the nonce the node's challenge gave")
-    login = key_command("login", "challenge, sign and print a session token")
+    login = key_command(
+        "login", "open a Handle session, answer its nonce with the key, print the session token"
+    )
     login.add_argument("--url", required=True, help="the node holding the identity")
     login.add_argument("--key", required=True, help="private key text, or @file holding it")
     login.add_argument("--identity", required=True, help="e.g. 300:88.100.1/devices/plc-7")
@@ -437,9 +453,6 @@ def keys(args: dict[str, object]) -> None:
 
 
 def _keys(args: dict[str, object]) -> None:
-    import json
-    import urllib.error
-    import urllib.request
     from pathlib import Path
 
     from registry.pubkey import Algorithm, challenge, generate, sign
@@ -458,26 +471,52 @@ def _keys(args: dict[str, object]) -> None:
         print(sign(key, challenge(identity, str(args["nonce"]))))
         return
 
-    def post(path: str, body: dict[str, str]) -> dict[str, object]:
-        request = urllib.request.Request(
-            f"{str(args['url']).rstrip('/')}{path}",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
+    print(_handle_session(str(args["url"]).rstrip("/"), key, identity))
+
+
+def _handle_session(url: str, private: str, identity: str) -> str:
+    """Log in as Handle clients do: ``POST /api/sessions`` opens a session (its
+    ``sessionId`` and ``nonce``), ``PUT /api/sessions/this`` answers the nonce with
+    ``Authorization: Handle``, signing the nonce's bytes followed by a client nonce's.
+    The session id is the token printed (also a Bearer token)."""
+    import base64
+    import json
+    import secrets
+    import urllib.error
+    import urllib.request
+    from urllib.parse import quote
+
+    from registry.authorization import ALG_FOR_KEY
+    from registry.pubkey import Algorithm, sign
+
+    def call(method: str, path: str, headers: dict[str, str]) -> dict[str, object]:
+        request = urllib.request.Request(f"{url}{path}", headers=headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 answer: dict[str, object] = json.loads(response.read())
                 return answer
         except urllib.error.HTTPError as exc:
-            raise ConfigError(f"{path}: HTTP {exc.code} {exc.read().decode()}") from None
+            raise ConfigError(f"{method} {path}: HTTP {exc.code} {exc.read().decode()}") from None
         except urllib.error.URLError as exc:
-            raise ConfigError(f"{path}: {exc.reason}") from None
+            raise ConfigError(f"{method} {path}: {exc.reason}") from None
 
-    nonce = str(post("/api/sessions/challenge", {"identity": identity})["nonce"])
-    signature = sign(key, challenge(identity, nonce))
-    session = post("/api/sessions", {"identity": identity, "nonce": nonce, "signature": signature})
-    print(session["token"])
+    opened = call("POST", "/api/sessions", {})
+    session_id, nonce = str(opened["sessionId"]), str(opened["nonce"])
+    cnonce = secrets.token_bytes(16)
+    algorithm = Algorithm(private.strip().partition(":")[0].lower())
+    signature = bytes.fromhex(sign(private, base64.b64decode(nonce) + cnonce))
+    fields = {
+        "version": "0",
+        "sessionId": session_id,
+        "id": quote(identity, safe=""),
+        "type": "HS_PUBKEY",
+        "alg": ALG_FOR_KEY[algorithm],
+        "cnonce": base64.b64encode(cnonce).decode(),
+        "signature": base64.b64encode(signature).decode(),
+    }
+    header = "Handle " + ", ".join(f'{name}="{value}"' for name, value in fields.items())
+    call("PUT", "/api/sessions/this", {"Authorization": header})
+    return session_id
 
 
 def check(args: dict[str, object]) -> int:

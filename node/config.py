@@ -44,6 +44,12 @@ option                 environment               meaning
                                                  127.0.0.1 and private networks need it)
 --change-retention     IDNODE_CHANGE_RETENTION   change-feed history kept (3600 s)
 --session-ttl          IDNODE_SESSION_TTL        life of a Bearer session token (900 s)
+--anonymous-session-ttl  IDNODE_ANONYMOUS_SESSION_TTL  life of a Handle session opened
+                                                 without credentials until it is
+                                                 authenticated (60 s)
+--anonymous-sessions-per-minute  IDNODE_ANONYMOUS_SESSIONS_PER_MINUTE  such sessions
+                                                 one client address may open a minute;
+                                                 429 past it (60)
 --rate-limit           IDNODE_RATE_LIMIT         requests/s per client address and per
                                                  identity (0 = no limit, the default)
 --daily-quota          IDNODE_DAILY_QUOTA        requests/day per client address and per
@@ -141,6 +147,8 @@ class NodeConfig:
     allow_private_nodes: bool = False
     change_retention: float = 3600.0
     session_ttl: int = 900
+    anonymous_session_ttl: int = 60
+    anonymous_sessions_per_minute: int = 60
     rate_limit: float = 0.0
     daily_quota: int = 0
     anonymous_rate: float = 10.0  # per second
@@ -279,6 +287,16 @@ class NodeConfig:
             allow_private_nodes=_flag(get("allow_private_nodes")),
             change_retention=seconds("change_retention", 3600.0, low=1.0),
             session_ttl=int(seconds("session_ttl", 900.0, low=1.0)),
+            anonymous_session_ttl=_int_setting(
+                "anonymous_session_ttl", get("anonymous_session_ttl"), 60, low=1, high=86400
+            ),
+            anonymous_sessions_per_minute=_int_setting(
+                "anonymous_sessions_per_minute",
+                get("anonymous_sessions_per_minute"),
+                60,
+                low=1,
+                high=1_000_000,
+            ),
             rate_limit=seconds("rate_limit", 0.0),
             daily_quota=_int_setting("daily_quota", get("daily_quota"), 0, low=0),
             anonymous_rate=seconds("anonymous_rate", 10.0),

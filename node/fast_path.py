@@ -1,7 +1,7 @@
 """The resolution hot path: a plain ``GET /api/handles/{handle}`` answered without FastAPI.
 
-Most of a node's traffic is one request shape: GET, a handle in the path, no query
-string. For it, routing, dependency injection, parameter models and the middleware
+Most of a node's traffic is one request shape: GET (or HEAD), a handle in the path, no
+query string. For it, routing, dependency injection, parameter models and the middleware
 stack cost several times what the answer itself costs (an in-process cache lookup or
 one Redis HGET, and stored bytes written out). The node's app class calls
 :meth:`FastResolutions.answer` before anything else; it answers that shape through the
@@ -9,6 +9,8 @@ same :class:`node.answerer.Answerer` the route uses, with the same headers, erro
 metrics, and leaves every other request, and every request it is not sure about, to
 the app unchanged:
 
+- HEAD is answered as GET, status and headers (Content-Length the length GET's body
+  has, as HTTP allows and the Handle servlet does), without the body;
 - a query string (filters, ``publicOnly``), another method or path: the app;
 - credentials (an ``Authorization`` header): the app, since Handle's ``publicOnly``
   defaults to false for them (restricted values for an identity that may read them);
@@ -50,15 +52,16 @@ class FastResolutions:
     def __init__(self) -> None:
         self.answered = 0  # requests answered here rather than by the app
         self._parsed: dict[str, Handle] = {}  # hot identifiers are parsed once
-        self._counters: dict[tuple[int, int], Any] = {}
+        self._counters: dict[tuple[int, str, int], Any] = {}
         self._latency: dict[int, Any] = {}
 
     async def answer(self, node: NodeState | None, scope: Scope, send: Send) -> bool:
         """Answer ``scope`` if it is a plain resolution this node can answer directly."""
+        method = scope.get("method")
         if (
             node is None
             or scope["type"] != "http"
-            or scope["method"] != "GET"
+            or (method != "GET" and method != "HEAD")
             or scope["query_string"]
             or not scope["path"].startswith(PREFIX)
             or node.rate is not None
@@ -98,18 +101,18 @@ class FastResolutions:
         headers.append(_JSON)
         headers.append((b"content-length", b"%d" % len(body)))
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        self._count(node.metrics, status, time.perf_counter() - started)
+        await send({"type": "http.response.body", "body": body if method == "GET" else b""})
+        self._count(node.metrics, method, status, time.perf_counter() - started)
         self.answered += 1
         return True
 
-    def _count(self, metrics: NodeMetrics, status: int, seconds: float) -> None:
+    def _count(self, metrics: NodeMetrics, method: str, status: int, seconds: float) -> None:
         """The request metrics RequestMetrics would record, with the labelled children
         looked up once (labels() costs more than the increment)."""
-        key = (id(metrics), status)
+        key = (id(metrics), method, status)
         counter = self._counters.get(key)
         if counter is None:
-            counter = self._counters[key] = metrics.requests.labels("GET", ROUTE, str(status))
+            counter = self._counters[key] = metrics.requests.labels(method, ROUTE, str(status))
         counter.inc()
         latency = self._latency.get(id(metrics))
         if latency is None:

@@ -6,6 +6,8 @@ write bytes. A plain resolution is one Redis HGET and the stored bytes sent as t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -73,6 +75,17 @@ def _written(response: Response, fmt: OutputFormat, request: Request) -> Respons
     return reshape(response, fmt, head=request.method == "HEAD")
 
 
+@contextmanager
+def naming(handle: str) -> Iterator[None]:
+    """Every error a request about ``handle`` is answered with names it, as the SPEC
+    asks and Handle does (a store failure deep in a write does not know the name)."""
+    try:
+        yield
+    except IdnodeError as exc:
+        exc.handle = exc.handle or handle
+        raise
+
+
 def _indexes(raw: list[str]) -> frozenset[int]:
     try:
         return frozenset(int(i) for i in raw)
@@ -92,7 +105,9 @@ async def resolve(
     fmt: Format,
     index: Annotated[list[str], Query(description="only values at these indexes")] = [],  # noqa: B006
     type: Annotated[list[str], Query(description="only values of these types")] = [],  # noqa: B006
-    auth: bool = False,
+    auth: Annotated[
+        bool, Query(description="an authoritative resolution: past any cache (no stale copy)")
+    ] = False,
     publicOnly: bool | None = None,  # noqa: N803 - Handle's parameter name
 ) -> Response:
     """The handle's values: ``{"responseCode":1,"handle":H,"values":[...]}``.
@@ -114,7 +129,9 @@ async def resolve(
     A node that holds the handle answers from its store. The top node and recursive
     nodes resolve other nodes' handles through their cache and say how: ``X-Cache``
     (HIT, MISS or STALE: served past its TTL because the responsible node is down),
-    ``Age`` (seconds since the responsible node answered) and ``X-Resolved-By``. A node
+    ``Age`` (seconds since the responsible node answered) and ``X-Resolved-By``; with
+    ``auth=true`` (Handle: an authoritative resolution) they ask the responsible node
+    past the cache (X-Cache MISS; a failure is an error, never a stale copy). A node
     that neither holds nor resolves a prefix answers 400/301 with a ``referral``.
     """
     parsed = Handle.parse(handle)
@@ -128,8 +145,9 @@ async def resolve(
             else:
                 reply = await _authenticated_read(state, parsed, handle, request)
         if reply is None:
-            reply = await state.answerer.answer(parsed, handle)
+            reply = await state.answerer.answer(parsed, handle, fresh=auth)
     except IdnodeError as exc:
+        exc.handle = exc.handle or handle  # every error about a handle names it
         outcome = error_outcome(exc)
         if outcome is not None:
             state.resolved(outcome)
@@ -235,18 +253,32 @@ async def put_handle(
     occupied index (409/201). ``index=various`` adds or replaces the values the body
     holds and keeps the others. A body whose ``handle`` names another handle is refused
     (400/4). ``PUT /api/handles/<prefix>/<stem>?mintNewSuffix=true`` creates
-    ``<prefix>/<stem><fresh unique suffix>`` (the stem may be empty) and returns its name.
+    ``<prefix>/<stem><fresh unique suffix>`` (the stem may be empty) and returns its name;
+    there a body ``handle`` must name the URL's handle, the stem, as in Handle.
     """
+    with naming(handle):
+        return await _put(handle, request, state, fmt, overwrite, index, mintNewSuffix)
+
+
+async def _put(
+    handle: str,
+    request: Request,
+    state: NodeState,
+    fmt: OutputFormat,
+    overwrite: bool,
+    index: list[str],
+    mint: bool,
+) -> Response:
     registrar = state.registrar
     various = "various" in index
     if various and len(index) > 1:
         raise InvalidValue("index=various cannot be combined with other indexes", handle=handle)
     indexes = frozenset() if various else _indexes(index)
-    if mintNewSuffix:
-        stem = mint_stem(handle)
+    if mint:
+        mint_stem(handle)  # a malformed stem is 400/102 before credentials are asked for
         identity = await state.authenticate(request)
-        body = await read_json(request, None, malformed=MalformedRequest)
-        minted = await registrar.mint(stem, body, identity=identity)
+        body = await read_json(request, handle, malformed=MalformedRequest)
+        minted = await registrar.mint(handle, body, identity=identity)
         state.registered()
         return _written(json_response({"responseCode": 1, "handle": minted}, 201), fmt, request)
     Handle.parse(handle)
@@ -275,10 +307,11 @@ async def delete_handle(
     index: Annotated[list[str], Query(description="delete only these values")] = [],  # noqa: B006
 ) -> Response:
     """Without ``index`` the whole handle; with it, those values (400/200 if none exist)."""
-    Handle.parse(handle)
-    registrar = state.registrar
-    identity = await state.authenticate(request)
-    await registrar.delete(handle, identity=identity, indexes=_indexes(index))
+    with naming(handle):
+        Handle.parse(handle)
+        registrar = state.registrar
+        identity = await state.authenticate(request)
+        await registrar.delete(handle, identity=identity, indexes=_indexes(index))
     return _written(json_response({"responseCode": 1, "handle": handle}), fmt, request)
 
 

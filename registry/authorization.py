@@ -20,10 +20,13 @@ key         ``alg``        ``signature`` (base64)
 sm2:<hex>   ``SM3``        SM2 with SM3 (GB/T 32918, Z_A with the default user id),
                            r||s as 64 bytes, or DER ``SEQUENCE {r, s}`` (GB/T 35276)
 ed25519     ``Ed25519``    the 64-byte Ed25519 signature of the bytes themselves
+key: RSA    ``SHA256``     SHA256withRSA, PKCS #1 v1.5, as Handle signs
+key: DSA    ``SHA256``     SHA256withDSA, DER ``SEQUENCE {r, s}``, as Handle signs
 ==========  =============  ========================================================
 
-Handle's RSA and DSA keys, with ``alg`` SHA1 or SHA256, are not HS_PUBKEY values this node
-accepts. ``type="HS_SECKEY"`` is parsed but cannot be checked here: Handle verifies a
+The last two are Handle's own keys, held in its ``key`` data format. ``alg="SHA1"``,
+which older Handle clients may send, is refused: SHA-1 signatures are deprecated.
+``type="HS_SECKEY"`` is parsed but cannot be checked here: Handle verifies a
 keyed digest (HMAC-SHA256 etc.) of the nonces with the secret itself, and this node keeps
 only an scrypt hash of a secret (:mod:`registry.credential`); see
 :data:`SECRET_KEY_DIGEST_REFUSED`.
@@ -43,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from registry.errors import AuthenticationRequired, InvalidHandle
 from registry.identifier import Identity
-from registry.pubkey import Algorithm, PublicKey
+from registry.pubkey import Algorithm, KeyType, PublicKey
 
 SCHEME = "handle"
 MAX_HEADER_CHARS = 4096
@@ -54,7 +57,12 @@ FIELDS = ("version", "sessionId", "id", "type", "alg", "cnonce", "signature")
 _FIELD_BY_KEY = {name.lower(): name for name in FIELDS}
 # The alg each key algorithm signs with; compared ignoring case and punctuation, as
 # Handle compares its own algorithm names ("SHA-256" = "sha256").
-ALG_FOR_KEY = {Algorithm.SM2: "SM3", Algorithm.ED25519: "ED25519"}
+ALG_FOR_KEY: dict[Algorithm | KeyType, str] = {
+    Algorithm.SM2: "SM3",
+    Algorithm.ED25519: "ED25519",
+    KeyType.RSA: "SHA256",
+    KeyType.DSA: "SHA256",
+}
 PUBKEY = "HS_PUBKEY"
 SECKEY = "HS_SECKEY"
 SECRET_KEY_DIGEST_REFUSED = (

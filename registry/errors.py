@@ -14,6 +14,10 @@ them case by case: they render ``error.body()`` with ``error.http_status``.
     │   │                                          PROTOCOL_ERROR)
     │   ├── InvalidHandle                102, 400  malformed identifier
     │   ├── InvalidValue                 202, 400  malformed value, body or parameter
+    │   │   ├── MalformedValue             4, 400  a PUT body or value of the wrong JSON
+    │   │   │                                      shape (values not a list, index not
+    │   │   │                                      an integer, data missing): Handle's
+    │   │   │                                      PROTOCOL_ERROR, as for unparseable JSON
     │   │   └── TemplateViolation        202, 400  values refused by their metadata template
     │   ├── NotFound                     100, 404  no such application or entry
     │   │   └── HandleNotFound           100, 404
@@ -98,6 +102,18 @@ class InvalidHandle(RequestError):
 class InvalidValue(RequestError):
     response_code = 202
     default_message = "Invalid value"
+
+
+class MalformedValue(InvalidValue):
+    """JSON that parses but is not of the shape a handle's values take: the body is not
+    a list of objects, or a value's ``index`` is not an integer, its ``type`` not a
+    string, its ``data`` missing or neither a string nor ``{format, value}``. Handle's
+    reference fails to read such an entity and answers PROTOCOL_ERROR (4), as for a
+    body that is not JSON. An :class:`InvalidValue` still (what it is about is a value),
+    so code that rewords value errors keeps it."""
+
+    response_code = 4
+    default_message = "Malformed value"
 
 
 class TemplateViolation(InvalidValue):

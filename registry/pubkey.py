@@ -1,26 +1,37 @@
-"""Public-key identities and challenge-response login: SM2 with SM3, and Ed25519.
+"""Public-key identities and challenge-response login: SM2 with SM3, Ed25519, and
+Handle's own RSA and DSA keys.
 
 An identity may hold a public key instead of a secret: an ``HS_PUBKEY`` value whose data
 is ``sm2:<128 hex digits, the point x||y>`` (SM2, GB/T 32918, signed with SM3 per
 GB/T 35276 through ``gmssl``; China's commercial cryptography, 商用密码) or
-``ed25519:<64 hex digits>`` (through ``cryptography``). To log in, a client asks the
+``ed25519:<64 hex digits>`` (through ``cryptography``), or a key in Handle's ``key``
+data format (:mod:`registry.value_formats`: RSA ``n``/``e`` or DSA ``y``/``p``/``q``/``g``),
+which verifies what a Handle client signs with it: SHA256withRSA (PKCS #1 v1.5) or
+SHA256withDSA (a DER ``SEQUENCE {r, s}``). To log in, a client asks the
 node for a nonce, signs :func:`challenge` for it with the private key, and sends the
 signature back; the node checks it against the identity's public key and issues a
 session token. The nonce is used once and expires, so a signature cannot be replayed.
 
 Keys and signatures travel as hex text. ``idnode keys`` wraps :func:`generate` and
-:func:`sign` for users.
+:func:`sign` for users (SM2 and Ed25519; RSA and DSA keys come from Handle's tools).
 """
 
 from __future__ import annotations
 
+import base64
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_der_public_key,
+)
 from gmssl import func, sm2  # type: ignore[import-untyped]
 
 from registry.errors import InvalidValue
@@ -33,6 +44,15 @@ class Algorithm(StrEnum):
     ED25519 = "ed25519"
 
 
+class KeyType(StrEnum):
+    """Handle's own key types, held as ``{"format": "key", "value": {"kty", ...}}``."""
+
+    RSA = "rsa"
+    DSA = "dsa"
+
+
+# Below this a key is a toy: a signature by it proves nothing.
+_MIN_KEY_BITS = {KeyType.RSA: 1024, KeyType.DSA: 1024}
 _KEY_HEX_CHARS = {Algorithm.SM2: 128, Algorithm.ED25519: 64}
 _SM2_N = int(sm2.default_ecc_table["n"], 16)
 
@@ -48,8 +68,8 @@ class PublicKey:
     True
     """
 
-    algorithm: Algorithm
-    hex: str
+    algorithm: Algorithm | KeyType
+    hex: str  # SM2 x||y, Ed25519's 32 bytes, or an RSA/DSA key's DER SubjectPublicKeyInfo
 
     @classmethod
     def parse(cls, text: str) -> PublicKey:
@@ -67,6 +87,30 @@ class PublicKey:
             )
         return cls(algorithm, key)
 
+    @classmethod
+    def from_key_data(cls, data: dict[str, str]) -> PublicKey:
+        """A key in Handle's ``key`` data format, as :func:`registry.value_formats.parse_key`
+        returns it; InvalidValue when it is not a key a signature can be checked with."""
+        kty = str(data.get("kty", "")).lower()
+        try:
+            kind = KeyType(kty)
+            public: rsa.RSAPublicKey | dsa.DSAPublicKey
+            if kind is KeyType.RSA:
+                public = rsa.RSAPublicNumbers(_number(data["e"]), _number(data["n"])).public_key()
+            else:
+                parameters = dsa.DSAParameterNumbers(
+                    _number(data["p"]), _number(data["q"]), _number(data["g"])
+                )
+                public = dsa.DSAPublicNumbers(_number(data["y"]), parameters).public_key()
+        except (KeyError, ValueError, UnsupportedAlgorithm) as exc:
+            raise InvalidValue(f"not a usable {kty.upper() or 'key'} public key: {exc}") from None
+        if public.key_size < _MIN_KEY_BITS[kind]:
+            raise InvalidValue(
+                f"an {kind.name} public key needs at least {_MIN_KEY_BITS[kind]} bits, "
+                f"got {public.key_size}"
+            )
+        return cls(kind, public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo).hex())
+
     @property
     def text(self) -> str:
         return f"{self.algorithm.value}:{self.hex}"
@@ -76,6 +120,8 @@ class PublicKey:
         signature = signature_hex.strip().lower()
         if not signature or set(signature) - _HEX or len(signature) % 2:
             return False
+        if isinstance(self.algorithm, KeyType):
+            return _handle_key_verifies(self.hex, message, bytes.fromhex(signature))
         if self.algorithm is Algorithm.SM2:
             if len(signature) != 128:
                 return False
@@ -104,6 +150,26 @@ def _sm2(private_hex: str, public_hex: str) -> sm2.CryptSM2:
     curve = sm2.CryptSM2(private_key=private_hex, public_key="")
     curve.public_key = public_hex
     return curve
+
+
+def _number(member: str) -> int:
+    """An unsigned big-endian number in unpadded base64url, as Handle's key JSON has it."""
+    return int.from_bytes(base64.urlsafe_b64decode(member + "=" * (-len(member) % 4)), "big")
+
+
+def _handle_key_verifies(der_hex: str, message: bytes, signature: bytes) -> bool:
+    """SHA256withRSA (PKCS #1 v1.5) or SHA256withDSA (DER r, s), as Handle signs."""
+    public = load_der_public_key(bytes.fromhex(der_hex))
+    try:
+        if isinstance(public, rsa.RSAPublicKey):
+            public.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(public, dsa.DSAPublicKey):
+            public.verify(signature, message, hashes.SHA256())
+        else:  # pragma: no cover - from_key_data makes only those two
+            return False
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def challenge(identity_text: str, nonce: str) -> bytes:

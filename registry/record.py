@@ -25,6 +25,7 @@ from registry.errors import (
     HandleNotFound,
     InvalidValue,
     MalformedRequest,
+    MalformedValue,
     ValueExists,
     ValueReadOnly,
     ValuesNotFound,
@@ -100,6 +101,27 @@ def select(
     ]
 
 
+# How a stored value with ``hex`` data starts its data. JSON escapes the quotes of a
+# string, so these bytes occur in a body only as a value's own format member.
+_LEGACY_HEX = b'"format":"hex"'
+
+
+def current_body(body: bytes) -> bytes:
+    """A stored body as this node answers today. Records stored before hex input was
+    converted (``registry.value``: Handle writes a value's bytes as ``string`` or
+    ``base64``, never ``hex``) are re-encoded in those formats; a read-time conversion,
+    so no migration rewrites a store. Every other body is returned as it is, after one
+    substring search.
+
+    >>> current_body(b'{"responseCode":1,"handle":"88.100/a","values":[]}')[-12:]
+    b'"values":[]}'
+    """
+    if _LEGACY_HEX not in body:
+        return body
+    obj = orjson.loads(body)
+    return _encode(obj["handle"], (HandleValue.from_stored(v) for v in obj["values"]))
+
+
 def encode_values(handle_text: str, values: Iterable[HandleValue]) -> bytes:
     return _encode(handle_text, values)
 
@@ -123,20 +145,13 @@ def values_in_body(raw: object, handle_text: str) -> list[Any]:
     The shapes the HANDLE.NET Technical Manual's "Methods - PUT" accepts: a list of
     values, an object with a ``values`` list (its other members ignored), or one value
     object (``index``, ``type`` and ``data``, as the reference servlet recognises it).
-    An object whose ``handle`` names another handle than the URL is refused with
-    PROTOCOL_ERROR (4), as the reference servlet does ("Mismatched handle"); names
-    match ASCII case-insensitively, as handles do here. Anything else: InvalidValue.
+    An object whose ``handle`` names another handle than the URL is refused (see
+    :func:`check_named_handle`). Any other shape: MalformedValue (4), as the reference
+    answers an entity it cannot read.
     """
     if isinstance(raw, dict):
         if "values" in raw:
-            named = raw.get("handle")
-            if named is not None and (
-                not isinstance(named, str) or ascii_lower(named) != ascii_lower(handle_text)
-            ):
-                raise MalformedRequest(
-                    f"the body names handle {str(named)[:300]!r}, the URL {handle_text!r}",
-                    handle=handle_text,
-                )
+            check_named_handle(raw, handle_text)
             items = raw["values"]
         elif {"index", "type", "data"} <= raw.keys():
             items = [raw]  # a single value
@@ -145,11 +160,27 @@ def values_in_body(raw: object, handle_text: str) -> list[Any]:
     else:
         items = raw
     if not isinstance(items, list):
-        raise InvalidValue(
+        raise MalformedValue(
             'the body must be {"values": [...]}, a JSON list of values or one value',
             handle=handle_text,
         )
     return items
+
+
+def check_named_handle(raw: object, handle_text: str) -> None:
+    """Refuse a body object whose ``handle`` member names another handle than
+    ``handle_text``, the handle in the request URL, with PROTOCOL_ERROR (4), as the
+    reference servlet does ("Mismatched handle"); names match ASCII case-insensitively,
+    as handles do here. For ``mintNewSuffix`` the URL's handle is the stem: the servlet
+    compares before the server appends the suffix."""
+    named = raw.get("handle") if isinstance(raw, dict) else None
+    if named is not None and (
+        not isinstance(named, str) or ascii_lower(named) != ascii_lower(handle_text)
+    ):
+        raise MalformedRequest(
+            f"the body names handle {str(named)[:300]!r}, the URL {handle_text!r}",
+            handle=handle_text,
+        )
 
 
 def sent_indexes(values: Sequence[HandleValue], handle_text: str) -> frozenset[int]:

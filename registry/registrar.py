@@ -45,6 +45,8 @@ from registry.permission import NEEDS, Grants, Operation, missing, operations
 from registry.pubkey import PublicKey, challenge
 from registry.record import (
     HandleRecord,
+    check_named_handle,
+    mint_stem,
     plan_remove,
     plan_replace,
     plan_update,
@@ -266,17 +268,22 @@ class Registrar:
         return identity
 
     async def public_key(self, identity: Identity) -> PublicKey | None:
-        """The HS_PUBKEY value at the identity's index, if it holds one here."""
+        """The HS_PUBKEY value at the identity's index, if it holds one here: text
+        (``sm2:``/``ed25519:``) or Handle's ``key`` format (RSA, DSA)."""
         if not self.authority.holds(identity.handle):
             return None
         loaded = await self.store.load(identity.handle)
         value = loaded.record.value_at(identity.index) if loaded else None
-        if value is None or value.type.upper() != PUBKEY_TYPE or not isinstance(value.value, str):
+        if value is None or value.type.upper() != PUBKEY_TYPE:
             return None
         try:
-            return PublicKey.parse(value.value)
+            if value.format is DataFormat.KEY and isinstance(value.value, dict):
+                return PublicKey.from_key_data(value.value)  # Handle's RSA or DSA key
+            if isinstance(value.value, str):
+                return PublicKey.parse(value.value)
         except InvalidValue:
             return None
+        return None
 
     async def rotate_secret(
         self, caller: Identity, identity: Identity, new_secret: str, grace: int
@@ -503,15 +510,16 @@ class Registrar:
         parse = (batch or BatchValues(now=self._clock(), limits=self.limits)).parse
         try:
             return [parse(v) for v in items]
-        except InvalidValue as exc:
-            raise InvalidValue(exc.message, handle=handle_text) from None
+        except InvalidValue as exc:  # its class kept: MalformedValue answers 4, not 202
+            exc.handle = handle_text
+            raise
 
     async def _keys_checked(self, values: list[HandleValue]) -> list[HandleValue]:
         return [await self._hashed(v) for v in values]
 
     async def _hashed(self, value: HandleValue) -> HandleValue:
         if value.type.upper() == PUBKEY_TYPE:
-            if value.format is DataFormat.KEY:  # Handle's key form: kept, not a login key
+            if value.format is DataFormat.KEY:  # Handle's RSA or DSA key: a login key too
                 return value
             if not isinstance(value.value, str) or value.format is not DataFormat.STRING:
                 raise InvalidValue(f"value at index {value.index}: an HS_PUBKEY is a string")
@@ -607,9 +615,15 @@ class Registrar:
             limits=self.limits,
         )
 
-    async def mint(self, stem: str, raw_body: object, *, identity: Identity) -> str:
-        """PUT ``<stem>?mintNewSuffix=true``: create a handle named ``stem`` (see
-        :func:`registry.record.mint_stem`) followed by a fresh UUID."""
+    async def mint(self, spelled: str, raw_body: object, *, identity: Identity) -> str:
+        """PUT ``<spelled>?mintNewSuffix=true``: create a handle named after the stem
+        (:func:`registry.record.mint_stem`) followed by a fresh UUID. A body ``handle``
+        is compared with ``spelled``, the URL's handle, as the reference servlet does
+        before the suffix exists; the minted handle then takes the body's values."""
+        stem = mint_stem(spelled)
+        check_named_handle(raw_body, spelled)
+        if isinstance(raw_body, dict) and "handle" in raw_body:
+            raw_body = {name: v for name, v in raw_body.items() if name != "handle"}
         for _ in range(_MAX_ATTEMPTS):
             handle_text = f"{stem}{uuid.uuid4()}"
             created, stored = await self.put(

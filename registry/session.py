@@ -8,7 +8,7 @@ kept in Redis.
                                         authenticated; ~90 bytes
     sess:i:<identity key>       SET     its sessions' token hashes (to revoke them all)
     sess:a:<client address>     STRING  sessions opened anonymously from that address in
-                                        the current window (a counter, see below)
+                                        the current minute (a counter, see below)
     sess:n:<nonce>              STRING  identity a login challenge was issued to (single use)
     sess:r:<identity key>       STRING  the previous secret's hash, during a rotation
 
@@ -20,8 +20,9 @@ takes effect on the next request (every use is one GET).
 
 A session opened without credentials (Handle's ``POST /api/sessions``, to be
 authenticated by answering its nonce) lives ``pending_ttl`` seconds only, and one client
-address may open at most ``pending_per_address`` of them per ``pending_ttl`` window, so
-anonymous callers cannot fill the store. Authenticating it gives it the full ``ttl``.
+address may open at most ``pending_per_minute`` of them a minute (a window that starts
+with the first), so anonymous callers cannot fill the store. Authenticating it gives it
+the full ``ttl``. Both limits are node settings (:mod:`node.config`).
 
 The nonce is single use: answering it, rightly or wrongly, replaces it (a compare-and-set
 under WATCH), so a captured answer cannot be replayed on the same session, and a
@@ -99,6 +100,9 @@ def decode(raw: bytes) -> SessionState:
     return SessionState(nonce, Identity.parse(identity) if identity else None)
 
 
+_PENDING_WINDOW = 60  # seconds: anonymous sessions are counted per address per minute
+
+
 def _token_key(token: str) -> str:
     return "sess:t:" + hashlib.sha256(token.encode()).hexdigest()
 
@@ -106,7 +110,8 @@ def _token_key(token: str) -> str:
 class SessionStore:
     """Tokens, challenges and rotation grace periods.
 
-    >>> sessions = SessionStore(redis, ttl=900, challenge_ttl=60)   # doctest: +SKIP
+    >>> sessions = SessionStore(redis, ttl=900, challenge_ttl=60,   # doctest: +SKIP
+    ...                         pending_ttl=60, pending_per_minute=60)
     >>> session = await sessions.open(identity)                    # doctest: +SKIP
     >>> await sessions.identity(session.token) == identity         # doctest: +SKIP
     True
@@ -118,14 +123,14 @@ class SessionStore:
         *,
         ttl: int,
         challenge_ttl: int,
-        pending_ttl: int | None = None,
-        pending_per_address: int = 60,
+        pending_ttl: int,
+        pending_per_minute: int,
     ) -> None:
         self.redis = redis
         self.ttl = ttl
         self.challenge_ttl = challenge_ttl
-        self.pending_ttl = pending_ttl if pending_ttl is not None else challenge_ttl
-        self.pending_per_address = pending_per_address
+        self.pending_ttl = pending_ttl
+        self.pending_per_minute = pending_per_minute
 
     async def open(self, identity: Identity) -> Session:
         """A new session, authenticated as ``identity`` (a Basic or signed login)."""
@@ -142,19 +147,19 @@ class SessionStore:
 
     async def begin(self, address: str) -> tuple[str, str]:
         """A new unauthenticated session for a caller at ``address``: (token, nonce).
-        429 past ``pending_per_address`` such sessions in the current window."""
+        429 past ``pending_per_minute`` such sessions in the current minute."""
         counter = f"sess:a:{address[:64]}"
         async with translated():
             pipe = self.redis.pipeline(transaction=True)
             # The window starts with the first session (SET NX); INCR keeps its expiry.
-            pipe.set(counter, 0, ex=self.pending_ttl, nx=True)
+            pipe.set(counter, 0, ex=_PENDING_WINDOW, nx=True)
             pipe.incr(counter)
             pipe.ttl(counter)
             _, opened, left = await pipe.execute()
-        if int(opened) > self.pending_per_address:
+        if int(opened) > self.pending_per_minute:
             raise TooManyRequests(
-                f"More than {self.pending_per_address} sessions opened without credentials "
-                f"from {address} in {self.pending_ttl} s; authenticate the ones you have",
+                f"More than {self.pending_per_minute} sessions opened without credentials "
+                f"from {address} in a minute; authenticate the ones you have",
                 retry_after=max(1, int(left)),
             )
         token = secrets.token_urlsafe(32)

@@ -48,7 +48,7 @@ from registry.errors import StoreFull, StoreUnavailable
 from registry.identifier import Handle, Prefix, national_prefix_problem
 from registry.local_copy import LocalCopies
 from registry.query import Condition, Query, driver, page_of
-from registry.record import HandleRecord
+from registry.record import HandleRecord, current_body
 from registry.record_keys import (
     KeyChanges,
     full_key,
@@ -195,6 +195,8 @@ class HandleStore:
             body = cast(bytes | None, await self._redis.get(record_key(handle)))
         except RedisError as exc:
             raise store_error(exc) from exc
+        if body is not None:
+            body = current_body(body)  # converted once, then kept in process
         self.local.put(key, body, generation)
         return body
 
@@ -240,7 +242,8 @@ class HandleStore:
             pipe = self._redis.pipeline(transaction=False)
             for handle in handles:
                 pipe.get(record_key(handle))
-            return cast(list[bytes | None], await pipe.execute())
+            bodies = cast(list[bytes | None], await pipe.execute())
+        return [None if body is None else current_body(body) for body in bodies]
 
     async def load(self, handle: Handle) -> Stored | None:
         return (await self.load_many([handle]))[0]

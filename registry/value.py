@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from registry.errors import InvalidValue
+from registry.errors import InvalidValue, MalformedValue
 from registry.identifier import ascii_lower
 from registry.limits import Limits
 from registry.rights import ALL_RIGHTS, PRESETS, format_permissions, parse_permissions
@@ -222,10 +222,14 @@ class HandleValue:
     @classmethod
     def from_stored(cls, obj: dict[str, Any]) -> HandleValue:
         """Rebuild a value this node encoded itself (trusted, no validation). Records
-        stored before ``permissions`` existed said ``"publicRead": false`` instead."""
+        stored before ``permissions`` existed said ``"publicRead": false`` instead;
+        those stored before hex input was converted hold ``hex`` data, converted here as
+        input is (``string`` or ``base64``)."""
         data = obj["data"]
         fmt = DataFormat(data["format"])
         raw = data["value"]
+        if fmt is FORMAT_HEX:  # stored before hex was converted on input: as it would be now
+            fmt, raw = _from_bytes(bytes.fromhex(raw))
         value: Data = (
             AdminRef(raw["handle"], int(raw["index"]), raw["permissions"])
             if fmt is FORMAT_ADMIN
@@ -257,10 +261,12 @@ class HandleValue:
     def from_input(cls, obj: object, *, now: str, limits: Limits) -> HandleValue:
         """Validate one value sent by a client; raise InvalidValue saying what is wrong."""
         if not isinstance(obj, dict):
-            raise InvalidValue(f"each value must be a JSON object, got {_kind(obj)}")
+            raise MalformedValue(f"each value must be a JSON object, got {_kind(obj)}")
         index = obj.get("index")
         if type(index) is not int or not 1 <= index <= MAX_INDEX:  # else the usual case
-            index = _int_field(obj, "index", required=True, low=1, high=MAX_INDEX)
+            index = _int_field(
+                obj, "index", required=True, low=1, high=MAX_INDEX, shape_error=MalformedValue
+            )
         type_ = obj.get("type")
         if type(type_) is not str or type_ not in _CHECKED_TYPES:  # else a type seen before
             type_ = _checked_type(type_, index)
@@ -338,8 +344,11 @@ class BatchValues:
 
 
 def _checked_type(type_: object, index: int) -> str:
-    """A value's type, checked (and remembered as checked)."""
-    if not isinstance(type_, str) or not type_ or not type_.isprintable():
+    """A value's type, checked (and remembered as checked). Not a string at all is a
+    body of the wrong shape; an empty or unprintable one an invalid value."""
+    if not isinstance(type_, str):
+        raise MalformedValue(f"{_at(index)}: 'type' must be a string, got {_kind(type_)}")
+    if not type_ or not type_.isprintable():
         raise InvalidValue(f"{_at(index)}: 'type' must be a non-empty printable string")
     if len(_CHECKED_TYPES) < _TYPE_FACTS_LIMIT:
         _CHECKED_TYPES.add(type_)
@@ -381,17 +390,29 @@ def _kind(obj: object) -> str:
     )
 
 
-def _int_field(obj: dict[str, Any], name: str, *, required: bool, low: int, high: int) -> Any:
+def _int_field(
+    obj: dict[str, Any],
+    name: str,
+    *,
+    required: bool,
+    low: int,
+    high: int,
+    shape_error: type[InvalidValue] = InvalidValue,
+) -> Any:
+    """An integer member (a numeric string is taken too); ``shape_error`` is raised
+    when it is missing or not a number at all, InvalidValue when it is out of range."""
     raw = obj.get(name)
     if type(raw) is int and low <= raw <= high:  # the common case, checked first
         return raw
     if raw is None:
         if required:
-            raise InvalidValue(f"a value is missing its '{name}'")
+            raise shape_error(f"a value is missing its '{name}'")
         return None
     if isinstance(raw, bool):
-        raise InvalidValue(f"'{name}' must be an integer, got a boolean")
-    if isinstance(raw, str) and raw.isascii() and raw.strip().isdigit() and len(raw) <= 12:
+        raise shape_error(f"'{name}' must be an integer, got a boolean")
+    if isinstance(raw, str) and raw.isascii() and raw.strip().isdigit():
+        if len(raw) > 12:  # a number, just too large to be one of ours
+            raise InvalidValue(f"'{name}' must be between {low} and {high}, got {raw[:20]}...")
         raw = int(raw)
     if not isinstance(raw, int):
         shown = (
@@ -401,7 +422,7 @@ def _int_field(obj: dict[str, Any], name: str, *, required: bool, low: int, high
             if isinstance(raw, float)
             else _kind(raw)
         )
-        raise InvalidValue(f"'{name}' must be an integer, got {shown}")
+        raise shape_error(f"'{name}' must be an integer, got {shown}")
     if not low <= raw <= high:
         raise InvalidValue(f"'{name}' must be between {low} and {high}, got {raw}")
     return raw
@@ -414,7 +435,7 @@ def _parse_data(data: object, index: int, limits: Limits) -> tuple[DataFormat, D
     elif isinstance(data, dict):
         raw_format = data.get("format", "string")
         if not isinstance(raw_format, str):
-            raise InvalidValue(
+            raise MalformedValue(
                 f"{_at(index)}: data format must be one of {_KNOWN_FORMATS}, "
                 f"got {_kind(raw_format)}"
             )
@@ -426,11 +447,15 @@ def _parse_data(data: object, index: int, limits: Limits) -> tuple[DataFormat, D
             )
         fmt, value = found, data.get("value")
     else:
-        raise InvalidValue(f"{_at(index)}: 'data' must be a string or {{format, value}}")
+        raise MalformedValue(
+            f"{_at(index)}: 'data' must be a string or {{format, value}}, got {_kind(data)}"
+        )
     if fmt in _STRUCTURED:
         return fmt, _parse_structured(fmt, value, _at(index), limits)
     if not isinstance(value, str):
-        raise InvalidValue(f"{_at(index)}: data value of format {fmt.value} must be a string")
+        raise MalformedValue(
+            f"{_at(index)}: data value of format {fmt.value} must be a string, got {_kind(value)}"
+        )
     # UTF-8 takes at most 4 bytes a character: short values need no encoding to check.
     if len(value) * 4 > limits.max_value_bytes and len(value.encode()) > limits.max_value_bytes:
         raise InvalidValue(

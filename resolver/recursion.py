@@ -83,19 +83,29 @@ class Resolver:
         self.clock = clock
         self._flights: dict[str, asyncio.Task[Resolution | None]] = {}
 
-    async def resolve(self, handle: Handle, locate: Locate) -> Resolution | None:
+    async def resolve(
+        self, handle: Handle, locate: Locate, *, fresh: bool = False
+    ) -> Resolution | None:
+        """The answer for ``handle``: cached, or fetched from the node ``locate`` leads
+        to. ``fresh`` (Handle's ``auth=true``, an authoritative resolution) skips the
+        cache and never serves a stale copy; its answer refreshes the cache. Concurrent
+        fresh requests share one fetch too, so they cannot multiply upstream traffic."""
         key = handle.key
-        entry = self.cache.local(key)
-        if entry is not None:
-            return Resolution(entry, CacheStatus.HIT, entry.age(self.clock()))
-        entry = await self.cache.get(key)
-        if entry is not None and entry.is_fresh(self.clock()):
-            return Resolution(entry, CacheStatus.HIT, entry.age(self.clock()))
-        flight = self._flights.get(key)
+        entry: CacheEntry | None = None
+        if not fresh:
+            entry = self.cache.local(key)
+            if entry is not None:
+                return Resolution(entry, CacheStatus.HIT, entry.age(self.clock()))
+            entry = await self.cache.get(key)
+            if entry is not None and entry.is_fresh(self.clock()):
+                return Resolution(entry, CacheStatus.HIT, entry.age(self.clock()))
+        # A fresh request must not join a fetch that may fall back to a stale copy.
+        flight_key = f"auth:{key}" if fresh else key
+        flight = self._flights.get(flight_key)
         if flight is None:
             flight = asyncio.ensure_future(self._fetch(handle, locate, entry))
-            self._flights[key] = flight
-            flight.add_done_callback(lambda _: self._flights.pop(key, None))
+            self._flights[flight_key] = flight
+            flight.add_done_callback(lambda _: self._flights.pop(flight_key, None))
         return await asyncio.shield(flight)
 
     async def _fetch(

@@ -103,3 +103,33 @@ def test_a_node_prefix_must_follow_the_national_policy(prefix: str) -> None:
     message = caught.value.message
     assert message.startswith(f"setting 'prefix': Invalid prefix {prefix!r}: segment")
     assert "is not ASCII digits; this hierarchy's prefixes are, e.g. 88.100.1" in message
+
+
+def test_anonymous_session_limits_are_settings() -> None:
+    defaults = NodeConfig.from_sources({"role": "secondary", "prefix": "88.100"}, env={})
+    assert (defaults.anonymous_session_ttl, defaults.anonymous_sessions_per_minute) == (60, 60)
+    from_env = NodeConfig.from_sources(
+        {"role": "secondary", "prefix": "88.100", "anonymous_session_ttl": 20},
+        env={
+            "IDNODE_ANONYMOUS_SESSION_TTL": "30",
+            "IDNODE_ANONYMOUS_SESSIONS_PER_MINUTE": "5",
+        },
+    )
+    assert (from_env.anonymous_session_ttl, from_env.anonymous_sessions_per_minute) == (20, 5)
+    for name, raw in (("anonymous_session_ttl", "0"), ("anonymous_sessions_per_minute", "x")):
+        with pytest.raises(ConfigError) as caught:
+            NodeConfig.from_sources({"role": "secondary", "prefix": "88.100", name: raw}, env={})
+        assert name in caught.value.message
+
+
+def test_the_anonymous_session_options_show_their_defaults() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "node", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    text = " ".join(run.stdout.split())
+    assert "--anonymous-session-ttl SECONDS" in text and "(default 60)" in text
+    assert "--anonymous-sessions-per-minute N" in text
+    assert "without credentials" in text

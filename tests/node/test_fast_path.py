@@ -71,6 +71,32 @@ async def test_the_fast_path_answers_what_the_route_answers(
     _same(fast, route)
 
 
+@pytest.mark.parametrize("path", ["88.100/ABC", "88.100/abc", "88.100/missing", "88.101/x"])
+async def test_head_is_answered_here_as_get_without_the_body(
+    secondary: tuple[NodeApi, httpx.AsyncClient], path: str
+) -> None:
+    """HEAD answers GET's status and headers, Content-Length included (the length GET's
+    body has, as HTTP allows and the Handle servlet does), and no body."""
+    app, http = secondary
+    await http.put("/api/handles/88.100/ABC", json=VALUES, headers=ADMIN_AUTH)
+    got = await http.get(f"/api/handles/{path}")
+    metrics = app.state.node.metrics
+    counted = metrics.requests.labels("HEAD", "/api/handles/{handle:path}", str(got.status_code))
+    heads = counted._value.get()
+    before = app.fast.answered
+    head = await http.head(f"/api/handles/{path}")
+    assert app.fast.answered == before + 1
+    assert counted._value.get() == heads + 1  # counted as a HEAD, as the route counts it
+    assert head.status_code == got.status_code
+    assert head.content == b""
+    assert dict(head.headers) == dict(got.headers)
+    assert int(head.headers["content-length"]) == len(got.content)
+    routed = await http.head(f"/api/handles/{path}", params={"publicOnly": "true"})
+    assert app.fast.answered == before + 1  # a query string: the route's HEAD
+    assert routed.status_code == head.status_code and routed.content == b""
+    assert routed.headers["content-length"] == head.headers["content-length"]
+
+
 async def test_requests_it_is_not_sure_about_go_to_the_app(
     secondary: tuple[NodeApi, httpx.AsyncClient],
 ) -> None:
@@ -83,8 +109,8 @@ async def test_requests_it_is_not_sure_about_go_to_the_app(
     assert control.status_code == 400 and control.json()["responseCode"] == 102
     malformed = await http.get("/api/handles/no-slash")  # the route renders the 400
     assert malformed.status_code == 400 and malformed.json()["responseCode"] == 102
-    head = await http.head("/api/handles/88.100/a%20b")
-    assert head.status_code in (200, 405)
+    head = await http.head("/api/handles/88.100/a%20b")  # needs decoding, as the GET
+    assert head.status_code == 200 and head.content == b""
     listing = await http.get("/api/handles/")
     assert listing.status_code in (400, 404)
     signed = await http.get("/api/handles/88.100/ab", headers=ADMIN_AUTH)  # publicOnly=false

@@ -257,9 +257,9 @@ async def test_hidden_secret_creates_identity(client: httpx.AsyncClient) -> None
             400,
             202,
         ),
-        ("88.100/w", [{"type": "URL", "data": "x"}], ADMIN_AUTH, 400, 202),
+        ("88.100/w", [{"type": "URL", "data": "x"}], ADMIN_AUTH, 400, 4),
         ("88.100/w", [URL_VALUE, URL_VALUE], ADMIN_AUTH, 400, 202),
-        ("88.100/w", {"values": "nope"}, ADMIN_AUTH, 400, 202),
+        ("88.100/w", {"values": "nope"}, ADMIN_AUTH, 400, 4),
     ],
 )
 async def test_bad_writes_change_nothing(
@@ -323,7 +323,7 @@ async def test_batch_registration(client: httpx.AsyncClient, redis: Redis) -> No
     statuses = [(r["handle"], r["status"], r["responseCode"]) for r in body["results"]]
     assert statuses[0] == ("88.100/b0", 409, 101)
     assert statuses[1:5] == [(f"88.100/b{i}", 201, 1) for i in range(1, 5)]
-    assert statuses[5] == ("88.200/x", 400, 301) and statuses[6][1:] == (400, 202)
+    assert statuses[5] == ("88.200/x", 400, 301) and statuses[6][1:] == (400, 4)
     listing = (await client.get("/api/handles?prefix=88.100", headers=ADMIN_AUTH)).json()
     assert listing["totalCount"] == 5
 
@@ -374,3 +374,33 @@ async def test_listing_a_foreign_prefix_is_referred(client: httpx.AsyncClient) -
     response = await client.get("/api/handles", params={"prefix": "88.200"}, headers=ADMIN_AUTH)
     assert response.status_code == 400
     assert response.json()["responseCode"] == 301 and "88.200" in response.json()["message"]
+
+
+async def test_values_stored_as_hex_are_answered_in_handles_output_formats(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    """Before hex input was converted on write, records kept ``"format": "hex"``. Handle
+    keeps a value's bytes and writes them as ``string`` (printable UTF-8) or ``base64``,
+    so such records are answered that way too: converted as they are read, with no
+    migration; the stored bytes stay until the record is next written."""
+    await put(client, "88.100/legacy-hex", [URL_VALUE])
+    key = "r:{88.100}:88.100/legacy-hex"
+    stored = await redis.get(key)
+    assert isinstance(stored, bytes)
+    legacy = stored.replace(
+        b'{"format":"string","value":"https://a.example/1"}',
+        b'{"format":"hex","value":"68656c6c6f"},"ttl":1,"timestamp":"2020-01-01T00:00:00Z"},'
+        b'{"index":2,"type":"BIN","data":{"format":"hex","value":"00ff"}',
+    )
+    assert legacy != stored
+    await redis.set(key, legacy)
+    expected = [
+        (1, {"format": "string", "value": "hello"}),
+        (2, {"format": "base64", "value": "AP8="}),
+    ]
+    for query, headers in (("", {}), ("?index=1&index=2", {}), ("", ADMIN_AUTH)):
+        answer = await client.get(f"/api/handles/88.100/legacy-hex{query}", headers=headers)
+        assert answer.status_code == 200, answer.text
+        got = [(v["index"], v["data"]) for v in answer.json()["values"] if v["index"] < 100]
+        assert got == expected, (query, headers)
+    assert await redis.get(key) == legacy  # read-time only: nothing rewritten

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from node.embedded_redis import EmbeddedRedis
@@ -149,6 +150,91 @@ async def test_mint_refusals_change_nothing(client: httpx.AsyncClient, redis: Re
     anonymous = await client.put("/api/handles/88.100/a-?mintNewSuffix=true", json=[URL_VALUE])
     assert anonymous.status_code == 401
     assert await snapshot(redis) == before
+
+
+async def test_mint_checks_a_body_handle_against_the_url_as_handle_does(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    """The reference servlet compares the body's ``handle`` with the handle in the URL
+    (the stem) before the server appends the suffix: the stem is accepted, any other
+    name is PROTOCOL_ERROR (4) naming the URL's handle, and nothing is minted."""
+    before = await snapshot(redis)
+    other = await client.put(
+        "/api/handles/88.100/STEM-?mintNewSuffix=true",
+        json={"handle": "88.100/other", "values": [URL_VALUE]},
+        headers=ADMIN_AUTH,
+    )
+    assert other.status_code == 400 and other.json()["responseCode"] == 4
+    assert other.json()["handle"] == "88.100/STEM-"
+    assert "88.100/other" in other.json()["message"]
+    assert await snapshot(redis) == before
+    stem = await client.put(
+        "/api/handles/88.100/STEM-?mintNewSuffix=true",
+        json={"handle": "88.100/stem-", "values": [URL_VALUE]},
+        headers=ADMIN_AUTH,
+    )
+    assert stem.status_code == 201, stem.text
+    minted = stem.json()["handle"]
+    assert minted.startswith("88.100/STEM-") and len(minted) == len("88.100/STEM-") + 36
+    assert (await client.get(f"/api/handles/{minted}")).status_code == 200
+
+
+WRONG_SHAPES = [
+    pytest.param({"values": "nope"}, "list", id="values-not-a-list"),
+    pytest.param({"values": {"index": 1}}, "list", id="values-an-object"),
+    pytest.param({"nothing": 1}, "list", id="object-without-values"),
+    pytest.param("nope", "list", id="body-a-string"),
+    pytest.param(5, "list", id="body-a-number"),
+    pytest.param({"values": ["x"]}, "object", id="value-a-string"),
+    pytest.param([7], "object", id="value-a-number"),
+    pytest.param([{"index": "a", "type": "URL", "data": "x"}], "'index'", id="index-text"),
+    pytest.param([{"index": 1.5, "type": "URL", "data": "x"}], "'index'", id="index-float"),
+    pytest.param([{"index": True, "type": "URL", "data": "x"}], "'index'", id="index-bool"),
+    pytest.param([{"type": "URL", "data": "x"}], "'index'", id="index-missing"),
+    pytest.param([{"index": 1, "type": 5, "data": "x"}], "'type'", id="type-a-number"),
+    pytest.param([{"index": 1, "data": "x"}], "'type'", id="type-missing"),
+    pytest.param([{"index": 1, "type": "URL"}], "'data'", id="data-missing"),
+    pytest.param([{"index": 1, "type": "URL", "data": 5}], "'data'", id="data-a-number"),
+    pytest.param(
+        [{"index": 1, "type": "URL", "data": {"format": "string", "value": 5}}],
+        "string",
+        id="data-value-not-text",
+    ),
+    pytest.param(
+        [{"index": 1, "type": "URL", "data": {"format": 7, "value": "x"}}],
+        "format",
+        id="format-a-number",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "says"), WRONG_SHAPES)
+async def test_a_wrongly_shaped_body_is_a_protocol_error(
+    client: httpx.AsyncClient, redis: Redis, body: object, says: str
+) -> None:
+    """JSON that parses but is not the shape PUT takes: Handle's reference answers
+    PROTOCOL_ERROR (4, HTTP 400), as for JSON that does not parse; the store is unchanged."""
+    await put(client, "88.100/shape", [URL_VALUE])
+    before = await snapshot(redis)
+    for handle in ("88.100/shape", "88.100/shape-new"):
+        answer = await put(client, handle, body)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["responseCode"] == 4, answer.text
+        assert answer.json()["handle"] == handle
+        assert says in answer.json()["message"]
+    assert await snapshot(redis) == before
+
+
+async def test_a_well_shaped_but_invalid_value_stays_202(client: httpx.AsyncClient) -> None:
+    """The values are of the right JSON types but their content is wrong: INVALID_VALUE."""
+    for value in (
+        {"index": 0, "type": "URL", "data": "x"},
+        {"index": 1, "type": "", "data": "x"},
+        {"index": 1, "type": "URL", "data": {"format": "base64", "value": "%%%"}},
+        {"index": 1, "type": "URL", "data": {"format": "nope", "value": "x"}},
+    ):
+        answer = await put(client, "88.100/shape-ok", [value])
+        assert answer.status_code == 400 and answer.json()["responseCode"] == 202, value
 
 
 # --- GET /api/handles?prefix=P: counts, every handle and its bound ----------------------

@@ -109,7 +109,8 @@ def test_login_to_a_node_that_is_down() -> None:
     key = "ed25519:" + "00" * 32
     run = idnode("login", "--url", "http://127.0.0.1:1", "--key", key, "--identity", IDENTITY)
     assert run.returncode == 2
-    assert run.stderr.startswith("idnode: /api/sessions/challenge")
+    assert run.stderr.startswith("idnode: POST /api/sessions: ")
+    assert "Traceback" not in run.stderr
 
 
 @pytest.fixture
@@ -143,7 +144,32 @@ def test_login_prints_a_working_token(node: NodeProcess, algorithm: Algorithm) -
         assert audit.status_code == 403  # a known identity, just not the administrator
         assert "plc-7" in audit.json()["message"]
 
+        # a Handle session: the token names it, and shows who it is authenticated as
+        shown = http.get(
+            "/api/sessions/this", headers={"Authorization": f'Handle sessionId="{token}"'}
+        )
+        assert shown.status_code == 200 and shown.json()["id"] == identity
+        used = _login_requests(http)
+        assert used["PUT /api/sessions/this 200"] == 1 and used["POST /api/sessions 201"] == 1
+        assert not any("challenge" in route for route in used)  # no longer the old endpoint
+
         other_private, _ = generated(algorithm)
         wrong = idnode("login", "--url", node.url, "--key", other_private, "--identity", identity)
         assert wrong.returncode == 2
-        assert wrong.stderr.startswith("idnode: /api/sessions: HTTP 401")
+        assert wrong.stderr.startswith("idnode: PUT /api/sessions/this: HTTP 401")
+        assert "signature" in wrong.stderr
+
+
+def _login_requests(http: httpx.Client) -> dict[str, float]:
+    """The node's request counts for the session routes, as '<method> <route> <status>'."""
+    found: dict[str, float] = {}
+    for line in http.get("/metrics").text.splitlines():
+        match = re.match(
+            r'idnode_http_requests_total\{method="(\w+)",route="([^"]*sessions[^"]*)",'
+            r'status="(\d+)"\} (\S+)',
+            line,
+        )
+        if match:
+            method, route, status, count = match.groups()
+            found[f"{method} {route} {status}"] = float(count)
+    return found

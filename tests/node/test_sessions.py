@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import secrets
 from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from redis.asyncio import Redis
 
+from node.embedded_redis import EmbeddedRedis
 from registry.pubkey import Algorithm, challenge, generate, sign
-from tests.conftest import ADMIN, ADMIN_AUTH, ADMIN_SECRET, basic, snapshot
+from tests.conftest import ADMIN, ADMIN_AUTH, ADMIN_SECRET, basic, node_config, served, snapshot
+from tests.registry.test_pubkey import handle_sign, key_data
 
 DEVICE = "300:88.100/devices/plc-7"
 DEVICE_HANDLE = "88.100/devices/plc-7"
@@ -1027,3 +1031,91 @@ async def test_malformed_handle_headers_are_401(client: httpx.AsyncClient, heade
         await client.put("/api/handles/88.100/x", json=[URL_VALUE], headers=headers),
     ):
         assert refused(response), (header, response.status_code, response.text)
+
+
+# -- Handle's own keys (HS_PUBKEY in format "key"): the same logins -----------------------
+
+
+@functools.cache
+def handle_private(kind: str) -> rsa.RSAPrivateKey | dsa.DSAPrivateKey:
+    if kind == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return dsa.generate_private_key(key_size=2048)
+
+
+HANDLE_KEYS = [pytest.param("rsa", id="rsa"), pytest.param("dsa", id="dsa")]
+
+
+async def add_key_device(
+    client: httpx.AsyncClient, kind: str
+) -> rsa.RSAPrivateKey | dsa.DSAPrivateKey:
+    private = handle_private(kind)
+    value = {
+        "index": 300,
+        "type": "HS_PUBKEY",
+        "data": {"format": "key", "value": key_data(private)},
+    }
+    created = await put(client, DEVICE_HANDLE, [value], ADMIN_AUTH)
+    assert created.status_code == 201, created.text
+    return private
+
+
+@pytest.mark.parametrize("kind", HANDLE_KEYS)
+async def test_a_key_format_public_key_authenticates_a_handle_session(
+    client: httpx.AsyncClient, kind: str
+) -> None:
+    """As Handle: ``alg="SHA256"``, the signature SHA256withRSA or SHA256withDSA over
+    the server nonce's bytes followed by the client nonce's."""
+    private = await add_key_device(client, kind)
+    await grant_device(client)
+    opened = await new_handle_session(client)
+    cnonce = secrets.token_bytes(16)
+    signed = bytes.fromhex(handle_sign(private, base64.b64decode(opened["nonce"]) + cnonce))
+    fields = {
+        "id": quote(DEVICE, safe=""),
+        "type": "HS_PUBKEY",
+        "alg": "SHA256",
+        "cnonce": base64.b64encode(cnonce).decode(),
+        "signature": base64.b64encode(signed).decode(),
+    }
+    done = await authenticate(client, opened["sessionId"], fields)
+    assert done.status_code == 200, done.text
+    assert done.json()["authenticated"] is True and done.json()["id"] == DEVICE
+    made = await put(client, "88.100/by-key", [URL_VALUE], handle_header(opened["sessionId"]))
+    assert made.status_code == 201, made.text
+
+    again = await new_handle_session(client)  # the Ed25519 alg name is refused for it
+    wrong_alg = {**fields, "alg": "Ed25519"}
+    assert refused(await authenticate(client, again["sessionId"], wrong_alg))
+    other = await new_handle_session(client)  # a signature over another nonce
+    assert refused(await authenticate(client, other["sessionId"], fields))
+
+
+@pytest.mark.parametrize("kind", HANDLE_KEYS)
+async def test_a_key_format_public_key_answers_a_login_challenge(
+    client: httpx.AsyncClient, kind: str
+) -> None:
+    private = await add_key_device(client, kind)
+    nonce = (await ask_challenge(client))["nonce"]
+    response = await login(client, DEVICE, nonce, handle_sign(private, challenge(DEVICE, nonce)))
+    assert response.status_code == 201, response.text
+    assert response.json()["identity"] == DEVICE
+    other = handle_private("dsa" if kind == "rsa" else "rsa")
+    nonce = (await ask_challenge(client))["nonce"]
+    assert refused(await login(client, DEVICE, nonce, handle_sign(other, challenge(DEVICE, nonce))))
+
+
+async def test_changed_anonymous_session_limits_take_effect(
+    redis: Redis, redis_server: EmbeddedRedis
+) -> None:
+    config = node_config(redis_server.url, anonymous_session_ttl=7, anonymous_sessions_per_minute=3)
+    async with served(config) as client:
+        opened = [await client.post("/api/sessions") for _ in range(3)]
+        assert [o.status_code for o in opened] == [201] * 3
+        assert all(o.json()["expiresIn"] == 7 for o in opened)
+        ttls = [await redis.ttl(k) for k in cast(list[bytes], await redis.keys("sess:t:*"))]
+        assert len(ttls) == 3 and all(0 < t <= 7 for t in ttls)
+        over = await client.post("/api/sessions")
+        assert over.status_code == 429 and "3 sessions" in over.json()["message"]
+        # the count is per minute, whatever the sessions' life
+        assert 7 < int(over.headers["retry-after"]) <= 60

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, padding, rsa
 
 from registry.errors import InvalidValue
-from registry.pubkey import Algorithm, PublicKey, challenge, generate, new_nonce, sign
+from registry.pubkey import Algorithm, KeyType, PublicKey, challenge, generate, new_nonce, sign
 
 IDENTITY = "300:88.100/devices/plc-7"
 ALGORITHMS = [pytest.param(a, id=a.value) for a in Algorithm]
@@ -198,3 +202,87 @@ def test_a_key_off_the_curve_verifies_nothing(text: str, algorithm: Algorithm) -
     message = challenge(IDENTITY, "n1")
     assert key.verifies(message, sign(private, message)) is False
     assert key.verifies(message, "01" * 64) is False
+
+
+# --- Handle's own keys: HS_PUBKEY data in format "key" (RSA, DSA), signed with SHA-256 ---
+
+
+def _b64url(number: int) -> str:
+    raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@pytest.fixture(scope="module")
+def rsa_private() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="module")
+def dsa_private() -> dsa.DSAPrivateKey:
+    return dsa.generate_private_key(key_size=2048)
+
+
+def key_data(private: rsa.RSAPrivateKey | dsa.DSAPrivateKey) -> dict[str, str]:
+    """The public half as Handle writes it in a ``key`` value."""
+    if isinstance(private, rsa.RSAPrivateKey):
+        n = private.public_key().public_numbers()
+        return {"kty": "RSA", "n": _b64url(n.n), "e": _b64url(n.e)}
+    d = private.public_key().public_numbers()
+    p = d.parameter_numbers
+    return {
+        "kty": "DSA",
+        "y": _b64url(d.y),
+        "p": _b64url(p.p),
+        "q": _b64url(p.q),
+        "g": _b64url(p.g),
+    }
+
+
+def handle_sign(private: rsa.RSAPrivateKey | dsa.DSAPrivateKey, message: bytes) -> str:
+    """What a Handle client sends: SHA256withRSA (PKCS #1 v1.5) or SHA256withDSA (DER)."""
+    if isinstance(private, rsa.RSAPrivateKey):
+        return private.sign(message, padding.PKCS1v15(), hashes.SHA256()).hex()
+    return private.sign(message, hashes.SHA256()).hex()
+
+
+@pytest.mark.parametrize("kind", ["rsa", "dsa"])
+def test_a_handle_key_verifies_its_sha256_signatures(
+    kind: str, rsa_private: rsa.RSAPrivateKey, dsa_private: dsa.DSAPrivateKey
+) -> None:
+    private = rsa_private if kind == "rsa" else dsa_private
+    key = PublicKey.from_key_data(key_data(private))
+    assert key.algorithm is KeyType(kind)
+    message = challenge(IDENTITY, "n1")
+    signature = handle_sign(private, message)
+    assert key.verifies(message, signature)
+    assert not key.verifies(challenge(IDENTITY, "n2"), signature)
+    assert not key.verifies(message, signature[:-2] + ("00" if signature[-2:] != "00" else "01"))
+    assert not key.verifies(message, "zz")
+    assert not key.verifies(message, "")
+
+
+def test_a_handle_key_is_not_another_ones(
+    rsa_private: rsa.RSAPrivateKey, dsa_private: dsa.DSAPrivateKey
+) -> None:
+    message = challenge(IDENTITY, "n1")
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    assert not PublicKey.from_key_data(key_data(other)).verifies(
+        message, handle_sign(rsa_private, message)
+    )
+    assert not PublicKey.from_key_data(key_data(rsa_private)).verifies(
+        message, handle_sign(dsa_private, message)
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param({"kty": "RSA", "n": "AA", "e": "AQAB"}, id="rsa-modulus-zero"),
+        pytest.param({"kty": "RSA", "n": "sXch", "e": "AQAB"}, id="rsa-modulus-tiny"),
+        pytest.param({"kty": "DSA", "y": "Ag", "p": "Aw", "q": "Ag", "g": "Ag"}, id="dsa-toy"),
+        pytest.param({"kty": "EC", "x": "AA"}, id="unknown-kty"),
+    ],
+)
+def test_a_key_that_cannot_verify_is_refused(data: dict[str, str]) -> None:
+    with pytest.raises(InvalidValue):
+        PublicKey.from_key_data(data)

@@ -23,6 +23,7 @@ from registry.identifier import Handle, Identity
 from registry.limits import Limits
 from registry.record import (
     HandleRecord,
+    current_body,
     encode_values,
     mint_stem,
     plan_remove,
@@ -541,3 +542,27 @@ def test_mint_stem(spelled: str, stem: str) -> None:
 def test_mint_stem_refuses_bad_prefixes(spelled: str) -> None:
     with pytest.raises(InvalidHandle):
         mint_stem(spelled)
+
+
+def test_a_body_stored_with_hex_data_is_answered_as_string_or_base64() -> None:
+    legacy = (
+        b'{"responseCode":1,"handle":"88.100/A","values":['
+        b'{"index":1,"type":"T","data":{"format":"hex","value":"6869"},"ttl":60,'
+        b'"timestamp":"2020-01-01T00:00:00Z"},'
+        b'{"index":2,"type":"B","data":{"format":"hex","value":"00ff"},"ttl":60,'
+        b'"timestamp":"2020-01-01T00:00:00Z"}]}'
+    )
+    answer = orjson.loads(current_body(legacy))
+    assert answer["handle"] == "88.100/A"  # spelled as stored
+    assert [v["data"] for v in answer["values"]] == [
+        {"format": "string", "value": "hi"},
+        {"format": "base64", "value": "AP8="},
+    ]
+    assert [v["timestamp"] for v in answer["values"]] == ["2020-01-01T00:00:00Z"] * 2
+    current = legacy.replace(b"hex", b"string")
+    assert current_body(current) is current  # nothing to convert: the same bytes
+    quoted = legacy.replace(
+        b'"format":"hex","value":"6869"', b'"format":"string","value":"\\"format\\":\\"hex\\""'
+    )
+    quoted = quoted.replace(b'"format":"hex","value":"00ff"', b'"format":"base64","value":"AP8="')
+    assert current_body(quoted) is quoted  # the text of a string value never matches

@@ -389,3 +389,39 @@ async def test_a_ttl_zero_record_is_never_served_stale(
     clock.advance(1)
     with pytest.raises(UpstreamUnavailable):
         await resolve(resolver, node)
+
+
+# --- auth=true: an authoritative resolution, bypassing the cache ------------------------
+
+
+async def test_an_authoritative_resolution_asks_the_node_and_refreshes_the_cache(
+    redis: Redis, session: aiohttp.ClientSession, clock: FakeClock, node: FakeNode
+) -> None:
+    """The manual's ``auth=true``: "perform an authoritative resolution, bypassing cache
+    and sending the request to a primary server". Its answer refreshes the cache."""
+    resolver = make_resolver(redis, session, clock)
+    first = await resolve(resolver, node)
+    node.values = [value(index=2)]
+    assert (await resolve(resolver, node)).entry.body == first.entry.body  # cached
+    fresh = await resolver.resolve(HANDLE, at(node.url), fresh=True)
+    assert fresh is not None and fresh.status is CacheStatus.MISS
+    assert fresh.entry.body == canonical(HANDLE.text, node.values)
+    assert node.count == 2
+    after = await resolve(resolver, node)  # the cache holds the new answer
+    assert after.status is CacheStatus.HIT and after.entry.body == fresh.entry.body
+
+
+async def test_an_authoritative_resolution_never_serves_stale(
+    redis: Redis, session: aiohttp.ClientSession, clock: FakeClock, node: FakeNode
+) -> None:
+    resolver = make_resolver(redis, session, clock)
+    node.values = [value(ttl=60)]
+    await resolve(resolver, node)
+    node.mode = "fail"
+    assert (await resolve(resolver, node)).status is CacheStatus.HIT  # fresh still
+    with pytest.raises(UpstreamUnavailable):
+        await resolver.resolve(HANDLE, at(node.url), fresh=True)
+    clock.advance(61)
+    assert (await resolve(resolver, node)).status is CacheStatus.STALE  # plain: stale
+    with pytest.raises(UpstreamUnavailable):
+        await resolver.resolve(HANDLE, at(node.url), fresh=True)

@@ -3,8 +3,8 @@ section, against one real ``idnode serve`` process (secondary node, prefix 88.10
 
 Each test is named after the manual's section it checks. Where a node deliberately
 differs from Handle (README "Security": secret keys are never returned; HS_SECKEY
-challenge-response is refused; SM2/Ed25519 keys instead of RSA/DSA), the test checks
-the node's documented behaviour and its docstring names the difference.
+challenge-response is refused; SM2/Ed25519 keys besides Handle's RSA/DSA), the test
+checks the node's documented behaviour and its docstring names the difference.
 """
 
 from __future__ import annotations
@@ -12,13 +12,17 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from node.embedded_redis import EmbeddedRedis
 from registry.pubkey import Algorithm, generate, sign
+from tests.registry.test_pubkey import handle_sign, key_data
 from tests.server.node_process import NodeProcess
 
 pytestmark = pytest.mark.server
@@ -120,6 +124,27 @@ def test_get_handle_not_found_is_404_responsecode_100(http: httpx.Client) -> Non
     answer = http.get("/api/handles/88.100/C-NOBODY")
     assert code(answer) == (404, 100)
     assert answer.json()["handle"] == "88.100/C-NOBODY"
+
+
+def test_head_answers_get_headers_without_a_body(node: NodeProcess, http: httpx.Client) -> None:
+    """HEAD, on the wire (h11 checks a HEAD answer carries no body): GET's status and
+    headers, Content-Length the length of GET's body, whether the resolver's fast path
+    answers (no query string) or the route (with one)."""
+    create(http, "88.100/C-HEAD", URL_1)
+    for path, params in (
+        ("88.100/C-HEAD", {}),
+        ("88.100/C-HEAD", {"index": "1"}),
+        ("88.100/C-NONE", {}),
+    ):
+        got = http.get(f"/api/handles/{path}", params=params)
+        head = http.head(f"/api/handles/{path}", params=params)
+        assert head.status_code == got.status_code
+        assert head.content == b""
+        same = {k: v for k, v in got.headers.items() if k != "date"}
+        assert {k: v for k, v in head.headers.items() if k != "date"} == same
+        assert int(head.headers["content-length"]) == len(got.content)
+    metrics = http.get("/metrics").text
+    assert 'method="HEAD",route="/api/handles/{handle:path}",status="200"' in metrics
 
 
 # --- Methods - PUT ---------------------------------------------------------------------------
@@ -330,10 +355,10 @@ def test_hs_seckey_challenge_response_is_refused(http: httpx.Client) -> None:
 
 
 def test_response_codes(http: httpx.Client) -> None:
-    """1 success, 4 unreadable body, 100 not found, 101 exists, 102 invalid handle,
-    200 values not found, 202 invalid value, 301 not homed here, 402 authentication
-    needed, 401 insufficient permissions (a read-only value). 2 (server error) is a
-    failing store or upstream node, which one healthy process cannot show."""
+    """1 success, 4 unreadable body or one of the wrong JSON shape, 100 not found, 101
+    exists, 102 invalid handle, 200 values not found, 202 invalid value, 301 not homed
+    here, 402 authentication needed, 401 insufficient permissions (a read-only value).
+    2 (server error): test_response_code_2_when_the_server_fails."""
     create(http, "88.100/C-CODES")
     assert code(http.get("/api/handles/88.100/C-CODES")) == (200, 1)
     bad_json = http.put("/api/handles/88.100/C-CODES", content=b"{not json", auth=ADMIN)
@@ -343,7 +368,11 @@ def test_response_codes(http: httpx.Client) -> None:
     assert code(http.get("/api/handles/88.100"))[1] == 102
     gone = http.delete("/api/handles/88.100/C-CODES", params={"index": "9"}, auth=ADMIN)
     assert code(gone) == (400, 200)
-    assert code(put(http, "88.100/C-CODES", [{"index": 1, "type": "URL"}]))[1] == 202
+    missing_data = put(http, "88.100/C-CODES", [{"index": 1, "type": "URL"}])
+    assert code(missing_data) == (400, 4)  # a body of the wrong shape: PROTOCOL_ERROR
+    assert code(put(http, "88.100/C-CODES", {"values": "nope"})) == (400, 4)
+    not_base64 = {"index": 1, "type": "URL", "data": {"format": "base64", "value": "%%"}}
+    assert code(put(http, "88.100/C-CODES", [not_base64])) == (400, 202)
     elsewhere = http.get("/api/handles/21.T14999/X")
     assert elsewhere.json()["responseCode"] == 301
     assert code(put(http, "88.100/C-CODES", [URL_1], auth=None)) == (401, 402)
@@ -354,8 +383,9 @@ def test_response_codes(http: httpx.Client) -> None:
 
 def test_value_formats(http: httpx.Client) -> None:
     """string, base64, hex (returned as string when printable, base64 otherwise, as
-    Handle does), admin, vlist and site. ``key`` takes RSA/DSA keys in Handle's JSON form;
-    login keys are ``sm2:``/``ed25519:`` text in HS_PUBKEY values (a difference)."""
+    Handle does), admin, vlist and site. ``key`` takes RSA/DSA keys in Handle's JSON form
+    (test_key_format_round_trip_and_login); ``sm2:``/``ed25519:`` text in HS_PUBKEY
+    values are login keys too (a difference)."""
     values = [
         {"index": 1, "type": "URL", "data": {"format": "string", "value": "https://f.example"}},
         {"index": 2, "type": "BLOB", "data": {"format": "base64", "value": "AAEC/w=="}},
@@ -422,3 +452,126 @@ def test_per_value_permissions(http: httpx.Client) -> None:
         index="4",
     )
     assert code(public_write) == (400, 202)
+
+
+# --- Value formats: site (HS_SITE) and key (HS_PUBKEY), as Handle writes them --------------
+
+
+def _rsa_key() -> tuple[rsa.RSAPrivateKey, dict[str, str]]:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return private, key_data(private)
+
+
+def test_site_format_round_trip(http: httpx.Client) -> None:
+    """HS_SITE data in format ``site``: written, then read back in Handle's output shape
+    (members in Handle's order; attributes given as an object come back as Handle
+    writes them, a list of {name, value}; a server key in format ``key``)."""
+    _, key = _rsa_key()
+    sent = {
+        "servers": [
+            {
+                "serverId": 1,
+                "address": "192.0.2.10",
+                "publicKey": {"format": "key", "value": key},
+                "interfaces": [
+                    {"query": True, "admin": True, "protocol": "TCP", "port": 2641},
+                    {"query": True, "admin": False, "protocol": "HTTP", "port": 8000},
+                ],
+            }
+        ],
+        "attributes": {"desc": "primary site"},
+        "multiPrimary": False,
+        "primarySite": True,
+        "serialNumber": 3,
+        "protocolVersion": "2.10",
+        "version": 1,
+    }
+    create(
+        http,
+        "88.100/C-SITE",
+        {"index": 1, "type": "HS_SITE", "data": {"format": "site", "value": sent}},
+    )
+    (value,) = [
+        v for v in http.get("/api/handles/88.100/C-SITE").json()["values"] if v["index"] == 1
+    ]
+    assert value["type"] == "HS_SITE" and value["data"]["format"] == "site"
+    got = value["data"]["value"]
+    handle_shape = {**sent, "attributes": [{"name": "desc", "value": "primary site"}]}
+    assert got == handle_shape
+    assert list(got) == [
+        "version",
+        "protocolVersion",
+        "serialNumber",
+        "primarySite",
+        "multiPrimary",
+        "attributes",
+        "servers",
+    ]
+    assert list(got["servers"][0]) == ["serverId", "address", "publicKey", "interfaces"]
+    refused = put(
+        http,
+        "88.100/C-SITE",
+        [{"index": 1, "type": "HS_SITE", "data": {"format": "site", "value": {"servers": []}}}],
+    )
+    assert code(refused) == (400, 202)
+
+
+def test_key_format_round_trip_and_login(http: httpx.Client) -> None:
+    """HS_PUBKEY data in format ``key`` (Handle's JSON: kty, then the key's numbers in
+    unpadded base64url) reads back as written, ``kty`` upper-cased; and the key logs in
+    with a Handle session as a Handle client would: ``alg="SHA256"``, SHA256withRSA
+    over the server nonce's bytes followed by the client nonce's."""
+    private, key = _rsa_key()
+    device = "88.100/devices/c-rsa"
+    sent = {"format": "key", "value": {**key, "kty": "rsa"}}
+    create(http, device, {"index": 300, "type": "HS_PUBKEY", "data": sent})
+    (value,) = [v for v in http.get(f"/api/handles/{device}").json()["values"] if v["index"] == 300]
+    assert value["data"] == {"format": "key", "value": key}
+    assert list(value["data"]["value"]) == ["kty", "n", "e"]
+
+    opened = http.post("/api/sessions").json()
+    cnonce = secrets.token_bytes(16)
+    signature = bytes.fromhex(handle_sign(private, base64.b64decode(opened["nonce"]) + cnonce))
+    answer = http.put(
+        "/api/sessions/this",
+        headers=handle_authorization(
+            opened["sessionId"],
+            id=quote(f"300:{device}", safe=""),
+            type="HS_PUBKEY",
+            alg="SHA256",
+            cnonce=base64.b64encode(cnonce).decode(),
+            signature=base64.b64encode(signature).decode(),
+        ),
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["authenticated"] is True and answer.json()["id"] == f"300:{device}"
+
+
+# --- responseCode 2: the server failed -------------------------------------------------------
+
+
+def test_response_code_2_when_the_server_fails(tmp_path: Path) -> None:
+    """Handle answers ERROR (2) when the server itself fails. A node's store going away
+    is that case: reads and writes it cannot do are answered responseCode 2 with HTTP
+    503 (Service Unavailable: the request may be repeated later; Handle's servlet uses
+    500), the body naming the handle. (Recovery: tests/server/test_store_supervision.py.)"""
+    store = EmbeddedRedis(tmp_path / "redis")
+    url = store.start()
+    node = NodeProcess(tmp_path / "node", "--redis-url", url, "--local-cache-ttl", "0")
+    node.start()
+    try:
+        with httpx.Client(base_url=node.url, timeout=15) as client:
+            assert code(put(client, "88.100/C-ERR", [URL_1])) == (201, 1)
+            store.stop()
+            for answer in (
+                client.get("/api/handles/88.100/C-ERR"),  # the resolver's fast path
+                client.get("/api/handles/88.100/C-ERR", params={"type": "URL"}),  # the route
+                put(client, "88.100/C-ERR2", [URL_1]),
+            ):
+                assert code(answer) == (503, 2), answer.text
+                body = answer.json()
+                assert body["handle"] in ("88.100/C-ERR", "88.100/C-ERR2") and body["message"]
+            assert code(client.get("/api/handles/88.100/C-NONE")) == (503, 2)  # not a 404
+    finally:
+        node.stop()
+        store.stop()

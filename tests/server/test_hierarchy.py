@@ -124,6 +124,16 @@ async def test_identifier_at_an_enterprise_node_resolves_through_the_top_node(
     assert filtered.headers["x-cache"] == "HIT"
     assert [v["type"] for v in filtered.json()["values"]] == ["URL"]
 
+    # auth=true, Handle's authoritative resolution: past the cache, to the node itself
+    warm = await http.get(f"{hierarchy.url('top')}/api/handles/88.101.1/lot-7")
+    assert warm.headers["x-cache"] in ("HIT", "MISS")
+    asked = await http.get(f"{hierarchy.url('top')}/api/handles/88.101.1/lot-7?auth=true")
+    assert asked.status_code == 200 and asked.headers["x-cache"] == "MISS"
+    assert asked.headers["x-resolved-by"] == hierarchy.url("e1011")
+    assert asked.json()["values"] == first.json()["values"]
+    again = await http.get(f"{hierarchy.url('top')}/api/handles/88.101.1/lot-7")
+    assert again.headers["x-cache"] == "HIT"  # what auth=true fetched, cached
+
 
 async def test_a_value_without_public_read_never_reaches_the_top_nodes_cache(
     hierarchy: Hierarchy, http: httpx.AsyncClient
