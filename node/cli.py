@@ -421,11 +421,21 @@ def serve(config: NodeConfig, argv: Sequence[str]) -> None:
         sys.exit(Supervisor(config, argv[1:], config.workers).run())
     from node.app import create_app
     from node.connection_guard import fitted_limits, guarded_protocol
+    from node.startup import Phase, Startup
+
+    class NodeServer(uvicorn.Server):
+        """Stops serving when the node's start-up fails after it began serving (its
+        store was loading): the process must exit with the error, not hang at 503."""
+
+        async def on_tick(self, counter: int) -> bool:
+            return startup.phase is Phase.FAILED or await super().on_tick(counter)
 
     limits = fitted_limits(config.connections)
-    server = uvicorn.Server(
+    app = create_app(config)
+    startup: Startup = app.state.startup
+    server = NodeServer(
         uvicorn.Config(
-            create_app(config),
+            app,
             http=guarded_protocol(limits),
             host=config.host,
             port=config.port,
@@ -442,6 +452,10 @@ def serve(config: NodeConfig, argv: Sequence[str]) -> None:
         server.run()
     else:  # a worker of node.workers: serve on the socket the supervisor bound
         server.run(sockets=[socket.socket(fileno=config.worker_fd)])
+    if startup.error is not None:  # logged when it happened; the cause once more, and 1
+        error = startup.error
+        print(f"idnode: start-up failed: {getattr(error, 'message', error)}", file=sys.stderr)
+        sys.exit(1)
 
 
 def up(args: dict[str, object]) -> None:
