@@ -29,7 +29,7 @@ VALUE = [{"index": 1, "type": "URL", "data": "https://factory.example/before-res
 def _fill(data_dir: Path, keys: int) -> None:
     """Add ``keys`` small keys in database 1 of the store in ``data_dir``, in its AOF."""
     server = EmbeddedRedis(data_dir)
-    client = redis.Redis.from_url(server.start().replace("/0", "/1"))
+    client = redis.Redis.from_url(server.start().replace("/0", "/1"), socket_timeout=120)
     try:
         client.execute_command("DEBUG", "POPULATE", keys, "bulk", 16)
         client.bgrewriteaof()
