@@ -3,7 +3,7 @@ seconds to load is up at once, says it is loading (with the progress) and refuse
 other request with 503 "loading" meanwhile, then becomes ready by itself and serves what
 it held before the restart.
 
-The store is made big quickly: 4 million small keys by ``DEBUG POPULATE`` in database 1
+The store is made big quickly: 3 million small keys by ``DEBUG POPULATE`` in database 1
 (the node uses database 0 and never looks at the others), written into the AOF by a
 rewrite (an RDB preamble), on a server started like the node's own."""
 
@@ -22,7 +22,7 @@ from tests.server.node_process import NodeProcess
 
 pytestmark = pytest.mark.server
 
-KEYS = 4_000_000
+KEYS = 3_000_000
 VALUE = [{"index": 1, "type": "URL", "data": "https://factory.example/before-restart"}]
 
 
