@@ -13,6 +13,7 @@ import gc
 import logging
 import ssl
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import aiohttp
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from redis.exceptions import BusyLoadingError, RedisError
 from starlette.types import Receive, Scope, Send
 
 from node import (
@@ -50,11 +52,12 @@ from node.daily_kpis import Kpis
 from node.docs import install_docs
 from node.embedded_redis import EmbeddedRedis
 from node.fast_path import FastResolutions
-from node.metrics import RequestMetrics
+from node.metrics import NodeMetrics, RequestMetrics
 from node.parent import ParentLink, own_entry
 from node.path_guard import PathGuard
 from node.responses import SECURITY_SCHEMES, install_error_handlers
 from node.schemas import describe
+from node.startup import LoadingProgress, Startup
 from node.state import NodeState, Registration
 from registry.admission import DailyQuota, TokenBucket
 from registry.audit import AuditLog
@@ -69,7 +72,7 @@ from registry.prefix_registry import PrefixRegistry
 from registry.redis_client import open_redis
 from registry.registrar import Registrar
 from registry.session import SessionStore
-from registry.store import HandleStore
+from registry.store import HandleStore, store_error
 from registry.template_store import TemplateStore
 from resolver.address_guard import GuardedResolver
 from resolver.answer_cache import AnswerCache
@@ -87,6 +90,8 @@ CHALLENGE_TTL = 60  # seconds a login nonce may be signed in
 UPSTREAM_CONNECTIONS = 256
 UPSTREAM_CONNECTIONS_PER_NODE = 64
 GC_YOUNG_THRESHOLD = 10_000  # allocations between young collections (Python's default: 700)
+LOAD_POLL = 0.25  # seconds between looks at a loading store
+LOAD_LOG_EVERY = 5.0  # seconds between log lines on its progress
 
 DESCRIPTION = """
 An industrial-internet identifier resolution node (工业互联网标识解析节点).
@@ -123,6 +128,7 @@ def create_app(config: NodeConfig) -> FastAPI:
             )
             # Not in a worker thread: Linux ties the server's parent-death signal to the
             # thread that starts it, and executor threads may end before the node does.
+            # It returns once the server accepts connections, loaded or still loading.
             url = embedded.start()
             embedded.supervise()  # restarted when it exits; writes refused on a full disk
             log.info("embedded redis started", extra={"redis_url": url, "pid": embedded.pid})
@@ -147,31 +153,24 @@ def create_app(config: NodeConfig) -> FastAPI:
         )
         session = aiohttp.ClientSession(connector=connector)
         tasks: list[asyncio.Task[None]] = []
+        waiting = asyncio.Event()
+        starting = asyncio.create_task(
+            _start(app, config, redis, session, tasks, waiting, patient=embedded is not None)
+        )
         try:
-            state = await _build_state(config, redis, session)
-            app.state.node = state
-            if state.kpis is not None:
-                tasks.append(asyncio.create_task(state.kpis.run()))
-            if traits.stores:  # other processes' writes reach the in-process copies
-                tasks.append(asyncio.create_task(state.store.follow_changes()))
-            if state.follower is not None:
-                await state.follower.load()
-                tasks.append(asyncio.create_task(state.follower.run()))
-            if state.registration.needed:
-                link = ParentLink(state.upstream, config.parent_url, _credentials(config))
-                entry = own_entry(
-                    config.own_prefix, config.public_url, config.industry, config.owner
-                )
-                tasks.append(asyncio.create_task(link.keep_registering(entry, state.registration)))
-            # What start-up built lives as long as the node: keep it out of every later
-            # collection, so a full collection scans only what requests left behind
-            # (tail latency), and collect the young generation less often.
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-            log.info("node ready", extra={"node": config.name, "url": config.public_url})
+            # A loaded store: the node is built before it serves, as it always was. A
+            # store still loading (minutes for a large one): the node serves at once,
+            # answering 503 "loading" until the task has built it (node.startup).
+            seen = asyncio.create_task(waiting.wait())
+            await asyncio.wait({starting, seen}, return_when=asyncio.FIRST_COMPLETED)
+            seen.cancel()
+            if starting.done():
+                starting.result()  # a start-up error ends the node here, as before
+            else:
+                log.info("serving while the store loads", extra={"node": config.name})
             yield
         finally:
+            await stop_all([starting])
             await stop_all(tasks)
             await session.close()
             await redis.aclose()
@@ -186,6 +185,11 @@ def create_app(config: NodeConfig) -> FastAPI:
         docs_url=None,  # node.docs serves /docs and /redoc without a CDN
         redoc_url=None,
     )
+    # Before the node is built: /healthz and /metrics answer, every other route says
+    # the node is starting (node.startup).
+    app.state.config = config
+    app.state.metrics = NodeMetrics()
+    app.state.startup = Startup()
     install_error_handlers(app)
     install_docs(app)
     _declare_security(app, traits)
@@ -258,8 +262,88 @@ def _declare_security(app: FastAPI, traits: Traits) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+async def _start(
+    app: FastAPI,
+    config: NodeConfig,
+    redis: Redis,
+    session: aiohttp.ClientSession,
+    tasks: list[asyncio.Task[None]],
+    waiting: asyncio.Event,
+    *,
+    patient: bool,
+) -> None:
+    """Wait for the store to be loaded (``waiting`` is set if it is not at once),
+    then build the node and start its background work (into ``tasks``); the node is
+    ready, and ``app.state.node`` set, only at the end. A failure is recorded in the
+    app's :class:`~node.startup.Startup` (``idnode serve`` then exits) and raised."""
+    startup: Startup = app.state.startup
+    try:
+        await _wait_loaded(config, redis, startup, waiting, patient=patient)
+        state = await _build_state(config, redis, session, app.state.metrics)
+        if state.kpis is not None:
+            tasks.append(asyncio.create_task(state.kpis.run()))
+        if config.traits.stores:  # other processes' writes reach the in-process copies
+            tasks.append(asyncio.create_task(state.store.follow_changes()))
+        if state.follower is not None:
+            await state.follower.load()
+            tasks.append(asyncio.create_task(state.follower.run()))
+        if state.registration.needed:
+            link = ParentLink(state.upstream, config.parent_url, _credentials(config))
+            entry = own_entry(config.own_prefix, config.public_url, config.industry, config.owner)
+            tasks.append(asyncio.create_task(link.keep_registering(entry, state.registration)))
+        # What start-up built lives as long as the node: keep it out of every later
+        # collection, so a full collection scans only what requests left behind
+        # (tail latency), and collect the young generation less often.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    except Exception as exc:
+        startup.failed(exc)
+        if waiting.is_set():  # the lifespan has returned: no one else will tell
+            log.error(
+                "node start-up failed",
+                extra={"node": config.name, "error": getattr(exc, "message", str(exc))},
+            )
+        raise
+    app.state.node = state
+    startup.ready()
+    log.info("node ready", extra={"node": config.name, "url": config.public_url})
+
+
+async def _wait_loaded(
+    config: NodeConfig, redis: Redis, startup: Startup, waiting: asyncio.Event, *, patient: bool
+) -> None:
+    """Poll the store until it has loaded its data, however long that takes (``waiting``
+    set meanwhile), logging the progress every :data:`LOAD_LOG_EVERY` seconds. A store
+    that does not answer at all fails the start-up, unless it is ``patient`` (the
+    embedded one, restarted by its supervisor) or was seen answering before."""
+    next_log = 0.0
+    while True:
+        try:
+            progress = LoadingProgress.from_info(await redis.info("persistence"))
+            if not progress.loading:
+                await redis.ping()  # INFO may answer before the load has begun
+                startup.loading(progress)
+                return
+            message, fields = progress.message, progress.fields()
+        except BusyLoadingError:
+            progress = LoadingProgress(loading=True)
+            message, fields = progress.message, progress.fields()
+        except RedisError as exc:
+            if not (patient or waiting.is_set()):
+                raise store_error(exc) from exc
+            progress = LoadingProgress(loading=False)  # not known: STARTING
+            message, fields = "waiting for the store", {"error": str(exc)}
+        startup.loading(progress)
+        waiting.set()
+        if time.monotonic() >= next_log:
+            next_log = time.monotonic() + LOAD_LOG_EVERY
+            log.info(message, extra={"node": config.name, **fields})
+        await asyncio.sleep(LOAD_POLL)
+
+
 async def _build_state(
-    config: NodeConfig, redis: Redis, session: aiohttp.ClientSession
+    config: NodeConfig, redis: Redis, session: aiohttp.ClientSession, metrics: NodeMetrics
 ) -> NodeState:
     traits = config.traits
     store = HandleStore(
@@ -328,6 +412,7 @@ async def _build_state(
         quota=DailyQuota(redis, config.daily_quota) if config.daily_quota else None,
         kpis=Kpis(redis),
         templates=template_store,
+        metrics=metrics,
     )
     if traits.keeps_registry:
         state.registry = PrefixRegistry(registrar)

@@ -626,8 +626,16 @@ def serve(config: NodeConfig, argv: Sequence[str]) -> None:
         sys.exit(Supervisor(config, argv[1:], config.workers).run())
     from node.app import create_app
     from node.connection_guard import fitted_limits, guarded_protocol
+    from node.startup import Phase, Startup
     from node.workers import listening_socket
     from registry.redis_client import reachability_problem
+
+    class NodeServer(uvicorn.Server):
+        """Stops serving when the node's start-up fails after it began serving (its
+        store was loading): the process must exit with the error, not hang at 503."""
+
+        async def on_tick(self, counter: int) -> bool:
+            return startup.phase is Phase.FAILED or await super().on_tick(counter)
 
     if config.worker_fd is None:
         # Before anything is announced (a generated secret, "node ready"): a port taken
@@ -639,9 +647,11 @@ def serve(config: NodeConfig, argv: Sequence[str]) -> None:
         listener.close()
         raise ConfigError(f"cannot reach Redis at --redis-url {config.redis_url}: {problem}")
     limits = fitted_limits(config.connections)
-    server = uvicorn.Server(
+    app = create_app(config)
+    startup: Startup = app.state.startup
+    server = NodeServer(
         uvicorn.Config(
-            create_app(config),
+            app,
             http=guarded_protocol(limits),
             host=config.host,
             port=config.port,
@@ -655,6 +665,10 @@ def serve(config: NodeConfig, argv: Sequence[str]) -> None:
         )
     )
     server.run(sockets=[listener])
+    if startup.error is not None:  # logged when it happened; the cause once more, and 1
+        error = startup.error
+        print(f"idnode: start-up failed: {getattr(error, 'message', error)}", file=sys.stderr)
+        sys.exit(1)
 
 
 def up(args: dict[str, object]) -> int:

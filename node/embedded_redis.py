@@ -15,8 +15,21 @@ the OS (typically up to 30 s).
 Supervision (:meth:`EmbeddedRedis.supervise`): a watcher thread restarts the server
 whenever it exits, on the same port and data directory (the node's pool reconnects by
 itself; the AOF is reloaded, so no acknowledged write is lost), retrying with a backoff
-of 0.1 s doubling to 5 s. A server loading a large AOF answers ``-LOADING``: it is
-waited for as long as it loads, never killed for being slow.
+of 0.1 s doubling to 5 s. A server loading a large AOF answers ``-LOADING``: that is
+a server that started (it is never killed for being slow); :meth:`EmbeddedRedis.start`
+returns as soon as it accepts connections, loaded or not, and the node waits for the
+load itself (:mod:`node.startup`), answering meanwhile; :meth:`EmbeddedRedis.loading`
+says how far the load is.
+
+Large stores: the AOF starts with an RDB snapshot (``aof-use-rdb-preamble``), which
+loads several times faster than replaying commands, and is rewritten (a new snapshot,
+in a child process) when it has doubled since the last rewrite and is at least
+:data:`AOF_REWRITE_MIN_SIZE`: doubling keeps the rewrite work proportional to the writes
+(each byte of a large store is rewritten about once per store-sized amount of writes)
+and the replayed tail, the slow part of a load, at most as large as the snapshot; the
+minimum keeps a small store from rewriting again and again. A tail cut short by a
+crash in the middle of a write is loaded up to the last whole command
+(``aof-load-truncated``): that command was never acknowledged.
 
 Full disk: with ``appendfsync always`` Redis exits when an AOF write fails (it cannot
 reply to a write it could not make durable; Redis 6.2: "Can't recover from AOF write
@@ -50,6 +63,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import IO
 
+from node.startup import LoadingProgress, parse_info
 from registry.errors import ConfigError, StoreUnavailable
 
 log = logging.getLogger("idnode.node")
@@ -59,6 +73,8 @@ _WATCH_EVERY = 0.1  # seconds between looks at the process
 _DISK_EVERY = 0.5  # seconds between looks at the free space
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.1, 5.0
 NO_MASTER = ("192.0.2.1", "6379")  # TEST-NET-1: never a Redis that could sync us
+AOF_REWRITE_PERCENTAGE = 100  # rewrite the AOF when it has doubled since the last rewrite
+AOF_REWRITE_MIN_SIZE = "256mb"  # ...and is at least this large (Redis's default: 64mb)
 
 
 def redis_server_binary() -> str:
@@ -153,7 +169,8 @@ class EmbeddedRedis:
         return self.log_dir / "redis.log"
 
     def start(self) -> str:
-        """Start the server and wait until it answers PING; return its URL."""
+        """Start the server and wait until it accepts connections; return its URL. It
+        may still be loading its data (see :meth:`loading`)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._stopping.clear()
         self._stop_stale()
@@ -170,6 +187,13 @@ class EmbeddedRedis:
         raise StoreUnavailable(
             f"embedded redis-server did not start; see {self.log_file}: {self._log_tail()}"
         )
+
+    def loading(self) -> LoadingProgress:
+        """How far the server is in loading its data (``loading`` False once loaded);
+        a server that does not answer says it is not loading."""
+        if self.port is None:
+            return LoadingProgress(loading=False)
+        return LoadingProgress.from_info(parse_info(_info(self.host, self.port, "persistence")))
 
     def supervise(self) -> None:
         """Watch the started server from a thread: restart it when it exits, make it
@@ -322,6 +346,12 @@ class EmbeddedRedis:
                 "appendonly yes",
                 f"appendfsync {self.appendfsync}",
                 'appendfilename "appendonly.aof"',
+                # Large stores (see the module docstring): a snapshot first, rewritten
+                # when the AOF has doubled, a torn last command dropped at load.
+                "aof-use-rdb-preamble yes",
+                f"auto-aof-rewrite-percentage {AOF_REWRITE_PERCENTAGE}",
+                f"auto-aof-rewrite-min-size {AOF_REWRITE_MIN_SIZE}",
+                "aof-load-truncated yes",
                 'save ""',
                 f"databases {self.databases}",
                 f'logfile "{self.log_file}"',
@@ -335,15 +365,14 @@ class EmbeddedRedis:
         return conf
 
     def _wait_ready(self, process: subprocess.Popen[bytes], port: int) -> bool:
-        """Wait until the server answers PING. ``start_timeout`` bounds the wait for a
-        first answer only: a server loading its AOF answers -LOADING and is waited for
-        as long as it lives (killing it would only start the load over)."""
+        """Wait until the server answers PING, with PONG or with -LOADING (it started,
+        and loads its data: killing it would only start the load over). The wait for
+        that first answer is bounded by ``start_timeout``; the load is not."""
         deadline = time.monotonic() + self.start_timeout
         while process.poll() is None and not self._stopping.is_set():
-            reply = _answer(self.host, port)
-            if reply.startswith(b"+PONG"):
+            if accepting(_answer(self.host, port)):
                 return True
-            if time.monotonic() >= deadline and not reply.startswith(b"-LOADING"):
+            if time.monotonic() >= deadline:
                 return False
             time.sleep(0.02)
         return False
@@ -374,14 +403,52 @@ def _answer(host: str, port: int) -> bytes:
     return _command(host, port, "PING")
 
 
-def _command(host: str, port: int, *args: str) -> bytes:
-    """Send one command (RESP) and return the start of the reply; b"" on failure."""
+def accepting(reply: bytes) -> bool:
+    """Whether a reply to PING comes from a server that started: loaded or loading.
+
+    >>> accepting(b"+PONG\\r\\n"), accepting(b"-LOADING Redis is loading"), accepting(b"")
+    (True, True, False)
+    """
+    return reply.startswith((b"+PONG", b"-LOADING"))
+
+
+def _info(host: str, port: int, section: str) -> str:
+    """The text of ``INFO section`` (a bulk reply, read to its end), "" on failure."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            sock.sendall(_request("INFO", section))
+            reply = b""
+            while b"\r\n" not in reply:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return ""
+                reply += chunk
+            head, _, body = reply.partition(b"\r\n")
+            if not head.startswith(b"$"):
+                return ""
+            length = int(head[1:])
+            while len(body) < length:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return ""
+                body += chunk
+    except (OSError, ValueError):
+        return ""
+    return body[:length].decode(errors="replace")
+
+
+def _request(*args: str) -> bytes:
     request = f"*{len(args)}\r\n".encode()
     for arg in args:
         request += f"${len(arg.encode())}\r\n{arg}\r\n".encode()
+    return request
+
+
+def _command(host: str, port: int, *args: str) -> bytes:
+    """Send one command (RESP) and return the start of the reply; b"" on failure."""
     try:
         with socket.create_connection((host, port), timeout=0.5) as sock:
-            sock.sendall(request)
+            sock.sendall(_request(*args))
             return sock.recv(256)
     except OSError:
         return b""

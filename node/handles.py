@@ -54,7 +54,7 @@ def _error_docs(*codes: int) -> dict[int | str, dict[str, Any]]:
         409: "Handle exists (101) or value index taken (201)",
         413: "Request body too large",
         502: "The responsible node is unreachable or failed, nothing stale to serve (2)",
-        503: "The node's store is unavailable (2)",
+        503: "The node's store is unavailable, or still loading its data at start-up (2)",
         504: "The responsible node did not answer in time, nothing stale to serve (2)",
     }
     return {code: {"description": meaning[code]} for code in codes}

@@ -1,7 +1,9 @@
 """Liveness and readiness probes.
 
 ``/healthz`` says the process is up (liveness: restart the node if it does not answer).
-``/readyz`` says the node can serve: its store answers PING. While the store is down
+``/readyz`` says the node can serve: its store answers PING. Until the node is built
+(its store loading at start-up, :mod:`node.startup`) it answers 503 with the phase and
+the load's progress. While the store is down
 (the embedded Redis restarting, an external Redis unreachable) it answers 503 with
 responseCode 2 and "store unavailable: ..."; the node itself need not be restarted, it
 serves again once the store is back. The ping's outcome is kept for
@@ -12,18 +14,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
+from node.config import NodeConfig
+from node.metrics import NodeMetrics
 from node.responses import json_response
-from node.state import NodeState, node_state
+from node.startup import Startup
+from node.state import NodeState
 from registry.errors import StoreUnavailable
 
 router = APIRouter(tags=["Operations"])
-State = Annotated[NodeState, Depends(node_state)]
 READY_CACHE_SECONDS = 0.5
 
 
@@ -34,8 +37,8 @@ class _LastPing:
 
 
 @router.get("/healthz", summary="The process is up")
-async def healthz(state: State) -> Response:
-    config = state.config
+async def healthz(request: Request) -> Response:
+    config: NodeConfig = request.app.state.config
     prefix = config.prefix.text if config.prefix else None
     return json_response({"status": "ok", "role": config.role.value, "prefix": prefix})
 
@@ -46,16 +49,28 @@ async def healthz(state: State) -> Response:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
-async def metrics(state: State) -> Response:
-    return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request) -> Response:
+    node_metrics: NodeMetrics = request.app.state.metrics
+    return Response(node_metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get(
     "/readyz",
     summary="The node can serve: its store answers",
-    responses={503: {"description": "Redis unreachable"}},
+    responses={
+        503: {
+            "description": "Not ready (responseCode 2): the store is loading "
+            '(`"status": "loading"`, with `loadedPercent`, `etaSeconds`, `loadedBytes`, '
+            '`totalBytes`), the node is starting (`"starting"`) or failed to start '
+            '(`"failed"`), or Redis is unreachable (`"unavailable"`)'
+        }
+    },
 )
-async def readyz(state: State, request: Request) -> Response:
+async def readyz(request: Request) -> Response:
+    state: NodeState | None = request.app.state._state.get("node")
+    if state is None:
+        startup: Startup = request.app.state.startup
+        return json_response(startup.readyz(), 503)
     last: _LastPing | None = getattr(request.app.state, "last_ping", None)
     if last is None:
         last = request.app.state.last_ping = _LastPing()

@@ -53,13 +53,15 @@ import aiohttp
 
 from node.embedded_redis import EmbeddedRedis, die_with_parent
 from node.seeder import Seeder, SeedJob
+from node.startup import still_loading
 from node.topology import EnterpriseSpec, SecondarySpec, Topology, demo_secret
 from registry.credential import generate_secret
 from registry.errors import ConfigError
 from registry.prefix_entry import node_url_problem
 from resolver.upstream import Credentials
 
-READY_TIMEOUT = 60.0
+READY_TIMEOUT = 60.0  # seconds without progress (a store that loads is progressing)
+LOAD_SHOWN_EVERY = 5.0  # seconds between lines on a loading store's progress
 _DATABASES = 256
 
 
@@ -476,7 +478,7 @@ class Launcher:
         if self.attach is not None:  # it runs already: wait until it is ready
             found = NodeAt(name, role, prefix or "", self._url(port))
             self.attached.append(found)
-            await _wait_ready(http, found)
+            await _wait_ready(http, found, self.out)
             return found
         args = [sys.executable, "-m", "node", "serve", "--role", role, "--host", self.host]
         args += ["--port", str(port), "--redis-url", self._database_url()]
@@ -510,7 +512,7 @@ class Launcher:
             )
         node = RunningNode(name, role, prefix or "", self._url(port), process, log)
         self.nodes.append(node)
-        await _wait_ready(http, node)
+        await _wait_ready(http, node, self.out)
         return node
 
     def _database_url(self) -> str:
@@ -621,16 +623,25 @@ def attach_urls(topology: Topology, pairs: list[str]) -> dict[int, str]:
     return urls
 
 
-async def _wait_ready(http: aiohttp.ClientSession, node: NodeAt) -> None:
+async def _wait_ready(http: aiohttp.ClientSession, node: NodeAt, out: Any = None) -> None:
+    """Wait for ``node``'s ``/readyz``. A node whose store is loading is alive: the
+    timeout counts from its last progress, which is shown on ``out`` every 5 s."""
     started = node if isinstance(node, RunningNode) else None
     deadline = time.monotonic() + READY_TIMEOUT
+    shown = 0.0
     while time.monotonic() < deadline:
         if started is not None and started.process.poll() is not None:
             raise ConfigError(f"{node.name} exited at start-up:\n{_tail(started.log)}")
-        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError, ValueError):
             async with http.get(f"{node.url}/readyz") as response:
                 if response.status == 200:
                     return
+                loading = still_loading(await response.json(content_type=None))
+                if loading is not None:
+                    deadline = time.monotonic() + READY_TIMEOUT
+                    if out is not None and time.monotonic() >= shown + LOAD_SHOWN_EVERY:
+                        shown = time.monotonic()
+                        print(f"{node.name}: {loading}", file=out, flush=True)
         await asyncio.sleep(0.1)
     where = f":\n{_tail(started.log)}" if started is not None else f" at {node.url}"
     raise ConfigError(f"{node.name} was not ready within {READY_TIMEOUT:g}s{where}")

@@ -251,10 +251,11 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, timed_send)
         finally:
-            node = getattr(scope["app"].state, "node", None)
-            if node is not None:
+            # The app's metrics, the node's too once it is built (its store may load
+            # for minutes before: the 503s answered meanwhile are counted).
+            metrics: NodeMetrics | None = getattr(scope["app"].state, "metrics", None)
+            if metrics is not None:
                 route = scope.get("route")
                 template = getattr(route, "path", None) or "unmatched"
-                metrics: NodeMetrics = node.metrics
                 metrics.requests.labels(scope["method"], template, str(status)).inc()
                 metrics.latency.labels(template).observe(time.perf_counter() - started)

@@ -36,6 +36,24 @@ def healthz_url(config: NodeConfig) -> str:
     return f"{scheme}://{host}:{config.port}/healthz"
 
 
+def readiness(url: str, timeout: float = TIMEOUT) -> object:
+    """The JSON body ``url`` (a ``/readyz``) answers, whatever its status; None when it
+    does not answer JSON."""
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, timeout=timeout, context=unverified) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            return json.loads(exc.read())
+        except ValueError:
+            return None
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
 def probe(url: str, timeout: float = TIMEOUT) -> str | None:
     """None when ``url`` answers 200 with ``{"status": "ok"}``, else what went wrong."""
     # The node's certificate names its public host, not the loopback address asked

@@ -50,11 +50,12 @@ def error_response(error: IdnodeError) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     async def on_idnode_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, IdnodeError)
-        if exc.http_status >= 500:
+        node = getattr(request.app.state, "node", None)
+        # Before the node is built (its store loading) every route answers 503: expected,
+        # and told by /readyz and the progress log, not by a warning per request.
+        if exc.http_status >= 500 and node is not None:
             log.warning("%s %s failed: %s", request.method, request.url.path, exc.message)
-            node = getattr(request.app.state, "node", None)
-            if node is not None:
-                node.metrics.failed(exc)
+            node.metrics.failed(exc)
         return error_response(exc)
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:

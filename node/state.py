@@ -11,6 +11,7 @@ from node.collection_pause import CollectionPause
 from node.config import NodeConfig
 from node.daily_kpis import Kpis
 from node.metrics import ANSWERED, NodeMetrics, Outcome
+from node.startup import Startup
 from registry.admission import DailyQuota, TokenBucket
 from registry.audit import AuditLog
 from registry.errors import NotFound
@@ -88,6 +89,10 @@ class NodeState:
 
 async def node_state(request: Request) -> NodeState:
     """FastAPI dependency: the state of the node serving this request. A coroutine, so
-    FastAPI calls it in the event loop instead of handing it to a worker thread."""
-    state: NodeState = request.app.state.node
+    FastAPI calls it in the event loop instead of handing it to a worker thread. Until
+    the node is built (its store loading): 503, responseCode 2, "the node is starting"."""
+    state: NodeState | None = request.app.state._state.get("node")
+    if state is None:
+        startup: Startup = request.app.state.startup
+        raise startup.refusal()
     return state

@@ -14,7 +14,9 @@ The supervisor (this module, in the process ``idnode serve`` started):
 3. gives the workers a directory for prometheus-client's multiprocess mode
    (``PROMETHEUS_MULTIPROC_DIR``, unless set), so ``/metrics`` from any worker counts
    every worker's requests (:mod:`node.metrics`);
-4. starts the first worker alone and the others once it answers ``/healthz``: start-up
+4. starts the first worker alone and the others once its ``/readyz`` says it is built
+   (however long its store takes to load: the wait's timeout counts from the last
+   progress the worker showed): start-up
    work that must happen once (upgrading the store, generating the admin secret and
    showing it, registering with the top node) happens in that first worker, and the
    others find it done;
@@ -47,12 +49,13 @@ from types import FrameType
 
 from node.config import WORKER_FD_ENV, NodeConfig
 from node.embedded_redis import EmbeddedRedis, die_with_parent
-from node.probe import healthz_url, probe
+from node.probe import healthz_url, readiness
+from node.startup import built, still_loading
 from registry.errors import ConfigError
 
 log = logging.getLogger("idnode.node")
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
-FIRST_READY_TIMEOUT = 120.0  # seconds: a store upgrade may take a while
+FIRST_READY_TIMEOUT = 120.0  # seconds without load progress: a store upgrade may take a while
 STOP_TIMEOUT = 12.0  # seconds for all workers (uvicorn's graceful shutdown takes up to 10)
 _POLL = 0.1
 
@@ -145,15 +148,26 @@ class Supervisor:
         )
 
     def _first_ready(self) -> bool:
+        """Wait until the first worker has built the node (its ``/readyz`` says ready).
+        A store that is loading is waited for however long it takes: the timeout counts
+        from the last progress seen, not from the start."""
         url = healthz_url(dataclasses.replace(self.config, port=self._port))
+        url = url.removesuffix("/healthz") + "/readyz"
         deadline = time.monotonic() + FIRST_READY_TIMEOUT
         while not self._stopping and time.monotonic() < deadline:
             if self.workers[0].poll() is not None:
                 log.error("first worker exited while starting", extra={"node": self.config.name})
                 return False
-            if probe(url, timeout=1.0) is None:
+            body = readiness(url, timeout=1.0)
+            if built(body):
                 return True
+            if still_loading(body) is not None:  # the worker logs the progress
+                deadline = time.monotonic() + FIRST_READY_TIMEOUT
             time.sleep(_POLL)
+        log.error(
+            "first worker not ready in time",
+            extra={"node": self.config.name, "timeout": FIRST_READY_TIMEOUT},
+        )
         return False
 
     def _watch(self) -> int:

@@ -39,6 +39,8 @@ them case by case: they render ``error.body()`` with ``error.http_status``.
     │                                              enterprise applications
     └── ServiceError                     the node could not do its part
         ├── StoreUnavailable               2, 503  Redis down or not answering
+        │   ├── StoreLoading               2, 503  Redis is loading its data (start-up or
+        │   │                                      restart); the node serves once loaded
         │   └── StoreFull                  2, 507  Redis refuses writes (disk or memory
         │                                          full); reads go on
         ├── UpstreamUnavailable            2, 502  another node refused or failed
@@ -256,6 +258,14 @@ class ServiceError(IdnodeError):
 class StoreUnavailable(ServiceError):
     http_status = 503
     default_message = "The node's store (Redis) is unavailable"
+
+
+class StoreLoading(StoreUnavailable):
+    """The store is loading its data into memory (a restart: the AOF is read back), so
+    nothing can be read or written yet; the node answers once it is loaded, by itself.
+    A large store takes minutes (``/readyz`` shows the progress)."""
+
+    default_message = "The node is starting: its store is loading"
 
 
 class StoreFull(StoreUnavailable):

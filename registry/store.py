@@ -44,7 +44,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import BusyLoadingError, NoScriptError, RedisError, WatchError
 
 from registry.change_feed import StreamId, has_gap, next_cursor
-from registry.errors import StoreFull, StoreUnavailable
+from registry.errors import StoreFull, StoreLoading, StoreUnavailable
 from registry.identifier import Handle, Prefix, national_prefix_problem
 from registry.local_copy import LocalCopies
 from registry.query import Condition, Query, driver, page_of
@@ -146,7 +146,7 @@ def store_error(exc: BaseException) -> StoreUnavailable:
     if refused := refusal_in(exc):
         return StoreFull(str(refused))
     if isinstance(exc, BusyLoadingError):
-        return StoreUnavailable("The node's store (Redis) is loading its data; try again")
+        return StoreLoading("The node's store (Redis) is loading its data; try again")
     if str(exc) == "No connection available.":  # the pool's wait ran out
         return StoreUnavailable("The node's store is busy: no Redis connection came free")
     return StoreUnavailable(f"The node's store (Redis) failed: {exc}")

@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from node.embedded_redis import EmbeddedRedis, redis_server_binary
+from node.startup import LoadingProgress
 
 
 def test_binary_is_found() -> None:
@@ -22,6 +23,16 @@ def test_start_persists_with_aof_always_and_stops(tmp_path: Path) -> None:
         assert client.config_get("appendonly") == {"appendonly": "yes"}
         assert client.config_get("appendfsync") == {"appendfsync": "always"}
         assert client.config_get("bind") == {"bind": "127.0.0.1"}
+        # Sized for large stores (node.embedded_redis's docstring says why).
+        assert client.config_get("aof-use-rdb-preamble") == {"aof-use-rdb-preamble": "yes"}
+        assert client.config_get("auto-aof-rewrite-percentage") == {
+            "auto-aof-rewrite-percentage": "100"
+        }
+        assert client.config_get("auto-aof-rewrite-min-size") == {
+            "auto-aof-rewrite-min-size": str(256 * 1024 * 1024)
+        }
+        assert client.config_get("aof-load-truncated") == {"aof-load-truncated": "yes"}
+        assert not server.loading().loading  # an empty store loads at once
         client.set("k", "v")
         client.close()
     finally:
@@ -85,3 +96,7 @@ def test_a_supervised_server_is_restarted_on_its_port_with_its_data(tmp_path: Pa
     finally:
         server.stop()
     assert server._watcher is None
+
+
+def test_a_stopped_server_is_not_loading(tmp_path: Path) -> None:
+    assert EmbeddedRedis(tmp_path / "data").loading() == LoadingProgress(loading=False)

@@ -72,10 +72,13 @@ class NodeProcess:
         self.log = data_dir.parent / f"node-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> NodeProcess:
+    def start(self, timeout: float = 30.0, *, wait: bool = True) -> NodeProcess:
+        """Start the node and wait until its ``/readyz`` says ready (unless not ``wait``)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(self.args, stdout=log, stderr=log)
+        if not wait:
+            return self
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

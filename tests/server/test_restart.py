@@ -1,0 +1,103 @@
+"""Restart at any size (issue 20), against a real process: a node whose store takes
+seconds to load is up at once, says it is loading (with the progress) and refuses every
+other request with 503 "loading" meanwhile, then becomes ready by itself and serves what
+it held before the restart.
+
+The store is made big quickly: 3 million small keys by ``DEBUG POPULATE`` in database 1
+(the node uses database 0 and never looks at the others), written into the AOF by a
+rewrite (an RDB preamble), on a server started like the node's own."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from node.embedded_redis import EmbeddedRedis
+from tests.conftest import ADMIN_AUTH
+from tests.server.node_process import NodeProcess
+
+pytestmark = pytest.mark.server
+
+KEYS = 3_000_000
+VALUE = [{"index": 1, "type": "URL", "data": "https://factory.example/before-restart"}]
+
+
+def _fill(data_dir: Path, keys: int) -> None:
+    """Add ``keys`` small keys in database 1 of the store in ``data_dir``, in its AOF."""
+    server = EmbeddedRedis(data_dir)
+    client = redis.Redis.from_url(server.start().replace("/0", "/1"), socket_timeout=120)
+    try:
+        client.execute_command("DEBUG", "POPULATE", keys, "bulk", 16)
+        client.bgrewriteaof()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            info = client.info("persistence")
+            if not (info["aof_rewrite_in_progress"] or info["aof_rewrite_scheduled"]):
+                break
+            time.sleep(0.1)
+        assert info["aof_last_bgrewrite_status"] == "ok"
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_a_large_store_loads_while_the_node_answers(tmp_path: Path) -> None:
+    started = time.monotonic()
+    data = tmp_path / "data"
+    node = NodeProcess(data).start()
+    try:
+        put = httpx.put(f"{node.url}/api/handles/88.100/kept", json=VALUE, headers=ADMIN_AUTH)
+        assert put.status_code == 201, put.text
+    finally:
+        node.stop()
+    _fill(data, KEYS)
+
+    node = NodeProcess(data).start(wait=False)
+    try:
+        seen: list[dict[str, object]] = []
+        refused: httpx.Response | None = None
+        deadline = time.monotonic() + 40
+        with httpx.Client(base_url=node.url, timeout=5) as http:
+            while time.monotonic() < deadline:
+                assert node.process is not None and node.process.poll() is None, node.log
+                try:
+                    ready = http.get("/readyz")
+                except httpx.TransportError:
+                    time.sleep(0.05)
+                    continue
+                if ready.status_code == 200:
+                    break
+                body = ready.json()
+                if body["status"] == "loading":
+                    assert http.get("/healthz").status_code == 200
+                    assert http.get("/metrics").status_code == 200
+                    seen.append(body)
+                    if refused is None:
+                        refused = http.get("/api/handles/88.100/kept")
+                time.sleep(0.1)
+            else:
+                pytest.fail(f"not ready in 40 s: {node.log.read_text()[-2000:]}")
+            # Ready by itself: it serves what it held before the restart.
+            got = http.get("/api/handles/88.100/kept")
+            assert got.status_code == 200, got.text
+            assert got.json()["values"][0]["data"]["value"] == VALUE[0]["data"]
+
+        assert seen, f"never saw the store loading: {node.log.read_text()[-2000:]}"
+        first = seen[0]
+        assert first["responseCode"] == 2
+        assert str(first["message"]).startswith("store loading: ")
+        assert 0 <= float(str(first["loadedPercent"])) <= 100
+        assert int(str(first["totalBytes"])) > 10_000_000
+        assert refused is not None and refused.status_code == 503
+        assert refused.json()["responseCode"] == 2
+        assert refused.json()["message"].startswith("the node is starting")
+        log = node.log.read_text()
+        assert '"message":"store loading: ' in log  # `idnode serve` shows the progress
+        assert '"message":"node ready"' in log
+    finally:
+        node.stop()
+    assert time.monotonic() - started < 60
