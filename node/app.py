@@ -248,6 +248,9 @@ def _declare_security(app: FastAPI, traits: Traits) -> None:
                         responses.setdefault(
                             "400", {"description": "Invalid parameter or body (202)"}
                         )
+            # ...so FastAPI's validation error bodies are never answered.
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schema["components"].get("schemas", {}).pop(unused, None)
             app.openapi_schema = describe(schema, traits)
         return app.openapi_schema
 

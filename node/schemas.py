@@ -54,26 +54,28 @@ VALUE: Schema = {
     },
     "example": {"index": 1, "type": "URL", "data": {"format": "string", "value": "https://x"}},
 }
-VALUES_BODY: Schema = {
-    "description": '{"values": [...]}, a bare list of values, or one value object',
-    "anyOf": [
-        {
-            "type": "object",
-            "required": ["values"],
-            "properties": {
-                "handle": {
-                    "type": ["string", "null"],
-                    "description": "the URL's handle, if given; null: not given",
-                },
-                "values": {"type": "array", "items": {"$ref": "#/components/schemas/Value"}},
-            },
+HANDLE_VALUES: Schema = {
+    "type": "object",
+    "required": ["values"],
+    "properties": {
+        "handle": {
+            "type": ["string", "null"],
+            "description": "the URL's handle, if given; null: not given",
         },
-        {"type": "array", "items": {"$ref": "#/components/schemas/Value"}},
-        {"$ref": "#/components/schemas/Value"},
-    ],
+        "values": {"type": "array", "items": {"$ref": "#/components/schemas/Value"}},
+    },
     "example": {
         "values": [{"index": 1, "type": "URL", "data": {"format": "string", "value": "https://x"}}]
     },
+}
+VALUES_BODY: Schema = {
+    "description": '{"values": [...]}, a bare list of values, or one value object',
+    "anyOf": [
+        {"$ref": "#/components/schemas/HandleValues"},
+        {"type": "array", "items": {"$ref": "#/components/schemas/Value"}},
+        {"$ref": "#/components/schemas/Value"},
+    ],
+    "example": HANDLE_VALUES["example"],
 }
 RESOLUTION: Schema = {
     "type": "object",
@@ -114,17 +116,20 @@ BATCH_ITEM: Schema = {
 # An item that is not a BatchItem fails alone, reported in its result (the batch is 200),
 # so the items are described, not constrained.
 _BATCH_ITEMS: Schema = {"type": "array", "items": {"description": "a BatchItem"}}
-BATCH_BODY: Schema = {
-    "description": '{"handles": [BatchItem, ...]}, or the bare list',
-    "anyOf": [
-        {"type": "object", "required": ["handles"], "properties": {"handles": _BATCH_ITEMS}},
-        _BATCH_ITEMS,
-    ],
+BATCH_HANDLES: Schema = {
+    "type": "object",
+    "required": ["handles"],
+    "properties": {"handles": _BATCH_ITEMS},
     "example": {
         "handles": [
             {"handle": "88.100/a", "values": [{"index": 1, "type": "URL", "data": "https://a"}]}
         ]
     },
+}
+BATCH_BODY: Schema = {
+    "description": '{"handles": [BatchItem, ...]}, or the bare list',
+    "anyOf": [{"$ref": "#/components/schemas/BatchHandles"}, _BATCH_ITEMS],
+    "example": BATCH_HANDLES["example"],
 }
 BATCH_ANSWER: Schema = {
     "type": "object",
@@ -334,6 +339,7 @@ _SEARCH_NODE: Schema = {
 COMPONENTS: dict[str, Schema] = {
     "Error": ERROR,
     "Value": VALUE,
+    "HandleValues": HANDLE_VALUES,
     "Values": VALUES_BODY,
     "Resolution": RESOLUTION,
     "Written": WRITTEN,
@@ -348,6 +354,7 @@ COMPONENTS: dict[str, Schema] = {
     ),
     "HandleNames": {**_STRINGS, "example": ["88.100/x"]},
     "BatchItem": BATCH_ITEM,
+    "BatchHandles": BATCH_HANDLES,
     "Batch": BATCH_BODY,
     "BatchAnswer": BATCH_ANSWER,
     "Trace": _answer(
