@@ -13,6 +13,7 @@ the rest open (``additionalProperties`` allowed): nodes of one hierarchy may add
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -21,6 +22,10 @@ from typing import Any
 from registry.hierarchy import Traits
 
 Schema = dict[str, Any]
+# registry.template.check_name
+TEMPLATE_NAME = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+# registry.template.TemplateRef: <prefix>/<name>[@version]
+TEMPLATE_REF = "^[0-9]+(\\.[0-9]+)*/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(@[1-9][0-9]{0,8})?$"
 
 ERROR: Schema = {
     "type": "object",
@@ -164,6 +169,7 @@ SESSION: Schema = {
 }
 APPLICATION_BODY: Schema = {
     "type": "object",
+    "additionalProperties": False,  # unknown members are refused (400/202)
     "required": ["name", "creditCode", "industry", "contact"],
     "properties": {
         "name": {"type": "string"},
@@ -208,7 +214,12 @@ APPLICATION: Schema = {
 _STRING: Schema = {"type": "string"}
 _INTEGER: Schema = {"type": "integer"}
 _BOOLEAN: Schema = {"type": "boolean"}
+_NUMBER: Schema = {"type": ["number", "null"]}
+_NULL: Schema = {"type": "null"}
 _TEXT_OR_NULL: Schema = {"type": ["string", "null"]}
+# A text member of a login (node.sessions._text_field), and an identity in one.
+_FIELD: Schema = {"type": "string", "minLength": 1, "maxLength": 1024}
+_IDENTITY: Schema = {**_FIELD, "pattern": r"^[1-9][0-9]{0,8}:[^/]+/.+$"}
 _OBJECTS: Schema = {"type": "array", "items": {"type": "object"}}
 _STRINGS: Schema = {"type": "array", "items": _STRING}
 
@@ -244,21 +255,41 @@ def _page(items: str, schema: Schema, example: list[Any]) -> Schema:
     )
 
 
+# null: not given (registry.template reads a null member as a missing one)
+_COUNT: Schema = {"type": ["integer", "null"], "minimum": 0, "maximum": 2**31 - 1}
+# A real calendar date YYYY-MM-DD (registry.template.parse_date), days 29-31 left out.
+_DATE: Schema = {
+    "type": ["string", "null"],
+    "pattern": "^(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$",
+}
 _TEMPLATE_ITEM: Schema = {
     "type": "object",
     "required": ["name", "index", "type"],
     "properties": {
-        "name": _STRING,
-        "index": {"type": "integer", "minimum": 2000},
+        "name": {"type": "string", "pattern": TEMPLATE_NAME},
+        "index": {"type": "integer", "minimum": 2000, "maximum": 2**31 - 1},
         "type": {"type": "string", "enum": ["string", "number", "date", "url", "handle"]},
         "required": _BOOLEAN,
         "enabled": _BOOLEAN,
-        "minLength": _INTEGER,
-        "maxLength": _INTEGER,
-        "minimum": {"type": ["number", "string"]},
-        "maximum": {"type": ["number", "string"]},
-        "description": _STRING,
+        "minLength": _COUNT,
+        "maxLength": _COUNT,
+        "minimum": {"type": ["number", "string", "null"]},
+        "maximum": {"type": ["number", "string", "null"]},
+        "description": {"type": "string", "maxLength": 1000},
     },
+    # minimum and maximum: numbers for a number item, dates for a date item, and
+    # nothing else (registry.template.Item.from_json). Not stated: minimum <= maximum.
+    "anyOf": [
+        {"properties": {"type": {"const": "number"}, "minimum": _NUMBER, "maximum": _NUMBER}},
+        {"properties": {"type": {"const": "date"}, "minimum": _DATE, "maximum": _DATE}},
+        {
+            "properties": {
+                "type": {"enum": ["string", "url", "handle"]},
+                "minimum": _NULL,
+                "maximum": _NULL,
+            }
+        },
+    ],
     "example": {"name": "batch", "index": 2001, "type": "string", "required": True},
 }
 _TEMPLATE_EXAMPLE = {
@@ -311,19 +342,23 @@ PREFIX_ENTRY: Schema = {
         "filedBy": "300:0.NA/88.100",
     },
 }
-_STRING_FIELD: Schema = {"type": "string", "maxLength": 1024}
-PREFIX_FILING: Schema = _body(
-    [],
-    {"nodeUrl": "https://snms.example.com", "kind": "secondary", "industry": "manufacturing"},
-    nodeUrl=_STRING_FIELD,
-    kind={"type": "string", "enum": ["secondary", "enterprise"]},
-    industry=_STRING_FIELD,
-    owner=_STRING_FIELD,
-    status=_STRING_FIELD,
-    creditCode=_STRING_FIELD,
-    contact=_STRING_FIELD,
-    secret={"type": "string", "minLength": 8, "maxLength": 256},
-)
+_STRING_FIELD: Schema = {"type": "string", "maxLength": 512}
+PREFIX_FILING: Schema = {
+    **_body(
+        [],
+        {"nodeUrl": "https://snms.example.com", "kind": "secondary", "industry": "manufacturing"},
+        prefix={"type": "string", "description": "the URL's prefix, if given"},
+        nodeUrl=_STRING_FIELD,
+        kind={"type": "string", "enum": ["", "top", "secondary", "enterprise"]},
+        industry=_STRING_FIELD,
+        owner=_STRING_FIELD,
+        status={"type": "string", "enum": ["", "active", "suspended"]},
+        creditCode=_STRING_FIELD,
+        contact=_STRING_FIELD,
+        secret={"type": ["string", "null"], "minLength": 8, "maxLength": 256},
+    ),
+    "additionalProperties": False,  # unknown members are refused (400/202)
+}
 _SEARCH_NODE: Schema = {
     "type": "object",
     "required": ["node", "status"],
@@ -391,9 +426,9 @@ COMPONENTS: dict[str, Schema] = {
     "SessionLogin": _body(
         ["identity", "nonce", "signature"],
         {"identity": "300:88.100.1/key", "nonce": "bm9uY2U=", "signature": "c2lnbmF0dXJl"},
-        identity=_STRING,
-        nonce=_STRING,
-        signature=_STRING,
+        identity=_IDENTITY,
+        nonce=_FIELD,
+        signature=_FIELD,
     ),
     "SessionAnswer": _body(
         [],
@@ -412,9 +447,7 @@ COMPONENTS: dict[str, Schema] = {
         cnonce=_STRING,
         signature=_STRING,
     ),
-    "ChallengeRequest": _body(
-        ["identity"], {"identity": "300:88.100.1/key"}, identity={**_STRING, "minLength": 1}
-    ),
+    "ChallengeRequest": _body(["identity"], {"identity": "300:88.100.1/key"}, identity=_IDENTITY),
     "Challenge": _answer(
         ["nonce", "expiresIn", "sign"],
         {"nonce": "bm9uY2U=", "expiresIn": 60, "sign": "idnode-login\n300:88.100.1/key\nbm9uY2U="},
@@ -476,11 +509,12 @@ COMPONENTS: dict[str, Schema] = {
     "TemplateVersions": _answer(
         ["versions"],
         {"versions": [_TEMPLATE_EXAMPLE]},
-        versions={"type": "array", "items": {"$ref": "#/components/schemas/Template"}},
+        versions={
+            "type": "array",
+            "items": {**TEMPLATE, "required": TEMPLATE["required"][1:]},  # no responseCode
+        },
     ),
-    "TemplateDropped": _answer(
-        ["template"], {"template": "88.100/battery-pack"}, template=_STRING
-    ),
+    "TemplateDropped": _answer(["template"], {"template": "88.100/battery-pack"}, template=_STRING),
     "QueryAnswer": _answer(
         ["prefix", "totalCount", "handles"],
         {
@@ -505,7 +539,12 @@ COMPONENTS: dict[str, Schema] = {
             "truncated": False,
             "handles": ["88.100/x"],
             "nodes": [
-                {"node": "http://127.0.0.1:8001", "prefixes": ["88.100"], "status": "ok", "found": 1}
+                {
+                    "node": "http://127.0.0.1:8001",
+                    "prefixes": ["88.100"],
+                    "status": "ok",
+                    "found": 1,
+                }
             ],
             "unanswered": [],
         },
@@ -586,9 +625,13 @@ COMPONENTS: dict[str, Schema] = {
         },
     },
     "ApprovalForm": _body(
-        [], {"secret": "the enterprise secret"}, secret={"type": "string", "minLength": 8, "maxLength": 256}
+        [],
+        {"secret": "the enterprise secret"},
+        secret={"type": "string", "minLength": 8, "maxLength": 256},
     ),
-    "Rejection": _body(["reason"], {"reason": "the credit code is not this company's"}, reason=_STRING),
+    "Rejection": _body(
+        ["reason"], {"reason": "the credit code is not this company's"}, reason=_STRING
+    ),
 }
 JAVASCRIPT = "application/javascript"
 HTML = "text/html"
@@ -643,9 +686,7 @@ CONTRACTS: dict[tuple[str, str], Contract] = {
     ),
     ("get", "/api/audit"): Contract("read_audit", None, {"200": "AuditLog"}),
     ("get", "/api/templates"): Contract("list_templates", None, {"200": "TemplateList"}),
-    ("get", "/api/templates/{prefix}/{name}"): Contract(
-        "get_template", None, {"200": "Template"}
-    ),
+    ("get", "/api/templates/{prefix}/{name}"): Contract("get_template", None, {"200": "Template"}),
     ("put", "/api/templates/{prefix}/{name}"): Contract(
         "put_template_draft", "TemplateDraft", {"200": "Template", "201": "Template"}
     ),
@@ -676,9 +717,7 @@ CONTRACTS: dict[tuple[str, str], Contract] = {
     ("post", "/api/enterprises"): Contract(
         "apply_for_prefix", "ApplicationForm", {"201": "Application"}
     ),
-    ("get", "/api/enterprises"): Contract(
-        "list_applications", None, {"200": "ApplicationList"}
-    ),
+    ("get", "/api/enterprises"): Contract("list_applications", None, {"200": "ApplicationList"}),
     ("get", "/api/enterprises/{application_id}"): Contract(
         "get_application", None, {"200": "Application"}
     ),
@@ -710,8 +749,9 @@ SERVED_ONLY_WITH: dict[tuple[str, str], Callable[[Traits], bool]] = {
 }
 
 
-def describe(schema: Schema, traits: Traits) -> Schema:
-    """Leave out what the role does not serve, and describe bodies, answers and errors.
+def describe(schema: Schema, traits: Traits, own: str | None = None) -> Schema:
+    """Leave out what the role does not serve, and describe bodies, answers, errors and
+    the identifiers the node at prefix ``own`` answers for (:class:`Names`).
 
     >>> from registry.hierarchy import TRAITS, Role
     >>> doc = {"paths": {"/api/batch/handles": {"post": {"responses": {}}}}}
@@ -719,7 +759,10 @@ def describe(schema: Schema, traits: Traits) -> Schema:
     {}
     """
     schema = copy.deepcopy(schema)
-    schema.setdefault("components", {}).setdefault("schemas", {}).update(COMPONENTS)
+    names = Names(own)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(COMPONENTS)
+    names.constrain_components(components)
     paths = schema.get("paths", {})
     for path in HEADS:
         get = paths.get(path, {}).get("get")
@@ -731,16 +774,105 @@ def describe(schema: Schema, traits: Traits) -> Schema:
             if served is not None and not served(traits):
                 del operations[method]
                 continue
-            contract = CONTRACTS.get((method, path))
             if method == "head":  # statuses and headers only (_head_of)
                 operations[method]["operationId"] = CONTRACTS[(method, path)].operation_id
             elif (method, path) in CONTRACTS:
                 _describe_operation(
                     operations[method], CONTRACTS[(method, path)], formatted=path in FORMATTED
                 )
+            names.constrain(operations[method], path)
         if not operations:
             del paths[path]
     return schema
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    r"""The identifiers a node answers for, as parameter patterns.
+
+    A node keeps the handles under its prefix (``own``, and the prefixes below it); the
+    top node and recursive nodes resolve the whole national namespace (ASCII digit
+    segments). A syntactically valid identifier elsewhere is answered 400 with a
+    referral (301), which a client cannot tell from a refusal of its input: the schema
+    says which identifiers the node serves, so generated requests aim at them.
+    Suffixes are described as the common ASCII ones (letters, digits, ``._-``); the node
+    also takes any printable Unicode suffix its registration rules allow
+    (:mod:`registry.identifier`), which JSON Schema cannot state.
+
+    >>> Names("88.100").handle
+    '^88\\.100(\\.[0-9]{1,6}){0,4}/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'
+    """
+
+    own: str | None
+
+    @property
+    def prefix(self) -> str:
+        """A prefix this node answers for, unanchored: its own and those up to four
+        levels below (a prefix has at most 64 characters)."""
+        below = r"(\.[0-9]{1,6}){0,4}"
+        if self.own is None:
+            return r"[0-9]{1,6}" + below
+        return re.escape(self.own) + below
+
+    @property
+    def handle(self) -> str:
+        return f"^{self.prefix}/{_SUFFIX}$"
+
+    @property
+    def identity(self) -> str:
+        return f"^[1-9][0-9]{{0,8}}:{self.prefix}/{_SUFFIX}$"
+
+    @property
+    def example_prefix(self) -> str:
+        return self.own or "88"
+
+    def constrain(self, operation: Schema, path: str) -> None:
+        """Patterns and examples for the operation's identifier parameters."""
+        own = self.example_prefix
+        handle = (self.handle, f"{own}/example")
+        prefix = (f"^{self.prefix}$", own)
+        identity = (self.identity, f"300:{own}/example")
+        for parameter in operation.get("parameters", []):
+            key = (parameter["in"], parameter["name"])
+            if key == ("query", "prefix") and path == "/api/handles":
+                parameter["required"] = True  # answered 400 (102) without it
+            if key == ("query", "prefix") and path == "/api/templates":
+                continue  # a filter: any prefix, and what is under it (maybe nothing)
+            rule = {
+                ("path", "handle"): handle,
+                ("path", "identity"): identity,
+                ("query", "identity"): identity,
+                ("path", "prefix"): prefix,
+                ("query", "prefix"): prefix,
+                ("path", "name"): (TEMPLATE_NAME, "battery-pack"),
+                ("query", "template"): (TEMPLATE_REF, f"{own}/battery-pack"),
+            }.get(key)
+            if rule is not None:
+                _set_pattern(parameter, rule[0])
+                parameter.setdefault("example", rule[1])
+            if key == ("query", "relations"):  # registry.relation.parse_relations
+                parameter["schema"]["items"]["pattern"] = RELATIONS
+
+    def constrain_components(self, components: dict[str, Schema]) -> None:
+        """Identities in login bodies: ones this node may know."""
+        for name in ("SessionLogin", "ChallengeRequest"):
+            if name in components:
+                component = copy.deepcopy(components[name])
+                component["properties"]["identity"]["pattern"] = self.identity
+                components[name] = component
+
+
+def _set_pattern(parameter: Schema, pattern: str) -> None:
+    schema = parameter.setdefault("schema", {})
+    for variant in schema.get("anyOf", [schema]):  # str | None: the string variant
+        if variant.get("type") == "string":
+            variant["pattern"] = pattern
+
+
+_SUFFIX = "[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+_RELATION = "(COMPONENT|MADE_FROM|COMPONENT_OF|SHIPPED_IN)"
+# Relation names, comma-separated (registry.relation.parse_relations; any case there)
+RELATIONS = f"^({_RELATION}(,{_RELATION})*)?$"
 
 
 def _head_of(get: Schema) -> Schema:

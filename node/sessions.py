@@ -308,7 +308,11 @@ async def close_session(request: Request, state: State, identity: str | None = N
 @router.put(
     "/api/secrets/{identity:path}",
     summary="Rotate an identity's secret without downtime",
-    responses={**_AUTH, 403: {"description": "May not change that identity's secret (400)"}},
+    responses={
+        **_AUTH,
+        403: {"description": "May not change that identity's secret (400)"},
+        404: {"description": "No such identity here (100)"},
+    },
     openapi_extra=NEEDS_CREDENTIALS,
 )
 async def rotate_secret(identity: str, request: Request, state: State) -> Response:
@@ -322,6 +326,8 @@ async def rotate_secret(identity: str, request: Request, state: State) -> Respon
     if not 8 <= len(secret) <= 256:
         raise InvalidValue("'secret' must be 8 to 256 characters")
     grace = body.get("graceSeconds", 3600) if isinstance(body, dict) else 3600
+    if isinstance(grace, float) and grace.is_integer():  # JSON's 60.0 is the integer 60
+        grace = int(grace)
     if type(grace) is not int or not 0 <= grace <= MAX_GRACE:
         raise InvalidValue(f"'graceSeconds' must be an integer from 0 to {MAX_GRACE}")
     target = Identity.parse(identity)
