@@ -460,7 +460,12 @@ COMPONENTS: dict[str, Schema] = {
         ["secret"],
         {"secret": "a new secret", "graceSeconds": 3600},
         secret={"type": "string", "minLength": 8, "maxLength": 256},
-        graceSeconds={"type": "integer", "minimum": 0, "maximum": 7 * 86400},
+        graceSeconds={
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 7 * 86400,
+            "description": "written without a fraction: 60, not 60.0 (refused)",
+        },
     ),
     "SecretRotated": _answer(
         ["identity", "graceSeconds"],

@@ -326,8 +326,6 @@ async def rotate_secret(identity: str, request: Request, state: State) -> Respon
     if not 8 <= len(secret) <= 256:
         raise InvalidValue("'secret' must be 8 to 256 characters")
     grace = body.get("graceSeconds", 3600) if isinstance(body, dict) else 3600
-    if isinstance(grace, float) and grace.is_integer():  # JSON's 60.0 is the integer 60
-        grace = int(grace)
     if type(grace) is not int or not 0 <= grace <= MAX_GRACE:
         raise InvalidValue(f"'graceSeconds' must be an integer from 0 to {MAX_GRACE}")
     target = Identity.parse(identity)
