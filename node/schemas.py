@@ -8,6 +8,14 @@ handlers are untouched.
 
 The schemas say what a client may rely on (required members, their types) and leave
 the rest open (``additionalProperties`` allowed): nodes of one hierarchy may add members.
+Request bodies whose unknown members the node refuses say so.
+
+:data:`CONTRACTS` is the table of every operation: its ``operationId`` (what generated
+clients name the call), body and answers. HEAD is documented from its GET
+(:func:`_head_of`), and :class:`Names` gives identifier parameters the patterns of what
+the node answers for. ``tests/node/test_openapi.py`` fails for an operation of any role
+left undescribed; ``tests/server/test_schemathesis_cli.py`` for a schema that promises
+what the node refuses.
 """
 
 from __future__ import annotations
