@@ -192,7 +192,7 @@ def create_app(config: NodeConfig) -> FastAPI:
     app.state.startup = Startup()
     install_error_handlers(app)
     install_docs(app)
-    _declare_security(app, traits)
+    _declare_security(app, traits, config.prefix.text if config.prefix else None)
     app.include_router(handles.router)
     app.include_router(management.router)
     app.include_router(trace.router)
@@ -237,7 +237,7 @@ class NodeApi(FastAPI):
             await super().__call__(scope, receive, send)
 
 
-def _declare_security(app: FastAPI, traits: Traits) -> None:
+def _declare_security(app: FastAPI, traits: Traits, own: str | None) -> None:
     """Add the Basic and Bearer schemes that write operations name to the schema,
     document invalid parameters as the 400 they are answered with, and describe the
     bodies and the role's operations (:mod:`node.schemas`)."""
@@ -256,7 +256,10 @@ def _declare_security(app: FastAPI, traits: Traits) -> None:
                         responses.setdefault(
                             "400", {"description": "Invalid parameter or body (202)"}
                         )
-            app.openapi_schema = describe(schema, traits)
+            # ...so FastAPI's validation error bodies are never answered.
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schema["components"].get("schemas", {}).pop(unused, None)
+            app.openapi_schema = describe(schema, traits, own)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from node.answerer import Reply
 from node.metrics import error_outcome
-from node.output_format import OutputFormat, reshape
+from node.output_format import CALLBACK_PATTERN, MAX_CALLBACK, OutputFormat, reshape
 from node.request_body import read_json
 from node.responses import JSON, NEEDS_CREDENTIALS, json_response
 from node.state import NodeState, node_state
@@ -61,8 +61,22 @@ def _error_docs(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 def output_format(
-    pretty: Annotated[str | None, Query(include_in_schema=False)] = None,
-    callback: Annotated[str | None, Query(include_in_schema=False)] = None,
+    pretty: Annotated[
+        str | None,
+        Query(
+            description="indented JSON when empty, `true` or `yes` (any case); compact "
+            "otherwise, as Handle reads a boolean"
+        ),
+    ] = None,
+    callback: Annotated[
+        str | None,
+        Query(
+            description="JSONP: answer `NAME(<json>);` as application/javascript; "
+            "JavaScript identifiers joined by dots, ASCII",
+            # Described only: OutputFormat.parse refuses other names (400/202).
+            json_schema_extra={"pattern": CALLBACK_PATTERN, "maxLength": MAX_CALLBACK},
+        ),
+    ] = None,
 ) -> OutputFormat:
     """``pretty`` and ``callback``, read (and a bad callback refused) before any work."""
     return OutputFormat.parse(pretty, callback)
@@ -361,8 +375,7 @@ async def list_handles(
 
 
 # HEAD answers what GET would, status and headers (Content-Length included), without
-# the body, as the Handle servlet does. Kept out of the schema: FastAPI names both
-# operations of one function alike, and HEAD is GET's documentation.
+# the body, as the Handle servlet does. node.schemas documents it from the GET route.
 router.add_api_route(
     "/api/handles/{handle:path}", resolve, methods=["HEAD"], include_in_schema=False
 )

@@ -18,7 +18,7 @@ from registry.errors import IdnodeError, InvalidValue, NotFound
 from registry.prefix_entry import PrefixKind
 from registry.prefix_registry import PrefixRegistry
 
-router = APIRouter(tags=["KPIs"])
+router = APIRouter(tags=["Key performance indicators"])
 State = Annotated[NodeState, Depends(node_state)]
 DAY = Query(description="UTC day as YYYYMMDD; today by default", pattern=r"^\d{8}$")
 SUMMED = ("resolutions", "registrations", "totalResolutions", "totalRegistrations")

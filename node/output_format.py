@@ -41,7 +41,9 @@ JSON = "application/json"
 # A script's bytes are decoded with its declared charset, else the page's: answers hold
 # Chinese text, so say UTF-8 (JSON needs no charset, RFC 8259 §8.1).
 JAVASCRIPT = "application/javascript; charset=utf-8"
-_NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)*\Z")
+# A callback name, as the OpenAPI schema states it (ECMA-262 syntax) and as it is checked.
+CALLBACK_PATTERN = r"^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$"
+_NAME = re.compile(CALLBACK_PATTERN.removesuffix("$") + r"\Z")
 # U+2028 and U+2029 are valid raw in JSON strings but end a line in JavaScript before
 # ES2019: escape them inside a script (they can only occur inside strings).
 _LINE_ENDS = ((b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))

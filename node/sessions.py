@@ -308,7 +308,11 @@ async def close_session(request: Request, state: State, identity: str | None = N
 @router.put(
     "/api/secrets/{identity:path}",
     summary="Rotate an identity's secret without downtime",
-    responses={**_AUTH, 403: {"description": "May not change that identity's secret (400)"}},
+    responses={
+        **_AUTH,
+        403: {"description": "May not change that identity's secret (400)"},
+        404: {"description": "No such identity here (100)"},
+    },
     openapi_extra=NEEDS_CREDENTIALS,
 )
 async def rotate_secret(identity: str, request: Request, state: State) -> Response:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 from redis.asyncio import Redis
+from starlette.routing import BaseRoute
 
 from node.app import create_app
 from node.embedded_redis import EmbeddedRedis
+from node.output_format import CALLBACK_PATTERN
 from tests.conftest import ADMIN_SECRET, basic
 from tests.node.test_schema_fuzz import ROLES, _config
 
@@ -141,33 +148,110 @@ async def test_left_out_operations_are_refused(
                 assert answer.status_code >= 400, (method, target, answer.text)
 
 
-def test_bodies_and_errors_are_described() -> None:
-    schema = create_app(_config("secondary", "88.100", "redis://127.0.0.1:1")).openapi()
+def _reads_body(endpoint: Callable[..., Any]) -> bool:
+    """Whether a handler reads its request body (they all do so by hand), itself or
+    through the functions of its module it calls."""
+    module = inspect.getmodule(endpoint)
+    helpers = {
+        name: function
+        for name, function in inspect.getmembers(module, inspect.isfunction)
+        if function.__module__ == endpoint.__module__
+    }
+    sources, seen = [inspect.getsource(endpoint)], {endpoint.__name__}
+    while sources:
+        source = sources.pop()
+        if "read_json(" in source or "read_body(" in source:
+            return True
+        for name, function in helpers.items():
+            if name not in seen and f"{name}(" in source:
+                seen.add(name)
+                sources.append(inspect.getsource(function))
+    return False
+
+
+def _api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """Every route with its endpoint, routers included ones too (no path prefixes)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        included = getattr(route, "original_router", None)  # FastAPI's included router
+        if included is not None:
+            yield from _api_routes(included.routes)
+
+
+def _component(media: dict[str, Any]) -> str | None:
+    ref = media.get("schema", {}).get("$ref")
+    return str(ref).rsplit("/", 1)[-1] if ref else None
+
+
+@pytest.mark.parametrize("role", list(ROLES))
+def test_every_operation_is_described(role: str) -> None:
+    """Each operation of the role's schema: a requestBody schema where the handler
+    reads a body (and only there), a schema for every success answer that has a body,
+    the Error schema for every error status, examples, and a readable operation id."""
+    app = create_app(_config(role, ROLES[role], "redis://127.0.0.1:1"))
+    schema = app.openapi()
     components = schema["components"]["schemas"]
-    paths = schema["paths"]
+    takes_body = {
+        (method.lower(), route.path_format)
+        for route in _api_routes(app.routes)
+        if _reads_body(route.endpoint)
+        for method in route.methods or ()
+    }
+    problems: list[str] = []
+    ids: Counter[str] = Counter()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            label = f"{method.upper()} {path}"
+            ids[operation.get("operationId", "")] += 1
+            if not re.fullmatch(r"[a-z]+(_[a-z]+)*", operation.get("operationId", "")):
+                problems.append(f"{label}: operationId {operation.get('operationId')!r}")
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if ((method, path) in takes_body) != (body is not None):
+                problems.append(f"{label}: requestBody {body} but reads a body: {not body}")
+            if body is not None and "example" not in components[_component(body) or ""]:
+                problems.append(f"{label}: request body without an example")
+            responses = operation["responses"]
+            if not any(s.startswith("2") for s in responses):
+                problems.append(f"{label}: no success answer")
+            for status, response in responses.items():
+                content = response.get("content", {})
+                if method == "head" or status == "204":
+                    if content:
+                        problems.append(f"{label} {status}: a body is described")
+                elif not content:
+                    problems.append(f"{label} {status}: no answer schema")
+                elif status.startswith(("4", "5")):
+                    if _component(content.get("application/json", {})) != "Error":
+                        problems.append(f"{label} {status}: not the Error schema")
+                for media_type, media in content.items():
+                    name = _component(media)
+                    if name is None and media.get("schema", {}).get("type") != "string":
+                        problems.append(f"{label} {status} {media_type}: empty schema")
+                    if name is not None and "example" not in components[name]:
+                        problems.append(f"{label} {status}: {name} has no example")
+    problems += [f"operationId {i!r} used {n} times" for i, n in ids.items() if n > 1]
+    assert not problems, "\n".join(problems)
 
-    def body(method: str, path: str) -> str:
-        content = paths[path][method]["requestBody"]["content"]["application/json"]
-        return str(content["schema"]["$ref"]).rsplit("/", 1)[-1]
 
-    def answer(method: str, path: str, status: str) -> str:
-        content = paths[path][method]["responses"][status]["content"]["application/json"]
-        return str(content["schema"]["$ref"]).rsplit("/", 1)[-1]
+@pytest.mark.parametrize("path", ["/api/handles/{handle}", "/api/handles"])
+def test_head_and_output_format_are_documented(path: str) -> None:
+    paths = create_app(_config("secondary", "88.100", "redis://127.0.0.1:1")).openapi()["paths"]
+    get, head = paths[path]["get"], paths[path]["head"]
+    for operation in (get, head):
+        names = {p["name"] for p in operation["parameters"]}
+        assert {"pretty", "callback"} <= names, names
+    assert set(head["responses"]) == set(get["responses"])
+    assert "application/javascript" in get["responses"]["200"]["content"]
+    assert "application/javascript" in get["responses"]["400"]["content"]
+    (callback,) = [p for p in get["parameters"] if p["name"] == "callback"]
+    assert callback["schema"]["pattern"] == CALLBACK_PATTERN
 
-    assert body("put", "/api/handles/{handle}") == "Values"
-    assert body("post", "/api/batch/handles") == "Batch"
-    assert body("post", "/api/enterprises") == "ApplicationForm"
-    assert answer("get", "/api/handles/{handle}", "200") == "Resolution"
-    assert answer("put", "/api/handles/{handle}", "201") == "Written"
-    assert answer("post", "/api/batch/handles", "200") == "BatchAnswer"
-    assert answer("post", "/api/sessions", "201") == "Session"
-    for name in ("Values", "Resolution", "Batch", "BatchAnswer", "Session", "Error"):
-        assert "example" in components[name], name
-    errors = [
-        response["content"]["application/json"]["schema"]
-        for operations in paths.values()
-        for operation in operations.values()
-        for status, response in operation["responses"].items()
-        if status.startswith(("4", "5"))
-    ]
-    assert errors and all(e == {"$ref": "#/components/schemas/Error"} for e in errors)
+
+async def test_head_answers_as_documented(client: httpx.AsyncClient) -> None:
+    """HEAD answers the statuses its schema lists, without a body."""
+    schema = (await client.get("/openapi.json")).json()
+    documented = schema["paths"]["/api/handles/{handle}"]["head"]["responses"]
+    answer = await client.head("/api/handles/88.100/nothing-here")
+    assert str(answer.status_code) in documented
+    assert answer.status_code == 404 and answer.content == b""

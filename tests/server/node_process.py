@@ -42,8 +42,9 @@ class NodeProcess:
         self,
         data_dir: Path,
         *extra: str,
-        prefix: str = "88.100",
+        prefix: str | None = "88.100",
         secret: str = "s3cret",
+        role: str = "secondary",
         scheme: str = "http",
         verify: ssl.SSLContext | bool = True,
     ):
@@ -57,15 +58,12 @@ class NodeProcess:
             "node",
             "serve",
             "--role",
-            "secondary",
-            "--prefix",
-            prefix,
+            role,
+            *(("--prefix", prefix, "--admin-secret", secret) if prefix else ()),
             "--port",
             str(self.port),
             "--data-dir",
             str(data_dir),
-            "--admin-secret",
-            secret,
             "--allow-private-nodes",  # its other nodes are on loopback too
             *extra,
         ]
