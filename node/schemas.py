@@ -592,6 +592,33 @@ COMPONENTS: dict[str, Schema] = {
         secondaryNodes=_INTEGER,
         enterprisePrefixes=_INTEGER,
     ),
+    "HierarchyStatus": _answer(
+        ["day", "deadline", "top", "nodes"],
+        {
+            "day": "2026-01-05",
+            "deadline": 1.0,
+            "top": {"prefix": "88", "owner": "CAICT"},
+            "nodes": [
+                {
+                    "prefix": "88.100",
+                    "kind": "secondary",
+                    "parent": "88",
+                    "depth": 1,
+                    "nodeUrl": "http://127.0.0.1:8001",
+                    "ownNode": True,
+                    "health": "up",
+                    "detail": "ready in 3 ms",
+                    "kpis": {"day": "2026-01-05", "resolutions": 0},
+                }
+            ],
+            "plan": None,
+        },
+        day=_STRING,
+        deadline={"type": "number"},
+        top={"type": "object"},
+        nodes=_OBJECTS,
+        plan={"type": ["object", "null"]},
+    ),
     "Plans": _answer(
         ["plans"],
         {"plans": [{"name": "wuhan", "title": "武汉", "english": "Wuhan"}]},
@@ -722,6 +749,7 @@ CONTRACTS: dict[tuple[str, str], Contract] = {
     ("get", "/status"): Contract("status_page", None, {"200": HTML}),
     ("get", "/api/kpis"): Contract("get_kpis", None, {"200": "Kpis"}),
     ("get", "/api/kpis/national"): Contract("get_national_kpis", None, {"200": "NationalKpis"}),
+    ("get", "/api/status"): Contract("hierarchy_status", None, {"200": "HierarchyStatus"}),
     ("get", "/api/plans"): Contract("list_plans", None, {"200": "Plans"}),
     ("get", "/api/plans/{name}"): Contract("check_plan", None, {"200": "PlanCheck"}),
     ("get", "/healthz"): Contract("health", None, {"200": "Health"}),
