@@ -2,13 +2,18 @@
 
 No I/O: :func:`draw` turns the JSON answer (see :mod:`resolver.trace`) into lines. Each
 line is one node of the tree, its link's relation, the handle as the link spells it,
-its status and where it was resolved::
+its status and where it was resolved (and how: ``HIT``, ``MISS`` or ``STALE`` through a
+cache, ``store`` when a node answered from its own store)::
 
-    88.100.1/JM-E5-2026-000123                     found   http://127.0.0.1:8001  MISS
-    ├─ COMPONENT  88.100.2/HB75-2026-000123        found   http://127.0.0.1:8001  MISS
-    │  └─ COMPONENT_OF  88.100.1/JM-E5-2026-000123  seen    (already above: not resolved again)
-    └─ SHIPPED_IN  88.100.1/LU-2026-0042           not_found  http://127.0.0.1:8001  MISS
+    88.100.1/JM-E5-2026-000123                        found  http://127.0.0.1:8001  MISS
+    ├─ COMPONENT   88.100.2/HB75-2026-000123          found  http://127.0.0.1:8001  MISS
+    │  ├─ MADE_FROM     88.101.1/LFP280-2026-000451   found  http://127.0.0.1:8010  MISS
+    │  │  └─ COMPONENT_OF  88.100.2/HB75-2026-000123  seen  (already above: not resolved again)
+    │  └─ COMPONENT_OF  88.100.1/JM-E5-2026-000123    seen  (already above: not resolved again)
+    └─ SHIPPED_IN  88.100.1/LU-2026-0042              found  http://127.0.0.1:8001  MISS
+    4 handles resolved; complete
 
+Siblings' relations are padded alike and the status column is aligned across the tree.
 A ``seen`` node is a back-reference (a cycle, a back-link or a shared part): the answer
 holds no links under it, so the drawing ends there too. Nodes that are not ``found``
 carry their message (why it is unreachable, invalid or not followed). The last line sums
