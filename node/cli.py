@@ -12,6 +12,8 @@ from node.config import APPENDFSYNC_POLICIES, LOG_LEVELS, NodeConfig
 from registry.errors import ConfigError, IdnodeError
 from registry.hierarchy import Role
 from registry.limits import Limits
+from resolver.trace import DEFAULT_DEPTH as DEFAULT_TRACE_DEPTH
+from resolver.trace import MAX_DEPTH as MAX_TRACE_DEPTH
 
 if TYPE_CHECKING:
     from node.topology import Topology
@@ -418,6 +420,42 @@ def _parser() -> argparse.ArgumentParser:
         "--identifiers", type=int, default=1000, help="sample identifiers per enterprise"
     )
 
+    trace = command(
+        "trace",
+        help="draw the traceability tree of a product (GET /api/trace/HANDLE)",
+        description="Ask a node to trace HANDLE's links (COMPONENT, MADE_FROM, "
+        "COMPONENT_OF, SHIPPED_IN) across the hierarchy and draw the tree it answers: "
+        "one line per handle with its status and the node that resolved it (and its cache: "
+        "HIT, MISS, STALE, or 'store' for a node's own store); 'seen' marks a back-reference "
+        "to a handle already drawn. Exit status 0 when the node answered (a trace with "
+        "unreachable branches included: the last line says so), 1 when it refused or failed.",
+    )
+    trace.add_argument(
+        "handle", metavar="HANDLE", help="the product, e.g. 88.100.1/JM-E5-2026-000123"
+    )
+    trace.add_argument(
+        "--node",
+        default="http://127.0.0.1:8000",
+        metavar="URL",
+        help="the node to ask: any role traces (default: the demo's top node, %(default)s)",
+    )
+    trace.add_argument(
+        "--depth",
+        type=int,
+        default=DEFAULT_TRACE_DEPTH,
+        metavar="N",
+        help=f"levels of links followed below HANDLE, 0 to {MAX_TRACE_DEPTH}",
+    )
+    trace.add_argument(
+        "--relations",
+        action="append",
+        metavar="R[,R...]",
+        help="the relations to follow, comma-separated or repeated (default: all four)",
+    )
+    trace.add_argument(
+        "--json", action="store_true", help="print the node's JSON answer instead of the tree"
+    )
+
     keys = command(
         "keys",
         help="public-key identities: generate a key pair, sign a login challenge, log in",
@@ -517,6 +555,37 @@ def _handle_session(url: str, private: str, identity: str) -> str:
     header = "Handle " + ", ".join(f'{name}="{value}"' for name, value in fields.items())
     call("PUT", "/api/sessions/this", {"Authorization": header})
     return session_id
+
+
+def trace(args: dict[str, object]) -> None:
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from node.trace_tree import draw
+
+    query = [("depth", str(args["depth"]))]
+    query += [("relations", str(r)) for r in cast(list[object], args["relations"] or [])]
+    handle = urllib.parse.quote(str(args["handle"]), safe="/")
+    url = f"{str(args['node']).rstrip('/')}/api/trace/{handle}?{urllib.parse.urlencode(query)}"
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:  # the node's error body names the problem
+        try:
+            message = json.loads(exc.read()).get("message")
+        except (ValueError, AttributeError):
+            message = None
+        raise IdnodeError(f"{url}: HTTP {exc.code}: {message or exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise IdnodeError(f"{url}: {exc.reason}") from None
+    except (TimeoutError, ValueError) as exc:
+        raise IdnodeError(f"{url}: {exc}") from None
+    if args["json"]:
+        print(json.dumps(answer, ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(draw(answer)))
 
 
 def check(args: dict[str, object]) -> int:
@@ -737,6 +806,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             setup(args)
         elif command == "keys":
             keys(args)
+        elif command == "trace":
+            trace(args)
         elif command == "check":
             sys.exit(check(args))
         elif command == "seed":

@@ -28,7 +28,8 @@ not each node (which would print its own KeyboardInterrupt).
 then the table, then a line starting ``ready:``: only then is the hierarchy built and
 seeded (a node's ``/readyz`` only says that node can serve). A signal during start-up
 stops at once; a node that exits later is reported with the end of its log, and the
-hierarchy is stopped.
+hierarchy is stopped. The embedded Redis is supervised: when it exits it is restarted
+on the same port with its data, and a line says so.
 """
 
 from __future__ import annotations
@@ -150,6 +151,7 @@ class Launcher:
         self._output_closed = lambda: stop_with(signal.SIGPIPE)
         starting: asyncio.Future[Any] = asyncio.ensure_future(self.start())
         died: asyncio.Future[Any] = asyncio.ensure_future(self._first_death())
+        redis_watch = asyncio.ensure_future(self._report_redis_restarts())
         ready = False
         try:
             await asyncio.wait({starting, stopped, died}, return_when=asyncio.FIRST_COMPLETED)
@@ -165,10 +167,10 @@ class Launcher:
             signum = stopped.result()
             return 0 if ready and signum != signal.SIGPIPE else 128 + signum
         finally:
-            for task in (starting, died):
+            for task in (starting, died, redis_watch):
                 task.cancel()
             # A start-up interrupted by a signal ends with CancelledError: nothing to report.
-            await asyncio.gather(starting, died, return_exceptions=True)
+            await asyncio.gather(starting, died, redis_watch, return_exceptions=True)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             if self.ready_file is not None:
@@ -201,6 +203,22 @@ class Launcher:
             for node in self.nodes:
                 if node.process.poll() is not None:
                     return node
+            await asyncio.sleep(0.2)
+
+    async def _report_redis_restarts(self) -> None:
+        """Say so each time the embedded Redis's supervision restarted it: meanwhile the
+        nodes answered 503, and a user seeing those should learn why (runs until
+        cancelled)."""
+        reported = 0
+        while True:
+            redis = self._redis
+            if redis is not None and redis.restarts > reported:
+                reported = redis.restarts
+                self._say(
+                    f"Redis (embedded redis-server) exited and was restarted on the same "
+                    f"port, its data reloaded (restart {reported}); the nodes answered 503 "
+                    f"meanwhile. Its log: {redis.log_file}"
+                )
             await asyncio.sleep(0.2)
 
     def _report_death(self, node: RunningNode) -> None:
@@ -259,6 +277,9 @@ class Launcher:
             # thread that forks it, and a worker thread of asyncio.to_thread may end first.
             self.redis_url = redis.start()
             self._redis = redis
+            # A Redis that dies is restarted on the same port, with its AOF: the nodes'
+            # pools reconnect by themselves (run_until_signal says when it happened).
+            redis.supervise()
         else:
             self._step(f"Using Redis at {_without_password(self.redis_url)}")
 

@@ -13,7 +13,7 @@ CONFIGURATION = Path(__file__).resolve().parents[2] / "docs/reference/configurat
 
 def test_every_command_has_its_section_with_its_help() -> None:
     page = render()
-    for command in ("serve", "up", "setup", "check", "bench", "seed", "keys generate"):
+    for command in ("serve", "up", "setup", "check", "bench", "seed", "trace", "keys generate"):
         assert f"## idnode {command}\n" in page
     assert "usage: idnode serve" in page
     assert "--random-secrets" in page

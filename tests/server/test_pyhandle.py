@@ -1,14 +1,22 @@
-"""An unmodified pyhandle RESTHandleClient against a real node process over loopback."""
+"""An unmodified pyhandle RESTHandleClient against a real node process over loopback,
+and the guide's pyhandle walk-through, as documented, against the demo hierarchy."""
 
 from __future__ import annotations
 
+import ast
+import asyncio
+import re
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pyhandle.handleclient import PyHandleClient
 from pyhandle.handleexceptions import HandleAlreadyExistsException, HandleAuthenticationError
 
-from tests.server.node_process import NodeProcess
+from tests.docs.test_readme import NODE_VARIABLE, _ports, walk_through
+from tests.server.node_process import NodeProcess, demo_hierarchy
 
 pytestmark = pytest.mark.server
 
@@ -60,3 +68,78 @@ def test_pyhandle_wrong_password_is_refused(node: NodeProcess) -> None:
     with pytest.raises(HandleAuthenticationError):
         client.register_handle("88.100/never", "https://x.example")
     assert rest_client(node).retrieve_handle_record_json("88.100/never") is None
+
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs/guides/register-and-resolve.md"
+
+
+def pyhandle_walk_through() -> str:
+    """The ``python`` block under "Walk-through with pyhandle"."""
+    section = GUIDE.read_text("utf-8").split("## Walk-through with pyhandle", 1)[1]
+    match = re.search(r"^```python\n(.*?)^```", section, re.M | re.S)
+    assert match, "no python block under 'Walk-through with pyhandle'"
+    return match.group(1)
+
+
+def documented_steps(code: str) -> list[tuple[str, str | None]]:
+    """Each statement of ``code`` with the output documented under it: the ``# `` lines
+    that follow it (None when there are none)."""
+    lines = code.splitlines()
+    statements = ast.parse(code).body
+    steps = []
+    for position, statement in enumerate(statements):
+        assert statement.end_lineno is not None
+        end = statements[position + 1].lineno - 1 if position + 1 < len(statements) else len(lines)
+        after = [line.strip() for line in lines[statement.end_lineno : end] if line.strip()]
+        comments = [line.removeprefix("# ") for line in after if line.startswith("#")]
+        steps.append((ast.get_source_segment(code, statement) or "", " ".join(comments) or None))
+    return steps
+
+
+def matches(documented: str, value: object) -> bool:
+    """``repr(value)`` reads as documented, ``...`` standing for anything."""
+    pattern = ".*?".join(map(re.escape, documented.split("...")))
+    return re.fullmatch(pattern, repr(value)) is not None
+
+
+def test_documented_steps_pair_each_call_with_the_comment_under_it() -> None:
+    steps = documented_steps("a = 1\nf(a)\n# 'x'\ng()\n")
+    assert steps == [("a = 1", None), ("f(a)", "'x'"), ("g()", None)]
+    assert matches("{'URL': 'u', 'HS_ADMIN': ...}", {"URL": "u", "HS_ADMIN": {"index": 100}})
+    assert not matches("['88.100.1/PUMP-0001']", ["88.100.1/ABC123", "88.100.1/PUMP-0001"])
+
+
+async def test_the_guides_pyhandle_walk_through_after_the_readmes(tmp_path: Path) -> None:
+    """The user's first hour: the README's curl walk-through (which registers
+    88.100.1/ABC123 under https://factory.example/), then the guide's pyhandle block as
+    written, call by call, each documented output checked."""
+    code = pyhandle_walk_through()
+    steps = documented_steps(code)
+    assert sum(documented is not None for _, documented in steps) >= 5
+    async with demo_hierarchy(tmp_path / "demo") as launcher:
+        moved = _ports(launcher)
+        readme = NODE_VARIABLE.sub(
+            lambda m: f"{m.group(1)}=http://127.0.0.1:{moved[int(m.group(2))]}", walk_through()
+        )
+        done = await asyncio.to_thread(
+            subprocess.run,
+            ["bash", "-e", "-o", "pipefail", "-c", readme],
+            capture_output=True,
+            text=True,
+            timeout=45,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        namespace: dict[str, Any] = {}
+        for statement, documented in steps:
+            source = re.sub(
+                r"http://127\.0\.0\.1:(\d+)",
+                lambda m: f"http://127.0.0.1:{moved[int(m.group(1))]}",
+                statement,
+            )
+            if documented is None:
+                await asyncio.to_thread(exec, source, namespace)
+                continue
+            value = await asyncio.to_thread(eval, source, namespace)
+            assert matches(documented, value), (
+                f"{statement}\n  documented: {documented}\n  got: {value!r}"
+            )

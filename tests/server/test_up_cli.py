@@ -4,6 +4,7 @@ node that dies, a closed pipe, a broken redis-server, an unreachable Redis."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -184,6 +185,47 @@ def test_a_node_that_dies_is_named_with_its_log_and_the_hierarchy_stops(
     assert "secondary-88.101.log" in err and "Stopping the hierarchy" in err
     assert "Traceback" not in out + err
     assert not [pid for pid in children if _alive(pid)]  # reaped, none left behind
+
+
+def test_a_redis_that_dies_is_restarted_and_the_launcher_says_so(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    base = _free_base()
+    up = _up(tmp_path, "--port-base", str(base))
+    processes.append(up)
+    _read_until(up, "ready:")
+    redis = _redis_server(up.pid)
+    os.kill(redis, signal.SIGKILL)
+    killed = time.monotonic()
+    # A record read from the secondary node's store, never cached before: Redis answers.
+    sample = f"http://127.0.0.1:{base + 1}/api/handles/88.100.1/demo-0002"
+    status = None
+    while time.monotonic() - killed < 15:
+        with contextlib.suppress(httpx.TransportError):
+            status = httpx.get(sample, timeout=2).status_code
+            if status == 200:
+                break
+        time.sleep(0.2)
+    assert status == 200, status
+    assert time.monotonic() - killed < 10
+    said = _read_until(up, "Redis (embedded redis-server) exited and was restarted", 20)
+    assert "(restart 1)" in said and "redis.log" in said
+    assert _redis_server(up.pid) != redis  # a new server, on the same port
+    assert up.poll() is None  # the hierarchy runs on
+
+    _ctrl_c(up)
+    out, err = up.communicate(timeout=60)
+    assert up.returncode == 0, err
+    assert "Traceback" not in out + err
+
+
+def _redis_server(launcher: int) -> int:
+    """The pid of the redis-server a launcher started (there is one)."""
+    for pid in _descendants(launcher):
+        with contextlib.suppress(FileNotFoundError):
+            if b"redis-server" in Path(f"/proc/{pid}/cmdline").read_bytes() and _alive(pid):
+                return pid
+    raise AssertionError("no redis-server under the launcher")
 
 
 def test_a_closed_pipe_stops_quietly_and_leaves_no_temp_folder(tmp_path: Path) -> None:
