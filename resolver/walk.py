@@ -10,6 +10,9 @@ prefix, and follows referrals::
              ├─► 404, responseCode 100      NOT_FOUND   (cache it briefly)
              ├─► 400, responseCode 301 with an acceptable referral (below)
              │                              ask that node next (at most max_hops nodes)
+             ├─► 400, responseCode 301 and no referral, from the root (asked for no
+             │   prefix in particular)      NotResponsible: no node of this hierarchy
+             │                              holds the prefix (400/301 to the client)
              └─► anything else              UpstreamUnavailable / UpstreamTimeout,
                                             naming the node: never a false "not found"
 
@@ -41,7 +44,13 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from registry.errors import IdnodeError, InvalidHandle, UpstreamTimeout, UpstreamUnavailable
+from registry.errors import (
+    IdnodeError,
+    InvalidHandle,
+    NotResponsible,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from registry.identifier import Handle, Prefix, ascii_lower
 from resolver.cache import Outcome
 from resolver.target import TargetPolicy
@@ -155,6 +164,14 @@ class Walk:
         if answer.status == 404 and code == 100:
             return Resolved(Outcome.NOT_FOUND, answer.body, hop.url, tuple(self.asked), hop.prefix)
         if answer.status == 400 and code == 301 and body is not None:
+            if body.get("referral") is None and hop.prefix is None:
+                # The root, trusted for everything, holds no such prefix and knows no
+                # node that does: the hierarchy has no answer, and the client is told so.
+                raise NotResponsible(
+                    f"no node of the hierarchy at {hop.label} holds prefix "
+                    f"{self.handle.home_prefix.text}",
+                    handle=self.handle.text,
+                )
             self._follow(body.get("referral"))
             return None
         raise _failure(hop, answer.status, code)

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from registry.errors import UpstreamTimeout, UpstreamUnavailable
+from registry.errors import NotResponsible, UpstreamTimeout, UpstreamUnavailable
 from registry.identifier import Handle, Prefix
 from resolver.cache import Outcome
 from resolver.target import TargetPolicy
@@ -244,19 +244,39 @@ def test_max_hops_is_configurable() -> None:
 @pytest.mark.parametrize(
     "answer",
     [
-        referral(None),
         referral(""),
         referral(5),
         referral(["http://x"]),
         Answer(400, b'{"responseCode":301,"referral":"http://ent"}'),
         Answer(400, b'{"responseCode":301,"referral":{}}'),
-        Answer(400, b'{"responseCode":301,"referral":null}'),
     ],
 )
-def test_a_301_without_a_referral_is_upstream_unavailable(answer: Answer) -> None:
+def test_a_301_with_a_malformed_referral_is_upstream_unavailable(answer: Answer) -> None:
     with pytest.raises(UpstreamUnavailable, match="named no node") as info:
         walk().answered(answer)
     assert TOP in info.value.message
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"responseCode":301,"referral":null}', b'{"responseCode":301,"message":"x"}']
+)
+def test_a_root_holding_no_such_prefix_means_no_node_holds_it(body: bytes) -> None:
+    """The root is asked for no prefix in particular: its 301 without a referral is the
+    hierarchy's answer (400/301 to the client, as a node holding no such prefix says),
+    not a failure of the root."""
+    with pytest.raises(NotResponsible, match="no node of the hierarchy") as info:
+        walk("99.1/ABC").answered(Answer(400, body))
+    assert info.value.http_status == 400 and info.value.response_code == 301
+    assert "99.1" in info.value.message and TOP in info.value.message
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"responseCode":301,"referral":null}', b'{"responseCode":301,"message":"x"}']
+)
+def test_a_node_below_the_root_must_name_who_holds_what_it_was_asked_for(body: bytes) -> None:
+    with pytest.raises(UpstreamUnavailable, match="named no node") as info:
+        walk(start=Hop(SECONDARY, Prefix("88.101"))).answered(Answer(400, body))
+    assert SECONDARY in info.value.message
 
 
 # --- failures ---------------------------------------------------------------------------
