@@ -64,6 +64,7 @@ from registry.audit import AuditLog
 from registry.authority import Authority
 from registry.delegation import Delegations
 from registry.enterprise import Status
+from registry.errors import IdnodeError
 from registry.hierarchy import Traits
 from registry.identifier import ADMIN_SECRET_INDEX
 from registry.onboarding import Onboarding
@@ -106,6 +107,13 @@ An industrial-internet identifier resolution node (工业互联网标识解析�
 """
 
 
+async def _failed_start(app: FastAPI, config: NodeConfig, error: IdnodeError) -> None:
+    """Record a start-up that failed for a reason with a clear message, and log it once:
+    no traceback, which would only bury the message."""
+    app.state.startup.failed(error)
+    log.error("node start-up failed", extra={"node": config.name, "error": error.message})
+
+
 def create_app(config: NodeConfig) -> FastAPI:
     """Build a node app; Redis (embedded or given) is opened and closed in its lifespan.
 
@@ -129,7 +137,12 @@ def create_app(config: NodeConfig) -> FastAPI:
             # Not in a worker thread: Linux ties the server's parent-death signal to the
             # thread that starts it, and executor threads may end before the node does.
             # It returns once the server accepts connections, loaded or still loading.
-            url = embedded.start()
+            try:
+                url = embedded.start()
+            except IdnodeError as exc:
+                await _failed_start(app, config, exc)
+                yield  # serving only "failed to start" until the server stops
+                return
             embedded.supervise()  # restarted when it exits; writes refused on a full disk
             log.info("embedded redis started", extra={"redis_url": url, "pid": embedded.pid})
         redis = open_redis(
@@ -164,8 +177,12 @@ def create_app(config: NodeConfig) -> FastAPI:
             seen = asyncio.create_task(waiting.wait())
             await asyncio.wait({starting, seen}, return_when=asyncio.FIRST_COMPLETED)
             seen.cancel()
-            if starting.done():
-                starting.result()  # a start-up error ends the node here, as before
+            if starting.done() and isinstance(error := starting.exception(), IdnodeError):
+                # A condition we can name (a setting, an unreachable store): told in one
+                # line; the server stops at its next tick (`idnode serve` exits 1).
+                await _failed_start(app, config, error)
+            elif starting.done():
+                starting.result()  # anything else ends the node here, with its traceback
             else:
                 log.info("serving while the store loads", extra={"node": config.name})
             yield

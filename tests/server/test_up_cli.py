@@ -248,7 +248,8 @@ def test_a_closed_pipe_stops_quietly_and_leaves_no_temp_folder(tmp_path: Path) -
     assert all(_bindable(base + offset) for offset in DEMO_OFFSETS)  # nothing left running
 
 
-def test_a_broken_redis_server_is_named_with_a_log_that_is_kept(tmp_path: Path) -> None:
+def _broken_redis_on_path(tmp_path: Path) -> dict[str, str]:
+    """An environment whose PATH starts with a redis-server that cannot run."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     broken = bin_dir / "redis-server"
@@ -257,13 +258,18 @@ def test_a_broken_redis_server_is_named_with_a_log_that_is_kept(tmp_path: Path) 
         "exit 127\n"
     )
     broken.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_a_broken_redis_server_is_named_with_a_log_that_is_kept(tmp_path: Path) -> None:
+    env = _broken_redis_on_path(tmp_path)
     done = subprocess.run(
         [sys.executable, "-m", "node", "up", "--port-base", str(_free_base())],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=tmp_path,
-        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        env=env,
     )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
@@ -273,14 +279,28 @@ def test_a_broken_redis_server_is_named_with_a_log_that_is_kept(tmp_path: Path) 
     assert "libssl.so.3" in log.read_text()  # Redis's own words, kept
 
 
-def _serve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _serve(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "node", "serve", "--role", "top", "--prefix", "88", *args],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=tmp_path,
+        env=env,
     )
+
+
+def test_serve_with_a_broken_redis_server_fails_in_one_message(tmp_path: Path) -> None:
+    env = _broken_redis_on_path(tmp_path)
+    data = tmp_path / "data"
+    done = _serve(tmp_path, "--port", str(free_port()), "--data-dir", str(data), env=env)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("idnode: start-up failed: embedded redis-server did not start; see ")
+    assert "libssl.so.3" in last and str(data / "redis.log") in last
 
 
 def test_serve_on_a_busy_port_says_so_before_announcing_anything(tmp_path: Path) -> None:
