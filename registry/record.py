@@ -1,9 +1,10 @@
-"""Handle records, how writes change them, and their pre-encoded form.
+"""Handle records, how writes change them, and their Handle JSON form.
 
-A record is stored as the exact bytes a resolution answers with (``public_body``), so the
-hot path never re-validates or re-serialises: it fetches bytes and writes them out. When
-some values are not public (secret keys), the full record is kept beside it
-(``full_body``) for writes and authentication.
+``public_body`` is the exact bytes a resolution answers with. Records are stored in a
+compact form (:mod:`registry.stored_form`) that rebuilds these bytes; the node keeps hot
+answers built in process (:mod:`registry.local_copy`), so the hot path neither
+re-validates nor re-serialises. Stores written before layout 3 hold these JSON bodies
+(and ``full_body`` beside them when some values are not public); they are still read.
 
 The ``plan_*`` functions are the write semantics of the Handle REST API, free of I/O:
 given the record as it is (or None) and what the client sent, they return the record as

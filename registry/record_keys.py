@@ -3,8 +3,8 @@ touches; free of I/O (:mod:`registry.store` applies what this computes).
 
 Key layout (``{...}`` is a Redis Cluster hash tag: every key of one prefix shares a slot)::
 
-    r:{<prefix>}:<handle key>     STRING  public body (the bytes a resolution returns)
-    f:{<prefix>}:<handle key>     STRING  full body, only when some values are private
+    r:{<prefix>}:<handle key>     STRING  the record, every value (registry.stored_form)
+    f:{<prefix>}:<handle key>     STRING  older nodes' full body beside a public one
     l:{<prefix>}                  ZSET    handle texts under the prefix (listing, paging)
     v:{<prefix>}:<type key>       ZSET    "<value key> NUL <handle>" (reverse lookup)
     n:{<prefix>}:<type key>       ZSET    handle scored by its number or date (range queries)
@@ -26,6 +26,7 @@ from functools import lru_cache
 from registry.identifier import Handle
 from registry.record import HandleRecord
 from registry.search import search_entries
+from registry.stored_form import to_stored
 
 ADD = "a"
 REMOVE = "r"
@@ -107,8 +108,7 @@ class KeyChanges:
     >>> changes = KeyChanges()
     >>> changes.add(None, HandleRecord(Handle.parse("88.100/a"), ()))
     >>> changes.sets, changes.adds
-    (['r:{88.100}:88.100/a', b'{"responseCode":1,"handle":"88.100/a","values":[]}'], \
-{'l:{88.100}': ['0', '88.100/a']})
+    (['r:{88.100}:88.100/a', b'[""]'], {'l:{88.100}': ['0', '88.100/a']})
     """
 
     sets: list[str | bytes] = field(default_factory=list)  # key, body, key, body, ...
@@ -126,11 +126,9 @@ class KeyChanges:
         if after is None:
             self.deletes += (record_key(subject), full_key(subject))
         else:
-            public, full = after.bodies()
-            self.sets += (record_key(subject), public)
-            if full is not None:
-                self.sets += (full_key(subject), full)
-            elif before is not None:
+            # The stored form holds every value: an older node's full body goes.
+            self.sets += (record_key(subject), to_stored(after))
+            if before is not None:
                 self.deletes.append(full_key(subject))
             self.prefixes.add(subject.prefix)
         adds, removes = self.adds, self.removes

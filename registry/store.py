@@ -5,7 +5,7 @@ Records and indexes are laid out as :mod:`registry.record_keys` says; besides th
     prefixes                      SET     every prefix that has held a handle here
     changes                       STREAM  h = keys of the handles a commit touches
     changes:epoch                 STRING  random; a new one means a new store
-    store:layout                  STRING  "2": records are strings (:meth:`HandleStore.upgrade`)
+    store:layout                  STRING  "3": compact records (:meth:`HandleStore.upgrade`)
 
 Writes are optimistic: load a record with its version (a SHA-1 over its bodies), compute
 the new record in pure code (:mod:`registry.record`), then commit with a script that
@@ -33,7 +33,7 @@ import hashlib
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import cast
@@ -48,7 +48,7 @@ from registry.errors import StoreFull, StoreLoading, StoreUnavailable
 from registry.identifier import Handle, Prefix, national_prefix_problem
 from registry.local_copy import LocalCopies
 from registry.query import Condition, Query, driver, page_of
-from registry.record import HandleRecord, current_body
+from registry.record import HandleRecord
 from registry.record_keys import (
     KeyChanges,
     full_key,
@@ -62,6 +62,7 @@ from registry.record_keys import (
 )
 from registry.redis_client import refusal_in
 from registry.search import ValuePattern, intersect_in_order, split_member
+from registry.stored_form import from_stored, is_compact, public_json, to_stored
 
 ABSENT = "-"
 PREFIXES_KEY = "prefixes"
@@ -75,7 +76,7 @@ FOLLOW_INTERVAL = 0.05  # seconds between reads of the change stream for local c
 _FOLLOW_COUNT = 500
 
 LAYOUT_KEY = "store:layout"
-LAYOUT = b"2"
+LAYOUT = b"3"  # the last of HandleStore.upgrade_steps
 
 # One call commits changes that fall under one prefix (one hash slot), each change
 # atomic on its own and applied only if its record is unchanged.
@@ -134,6 +135,16 @@ class ChangePage:
 
 
 @dataclass(frozen=True, slots=True)
+class UpgradeStep:
+    """One change of the store's layout (:meth:`HandleStore.upgrade`): what it does, and
+    the coroutine doing it (returns how many records it converted)."""
+
+    layout: bytes  # the value of the layout key once it has run
+    name: str
+    run: Callable[[], Awaitable[int]]
+
+
+@dataclass(frozen=True, slots=True)
 class Stored:
     """A record as loaded, with the version a commit must still find."""
 
@@ -185,7 +196,8 @@ class HandleStore:
             await self._redis.ping()
 
     async def public_body(self, handle: Handle) -> bytes | None:
-        """The hot path: the in-process copy, else one GET; the stored bytes as they are."""
+        """The hot path: the in-process copy, else one GET and the answer built from the
+        stored form (:func:`registry.stored_form.public_json`), then kept in process."""
         key = handle.key
         kept, body = self.local.get(key)
         if kept:
@@ -196,7 +208,7 @@ class HandleStore:
         except RedisError as exc:
             raise store_error(exc) from exc
         if body is not None:
-            body = current_body(body)  # converted once, then kept in process
+            body = public_json(body, handle)  # built once, then kept in process
         self.local.put(key, body, generation)
         return body
 
@@ -243,7 +255,10 @@ class HandleStore:
             for handle in handles:
                 pipe.get(record_key(handle))
             bodies = cast(list[bytes | None], await pipe.execute())
-        return [None if body is None else current_body(body) for body in bodies]
+        return [
+            None if body is None else public_json(body, handle)
+            for body, handle in zip(bodies, handles, strict=True)
+        ]
 
     async def load(self, handle: Handle) -> Stored | None:
         return (await self.load_many([handle]))[0]
@@ -263,7 +278,7 @@ class HandleStore:
         for positions, bodies in zip(groups.values(), replies, strict=True):
             count = len(positions)
             for n, position in enumerate(positions):
-                found[position] = _stored(bodies[n], bodies[count + n])
+                found[position] = _stored(handles[position], bodies[n], bodies[count + n])
         return found
 
     async def commit(self, before: Stored | None, after: HandleRecord | None) -> bool:
@@ -365,26 +380,46 @@ class HandleStore:
 
     async def upgrade(self) -> int:
         """Bring a store written by an older version to the current layout; returns how
-        many records were converted. Records used to be hashes (``b`` public body,
-        ``f`` full body); they become strings a thousand at a time, each thousand in one
-        transaction that Redis refuses (and this repeats) if one of them is written
-        meanwhile. Runs at start-up: once the layout key says "2" it only reads that key.
-        Nodes of the older version must not write to the store while it runs."""
+        many records were converted. Each step of :meth:`upgrade_steps` newer than the
+        layout key runs, then sets the key to its layout: a step interrupted (a crash)
+        runs again at the next start and finishes (each skips what it converted
+        already). Runs at start-up; once the key says :data:`LAYOUT` it only reads it.
+        Nodes of older versions must not write to the store while it runs."""
         converted = 0
         async with translated():
-            if await self._redis.get(LAYOUT_KEY) == LAYOUT:
+            layout = await self._redis.get(LAYOUT_KEY)
+            if layout == LAYOUT:
                 return 0
-            page: list[bytes] = []
-            async for key in self._redis.scan_iter(match="r:*", count=_SCAN_PAGE, _type="hash"):
-                page.append(key)
-                if len(page) == _SCAN_PAGE:
-                    converted += await self._convert(page)
-                    page = []
-            if page:
-                converted += await self._convert(page)
-            await self._redis.set(LAYOUT_KEY, LAYOUT)
+            done = int(layout or b"1")
+            for step in self.upgrade_steps():
+                if int(step.layout) <= done:
+                    continue
+                converted += await step.run()
+                await self._redis.set(LAYOUT_KEY, step.layout)
         if converted:
             self.local.clear()
+        return converted
+
+    def upgrade_steps(self) -> list[UpgradeStep]:
+        """The layout changes, oldest first, each named by the layout it leads to."""
+        return [
+            UpgradeStep(b"2", "records are strings, not hashes", self._records_to_strings),
+            UpgradeStep(b"3", "records in the compact stored form", self._compact_records),
+        ]
+
+    async def _records_to_strings(self) -> int:
+        """Records used to be hashes (``b`` public body, ``f`` full body); they become
+        strings a thousand at a time, each thousand in one transaction that Redis
+        refuses (and this repeats) if one of them is written meanwhile."""
+        converted = 0
+        page: list[bytes] = []
+        async for key in self._redis.scan_iter(match="r:*", count=_SCAN_PAGE, _type="hash"):
+            page.append(key)
+            if len(page) == _SCAN_PAGE:
+                converted += await self._convert(page)
+                page = []
+        if page:
+            converted += await self._convert(page)
         return converted
 
     async def _convert(self, keys: list[bytes]) -> int:
@@ -406,6 +441,51 @@ class HandleStore:
                         pipe.set(key, public)
                         if full is not None:
                             pipe.set(b"f:" + key.removeprefix(b"r:"), full)
+                    done += 1
+                try:
+                    await pipe.execute()
+                except WatchError:
+                    continue
+                return done
+
+    async def _compact_records(self) -> int:
+        """Bodies stored as Handle JSON (a public body, and a full one beside it when
+        some values were private) become the compact stored form
+        (:mod:`registry.stored_form`), the full body's values in one key, a thousand
+        records at a time as :meth:`_records_to_strings` does. Records already compact
+        (converted by an interrupted run, or written by this version meanwhile) are
+        left as they are."""
+        converted = 0
+        page: list[bytes] = []
+        async for key in self._redis.scan_iter(match="r:*", count=_SCAN_PAGE, _type="string"):
+            page.append(key)
+            if len(page) == _SCAN_PAGE:
+                converted += await self._compact(page)
+                page = []
+        if page:
+            converted += await self._compact(page)
+        return converted
+
+    async def _compact(self, keys: list[bytes]) -> int:
+        fulls = [b"f:" + key.removeprefix(b"r:") for key in keys]
+        while True:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(*keys, *fulls)
+                read = self._redis.pipeline(transaction=False)
+                for key, full in zip(keys, fulls, strict=True):
+                    read.get(key)
+                    read.get(full)
+                rows = await read.execute()
+                pipe.multi()  # type: ignore[no-untyped-call]
+                done = 0
+                for n, (key, full) in enumerate(zip(keys, fulls, strict=True)):
+                    body, full_body = rows[2 * n], rows[2 * n + 1]
+                    if body is None or is_compact(body):
+                        continue  # deleted, or written in the compact form already
+                    handle = Handle.parse(key.decode().partition("}:")[2])
+                    pipe.set(key, to_stored(from_stored(body, handle, full_body)))
+                    if full_body is not None:
+                        pipe.delete(full)
                     done += 1
                 try:
                     await pipe.execute()
@@ -564,10 +644,10 @@ def _score(bound: float) -> str:
     return repr(bound)
 
 
-def _stored(public: bytes | None, full: bytes | None) -> Stored | None:
-    if public is None:
+def _stored(handle: Handle, stored: bytes | None, full: bytes | None) -> Stored | None:
+    if stored is None:
         return None
-    return Stored(HandleRecord.decode(full or public), version_of(public, full))
+    return Stored(from_stored(stored, handle, full), version_of(stored, full))
 
 
 class WatchedBatch:
@@ -655,14 +735,16 @@ class CommitGroup:
             [op, self._number(key), member, repr(score)]
             for op, key, member, score in index_changes(before.record if before else None, after)
         ]
-        public, full = after.bodies() if after else (b"", None)
+        # The stored form holds every value: no full body beside it any more (the
+        # script deletes an older node's).
+        stored = to_stored(after) if after else b""
         self._changes.append(
             [
                 self._number(record_key(subject)),
                 self._number(full_key(subject)),
                 before.version if before else ABSENT,
-                public.decode(),
-                (full or b"").decode(),
+                stored.decode(),
+                "",
                 ops,
             ]
         )

@@ -6,6 +6,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from registry.identifier import Handle
+from registry.stored_form import public_json
 from tests.conftest import ADMIN_AUTH, basic, snapshot
 
 URL_VALUE = {
@@ -382,11 +384,13 @@ async def test_values_stored_as_hex_are_answered_in_handles_output_formats(
     """Before hex input was converted on write, records kept ``"format": "hex"``. Handle
     keeps a value's bytes and writes them as ``string`` (printable UTF-8) or ``base64``,
     so such records are answered that way too: converted as they are read, with no
-    migration; the stored bytes stay until the record is next written."""
+    migration; the stored bytes stay until the record is next written. Such records
+    are Handle JSON bodies, as records were stored before layout 3."""
     await put(client, "88.100/legacy-hex", [URL_VALUE])
     key = "r:{88.100}:88.100/legacy-hex"
-    stored = await redis.get(key)
-    assert isinstance(stored, bytes)
+    compact = await redis.get(key)
+    assert isinstance(compact, bytes)
+    stored = public_json(compact, Handle.parse("88.100/legacy-hex"))
     legacy = stored.replace(
         b'{"format":"string","value":"https://a.example/1"}',
         b'{"format":"hex","value":"68656c6c6f"},"ttl":1,"timestamp":"2020-01-01T00:00:00Z"},'

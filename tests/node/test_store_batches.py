@@ -99,7 +99,10 @@ async def test_a_store_of_hashes_is_upgraded_at_start(
     async with served(node_config(redis_server.url)) as node:
         answer = await node.get("/api/handles/88.100/old")
         assert answer.status_code == 200 and answer.content == public
-        assert await redis.get(full_key(old.handle)) == full
+        # Then compacted (layout 3): the full body's values in the one record key.
+        assert await redis.get(full_key(old.handle)) is None
+        stored = await HandleStore(redis).load(old.handle)
+        assert stored is not None and stored.record == old
         last = await node.get("/api/handles/88.100/m2499")
         assert last.content == many[-1].public_body()
         assert await redis.get(LAYOUT_KEY) == LAYOUT

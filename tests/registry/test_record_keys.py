@@ -17,6 +17,7 @@ from registry.record_keys import (
     value_index_key,
     version_of,
 )
+from registry.stored_form import to_stored
 from registry.value import DataFormat, HandleValue
 
 NOW = "2026-12-03T00:00:00Z"
@@ -79,16 +80,16 @@ def test_many_changes_become_a_few_commands() -> None:
     changes.add(kept, record("88.100/c", ("URL", "https://c2.cn")))
     gone = record("88.100/d", ("URL", "https://d.cn"))
     changes.add(gone, None)
-    public_b, full_b = second.bodies()
-    assert changes.sets[:6] == [
+    # One key per record, private values included (registry.stored_form).
+    assert changes.sets == [
         record_key(first.handle),
-        first.public_body(),
+        to_stored(first),
         record_key(second.handle),
-        public_b,
-        full_key(second.handle),
-        full_b,
+        to_stored(second),
+        record_key(kept.handle),
+        to_stored(record("88.100/c", ("URL", "https://c2.cn"))),
     ]
-    # The private value went: its full body goes too; a deletion removes both bodies.
+    # An older node's full body beside a record goes; a deletion removes both keys.
     assert changes.deletes == [
         full_key(kept.handle),
         record_key(gone.handle),

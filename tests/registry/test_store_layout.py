@@ -1,0 +1,154 @@
+"""The store's layout upgrade to compact records (layout 3), on a real Redis: a store
+written by layout 2 (Handle JSON bodies, a full body beside a public one when some
+values are private) is converted a thousand records at a time, an interrupted upgrade
+finishes at the next start, and every answer is the same before and after."""
+
+from __future__ import annotations
+
+import httpx
+from redis.asyncio import Redis
+
+from node.embedded_redis import EmbeddedRedis
+from registry.identifier import Handle
+from registry.record import HandleRecord
+from registry.record_keys import ADD, full_key, index_changes, record_key
+from registry.store import LAYOUT, LAYOUT_KEY, HandleStore
+from registry.stored_form import is_compact
+from registry.value import DEFAULT_ADMIN_PERMISSIONS, AdminRef, DataFormat, HandleValue
+from registry.value_formats import ValueRef
+from tests.conftest import ADMIN_AUTH, node_config, served
+
+NOW = "2026-12-03T00:00:00Z"
+
+
+def record(n: int) -> HandleRecord:
+    """Records of several shapes: private values, permissions, references, formats."""
+    values = [
+        HandleValue(1, "URL", DataFormat.STRING, f"https://m.cn/{n}", 86400, NOW),
+        HandleValue(
+            100,
+            "HS_ADMIN",
+            DataFormat.ADMIN,
+            AdminRef("0.NA/88.100", 300, DEFAULT_ADMIN_PERMISSIONS),
+            86400,
+            NOW,
+        ),
+    ]
+    if n % 3 == 0:
+        values.append(HandleValue(2, "NOTE", DataFormat.STRING, f"secret {n}", 60, NOW, "1100"))
+    if n % 5 == 0:
+        refs = (ValueRef("88.100/m1", 1),)
+        values.append(
+            HandleValue(
+                3, "REF", DataFormat.BASE64, "AAE=", 86400, "2026-12-01T00:00:00Z", "1010", refs
+            )  # fmt: skip
+        )
+    if n % 7 == 0:
+        values.append(HandleValue(4, "HS_VLIST", DataFormat.VLIST, (ValueRef("88.100/a", 300),),
+                                  86400, NOW))  # fmt: skip
+    values.sort(key=lambda v: v.index)
+    return HandleRecord(Handle.parse(f"88.100/M{n}" if n % 2 else f"88.100/m{n}"), tuple(values))
+
+
+async def write_layout_2(redis: Redis, records: list[HandleRecord]) -> None:
+    """Records as layout 2 wrote them: the public JSON body, the full one beside it
+    when some values are private, and their index entries."""
+    pipe = redis.pipeline(transaction=False)
+    for rec in records:
+        public, full = rec.bodies()
+        pipe.set(record_key(rec.handle), public)
+        if full is not None:
+            pipe.set(full_key(rec.handle), full)
+        for op, key, member, score in index_changes(None, rec):
+            assert op == ADD
+            pipe.zadd(key, {member: score})
+    pipe.set(LAYOUT_KEY, b"2")
+    await pipe.execute()
+
+
+QUERIES = [
+    ("", {}),
+    ("?index=1", {}),
+    ("?type=URL&type=NOTE", {}),
+    ("?index=2", ADMIN_AUTH),
+    ("", ADMIN_AUTH),
+    ("?publicOnly=true", ADMIN_AUTH),
+]
+
+
+async def answers(node: httpx.AsyncClient, records: list[HandleRecord]) -> list[bytes]:
+    got = []
+    for rec in records:
+        for query, headers in QUERIES:
+            reply = await node.get(f"/api/handles/{rec.handle.text}{query}", headers=headers)
+            got.append(b"%d " % reply.status_code + reply.content)
+    return got
+
+
+async def test_a_layout_2_store_is_compacted_and_answers_the_same(
+    redis: Redis, redis_server: EmbeddedRedis
+) -> None:
+    records = [record(n) for n in range(2_500)]  # three pages of the conversion
+    await write_layout_2(redis, records)
+    sample = records[:30] + records[-5:]
+    await redis.set(LAYOUT_KEY, LAYOUT)  # a node that does not upgrade: JSON read as is
+    async with served(node_config(redis_server.url)) as node:
+        before = await answers(node, sample)
+        assert before[0] == b"200 " + records[0].public_body()
+    await redis.set(LAYOUT_KEY, b"2")
+    async with served(node_config(redis_server.url)) as node:  # upgrades at start
+        assert await redis.get(LAYOUT_KEY) == LAYOUT
+        assert await answers(node, sample) == before
+        listed = await node.get("/api/handles?prefix=88.100&pageSize=0", headers=ADMIN_AUTH)
+    assert listed.json()["totalCount"] == str(len(records)) or listed.json()["totalCount"] == len(
+        records
+    )
+    bodies = await redis.mget([record_key(r.handle) for r in records])
+    assert all(isinstance(b, bytes) and is_compact(b) for b in bodies)
+    assert await redis.exists(*[full_key(r.handle) for r in records]) == 0
+    store = HandleStore(redis)
+    loaded = await store.load_many([r.handle for r in records])
+    assert [s.record if s else None for s in loaded] == records
+    assert await store.upgrade() == 0
+
+
+async def test_an_interrupted_upgrade_finishes_at_the_next_start(
+    redis: Redis, redis_server: EmbeddedRedis
+) -> None:
+    records = [record(n) for n in range(1_500)]
+    await write_layout_2(redis, records)
+    store = HandleStore(redis)
+    # A crash after the first thousand: converted, the layout key still says 2.
+    first = [record_key(r.handle).encode() for r in records[:1_000]]
+    assert await store._compact(first) == 1_000
+    assert await redis.get(LAYOUT_KEY) == b"2"
+    # Meanwhile the new code writes: one record not yet converted changed, one created.
+    changed = HandleRecord(
+        records[1_200].handle,
+        (HandleValue(1, "URL", DataFormat.STRING, "https://changed.cn", 86400, NOW),),
+    )
+    created = HandleRecord(Handle.parse("88.100/new"), changed.values)
+    before = await store.load(changed.handle)
+    assert await store.commit_many([(before, changed), (None, created)]) == [True, True]
+    async with served(node_config(redis_server.url)) as node:  # the restart upgrades
+        assert await redis.get(LAYOUT_KEY) == LAYOUT
+        for rec in records[:5] + records[1_000:1_005] + [changed, created]:
+            reply = await node.get(f"/api/handles/{rec.handle.text}")
+            assert reply.content == rec.public_body()
+    keys = [k async for k in redis.scan_iter(match="r:{88.100}:*", count=1000)]
+    assert len(keys) == len(records) + 1
+    assert await redis.exists(*[full_key(r.handle) for r in records]) == 0
+
+
+async def test_a_partly_converted_store_upgrades_the_rest(redis: Redis) -> None:
+    records = [record(n) for n in range(1_200)]
+    await write_layout_2(redis, records)
+    store = HandleStore(redis)
+    assert await store._compact([record_key(r.handle).encode() for r in records[::2]]) == 600
+    assert await store.upgrade() == 600  # only the rest
+    assert await redis.get(LAYOUT_KEY) == LAYOUT
+    loaded = await store.load_many([r.handle for r in records])
+    assert [s.record if s else None for s in loaded] == records
+    assert await store.public_bodies([r.handle for r in records[:50]]) == [
+        r.public_body() for r in records[:50]
+    ]
