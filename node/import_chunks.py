@@ -58,6 +58,19 @@ class Chunk:
         """The batch request's body, items as they are."""
         return b'{"handles":[' + b",".join(self.items) + b"]}"
 
+    def checked(self, fmt: LineFormat) -> Chunk:
+        """This chunk with every item checked again by ``fmt``: those it refuses become
+        rejects (a node refused the chunk, or answered it with the wrong count)."""
+        kept = Chunk(self.number, self.first_line, self.end_line, self.end_offset)
+        kept.rejects = list(self.rejects)
+        for line, item in zip(self.lines, self.items, strict=True):
+            try:
+                kept.items.append(fmt.item(item))
+                kept.lines.append(line)
+            except IdnodeError as exc:
+                kept.rejects.append(Reject(line, None, exc.message))
+        return kept
+
 
 class Chunker:
     """Lines in, chunks of ``size`` items out (a chunk closes when it holds ``size``

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import aiohttp
 import orjson
@@ -101,6 +101,8 @@ class Importer:
         self.options = options
         self._progress_out = progress
         self._url = options.url.rstrip("/") + "/api/batch/handles?overwrite=true"
+        # NDJSON lines go unparsed; a chunk the node refuses is checked with this.
+        self._strict = NdjsonFormat(strict=True) if options.fmt == "ndjson" else None
         self._headers = {
             "Authorization": options.credentials.header(),
             "Content-Type": "application/json",
@@ -194,18 +196,28 @@ class Importer:
                 await asyncio.gather(*tasks)
 
     async def _post(self, http: aiohttp.ClientSession, chunk: Chunk) -> _Answered:
-        if not chunk.items:
-            return _Answered(chunk, 0, list(chunk.rejects))
-        body = chunk.body()
+        checked = self._strict is None  # NDJSON lines are checked in full only if refused
         problem = ""
-        for pause in (*_PAUSES, None):
+        pauses = iter((*_PAUSES, None))
+        while chunk.items:
             try:
-                async with http.post(self._url, data=body, headers=self._headers) as reply:
-                    status, raw = reply.status, await reply.read()
+                async with http.post(self._url, data=chunk.body(), headers=self._headers) as r:
+                    status, raw = r.status, await r.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 status, raw, problem = 0, b"", f"{type(exc).__name__}: {exc}"
-            if status == 200:
-                answered = self._answered(chunk, raw)
+            answer = orjson.loads(raw) if status == 200 else None
+            miscounted = answer is not None and len(answer["results"]) != len(chunk.items)
+            if (status == 400 or miscounted) and not checked:
+                assert self._strict is not None
+                chunk, checked = chunk.checked(self._strict), True
+                continue
+            if answer is not None:
+                if miscounted:
+                    raise UpstreamUnavailable(
+                        f"the node answered {len(answer['results'])} results "
+                        f"for {len(chunk.items)} items"
+                    )
+                answered = self._answered(chunk, answer)
                 if answered is not None:
                     return answered
                 problem = "some items could not be stored (5xx)"
@@ -217,25 +229,20 @@ class Importer:
                 raise ConfigError(f"the node refused a chunk (HTTP {status}): {_message(raw)}")
             elif status:
                 problem = f"HTTP {status}: {_message(raw)}"
+            pause = next(pauses)
             if pause is None or self._stop:
-                break
+                raise UpstreamUnavailable(
+                    f"lines {chunk.first_line}-{chunk.end_line - 1} failed ({problem}); "
+                    "the import stopped: run the same command again to resume"
+                )
             await asyncio.sleep(pause)
-        raise UpstreamUnavailable(
-            f"lines {chunk.first_line}-{chunk.end_line - 1} failed ({problem}); "
-            "the import stopped: run the same command again to resume"
-        )
+        return _Answered(chunk, 0, list(chunk.rejects))
 
-    def _answered(self, chunk: Chunk, raw: bytes) -> _Answered | None:
+    def _answered(self, chunk: Chunk, answer: dict[str, Any]) -> _Answered | None:
         """The chunk's outcome from the batch answer; None if an item must be retried."""
-        answer = orjson.loads(raw)
-        results = answer["results"]
-        if len(results) != len(chunk.items):
-            raise UpstreamUnavailable(
-                f"the node answered {len(results)} results for {len(chunk.items)} items"
-            )
         rejects = list(chunk.rejects)
         if answer["failed"]:
-            for line, result in zip(chunk.lines, results, strict=True):
+            for line, result in zip(chunk.lines, answer["results"], strict=True):
                 status = result["status"]
                 if status >= 500:
                     return None  # stored nothing it could: the whole chunk again
@@ -244,16 +251,14 @@ class Importer:
                     rejects.append(
                         Reject(line, result["handle"], reason, status, result["responseCode"])
                     )
-        rejects.sort(key=lambda r: r.line)
         return _Answered(chunk, answer["created"] + answer["updated"], rejects)
 
     def _record(self, answered: _Answered) -> None:
         """A chunk acknowledged in order: its rejects written, then the checkpoint."""
         cp = self._checkpoint
         if answered.rejects:
-            self._rejects.write(
-                b"".join(orjson.dumps(r.to_json()) + b"\n" for r in answered.rejects)
-            )
+            rejects = sorted(answered.rejects, key=lambda r: r.line)
+            self._rejects.write(b"".join(orjson.dumps(r.to_json()) + b"\n" for r in rejects))
             self._rejects.flush()
             os.fsync(self._rejects.fileno())
             if self.options.stop_on_error:

@@ -53,6 +53,20 @@ def test_a_resumed_cut_numbers_lines_and_bytes_from_where_it_starts() -> None:
     assert chunk.end_offset == 1000 + len(_line(1))
 
 
+def test_a_refused_chunk_checked_again_keeps_the_items_and_rejects_the_rest() -> None:
+    (chunk,) = _cut([_line(1), b'{"handle": 7}\n', b"nope\n", _line(4)], 5)
+    assert chunk.lines == [1, 2, 4]  # the second line looks like an object
+    checked = chunk.checked(NdjsonFormat(strict=True))
+    assert checked.lines == [1, 4]
+    assert [r.line for r in checked.rejects] == [3, 2]
+    assert (checked.number, checked.first_line, checked.end_line, checked.end_offset) == (
+        chunk.number,
+        chunk.first_line,
+        chunk.end_line,
+        chunk.end_offset,
+    )
+
+
 def test_trailing_blank_lines_make_a_chunk_with_no_items_and_no_lines_make_none() -> None:
     (chunk,) = _cut([_line(1), b"\n"], 1)[1:]
     assert chunk.items == [] and chunk.end_line == 3

@@ -25,7 +25,13 @@ def test_an_ndjson_line_is_sent_as_it_is() -> None:
 )
 def test_an_ndjson_line_that_is_no_item_is_refused_with_why(line: bytes, reason: str) -> None:
     with pytest.raises(InvalidValue, match=reason):
-        NdjsonFormat().item(line)
+        NdjsonFormat(strict=True).item(line)
+
+
+def test_a_line_that_looks_like_an_object_is_sent_unparsed_unless_strict() -> None:
+    assert NdjsonFormat().item(b'{"handle": 7}\n') == b'{"handle": 7}'
+    with pytest.raises(InvalidValue, match="an object"):
+        NdjsonFormat().item(b"[1]\n")
 
 
 def test_a_csv_row_becomes_string_values_at_the_columns_positions() -> None:

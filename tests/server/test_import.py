@@ -24,6 +24,7 @@ LINES = 20_000
 OWN, FOREIGN = "88.100.1", "88.100.2"  # the importer administers only the first
 IMPORTER, IMPORTER_SECRET = f"300:0.NA/{OWN}", "importer-secret"
 BAD_LINE = 7_777  # not JSON
+LOOKALIKE = 12_345  # not JSON either, but like an object: the node refuses its chunk
 
 
 def _foreign(n: int) -> bool:
@@ -35,6 +36,9 @@ def _write(path: Path) -> None:
         for n in range(1, LINES + 1):
             if n == BAD_LINE:
                 out.write(b"{oops\n")
+                continue
+            if n == LOOKALIKE:
+                out.write(b'{"handle": "88.100.1/imp-12345", oops}\n')
                 continue
             prefix = FOREIGN if _foreign(n) else OWN
             values = [
@@ -91,15 +95,15 @@ def test_import_killed_and_resumed_writes_every_identifier_once(tmp_path: Path) 
         _, err = second.communicate(timeout=50)
         assert second.returncode == 1, err  # 1: some lines were rejected
         foreign = [n for n in range(1, LINES + 1) if _foreign(n)]
-        good = LINES - len(foreign) - 1
+        good = LINES - len(foreign) - 2
         summary = err.decode().strip().splitlines()
-        assert f"imported {good:,}, rejected {len(foreign) + 1}" in "\n".join(summary)
+        assert f"imported {good:,}, rejected {len(foreign) + 2}" in "\n".join(summary)
         assert any("ETA" in line for line in summary)
 
         listed = _listed(node, OWN)
         assert len(listed) == len(set(listed)) == good
         expected = {f"{OWN}/imp-{n:05d}" for n in range(1, LINES + 1)}
-        expected -= {f"{OWN}/imp-{n:05d}" for n in [*foreign, BAD_LINE]}
+        expected -= {f"{OWN}/imp-{n:05d}" for n in [*foreign, BAD_LINE, LOOKALIKE]}
         assert set(listed) == expected
         assert _listed(node, FOREIGN) == []  # nothing written for the refused prefix
         for n in (1, stopped_at - 1, stopped_at, stopped_at + 1, LINES):
@@ -109,11 +113,12 @@ def test_import_killed_and_resumed_writes_every_identifier_once(tmp_path: Path) 
 
         rejects_file = tmp_path / "ids.ndjson.rejects"
         rejects = [orjson.loads(line) for line in rejects_file.read_bytes().splitlines()]
-        assert [r["line"] for r in rejects] == sorted([*foreign, BAD_LINE])  # once each
-        refused = [r for r in rejects if r["line"] != BAD_LINE]
+        assert [r["line"] for r in rejects] == sorted([*foreign, BAD_LINE, LOOKALIKE])  # once each
+        refused = [r for r in rejects if r["line"] not in (BAD_LINE, LOOKALIKE)]
         assert {(r["status"], r["responseCode"]) for r in refused} == {(403, 400)}
         assert refused[0]["handle"] == f"{FOREIGN}/imp-00500"
-        assert next(r for r in rejects if r["line"] == BAD_LINE)["reason"].startswith("not JSON")
+        for line in (BAD_LINE, LOOKALIKE):
+            assert next(r for r in rejects if r["line"] == line)["reason"].startswith("not JSON")
 
         # Run again: the checkpoint says everything is done; nothing is sent again.
         third = _import(node, file)
