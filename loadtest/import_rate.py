@@ -13,8 +13,12 @@ MANUFACTURER, as ``idnode up`` seeds them) to an NDJSON file, and runs ``idnode 
 on it as a separate process (``c<N>`` identifiers per chunk, ``f<N>`` chunks in
 flight). The rate is the import's lines over its wall time, start-up included. CPU
 seconds per process kind (node, Redis, importer) come from ``/proc``, as microseconds
-per identifier. It prints one JSON line per variant, then a table with each variant's
-rate as a ratio of the first's. Runs take a while: start them with ``nohup``.
+per identifier. The machine's other work meanwhile is noted (``others_cores``: busy
+cores not ours, from ``/proc/stat``; ``steal_s``), and ``cpu_bound_ceiling``, the rate the
+CPU these processes spent per identifier would allow on this machine's cores alone
+(cores x 10^6 / µs per identifier: an upper bound, reached only with perfect overlap).
+It prints one JSON line per variant, then a table with each variant's rate as a ratio
+of the first's. Runs take a while: start them with ``nohup``.
 """
 
 from __future__ import annotations
@@ -102,6 +106,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def machine_cpu() -> tuple[float, float]:
+    """CPU seconds the whole machine has been busy, and stolen by the hypervisor."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq) / _TICKS, steal / _TICKS
+
+
 def descendants(pid: int) -> list[int]:
     found = []
     try:
@@ -146,6 +157,7 @@ def run(variant: Variant, count: int, work: Path) -> dict[str, object]:
         nodes = [p for p in nodes if p != redis]
         node_before = sum(map(cpu_seconds, nodes))
         redis_before = cpu_seconds(redis)
+        busy_before, steal_before = machine_cpu()
         source = work / "ids.ndjson"
         began = time.monotonic()
         log = work / "import.log"
@@ -165,6 +177,7 @@ def run(variant: Variant, count: int, work: Path) -> dict[str, object]:
         seconds = time.monotonic() - began
         importer_cpu = usage.ru_utime + usage.ru_stime
         stderr = log.read_text()
+        busy, steal = machine_cpu()
         node_cpu = sum(map(cpu_seconds, nodes)) - node_before
         redis_cpu = cpu_seconds(redis) - redis_before
         if importer.returncode != 0:
@@ -173,6 +186,8 @@ def run(variant: Variant, count: int, work: Path) -> dict[str, object]:
         node.terminate()
         node.wait(30)
         shutil.rmtree(data, ignore_errors=True)
+    ours = node_cpu + redis_cpu + importer_cpu
+    per_id = ours / count * 1e6
     return {
         "variant": variant.name,
         "count": count,
@@ -181,6 +196,11 @@ def run(variant: Variant, count: int, work: Path) -> dict[str, object]:
         "node_cpu_us": round(node_cpu / count * 1e6, 1),
         "redis_cpu_us": round(redis_cpu / count * 1e6, 1),
         "importer_cpu_us": round(importer_cpu / count * 1e6, 1),
+        # Other work on the machine meanwhile (cores), and the rate all of this CPU
+        # would allow if the import had the machine's cores to itself.
+        "others_cores": round(max(0.0, busy - busy_before - ours) / seconds, 2),
+        "steal_s": round(steal - steal_before, 2),
+        "cpu_bound_ceiling": round(os.cpu_count() or 1) * round(1e6 / per_id),
         "summary": stderr.strip().splitlines()[-1],
     }
 
@@ -206,13 +226,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     first = int(str(figures[0]["ids_per_s"]))
     print(
         f"{'variant':<18} {'ids/s':>8} {'x first':>8} {'node µs':>8} {'redis µs':>9}"
-        f" {'import µs':>9}"
+        f" {'import µs':>9} {'others':>6} {'ceiling':>8}"
     )
     for f in figures:
         ratio = int(str(f["ids_per_s"])) / first
         print(
             f"{f['variant']!s:<18} {f['ids_per_s']!s:>8} {ratio:>8.2f} {f['node_cpu_us']!s:>8}"
-            f" {f['redis_cpu_us']!s:>9} {f['importer_cpu_us']!s:>9}"
+            f" {f['redis_cpu_us']!s:>9} {f['importer_cpu_us']!s:>9} {f['others_cores']!s:>6}"
+            f" {f['cpu_bound_ceiling']!s:>8}"
         )
 
 
