@@ -7,9 +7,9 @@ acknowledged this chunk and every one before it, an interrupted import resumes t
 
 >>> from node.import_format import NdjsonFormat
 >>> chunker = Chunker(NdjsonFormat(), size=2, first_line=1, offset=0)
->>> [c.lines for c in chunker.feed(b'{"handle":"88.1/a"}\\n')]
-[]
->>> chunk, = chunker.feed(b"oops\\n")
+>>> chunker.feed(b'{"handle":"88.1/a"}\\n'), chunker.feed(b"oops\\n")
+([], [])
+>>> chunk, = chunker.finish()
 >>> chunk.lines, chunk.end_offset, [r.line for r in chunk.rejects]
 ([1], 25, [2])
 """

@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import ADMIN_AUTH
+from tests.conftest import ADMIN_AUTH, ADMIN_SECRET
 from tests.server.node_process import NodeProcess
 
 pytestmark = pytest.mark.server
@@ -128,7 +128,9 @@ def test_import_killed_and_resumed_writes_every_identifier_once(tmp_path: Path) 
         node.stop()
 
 
-def test_wrong_credentials_stop_the_import_before_anything_is_written(tmp_path: Path) -> None:
+def test_wrong_credentials_stop_the_import_and_so_does_a_reject_with_stop_on_error(
+    tmp_path: Path,
+) -> None:
     node = NodeProcess(tmp_path / "data").start()
     try:
         file = tmp_path / "ids.csv"
@@ -139,5 +141,24 @@ def test_wrong_credentials_stop_the_import_before_anything_is_written(tmp_path: 
         assert done.returncode == 1
         assert "refused the credentials" in done.stderr
         assert httpx.get(f"{node.url}/api/handles/88.100/a").status_code == 404
+
+        # --stop-on-error: a CSV row of the wrong width (line 4) stops the import after
+        # its chunk; run again without it, the import goes on from there.
+        rows = ["handle,URL", *(f"88.100/c{n},https://x.cn/{n}" for n in range(1, 6))]
+        rows[3] = "88.100/c3,https://x.cn/3,extra"
+        file.write_text("\n".join(rows) + "\n")
+        command[-1] = ADMIN_SECRET
+        command += ["--chunk", "1", "--in-flight", "1", "--restart"]
+        done = subprocess.run([*command, "--stop-on-error"], capture_output=True, text=True)
+        assert done.returncode == 1 and "--stop-on-error" in done.stderr, done.stderr
+        found = [httpx.get(f"{node.url}/api/handles/88.100/c{n}").status_code for n in range(1, 6)]
+        assert found == [200, 200, 404, 200, 404]  # line 4 rode with line 5
+        command.remove("--restart")
+        done = subprocess.run(command, capture_output=True, text=True, timeout=20)
+        assert "imported 4, rejected 1" in done.stderr, done.stderr
+        found = [httpx.get(f"{node.url}/api/handles/88.100/c{n}").status_code for n in range(1, 6)]
+        assert found == [200, 200, 404, 200, 200]
+        rejects = (tmp_path / "ids.csv.rejects").read_bytes().splitlines()
+        assert [orjson.loads(r)["line"] for r in rejects] == [4]
     finally:
         node.stop()
