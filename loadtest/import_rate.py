@@ -16,7 +16,8 @@ seconds per process kind (node, Redis, importer) come from ``/proc``, as microse
 per identifier. The machine's other work meanwhile is noted (``others_cores``: busy
 cores not ours, from ``/proc/stat``; ``steal_s``), and ``cpu_bound_ceiling``, the rate the
 CPU these processes spent per identifier would allow on this machine's cores alone
-(cores x 10^6 / µs per identifier: an upper bound, reached only with perfect overlap).
+(cores x 10^6 / µs per identifier: an upper bound, reached only with perfect overlap),
+and Redis's CPU per identifier by command (``INFO commandstats``, start-up included).
 It prints one JSON line per variant, then a table with each variant's rate as a ratio
 of the first's. Runs take a while: start them with ``nohup``.
 """
@@ -35,8 +36,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import cast
 
 import httpx
+from redis import Redis
 
 from node.embedded_redis import free_port
 
@@ -113,6 +116,19 @@ def machine_cpu() -> tuple[float, float]:
     return (user + nice + system + irq + softirq) / _TICKS, steal / _TICKS
 
 
+def command_costs(data: Path, count: int) -> dict[str, float]:
+    """Redis's CPU per identifier by command (``INFO commandstats``), largest first."""
+    conf = (data / "redis.conf").read_text().splitlines()
+    port = next(line.split()[1] for line in conf if line.startswith("port "))
+    client = Redis(host="127.0.0.1", port=int(port))
+    try:
+        stats = cast(dict[str, dict[str, float]], client.info("commandstats"))
+    finally:
+        client.close()
+    costs = {name.removeprefix("cmdstat_"): row["usec"] / count for name, row in stats.items()}
+    return {name: round(us, 2) for name, us in sorted(costs.items(), key=lambda kv: -kv[1])}
+
+
 def descendants(pid: int) -> list[int]:
     found = []
     try:
@@ -179,6 +195,7 @@ def run(variant: Variant, count: int, work: Path) -> dict[str, object]:
         stderr = log.read_text()
         busy, steal = machine_cpu()
         node_cpu = sum(map(cpu_seconds, nodes)) - node_before
+        commands = command_costs(data, count)
         redis_cpu = cpu_seconds(redis) - redis_before
         if importer.returncode != 0:
             raise SystemExit(f"the import failed: {stderr[-2000:]}")
@@ -202,6 +219,7 @@ def run(variant: Variant, count: int, work: Path) -> dict[str, object]:
         "steal_s": round(steal - steal_before, 2),
         "cpu_bound_ceiling": round(os.cpu_count() or 1) * round(1e6 / per_id),
         "summary": stderr.strip().splitlines()[-1],
+        "redis_us_by_command": dict(list(commands.items())[:8]),
     }
 
 
