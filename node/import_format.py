@@ -131,8 +131,11 @@ def _cells(line: bytes) -> list[str]:
         text = line.decode()
     except UnicodeDecodeError:
         raise InvalidValue("the line is not UTF-8") from None
+    text = text.rstrip("\r\n")
+    if '"' not in text:  # no quoting: a split gives csv's cells at a tenth of its cost
+        return text.split(",") if text else []
     try:
-        rows = list(csv.reader([text.rstrip("\r\n")], strict=True))
+        rows = list(csv.reader([text], strict=True))
     except csv.Error as exc:
         raise InvalidValue(f"not a CSV row: {exc}") from None
     return rows[0] if rows else []

@@ -85,3 +85,11 @@ def test_the_format_comes_from_the_option_else_the_suffix() -> None:
         format_of("ids.txt", None)
     with pytest.raises(ConfigError, match="--format"):
         format_of("ids.txt", "xml")
+
+
+def test_rows_without_quotes_split_as_csv_splits_them() -> None:
+    fmt = CsvFormat.from_header(b"handle,URL,BATCH\n")
+    plain = fmt.item(b"88.100.1/a, https://x.cn/a ,B 1\r\n")
+    quoted = fmt.item(b'"88.100.1/a"," https://x.cn/a ","B 1"\n')
+    assert plain == quoted
+    assert orjson.loads(plain)["values"][0]["data"]["value"] == " https://x.cn/a "
