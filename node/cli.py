@@ -436,7 +436,7 @@ def _parser() -> argparse.ArgumentParser:
         "--format", choices=["ndjson", "csv"], help="default: from the suffix (.ndjson .jsonl .csv)"
     )
     importing.add_argument("--chunk", type=int, default=2000, help="identifiers per batch call")
-    importing.add_argument("--in-flight", type=int, default=8, help="batch calls at once")
+    importing.add_argument("--in-flight", type=int, default=4, help="batch calls at once")
     importing.add_argument("--checkpoint", help="default FILE.checkpoint")
     importing.add_argument("--rejects", help="default FILE.rejects (one JSON object a line)")
     importing.add_argument(

@@ -53,7 +53,7 @@ class ImportOptions:
     credentials: Credentials
     fmt: str = "ndjson"
     chunk: int = 2000
-    in_flight: int = 8
+    in_flight: int = 4
     checkpoint: Path | None = None  # default: <file>.checkpoint
     rejects: Path | None = None  # default: <file>.rejects
     stop_on_error: bool = False
