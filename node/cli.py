@@ -456,6 +456,39 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the node's JSON answer instead of the tree"
     )
 
+    importing = command(
+        "import",
+        help="stream a file of identifiers (NDJSON or CSV) into a node's batch API",
+        description="Register every identifier of FILE at the node --url, --chunk per batch "
+        "call, --in-flight calls at once, as the identity --identity (its secret from "
+        "--secret or IDNODE_IMPORT_SECRET). Existing identifiers are replaced. Lines the node "
+        "refuses go to the rejects file with their line number and reason; the rest go on. "
+        "Progress and an ETA every few seconds on stderr. Interrupted, the same command "
+        "resumes after the last acknowledged chunk (the checkpoint file).",
+    )
+    importing.add_argument("file", help="NDJSON (one batch item a line) or CSV (handle,TYPE,...)")
+    importing.add_argument("--url", required=True, help="the node holding the prefixes")
+    importing.add_argument("--identity", required=True, help="e.g. 300:0.NA/88.100.1")
+    importing.add_argument("--secret", help="the identity's secret (default IDNODE_IMPORT_SECRET)")
+    importing.add_argument(
+        "--format", choices=["ndjson", "csv"], help="default: from the suffix (.ndjson .jsonl .csv)"
+    )
+    importing.add_argument("--chunk", type=int, default=2000, help="identifiers per batch call")
+    importing.add_argument("--in-flight", type=int, default=4, help="batch calls at once")
+    importing.add_argument("--checkpoint", help="default FILE.checkpoint")
+    importing.add_argument("--rejects", help="default FILE.rejects (one JSON object a line)")
+    importing.add_argument(
+        "--stop-on-error",
+        action="store_true",
+        help="stop after the chunk holding the first rejected line",
+    )
+    importing.add_argument(
+        "--restart", action="store_true", help="ignore the checkpoint: import the whole file"
+    )
+    importing.add_argument(
+        "--progress-every", type=float, default=5.0, help="seconds between progress lines"
+    )
+
     keys = command(
         "keys",
         help="public-key identities: generate a key pair, sign a login challenge, log in",
@@ -681,6 +714,42 @@ def seed(args: dict[str, object]) -> None:
     print(f"seeded {written:,} identifiers for {len(jobs) - len(skipped)} enterprises{note}")
 
 
+def bulk_import(args: dict[str, object]) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from node.import_format import format_of
+    from node.importer import Importer, ImportOptions
+    from resolver.upstream import Credentials
+
+    secret = args["secret"] or os.environ.get("IDNODE_IMPORT_SECRET")
+    if not secret:
+        raise ConfigError("give the identity's secret: --secret or IDNODE_IMPORT_SECRET")
+    file = Path(str(args["file"]))
+    if not file.is_file():
+        raise ConfigError(f"no such file: {file}")
+    options = ImportOptions(
+        file=file,
+        url=str(args["url"]),
+        credentials=Credentials(str(args["identity"]), str(secret)),
+        fmt=format_of(str(file), str(args["format"]) if args["format"] else None),
+        chunk=int(str(args["chunk"])),
+        in_flight=int(str(args["in_flight"])),
+        checkpoint=Path(str(args["checkpoint"])) if args["checkpoint"] else None,
+        rejects=Path(str(args["rejects"])) if args["rejects"] else None,
+        stop_on_error=bool(args["stop_on_error"]),
+        restart=bool(args["restart"]),
+        progress_every=float(str(args["progress_every"])),
+    )
+    outcome = asyncio.run(Importer(options, progress=sys.stderr).run())
+    print(outcome.summary(), file=sys.stderr)
+    if outcome.rejected:
+        print(f"rejected lines: {options.rejects_path}", file=sys.stderr)
+    if outcome.stopped:
+        print("stopped after the first rejected line (--stop-on-error)", file=sys.stderr)
+    return 1 if outcome.rejected else 0
+
+
 def serve(config: NodeConfig, argv: Sequence[str]) -> None:
     import socket
 
@@ -812,6 +881,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.exit(check(args))
         elif command == "seed":
             seed(args)
+        elif command == "import":
+            sys.exit(bulk_import(args))
         elif command == "bench":
             sys.exit(bench(args, argv))
     except ConfigError as exc:  # a setting, a port, a file: the user can fix it
