@@ -683,7 +683,7 @@ async def test_keys_in_a_batch_are_checked_hashed_and_end_the_sessions_they_repl
     assert answer["results"][3]["responseCode"] == 202
     assert await redis.get("r:{88.100}:88.100/devices/bad") is None
     for n in (1, 2):
-        stored = await redis.get(f"f:{{0.na}}:0.na/88.100.{n}")
+        stored = await redis.get(f"r:{{0.na}}:0.na/88.100.{n}")  # every value, hashed
         assert stored is not None and b"shared-secret" not in stored
         own = basic(f"300:0.NA/88.100.{n}", "shared-secret")
         assert (await put(client, f"88.100.{n}/a", [URL_VALUE], own)).status_code == 201
