@@ -183,7 +183,10 @@ async def publish(prefix: str, name: str, request: Request, state: State) -> Res
         if draft is None:
             raise NotFound(f"template {where.text}/{name} has no draft to publish")
         published = draft.published(utc_timestamp())
-        return _answer(published) if await store.publish(before, published) else None
+        if not await store.publish(before, published):
+            return None
+        state.store.learn(published.queryable_types)  # its queryable items get indexes
+        return _answer(published)
 
     return await _until_settled(store, where, name, attempt)
 
