@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from loadtest.batch_cost import PREFIX, SECRET, _post
 from loadtest.capacity_batch import BATCH, batch_body
@@ -172,14 +173,25 @@ async def used_memory(redis: Redis) -> int:
 
 
 async def rewrite_aof(redis: Redis, directory: Path) -> int:
-    """BGREWRITEAOF, wait for it, and the AOF directory's size in bytes."""
-    await redis.bgrewriteaof()
+    """BGREWRITEAOF once no rewrite runs (Redis starts its own as the AOF grows), wait
+    for it, and the AOF directory's size in bytes."""
     while True:
-        await asyncio.sleep(0.2)
+        await _rewrites_done(redis)
+        try:
+            await redis.bgrewriteaof()
+            break
+        except ResponseError:  # one started in between: wait for it and ask again
+            continue
+    await _rewrites_done(redis)
+    return sum(f.stat().st_size for f in directory.rglob("*") if "appendonly" in str(f))
+
+
+async def _rewrites_done(redis: Redis) -> None:
+    while True:
         info = await redis.info("persistence")
         if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
-            break
-    return sum(f.stat().st_size for f in directory.rglob("*") if "appendonly" in str(f))
+            return
+        await asyncio.sleep(0.2)
 
 
 async def families(redis: Redis, sample: int) -> dict[str, Family]:
