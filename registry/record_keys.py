@@ -2,15 +2,20 @@
 touches; free of I/O (:mod:`registry.store` applies what this computes).
 
 Key layout (``{...}`` is a Redis Cluster hash tag: every key of one prefix shares a slot;
-bytes per identifier measured by ``python -m loadtest.storage_cost``)::
+the last column is Redis memory per identifier for the demo-shaped identifiers of
+``python -m loadtest.storage_cost``, 200,000 of them, prefix ``88.100``)::
 
-    r:{<prefix>}:<handle key>     STRING  public body (the bytes a resolution returns)
-    f:{<prefix>}:<handle key>     STRING  full body, only when some values are private
-    l:{<prefix>}                  ZSET    index members of the handles under the prefix
-                                          (listing, paging)
-    v:{<prefix>}:<type key>       ZSET    "<value key> NUL <member>" (reverse lookup,
-                                          equality and date ranges of queries)
-    n:{<prefix>}:<type key>       ZSET    <member> scored by its number (number ranges)
+    key                           type    holds                                  B/id
+    r:{<prefix>}:<handle key>     STRING  public body (the bytes a resolution    1,096
+                                          returns)
+    f:{<prefix>}:<handle key>     STRING  full body, only when some values are       0
+                                          private
+    l:{<prefix>}                  ZSET    index members of the handles under        96
+                                          the prefix (listing, paging)
+    v:{<prefix>}:<type key>       ZSET    "<value key> NUL <member>" (reverse    ~125 a
+                                          lookup, equality and date ranges)       type (URL 160)
+    n:{<prefix>}:<type key>       ZSET    <member> scored by its number         ~100 a
+                                          (number ranges)                         type
 
 Only the types the node's :class:`registry.index_policy.IndexPolicy` covers have ``v:``
 and ``n:`` keys. An index *member* names a handle by its suffix alone (the key holds the
