@@ -4,6 +4,7 @@ Redis's own command statistics)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -181,3 +182,18 @@ async def test_queries_read_indexes_not_every_identifier(
     # template (unpinned and @1: 2), so 30 ZSCOREs.
     assert small["zscore"] == 30
     assert small["zrangebylex"] == 1 and "zrangebyscore" not in small  # one set fetched
+
+
+async def test_a_template_published_later_gets_its_queryable_items_indexed(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    await load(client, range(50), template=False)
+    refused = await client.get("/api/query", params={"prefix": "88.100", "BATCH": "B001"})
+    assert refused.status_code == 400 and "BATCH is not indexed" in refused.json()["message"]
+    await publish(client)  # declares BATCH queryable: built for the records already here
+    for _ in range(200):
+        if not await redis.exists("store:upgrade"):
+            break
+        await asyncio.sleep(0.01)
+    batch = await query(client, BATCH="B001")
+    assert batch["handles"] == expected(range(50), lambda n: n // 10 == 1)
