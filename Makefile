@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 DEMO_ARGS ?=
 
-.PHONY: install demo docs test browser compose-tool bench-tools bench-capacity bench-batch-cost bench-attacks bench-ci check lint types format clean
+.PHONY: install demo docs test browser compose-tool bench-tools bench-capacity bench-batch-cost bench-storage bench-attacks bench-ci check lint types format clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ bench-capacity: install bench-tools
 bench-batch-cost: install
 	@command -v valgrind >/dev/null || { $(call apt_install,valgrind,make bench-batch-cost needs valgrind on PATH); }
 	$(BIN)/python -m loadtest.batch_cost --instructions
+
+# Redis memory and AOF bytes per identifier, by key family (about 2 minutes): 200,000
+# demo-shaped identifiers through the batch API with every type indexed, then with the
+# default indexes, side by side in reports/<timestamp>/storage.md.
+bench-storage: install
+	$(BIN)/python -m loadtest.storage_cost --count 200000
 
 # What attacks cost a cached GET at the top node (about 50 s): quiet, a child sending a
 # gzip bomb, a 1 GiB body or a drip, and 2000 idle connections, side by side in one run.

@@ -48,8 +48,11 @@ SECRET = "batch-cost"
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
-async def _post(app: Any, body: bytes, authorization: str) -> dict[str, Any]:
-    """One ``POST /api/batch/handles`` as an ASGI call; the answer's JSON."""
+async def _post(
+    app: Any, body: bytes, authorization: str, *, expected: int = BATCH
+) -> dict[str, Any]:
+    """One ``POST /api/batch/handles`` as an ASGI call; the answer's JSON (an error
+    unless ``expected`` identifiers were created)."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -89,7 +92,7 @@ async def _post(app: Any, body: bytes, authorization: str) -> dict[str, Any]:
 
     await app(scope, receive, send)
     result: dict[str, Any] = orjson.loads(b"".join(answer))
-    if status != 200 or result.get("created") != BATCH:
+    if status != 200 or result.get("created") != expected:
         raise RuntimeError(f"a batch was not registered whole ({status}): {result}")
     return result
 

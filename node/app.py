@@ -74,6 +74,7 @@ from registry.redis_client import open_redis
 from registry.registrar import Registrar
 from registry.session import SessionStore
 from registry.store import HandleStore, store_error
+from registry.template import Template, TemplateRef
 from registry.template_store import TemplateStore
 from resolver.address_guard import GuardedResolver
 from resolver.answer_cache import AnswerCache
@@ -189,6 +190,8 @@ def create_app(config: NodeConfig) -> FastAPI:
         finally:
             await stop_all([starting])
             await stop_all(tasks)
+            if (built := getattr(app.state, "node", None)) is not None:
+                await built.store.close()  # index builds resume at the next start
             await session.close()
             await redis.aclose()
             if embedded is not None:
@@ -366,10 +369,19 @@ async def _build_state(
     config: NodeConfig, redis: Redis, session: aiohttp.ClientSession, metrics: NodeMetrics
 ) -> NodeState:
     traits = config.traits
+    indexes = config.indexed_types
+    template_store = None
+    if traits.stores:
+        template_store = TemplateStore(redis)
+        # The queryable items of the templates kept here are indexed from the start;
+        # those of other nodes' templates once a write or query reads them.
+        indexes = indexes.with_types(await template_store.queryable_types())
     store = HandleStore(
         redis,
         change_retention_ms=int(config.change_retention * 1000),
         local_ttl=config.cache.local_ttl if traits.stores else 0.0,
+        indexes=indexes,
+        log=lambda message, extra: log.info(message, extra=extra),
     )
     converted = await store.upgrade()
     if converted:
@@ -414,11 +426,16 @@ async def _build_state(
             max_nodes=config.max_followed_nodes,
         )
         resolver = Resolver(cache, upstream, follow=follower.follow, policy=policy)
-    template_store = None
-    if traits.stores:
-        template_store = TemplateStore(redis)
+    if template_store is not None:
         locate = templates.template_locator(registrar, config.parent_url)
-        registrar.templates = TemplateSource(template_store, locate, upstream).find
+        source = TemplateSource(template_store, locate, upstream).find
+
+        async def find(ref: TemplateRef) -> Template:
+            template = await source(ref)
+            store.learn(template.queryable_types)  # indexed from now on
+            return template
+
+        registrar.templates = find
     answerer = Answerer(traits, own, store, delegations, resolver, config.parent_url)
     state = NodeState(
         config,

@@ -202,6 +202,15 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="let calls to other nodes reach loopback and private addresses (default off)",
     )
+    serve.add_argument(
+        "--indexed-types",
+        metavar="TYPES",
+        help="value types indexed for reverse lookup (/hrls/handles, /api/search) and "
+        "queries (/api/query), comma-separated, e.g. URL,BATCH; TEMPLATE and the items "
+        "metadata templates declare queryable are always indexed; '*' indexes every "
+        "type; searches on other types are refused (400). Changing it rebuilds or drops "
+        "indexes at start (default URL)",
+    )
     hygiene = serve.add_argument_group(
         "connection limits", "bounds on client connections and on the Redis pool"
     )

@@ -87,6 +87,11 @@ option                 environment               meaning
 --redis-pool-timeout   IDNODE_REDIS_POOL_TIMEOUT  wait for a free Redis connection (2 s)
 --min-free-disk-bytes  IDNODE_MIN_FREE_DISK_BYTES  embedded Redis: writes are refused
                                                  while its disk has less free (64 MiB)
+--indexed-types        IDNODE_INDEXED_TYPES      value types indexed for reverse lookup
+                                                 and queries, comma-separated (URL;
+                                                 TEMPLATE and templates' queryable
+                                                 items always; * = every type); see
+                                                 :mod:`registry.index_policy`
 =====================  ========================  ==========================================
 """
 
@@ -101,6 +106,7 @@ from registry.enterprise import DEFAULT_LIFETIME
 from registry.errors import ConfigError, IdnodeError
 from registry.hierarchy import TRAITS, Role, Traits
 from registry.identifier import Prefix
+from registry.index_policy import IndexPolicy
 from registry.limits import Limits
 from registry.prefix_entry import node_url_problem
 from resolver.cache import CachePolicy
@@ -165,6 +171,7 @@ class NodeConfig:
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     redis_pool: PoolLimits = field(default_factory=PoolLimits)
     min_free_disk_bytes: int = 64 * 1024 * 1024
+    indexed_types: IndexPolicy = field(default_factory=IndexPolicy)
 
     @property
     def traits(self) -> Traits:
@@ -338,6 +345,7 @@ class NodeConfig:
             min_free_disk_bytes=_int_setting(
                 "min_free_disk_bytes", get("min_free_disk_bytes"), 64 * 1024 * 1024, low=0
             ),
+            indexed_types=IndexPolicy.parse(get("indexed_types")),
         )
 
 

@@ -66,6 +66,9 @@ LOAD_SHOWN_EVERY = 5.0  # seconds between lines on a loading store's progress
 _DATABASES = 256
 
 
+DEMO_INDEXED_TYPES = "URL,PRODUCT_NAME,BATCH,PRODUCTION_DATE,MANUFACTURER"
+
+
 @dataclass
 class NodeAt:
     """A node of the hierarchy and where it answers."""
@@ -114,6 +117,9 @@ class Launcher:
     host: str = "127.0.0.1"
     out: Any = sys.stdout
     node_env: dict[str, str] = field(default_factory=dict)  # extra IDNODE_* for every node
+    # What the nodes index (--indexed-types): every field the sample identifiers carry,
+    # so the walk-through's searches and queries work; IDNODE_INDEXED_TYPES in node_env wins.
+    indexed_types: str = DEMO_INDEXED_TYPES
     workers: dict[str, int] = field(default_factory=dict)  # --workers by node name (else 1)
     progress: Any = None  # where seeding progress is printed (None: nowhere)
     steps: Any = None  # where one line per start-up step is printed (None: nowhere)
@@ -515,6 +521,8 @@ class Launcher:
             args += ["--owner", owner]
         if self.workers.get(name, 1) > 1:
             args += ["--workers", str(self.workers[name])]
+        if "IDNODE_INDEXED_TYPES" not in self.node_env:
+            args += ["--indexed-types", self.indexed_types]
         env = {**os.environ, **self.node_env}
         if secret:
             env["IDNODE_ADMIN_SECRET"] = secret  # not on the command line, where ps shows it

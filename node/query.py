@@ -69,6 +69,7 @@ async def structured_query(
         template=declared,
         page=page,
         page_size=pageSize,
+        policy=state.store.indexes,
     )
     total, handles = await state.store.query(query)
     return json_response(

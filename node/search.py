@@ -15,7 +15,7 @@ from node.anonymous_limits import FAN_OUT_RESPONSES
 from node.handles import search_terms
 from node.responses import json_response
 from node.state import NodeState, node_state
-from registry.errors import InvalidValue, UpstreamTimeout, UpstreamUnavailable
+from registry.errors import InvalidValue, NotIndexed, UpstreamTimeout, UpstreamUnavailable
 from registry.identifier import Prefix
 from registry.search_report import (
     DEFAULT_TIMEOUT,
@@ -59,7 +59,9 @@ async def search(
                     "found": 0, "message": "..."}],
          "unanswered": [URL]}
 
-    A node that did not answer never fails the search; ``complete`` is false.
+    A node that did not answer never fails the search; ``complete`` is false. A node
+    that does not index a searched type (``--indexed-types``) reports itself
+    ``"unindexed"`` and still asks the nodes below.
     """
     cap = state.config.limits.max_search_results
     if limit > cap:
@@ -67,7 +69,12 @@ async def search(
     terms, within = search_terms(request, _CONTROLS)
     report = SearchReport(state.config.public_url, limit=limit)
     own = [state.config.prefix.text] if state.config.prefix is not None else []
-    report.found_here(await state.store.search(terms, limit, within=within), own)
+    try:
+        here = await state.store.search(terms, limit, within=within)
+    except NotIndexed as exc:  # the nodes below may index it: still ask them
+        report.failed(state.config.public_url, own, "unindexed", exc.message)
+    else:
+        report.found_here(here, own)
     delegations = state.registrar.delegations
     if delegations is None:
         return json_response(report.to_json())

@@ -143,10 +143,13 @@ async def template_versions(prefix: str, name: str, state: State) -> Response:
 )
 async def put_draft(prefix: str, name: str, request: Request, state: State) -> Response:
     """Body ``{"description": ..., "items": [{"name", "index", "type", "required",
-    "minLength", "maxLength", "minimum", "maximum", "enabled", "description"}]}``.
+    "minLength", "maxLength", "minimum", "maximum", "enabled", "description",
+    "queryable"}]}``.
 
     ``index`` is 2000 or more; ``type`` is string, number, date, url or handle;
-    ``minimum``/``maximum`` apply to numbers and dates (YYYY-MM-DD). The draft will be
+    ``minimum``/``maximum`` apply to numbers and dates (YYYY-MM-DD); ``"queryable":
+    true`` has nodes index the item for ``/api/query`` and reverse lookup once the
+    template is published (other items are checked, not indexed). The draft will be
     published as the next version; it must keep every item of the latest published
     version with its index and type (409 otherwise: disable an item with
     ``"enabled": false`` instead of deleting it). 201 for a new draft, 200 for a
@@ -183,7 +186,10 @@ async def publish(prefix: str, name: str, request: Request, state: State) -> Res
         if draft is None:
             raise NotFound(f"template {where.text}/{name} has no draft to publish")
         published = draft.published(utc_timestamp())
-        return _answer(published) if await store.publish(before, published) else None
+        if not await store.publish(before, published):
+            return None
+        state.store.learn(published.queryable_types)  # its queryable items get indexes
+        return _answer(published)
 
     return await _until_settled(store, where, name, attempt)
 

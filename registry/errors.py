@@ -18,7 +18,9 @@ them case by case: they render ``error.body()`` with ``error.http_status``.
     │   │   │                                      shape (values not a list, index not
     │   │   │                                      an integer, data missing): Handle's
     │   │   │                                      PROTOCOL_ERROR, as for unparseable JSON
-    │   │   └── TemplateViolation        202, 400  values refused by their metadata template
+    │   │   ├── TemplateViolation        202, 400  values refused by their metadata template
+    │   │   └── NotIndexed               202, 400  a search or query on a value type this
+    │   │                                          node does not index (it never scans)
     │   ├── NotFound                     100, 404  no such application or entry
     │   │   └── HandleNotFound           100, 404
     │   ├── Conflict                     101, 409  clashes with the current state
@@ -104,6 +106,13 @@ class InvalidHandle(RequestError):
 class InvalidValue(RequestError):
     response_code = 202
     default_message = "Invalid value"
+
+
+class NotIndexed(InvalidValue):
+    """A reverse lookup or query names a value type the node keeps no index of; the
+    message says how to index it (the node never answers by scanning records)."""
+
+    default_message = "Value type not indexed"
 
 
 class MalformedValue(InvalidValue):

@@ -18,10 +18,12 @@ compares numbers and dates (``75`` matches ``75.0``). Without one, equality comp
 text and ranges apply to whatever values spell numbers or dates.
 
 Queries never scan: each condition is a range of one sorted set that the store keeps on
-every write (:mod:`registry.search`). The store counts each condition's matches, fetches
-the smallest set, checks the other conditions for those candidates with one ZSCORE each,
-then sorts and pages. A query whose narrowest condition still matches more than
-:data:`MAX_CANDIDATES` identifiers is refused with a request to narrow it.
+every write (:mod:`registry.search`), and a condition on a type the node does not index
+(:mod:`registry.index_policy`) is refused. The store counts each condition's matches,
+fetches the smallest set, checks the other conditions for those candidates with one
+ZSCORE each (a date range, read from the value index, by the candidates' public
+bodies), then sorts and pages. A query whose narrowest condition still matches more
+than :data:`MAX_CANDIDATES` identifiers is refused with a request to narrow it.
 
 Nothing here does I/O.
 """
@@ -35,8 +37,18 @@ from enum import Enum
 
 from registry.errors import InvalidValue
 from registry.identifier import Prefix, ascii_lower
-from registry.search import SEPARATOR, ValuePattern, member, score_of, split_member
+from registry.index_policy import IndexPolicy
+from registry.search import (
+    SEPARATOR,
+    ValuePattern,
+    date_score,
+    date_text,
+    member,
+    score_of,
+    split_member,
+)
 from registry.template import Item, ItemType, Template, TemplateRef, parse_date, parse_number
+from registry.value import HandleValue
 
 MAX_CANDIDATES = 100_000
 MAX_CONDITIONS = 16
@@ -47,6 +59,7 @@ _OPERATORS = {".min": "min", ".max": "max"}
 class Kind(Enum):
     EQUAL = "text equals"  # a member of the value index: "<value> NUL <handle>"
     RANGE = "in range"  # a score in the number index
+    DATES = "dates in range"  # members "<YYYY-MM-DD> NUL <handle>" of the value index
     TEMPLATE = "declares"  # members "<template> NUL <handle>" or "<template>@N NUL ..."
 
 
@@ -66,8 +79,19 @@ class Condition:
         """Whether the condition reads the number index (else the value index)."""
         return self.kind is Kind.RANGE
 
+    @property
+    def probed(self) -> bool:
+        """Whether ZSCOREs of :meth:`probes` check it (a date range: the values do)."""
+        return self.kind is not Kind.DATES
+
     def lex_range(self) -> tuple[bytes, bytes]:
         """The value-index range holding every member that may match."""
+        if self.kind is Kind.DATES:
+            # ISO dates are fixed-width: their text order is their time order.
+            low = b"-" if math.isinf(self.low) else b"[" + date_text(self.low).encode()
+            if math.isinf(self.high):
+                return low, b"+"
+            return low, b"[" + (date_text(self.high) + SEPARATOR).encode() + b"\xff"
         if self.kind is Kind.EQUAL:
             return ValuePattern(self.field, self.text).lex_range()
         return ValuePattern(self.field, self.text + "*").lex_range()
@@ -75,6 +99,8 @@ class Condition:
     def handle_of(self, raw: bytes) -> str | None:
         """The handle of a fetched value-index member, if the member matches."""
         value, handle = split_member(raw)
+        if self.kind is Kind.DATES:
+            return handle if self._in_dates(value) else None
         if self.kind is Kind.TEMPLATE and value != self.text and not _pinned(value, self.text):
             return None  # 88.100/pack-2 shares the prefix of 88.100/pack but is another
         return handle
@@ -87,6 +113,17 @@ class Condition:
             return [member(self.text, handle)]
         spellings = [self.text] + [f"{self.text}@{n}" for n in range(1, self.versions + 1)]
         return [member(s, handle) for s in spellings]
+
+    def _in_dates(self, text: str) -> bool:
+        score = date_score(text)
+        return score is not None and self.low <= score <= self.high
+
+    def accepts_values(self, values: Sequence[HandleValue]) -> bool:
+        """Whether a record's public ``values`` meet a date range."""
+        return any(
+            v.type_key == self.field and isinstance(v.value, str) and self._in_dates(v.value)
+            for v in values
+        )
 
     def accepts(self, scores: Sequence[float | None]) -> bool:
         """Whether the probes' scores (None: not a member) mean a match."""
@@ -119,11 +156,14 @@ class Query:
         template: Template | None,
         page: int,
         page_size: int,
+        policy: IndexPolicy | None = None,
     ) -> Query:
         """Conditions from query parameters (``prefix``, ``template``, ``page`` and
         ``pageSize`` are not conditions); ``template`` is the published template named
-        by the ``template`` parameter, if any."""
+        by the ``template`` parameter, if any; a condition on a type ``policy`` (default:
+        every type) does not cover is refused (:class:`registry.errors.NotIndexed`)."""
         ranges: dict[str, dict[str, float]] = {}
+        dated: dict[str, bool] = {}  # field -> whether its range is of dates
         conditions: list[Condition] = []
         for key, raw in params:
             if ascii_lower(key) in CONTROLS:
@@ -134,6 +174,8 @@ class Query:
                 raise InvalidValue("a query may not contain NUL")
             field, bound = _split(key)
             item = _item(template, field)
+            if policy is not None:
+                policy.check(ascii_lower(field))
             if bound is None and (item is None or item.type not in _ORDERED):
                 conditions.append(Condition(ascii_lower(field), Kind.EQUAL, ascii_lower(raw)))
                 continue
@@ -145,6 +187,11 @@ class Query:
             if score is None or (item is not None and not _fits(item.type, raw)):
                 kind = item.type.value if item is not None else "number or date (YYYY-MM-DD)"
                 raise InvalidValue(f"{key}: {raw[:40]!r} is not a {kind}")
+            is_date = (
+                item.type is ItemType.DATE if item is not None else date_score(raw) is not None
+            )
+            if dated.setdefault(ascii_lower(field), is_date) != is_date:
+                raise InvalidValue(f"{field}: give dates or numbers as bounds, not both")
             limits = ranges.setdefault(ascii_lower(field), {})
             for side in ("min", "max") if bound is None else (bound,):
                 if side in limits:
@@ -154,7 +201,8 @@ class Query:
             low, high = limits.get("min", -math.inf), limits.get("max", math.inf)
             if low > high:
                 raise InvalidValue(f"{field}: min is larger than max; nothing can match")
-            conditions.append(Condition(field, Kind.RANGE, low=low, high=high))
+            ranged = Kind.DATES if dated[field] else Kind.RANGE
+            conditions.append(Condition(field, ranged, low=low, high=high))
         if template is not None:
             ref = TemplateRef(template.prefix, template.name)
             conditions.append(

@@ -10,9 +10,16 @@ case-insensitively, ``*`` standing for any run of characters:
 - ``*...``: a leading wildcard cannot use the order, so the whole type's set is walked,
   in pages, still bounded by the result limit.
 
-Values that spell a number or an ISO date are also indexed by value, one per type and
-handle, in a sorted set scored by the number (a date as YYYYMMDD), for the range
-conditions of structured queries (:mod:`registry.query`).
+Values that spell a number are also indexed by value, one per type and handle, in a
+sorted set scored by the number, for the range conditions of structured queries
+(:mod:`registry.query`). Dates are not: an ISO date (YYYY-MM-DD) is fixed-width, so the
+value index already orders dates as time does, and a date range is a lexicographic
+range of it (a second, scored entry per date would cost ~60 bytes an identifier for
+nothing).
+
+Only the types the node's :class:`registry.index_policy.IndexPolicy` covers are indexed.
+A member holds the handle's suffix only (``<value> NUL <suffix>``): the key is per
+prefix already (:mod:`registry.record_keys`).
 
 Nothing here does I/O; the store turns a :class:`ValuePattern` into Redis commands.
 """
@@ -25,6 +32,7 @@ from dataclasses import dataclass
 
 from registry.errors import InvalidValue
 from registry.identifier import ascii_lower
+from registry.index_policy import IndexPolicy
 from registry.record import HandleRecord
 from registry.template import parse_date, parse_number
 from registry.value import FORMAT_STRING
@@ -83,50 +91,83 @@ class ValuePattern:
         return _compile(self.pattern).fullmatch(value_key) is not None
 
 
-def member(value_key: str, handle_text: str) -> bytes:
-    return f"{value_key}{SEPARATOR}{handle_text}".encode()
+def member(value_key: str, handle_member: str) -> bytes:
+    """A value-index member: the value and the handle's index member
+    (:func:`registry.record_keys.index_member`)."""
+    return f"{value_key}{SEPARATOR}{handle_member}".encode()
 
 
 def split_member(raw: bytes) -> tuple[str, str]:
-    value_key, _, handle_text = raw.decode().partition(SEPARATOR)
-    return value_key, handle_text
+    """A value-index member's value and handle member."""
+    value_key, _, handle_member = raw.decode().partition(SEPARATOR)
+    return value_key, handle_member
 
 
 def search_entries(
-    record: HandleRecord | None,
+    record: HandleRecord | None, policy: IndexPolicy, handle_member: str
 ) -> tuple[set[tuple[str, str]], dict[str, float]]:
-    """Where ``record`` is found, in one pass over its public string values: the (type
-    key, member) pairs of the value index (members as text, ``member`` encodes one), and
-    the (type key -> score) of the numeric index, for each type the first value (lowest
-    index) that spells a number or a date."""
+    """Where ``record`` is found, in one pass over its public string values of the types
+    ``policy`` covers: the (type key, member) pairs of the value index (members as
+    text, ``member`` encodes one), and the (type key -> number) of the number index,
+    for each type the first value (lowest index) that spells a number.
+    ``handle_member`` is the record's handle as index members hold it."""
     entries: set[tuple[str, str]] = set()
     numbers: dict[str, float] = {}
     if record is None:
         return entries, numbers
-    suffix = SEPARATOR + record.handle.text
+    suffix = SEPARATOR + handle_member
+    every, types = policy.every, policy.types
     for v in record.values:
         if not v.is_public or v.format is not FORMAT_STRING:
             continue
+        type_key = v.type_key
+        if not every and type_key not in types:
+            continue
         text = v.value
         assert isinstance(text, str)
-        indexed, score = _TEXTS.get(text) or _text_facts(text)
+        indexed, number = _TEXTS.get(text) or _text_facts(text)
         if indexed is not None:
-            entries.add((v.type_key, indexed + suffix))
-        if score is not None and v.type_key not in numbers:
-            numbers[v.type_key] = score
+            entries.add((type_key, indexed + suffix))
+        if number is not None and type_key not in numbers:
+            numbers[type_key] = number
     return entries, numbers
 
 
 def score_of(text: str) -> float | None:
-    """A value's place in the numeric index: the number it spells, or an ISO date as the
+    """A query bound's place in order: the number it spells, or an ISO date as the
     number YYYYMMDD (so dates order correctly); None for any other text."""
-    return (_TEXTS.get(text) or _text_facts(text))[1]
+    if not text or text[0] not in _NUMERIC_START:
+        return None
+    number = parse_number(text)
+    if number is not None:
+        return number
+    return date_score(text)
+
+
+def date_score(text: str) -> float | None:
+    """An ISO date as the number YYYYMMDD, else None.
+
+    >>> date_score("2026-01-05"), date_score("2026-02-30"), date_score("75")
+    (20260105.0, None, None)
+    """
+    day = parse_date(text)
+    return float(day.year * 10_000 + day.month * 100 + day.day) if day is not None else None
+
+
+def date_text(score: float) -> str:
+    """The ISO date a :func:`date_score` stands for.
+
+    >>> date_text(20260105.0)
+    '2026-01-05'
+    """
+    whole = int(score)
+    return f"{whole // 10_000:04d}-{whole // 100 % 100:02d}-{whole % 100:02d}"
 
 
 def _text_facts(text: str) -> tuple[str | None, float | None]:
     """How a value's text is indexed: ASCII-lowered (None when it is not: it holds NUL or
-    is too long) and its ``score_of``; remembered for short texts, which repeat across
-    records (names, dates, quantities), and computed afresh for long ones."""
+    is too long) and the number it spells; remembered for short texts, which repeat
+    across records (names, dates, quantities), and computed afresh for long ones."""
     # UTF-8 takes at most 4 bytes a character: short values need no encoding.
     unindexed = SEPARATOR in text or (
         len(text) * 4 > MAX_INDEXED_BYTES and len(text.encode()) > MAX_INDEXED_BYTES
@@ -134,21 +175,13 @@ def _text_facts(text: str) -> tuple[str | None, float | None]:
     facts = (
         None if unindexed else ascii_lower(text),
         # Most values (URLs, names) are rejected without a regex.
-        _parsed_score(text) if text and text[0] in _NUMERIC_START else None,
+        parse_number(text) if text and text[0] in _NUMERIC_START else None,
     )
     if len(text) <= _MEMO_CHARS:
         if len(_TEXTS) >= _MEMO_SIZE:
             _TEXTS.clear()
         _TEXTS[text] = facts
     return facts
-
-
-def _parsed_score(text: str) -> float | None:
-    number = parse_number(text)
-    if number is not None:
-        return number
-    day = parse_date(text)
-    return float(day.year * 10_000 + day.month * 100 + day.day) if day is not None else None
 
 
 def intersect_in_order(groups: Iterable[list[str]], limit: int) -> list[str]:

@@ -50,6 +50,7 @@ STATUSES = {
     "unreachable": "could not be reached",
     "error": "did not answer with a search result",
     "skipped": "was not asked",
+    "unindexed": "does not index a searched value type",
 }
 
 
@@ -200,7 +201,7 @@ def _reported_node(
         return "foreign"
     assert isinstance(found, int)
     message = None if status == "ok" else f"node {via} reports that this node {STATUSES[status]}"
-    shown = 0 if status in ("timeout", "unreachable", "error", "skipped") else found
+    shown = 0 if status in ("timeout", "unreachable", "error", "skipped", "unindexed") else found
     return NodeAnswer(url, tuple(p.text for p in parsed), status, shown, message)
 
 

@@ -5,7 +5,12 @@ Records and indexes are laid out as :mod:`registry.record_keys` says; besides th
     prefixes                      SET     every prefix that has held a handle here
     changes                       STREAM  h = keys of the handles a commit touches
     changes:epoch                 STRING  random; a new one means a new store
-    store:layout                  STRING  "3": compact records (:meth:`HandleStore.upgrade`)
+    store:layout                  STRING  "4": compact records, index members hold
+                                          suffixes, no date scores (:meth:`HandleStore.upgrade`)
+    store:indexed                 STRING  the types the indexes are complete for
+                                          (:class:`registry.index_policy.IndexPolicy`)
+    store:upgrade                 HASH    a rebuild of the indexes under way: its phase,
+                                          SCAN cursor, types and records done (resumable)
 
 Writes are optimistic: load a record with its version (a SHA-1 over its bodies), compute
 the new record in pure code (:mod:`registry.record`), then commit with a script that
@@ -33,7 +38,7 @@ import hashlib
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import cast
@@ -46,12 +51,14 @@ from redis.exceptions import BusyLoadingError, NoScriptError, RedisError, WatchE
 from registry.change_feed import StreamId, has_gap, next_cursor
 from registry.errors import StoreFull, StoreLoading, StoreUnavailable
 from registry.identifier import Handle, Prefix, national_prefix_problem
+from registry.index_policy import EVERY, IndexPolicy
 from registry.local_copy import LocalCopies
 from registry.query import Condition, Query, driver, page_of
 from registry.record import HandleRecord
 from registry.record_keys import (
     KeyChanges,
     full_key,
+    handle_text,
     index_changes,
     listing_key,
     number_index_key,
@@ -76,7 +83,11 @@ FOLLOW_INTERVAL = 0.05  # seconds between reads of the change stream for local c
 _FOLLOW_COUNT = 500
 
 LAYOUT_KEY = "store:layout"
-LAYOUT = b"3"  # the last of HandleStore.upgrade_steps
+LAYOUT = b"4"  # the last of HandleStore.upgrade_steps
+INDEXED_KEY = "store:indexed"
+UPGRADE_KEY = "store:upgrade"
+_INDEX_FAMILIES = ("l:", "v:", "n:")
+EVERY_TYPE = IndexPolicy(every=True)  # a store told nothing indexes every type
 
 # One call commits changes that fall under one prefix (one hash slot), each change
 # atomic on its own and applied only if its record is unchanged.
@@ -185,8 +196,14 @@ class HandleStore:
         *,
         change_retention_ms: int = DEFAULT_CHANGE_RETENTION_MS,
         local_ttl: float = 0.0,
+        indexes: IndexPolicy = EVERY_TYPE,
+        log: Callable[[str, dict[str, object]], None] | None = None,
     ):
         self._redis = redis
+        # Which value types are indexed; widened by templates' queryable items (learn).
+        self.indexes = indexes
+        self._log = log or (lambda message, extra: None)
+        self._builds: set[asyncio.Task[None]] = set()
         self.change_retention_ms = change_retention_ms
         # Hot public bodies kept in process (registry.local_copy); 0 keeps none.
         self.local = LocalCopies(local_ttl)
@@ -298,7 +315,7 @@ class HandleStore:
             subject = subject_of(before.record if before else None, after)
             group = groups.get(subject.prefix)
             if group is None:
-                group = groups[subject.prefix] = CommitGroup()
+                group = groups[subject.prefix] = CommitGroup(self.indexes)
             placed.append((group, group.add(before, after, subject)))
         prefixes = {after.handle.prefix for _, after in changes if after is not None}
         touched = [key for group in groups.values() for key in group.handle_keys]
@@ -379,23 +396,34 @@ class HandleStore:
             yield WatchedBatch(self, list(zip(pipes, slices, strict=True)), loaded)
 
     async def upgrade(self) -> int:
-        """Bring a store written by an older version to the current layout; returns how
-        many records were converted. Each step of :meth:`upgrade_steps` newer than the
-        layout key runs, then sets the key to its layout: a step interrupted (a crash)
-        runs again at the next start and finishes (each skips what it converted
-        already). Runs at start-up; once the key says :data:`LAYOUT` it only reads it.
-        Nodes of older versions must not write to the store while it runs."""
+        """Bring a store written by an older version to the current layout, and its
+        indexes to this node's :attr:`indexes`; returns how many records were converted
+        or re-indexed. Each step of :meth:`upgrade_steps` newer than the layout key runs,
+        then sets the key to its layout: a step interrupted (a crash) runs again at the
+        next start and finishes (each skips what it converted already). Then, if the
+        indexed types changed (``store:indexed``), indexes of types no longer indexed
+        are dropped and those of newly indexed types built (resumable alike). Runs at
+        start-up; once the layout key says :data:`LAYOUT`, no rebuild is pending and
+        ``store:indexed`` matches the policy, it only reads those keys. Nodes of older
+        versions must not write to the store while it runs."""
         converted = 0
         async with translated():
             layout = await self._redis.get(LAYOUT_KEY)
-            if layout == LAYOUT:
-                return 0
-            done = int(layout or b"1")
-            for step in self.upgrade_steps():
-                if int(step.layout) <= done:
-                    continue
-                converted += await step.run()
-                await self._redis.set(LAYOUT_KEY, step.layout)
+            pending = cast(dict[bytes, bytes], await self._redis.hgetall(UPGRADE_KEY))
+            if layout != LAYOUT:
+                done = int(layout or b"1")
+                for step in self.upgrade_steps():
+                    if int(step.layout) <= done:
+                        continue
+                    converted += await step.run()
+                    await self._redis.set(LAYOUT_KEY, step.layout)
+            elif pending:  # a build of newly indexed types, interrupted: resume it
+                converted += await self._rebuild()
+            recorded = cast(bytes | None, await self._redis.get(INDEXED_KEY))
+            if recorded is not None and recorded.decode() != self.indexes.text:
+                converted += await self._retype(IndexPolicy.from_text(recorded.decode()))
+            elif recorded is None:
+                await self._redis.set(INDEXED_KEY, self.indexes.text)
         if converted:
             self.local.clear()
         return converted
@@ -405,6 +433,7 @@ class HandleStore:
         return [
             UpgradeStep(b"2", "records are strings, not hashes", self._records_to_strings),
             UpgradeStep(b"3", "records in the compact stored form", self._compact_records),
+            UpgradeStep(b"4", "indexes hold suffixes, no date scores", self._reindex),
         ]
 
     async def _records_to_strings(self) -> int:
@@ -421,6 +450,140 @@ class HandleStore:
         if page:
             converted += await self._convert(page)
         return converted
+
+    async def _reindex(self) -> int:
+        """Layout 3 to 4 (index members held whole handle texts, dates had a scored
+        entry as well): every ``l:``/``v:``/``n:`` key is dropped and the indexes are
+        rebuilt from the records (:meth:`_rebuild`). Records are never touched, so no
+        identifier can be lost; the rebuild notes its phase and SCAN cursor in
+        ``store:upgrade`` after every page and resumes there if interrupted."""
+        if not await self._redis.exists(UPGRADE_KEY):
+            await self._redis.hset(
+                UPGRADE_KEY, mapping={"phase": "drop", "types": self.indexes.text}
+            )
+        return await self._rebuild()
+
+    async def _retype(self, recorded: IndexPolicy) -> int:
+        """From the indexes ``recorded`` as complete to those of :attr:`indexes`."""
+        build, dropped = self.indexes.difference(recorded)
+        if dropped:
+            gone = await self._drop_indexes(
+                lambda type_key: (
+                    type_key in dropped or (EVERY in dropped and not self.indexes.covers(type_key))
+                ),
+                families=("v:", "n:"),
+            )
+            self._log("indexes dropped", {"types": sorted(dropped), "keys": gone})
+        done = 0
+        if build is not None:
+            await self._redis.hset(
+                UPGRADE_KEY, mapping={"phase": "build", "cursor": 0, "types": build.text}
+            )
+            done = await self._rebuild()
+        await self._redis.set(INDEXED_KEY, self.indexes.text)
+        return done
+
+    async def _drop_indexes(
+        self, dropping: Callable[[str], bool], families: Sequence[str] = _INDEX_FAMILIES
+    ) -> int:
+        """UNLINK the index keys of ``families`` whose type ``dropping`` says to drop
+        (``l:`` keys have no type: they go whenever ``l:`` is listed)."""
+        gone = 0
+        async for key in self._redis.scan_iter(count=_SCAN_PAGE, _type="zset"):
+            text = key.decode(errors="replace")
+            if text[:2] not in families:
+                continue
+            if text[:2] != "l:" and not dropping(text.rpartition("}:")[2]):
+                continue
+            gone += int(await self._redis.unlink(key))
+        return gone
+
+    async def _rebuild(self) -> int:
+        """Carry out the index rebuild ``store:upgrade`` describes, from where it was
+        left: phase ``drop`` unlinks every index key, phase ``build`` adds the entries
+        of every record for the types noted there, a SCAN page at a time."""
+        raw = cast(dict[bytes, bytes], await self._redis.hgetall(UPGRADE_KEY))
+        state = {k.decode(): v.decode() for k, v in raw.items()}
+        types = IndexPolicy.from_text(state.get("types", self.indexes.text))
+        if state.get("phase") == "drop":
+            gone = await self._drop_indexes(lambda type_key: True)
+            self._log("old indexes dropped", {"keys": gone})
+            await self._redis.hset(UPGRADE_KEY, mapping={"phase": "build", "cursor": 0, "done": 0})
+            state.update(cursor="0", done="0")
+        cursor, done = int(state.get("cursor", 0)), int(state.get("done", 0))
+        began, logged = time.monotonic(), time.monotonic()
+        while True:
+            cursor, found = await self._redis.scan(
+                cursor, match="r:*", count=_SCAN_PAGE, _type="string"
+            )
+            keys = cast(list[bytes], found)
+            if keys:
+                done += await self._index(keys, types)
+            await self._redis.hset(UPGRADE_KEY, mapping={"cursor": cursor, "done": done})
+            if time.monotonic() - logged > 10:
+                logged = time.monotonic()
+                self._log("indexes building", {"records": done, "types": types.text})
+            if cursor == 0:
+                break
+        await self._redis.delete(UPGRADE_KEY)
+        await self._redis.set(INDEXED_KEY, self.indexes.text)
+        seconds = round(time.monotonic() - began, 1)
+        self._log("indexes built", {"records": done, "types": types.text, "seconds": seconds})
+        return done
+
+    async def _index(self, keys: list[bytes], types: IndexPolicy) -> int:
+        """Add the index entries of the records at ``keys`` for ``types``, under WATCH:
+        a record written meanwhile makes the page repeat (a deleted one must not be
+        indexed again)."""
+        while True:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(*keys)
+                fulls = [b"f:" + key.removeprefix(b"r:") for key in keys]
+                bodies = cast(list[bytes | None], await self._redis.mget(keys + fulls))
+                changes = KeyChanges(types)
+                count = 0
+                for n in range(len(keys)):
+                    handle = Handle.parse(keys[n].decode().partition("}:")[2])
+                    stored = _stored(handle, bodies[n], bodies[len(keys) + n])
+                    if stored is not None:
+                        changes.add(None, stored.record)
+                        count += 1
+                pipe.multi()  # type: ignore[no-untyped-call]
+                for key, scored in changes.adds.items():
+                    pipe.execute_command("ZADD", key, *scored)
+                try:
+                    await pipe.execute()
+                except WatchError:
+                    continue
+                return count
+
+    def learn(self, queryable: Iterable[str]) -> None:
+        """Index these types too (a template's queryable items): from now on for every
+        write, and for the records already here by a build in the background."""
+        widened = self.indexes.with_types(queryable)
+        if widened is self.indexes:
+            return
+        added = IndexPolicy(widened.types - self.indexes.types)
+        self.indexes = widened
+        task = asyncio.get_running_loop().create_task(self._build_later(added))
+        self._builds.add(task)
+        task.add_done_callback(self._builds.discard)
+
+    async def _build_later(self, added: IndexPolicy) -> None:
+        try:
+            async with translated():
+                await self._redis.hset(
+                    UPGRADE_KEY, mapping={"phase": "build", "cursor": 0, "types": added.text}
+                )
+                await self._rebuild()
+        except StoreUnavailable as exc:  # the next start resumes it
+            self._log("index build stopped", {"types": added.text, "error": str(exc)})
+
+    async def close(self) -> None:
+        """Stop index builds running in the background (the next start resumes them)."""
+        for task in list(self._builds):
+            task.cancel()
+        await asyncio.gather(*self._builds, return_exceptions=True)
 
     async def _convert(self, keys: list[bytes]) -> int:
         while True:
@@ -507,7 +670,7 @@ class HandleStore:
             pipe.zcard(key)
             pipe.zrange(key, start, start + page_size - 1)
             total, members = await pipe.execute()
-        return int(total), [m.decode() for m in members]
+        return int(total), [handle_text(prefix.text, m.decode()) for m in members]
 
     async def changes(self, after: StreamId | None, limit: int) -> ChangePage:
         """Up to ``limit`` feed entries after ``after`` (none without it), with the cursor
@@ -542,7 +705,10 @@ class HandleStore:
         self, terms: Sequence[ValuePattern], limit: int, *, within: Prefix | None = None
     ) -> list[str]:
         """Handles having a value matching every term, across the prefixes here
-        (only those under ``within`` when given), at most ``limit``."""
+        (only those under ``within`` when given), at most ``limit``; a term on a type
+        not indexed here is refused (:class:`registry.errors.NotIndexed`)."""
+        for term in terms:
+            self.indexes.check(term.type_key)
         found: list[str] = []
         for prefix in await self.prefixes():
             if within is not None and (
@@ -559,6 +725,8 @@ class HandleStore:
         """How many identifiers under ``query.prefix`` meet every condition, and the
         page asked for, in byte order; see :mod:`registry.query` for how."""
         conditions = query.conditions
+        for condition in conditions:
+            self.indexes.check(condition.field)
         keys = [self._condition_key(query.prefix.text, c) for c in conditions]
         async with translated():
             pipe = self._redis.pipeline(transaction=False)
@@ -580,36 +748,50 @@ class HandleStore:
             else:
                 raw = cast(list[bytes], await self._redis.zrangebylex(key, *lead.lex_range()))
                 found = [h for h in map(lead.handle_of, raw) if h is not None]
-            candidates = list(dict.fromkeys(found))
+            candidates = list(dict.fromkeys(found))  # index members, not yet handles
             others = [
                 (c, k) for i, (c, k) in enumerate(zip(conditions, keys, strict=True)) if i != chosen
             ]
-            matching = await self._meeting(candidates, others)
-        matching.sort()
-        return len(matching), page_of(matching, query.page, query.page_size)
+            matching = await self._meeting(query.prefix.text, candidates, others)
+        handles = sorted(handle_text(query.prefix.text, m) for m in matching)
+        return len(handles), page_of(handles, query.page, query.page_size)
 
     async def _meeting(
-        self, candidates: list[str], conditions: list[tuple[Condition, str]]
+        self, prefix: str, candidates: list[str], conditions: list[tuple[Condition, str]]
     ) -> list[str]:
-        """The candidates that meet every condition: one ZSCORE per probe, pipelined."""
+        """The candidates (index members) that meet every condition: one ZSCORE per
+        probe, pipelined; date ranges by the candidates' public bodies."""
+        probed = [(c, k) for c, k in conditions if c.probed]
+        read = [c for c, _ in conditions if not c.probed]
         if not conditions:
             return candidates
         kept: list[str] = []
         for start in range(0, len(candidates), _PROBE_CHUNK):
             chunk = candidates[start : start + _PROBE_CHUNK]
             pipe = self._redis.pipeline(transaction=False)
-            for handle in chunk:
-                for condition, key in conditions:
-                    for probe in condition.probes(handle):
+            for name in chunk:
+                for condition, key in probed:
+                    for probe in condition.probes(name):
                         pipe.zscore(key, probe)
-            scores = iter(await pipe.execute())
-            for handle in chunk:
+            scores = iter(await pipe.execute() if probed else [])
+            met = []
+            for name in chunk:
                 meets = True
-                for condition, _ in conditions:
-                    got = [next(scores) for _ in condition.probes(handle)]
+                for condition, _ in probed:
+                    got = [next(scores) for _ in condition.probes(name)]
                     meets = meets and condition.accepts(got)
                 if meets:
-                    kept.append(handle)
+                    met.append(name)
+            if read and met:
+                handles = [Handle.parse(handle_text(prefix, name)) for name in met]
+                bodies = await self.public_bodies(handles)
+                met = [
+                    name
+                    for name, body in zip(met, bodies, strict=True)
+                    if body is not None
+                    and all(c.accepts_values(HandleRecord.decode(body).values) for c in read)
+                ]
+            kept.extend(met)
         return kept
 
     @staticmethod
@@ -629,9 +811,9 @@ class HandleStore:
                     list[bytes], await self._redis.zrangebylex(key, low, high, offset, _SCAN_PAGE)
                 )
                 for raw in page:
-                    value_key, handle_text = split_member(raw)
+                    value_key, name = split_member(raw)
                     if term.is_exact or term.matches(value_key):
-                        handles.append(handle_text)
+                        handles.append(handle_text(prefix, name))
                 if len(page) < _SCAN_PAGE:
                     return handles
                 offset += _SCAN_PAGE
@@ -697,7 +879,7 @@ class WatchedBatch:
         self, pipe: Pipeline, changes: Sequence[tuple[Stored | None, HandleRecord | None]]
     ) -> list[bool]:
         store = self._store
-        writes = KeyChanges()
+        writes = KeyChanges(store.indexes)
         for before, after in changes:
             writes.add(before.record if before else None, after)
         pipe.multi()  # type: ignore[no-untyped-call]
@@ -722,7 +904,8 @@ class CommitGroup:
     """Changes under one prefix as the arguments of one commit script call: every key
     once, and per change the numbers of the keys it touches."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: IndexPolicy) -> None:
+        self.policy = policy
         self.handle_keys: list[str] = []
         self._keys: dict[str, int] = {}  # key -> its 1-based number in KEYS
         self._changes: list[list[object]] = []
@@ -733,7 +916,9 @@ class CommitGroup:
         # Scores as Python spells them: Lua would print numbers with 14 digits.
         ops = [
             [op, self._number(key), member, repr(score)]
-            for op, key, member, score in index_changes(before.record if before else None, after)
+            for op, key, member, score in index_changes(
+                before.record if before else None, after, self.policy
+            )
         ]
         # The stored form holds every value: no full body beside it any more (the
         # script deletes an older node's).

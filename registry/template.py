@@ -6,6 +6,10 @@ Its items say which values an identifier declaring it holds: each item is a valu
 ``type`` (its name) at a fixed ``index`` of 2000 or more, with a data type (string,
 number, date, url, handle) and limits (required, length, range).
 
+An item may be declared ``"queryable": true``: every node that has seen the template
+then indexes that value type, so structured queries (``/api/query``) and reverse lookup
+can use it (:mod:`registry.index_policy`); other items are checked but not indexed.
+
 An identifier declares a template with a value of type ``TEMPLATE`` naming it,
 ``88.100/battery-pack`` (the latest published version) or ``88.100/battery-pack@2``
 (that version). Every write of such an identifier is checked against the template, and
@@ -100,6 +104,9 @@ class Item:
     maximum: float | str | None = None
     enabled: bool = True
     description: str = ""
+    # Whether nodes index this item for reverse lookup and structured queries
+    # (registry.index_policy): set per item, since every index costs memory per identifier.
+    queryable: bool = False
 
     @property
     def key(self) -> str:
@@ -136,6 +143,8 @@ class Item:
                 out[key] = limit
         if self.description:
             out["description"] = self.description
+        if self.queryable:
+            out["queryable"] = True
         return out
 
     @classmethod
@@ -172,6 +181,7 @@ class Item:
             maximum=_bound(obj, "maximum", kind, where),
             enabled=_flag(obj, "enabled", True, where),
             description=_text(obj, "description", where),
+            queryable=_flag(obj, "queryable", False, where),
         )
         if (
             item.min_length is not None
@@ -326,6 +336,12 @@ class Template:
 
     def item_at(self, index: int) -> Item | None:
         return next((i for i in self.items if i.index == index), None)
+
+    @property
+    def queryable_types(self) -> frozenset[str]:
+        """The value types (keys) of the items declared ``"queryable": true``, which
+        nodes index for this template's queries (:mod:`registry.index_policy`)."""
+        return frozenset(i.key for i in self.items if i.queryable and i.enabled)
 
     def item_named(self, name: str) -> Item | None:
         key = ascii_lower(name)

@@ -190,6 +190,30 @@ class TemplateStore:
             )
         return out
 
+    async def queryable_types(self) -> frozenset[str]:
+        """The value types the latest published version of any template here declares
+        queryable (:attr:`registry.template.Template.queryable_types`)."""
+        async with translated():
+            prefixes = cast(set[bytes], await self._redis.smembers(PREFIXES_KEY))
+            pipe = self._redis.pipeline(transaction=False)
+            for raw in prefixes:
+                pipe.smembers(names_key(Prefix(raw.decode())))
+            keys = [
+                template_key(Prefix(raw.decode()), name.decode())
+                for raw, names in zip(prefixes, await pipe.execute(), strict=True)
+                for name in names
+            ]
+            pipe = self._redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.hget(key, "latest")
+            latest = await pipe.execute()
+            pipe = self._redis.pipeline(transaction=False)
+            published = [(k, int(n)) for k, n in zip(keys, latest, strict=True) if n]
+            for key, version in published:
+                pipe.hget(key, f"v{version}")
+            bodies = await pipe.execute()
+        return frozenset(t for body in bodies if body for t in _decode(body).queryable_types)
+
 
 def _decode(body: bytes) -> Template:
     return Template.from_json(orjson.loads(body))

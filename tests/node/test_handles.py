@@ -6,9 +6,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from node.embedded_redis import EmbeddedRedis
 from registry.identifier import Handle
 from registry.stored_form import public_json
-from tests.conftest import ADMIN_AUTH, basic, snapshot
+from tests.conftest import ADMIN_AUTH, basic, node_config, served, snapshot
 
 URL_VALUE = {
     "index": 1,
@@ -171,7 +172,22 @@ async def test_listing_pages(client: httpx.AsyncClient) -> None:
     assert sub["handles"] == ["88.100.1/other"]
 
 
-async def test_reverse_lookup(client: httpx.AsyncClient) -> None:
+async def test_reverse_lookup(redis: Redis, redis_server: EmbeddedRedis) -> None:
+    # CHECKSUM is searched: this node indexes it (the default indexes URL alone).
+    async with served(node_config(redis_server.url, indexed_types="URL,CHECKSUM")) as client:
+        await _reverse_lookup(client)
+
+
+async def test_reverse_lookup_on_an_unindexed_type_is_refused(client: httpx.AsyncClient) -> None:
+    await put(client, "88.100/r1", [{"index": 2, "type": "CHECKSUM", "data": "abc"}])
+    answer = await client.get("/hrls/handles", params={"CHECKSUM": "abc"})
+    body = answer.json()
+    assert (answer.status_code, body["responseCode"]) == (400, 202)
+    assert "CHECKSUM is not indexed" in body["message"]
+    assert "IDNODE_INDEXED_TYPES" in body["message"]
+
+
+async def _reverse_lookup(client: httpx.AsyncClient) -> None:
     await put(
         client,
         "88.100/r1",

@@ -4,6 +4,7 @@ Redis's own command statistics)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -12,11 +13,12 @@ from redis.asyncio import Redis
 from tests.conftest import ADMIN_AUTH
 
 TEMPLATE = "/api/templates/88.100/battery-pack"
+# Queryable: indexes are chosen (registry.index_policy), and the template chooses these.
 ITEMS = [
-    {"name": "model", "index": 2000, "type": "string", "required": True},
-    {"name": "capacity_kwh", "index": 2001, "type": "number", "required": True},
-    {"name": "made_on", "index": 2002, "type": "date", "required": True},
-    {"name": "BATCH", "index": 2003, "type": "string", "required": True},
+    {"name": "model", "index": 2000, "type": "string", "required": True, "queryable": True},
+    {"name": "capacity_kwh", "index": 2001, "type": "number", "required": True, "queryable": True},
+    {"name": "made_on", "index": 2002, "type": "date", "required": True, "queryable": True},
+    {"name": "BATCH", "index": 2003, "type": "string", "required": True, "queryable": True},
 ]
 
 
@@ -80,6 +82,14 @@ async def test_queries_find_exactly_the_matching_identifiers(client: httpx.Async
     nothing = await query(client, BATCH="B999")
     assert (nothing["totalCount"], nothing["handles"]) == (0, [])
 
+    # Date ranges read the value index (ISO dates order as text), driving or checked.
+    days = await query(client, **{"made_on.min": "2026-01-27", "made_on.max": "2026-01-28"})
+    assert days["handles"] == expected(numbers, lambda n: n % 28 + 1 >= 27)
+    both = await query(client, BATCH="B001", **{"made_on.min": "2026-01-15"})
+    assert both["handles"] == expected(numbers, lambda n: n // 10 == 1 and n % 28 + 1 >= 15)
+    day = await query(client, template="88.100/battery-pack", made_on="2026-01-03")
+    assert day["handles"] == expected(numbers, lambda n: n % 28 + 1 == 3)
+
 
 async def test_paging_walks_every_match_once(client: httpx.AsyncClient) -> None:
     await publish(client)
@@ -127,6 +137,7 @@ async def test_bad_queries_are_400_and_held_elsewhere_is_301(client: httpx.Async
         ({"colour": "red", "template": "88.100/battery-pack"}, "not an item"),
         ({"capacity_kwh.min": "lots"}, "is not a number"),
         ({"template": "88.100/nothing"}, "has no published"),
+        ({"colour": "red"}, "COLOUR is not indexed at this node"),
     ):
         answer = await client.get("/api/query", params={"prefix": "88.100", **params})
         assert answer.status_code == 400 and says in answer.json()["message"], answer.text
@@ -171,3 +182,18 @@ async def test_queries_read_indexes_not_every_identifier(
     # template (unpinned and @1: 2), so 30 ZSCOREs.
     assert small["zscore"] == 30
     assert small["zrangebylex"] == 1 and "zrangebyscore" not in small  # one set fetched
+
+
+async def test_a_template_published_later_gets_its_queryable_items_indexed(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    await load(client, range(50), template=False)
+    refused = await client.get("/api/query", params={"prefix": "88.100", "BATCH": "B001"})
+    assert refused.status_code == 400 and "BATCH is not indexed" in refused.json()["message"]
+    await publish(client)  # declares BATCH queryable: built for the records already here
+    for _ in range(200):
+        if not await redis.exists("store:upgrade"):
+            break
+        await asyncio.sleep(0.01)
+    batch = await query(client, BATCH="B001")
+    assert batch["handles"] == expected(range(50), lambda n: n // 10 == 1)

@@ -137,3 +137,15 @@ async def test_a_malformed_or_failed_answer_is_described_not_echoed(
     failed = by_node(body)[hostile.url]
     assert failed["status"] in ("error", "unreachable") and says in failed["message"]
     assert "call us" not in failed["message"] and body["handles"] == ["88.100.1/good"]
+
+
+async def test_a_type_this_node_does_not_index_is_still_searched_below(
+    top: httpx.AsyncClient, children: tuple[HostileNode, HostileNode]
+) -> None:
+    answer = await top.get("/api/search", params={"MANUFACTURER": "x"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["handles"] == ["88.100.1/good"]  # what the children found
+    here = [n for n in body["nodes"] if n["status"] == "unindexed"]
+    assert len(here) == 1 and "MANUFACTURER is not indexed" in here[0]["message"]
+    assert body["complete"] is False

@@ -5,13 +5,15 @@ search, trace, listing) leaves it out."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import ADMIN_AUTH, snapshot
+from node.embedded_redis import EmbeddedRedis
+from tests.conftest import ADMIN_AUTH, node_config, served, snapshot
 
 HANDLE = "88.100/private-1"
 SECRET_TEXT = "lot-7-supplier-price"
@@ -20,6 +22,14 @@ VALUES: list[dict[str, Any]] = [
     {"index": 2, "type": "NOTE", "data": SECRET_TEXT, "permissions": "1100"},
     {"index": 3, "type": "PART_OF", "data": "88.100/private-2", "permissions": "1100"},
 ]
+
+
+@pytest.fixture
+async def client(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[httpx.AsyncClient]:
+    """A node indexing NOTE (indexes are chosen): a private note must still never come
+    out of reverse lookup or search."""
+    async with served(node_config(redis_server.url, indexed_types="URL,NOTE")) as http:
+        yield http
 
 
 @pytest.fixture

@@ -4,13 +4,16 @@ index members to add and remove (registry.record_keys)."""
 from __future__ import annotations
 
 from registry.identifier import Handle
+from registry.index_policy import IndexPolicy
 from registry.record import HandleRecord
 from registry.record_keys import (
     ADD,
     REMOVE,
     KeyChanges,
     full_key,
+    handle_text,
     index_changes,
+    index_member,
     listing_key,
     number_index_key,
     record_key,
@@ -21,6 +24,7 @@ from registry.stored_form import to_stored
 from registry.value import DataFormat, HandleValue
 
 NOW = "2026-12-03T00:00:00Z"
+EVERY = IndexPolicy(every=True)
 
 
 def record(text: str, *values: tuple[str, str], private: bool = False) -> HandleRecord:
@@ -49,29 +53,53 @@ def test_a_version_changes_with_either_body() -> None:
 
 def test_a_new_record_adds_its_listing_value_and_number_entries() -> None:
     new = record("88.100/Car", ("URL", "https://X.cn"), ("WEIGHT", "1500"))
-    assert sorted(index_changes(None, new)) == [
-        (ADD, "l:{88.100}", "88.100/Car", 0.0),
-        (ADD, "n:{88.100}:weight", "88.100/Car", 1500.0),
-        (ADD, "v:{88.100}:url", "https://x.cn\x0088.100/Car", 0.0),
-        (ADD, "v:{88.100}:weight", "1500\x0088.100/Car", 0.0),
+    assert sorted(index_changes(None, new, EVERY)) == [
+        (ADD, "l:{88.100}", "Car", 0.0),
+        (ADD, "n:{88.100}:weight", "Car", 1500.0),
+        (ADD, "v:{88.100}:url", "https://x.cn\x00Car", 0.0),
+        (ADD, "v:{88.100}:weight", "1500\x00Car", 0.0),
     ]
+
+
+def test_only_the_types_the_policy_covers_are_indexed() -> None:
+    new = record("88.100/Car", ("URL", "https://X.cn"), ("WEIGHT", "1500"), ("MADE", "x"))
+    assert sorted(index_changes(None, new, IndexPolicy.parse("URL"))) == [
+        (ADD, "l:{88.100}", "Car", 0.0),
+        (ADD, "v:{88.100}:url", "https://x.cn\x00Car", 0.0),
+    ]
+
+
+def test_a_date_gets_no_scored_entry_its_text_orders_it() -> None:
+    new = record("88.100/Car", ("MADE_ON", "2026-01-05"))
+    assert sorted(index_changes(None, new, EVERY)) == [
+        (ADD, "l:{88.100}", "Car", 0.0),
+        (ADD, "v:{88.100}:made_on", "2026-01-05\x00Car", 0.0),
+    ]
+
+
+def test_members_hold_the_suffix_and_give_the_handle_back() -> None:
+    for text in ("88.100/Car", "88.100/a/b", "88.ABC/x", "88.abc/X"):
+        handle = Handle.parse(text)
+        assert handle_text(handle.prefix.lower(), index_member(handle)) == text
+    assert index_member(Handle.parse("88.100/a/b")) == "a/b"
+    assert index_member(Handle.parse("88.ABC/x")) == "\x0088.ABC/x"  # kept whole
 
 
 def test_a_replacement_touches_only_what_changed_and_a_deletion_everything() -> None:
     old = record("88.100/car", ("URL", "https://a.cn"), ("WEIGHT", "1500"))
     new = record("88.100/car", ("URL", "https://a.cn"), ("WEIGHT", "1600"))
-    assert sorted(index_changes(old, new)) == [
-        (ADD, "n:{88.100}:weight", "88.100/car", 1600.0),
-        (ADD, "v:{88.100}:weight", "1600\x0088.100/car", 0.0),
-        (REMOVE, "v:{88.100}:weight", "1500\x0088.100/car", 0.0),
+    assert sorted(index_changes(old, new, EVERY)) == [
+        (ADD, "n:{88.100}:weight", "car", 1600.0),
+        (ADD, "v:{88.100}:weight", "1600\x00car", 0.0),
+        (REMOVE, "v:{88.100}:weight", "1500\x00car", 0.0),
     ]
-    gone = list(index_changes(old, None))
-    assert gone[0] == (REMOVE, "l:{88.100}", "88.100/car", 0.0)  # removals come first
+    gone = list(index_changes(old, None, EVERY))
+    assert gone[0] == (REMOVE, "l:{88.100}", "car", 0.0)  # removals come first
     assert {op for op, *_ in gone} == {REMOVE} and len(gone) == 4
 
 
 def test_many_changes_become_a_few_commands() -> None:
-    changes = KeyChanges()
+    changes = KeyChanges(EVERY)
     first = record("88.100/a", ("URL", "https://a.cn"))
     second = record("88.100/b", ("URL", "https://b.cn"), private=True)
     changes.add(None, first)
@@ -98,15 +126,15 @@ def test_many_changes_become_a_few_commands() -> None:
     # Lexical index members all score 0, sent as "0" (no float formatting).
     assert changes.adds["v:{88.100}:url"] == [
         "0",
-        "https://a.cn\x0088.100/a",
+        "https://a.cn\x00a",
         "0",
-        "https://b.cn\x0088.100/b",
+        "https://b.cn\x00b",
         "0",
-        "https://c2.cn\x0088.100/c",
+        "https://c2.cn\x00c",
     ]
     assert changes.removes == {
-        "v:{88.100}:url": ["https://c.cn\x0088.100/c", "https://d.cn\x0088.100/d"],
-        "l:{88.100}": ["88.100/d"],
+        "v:{88.100}:url": ["https://c.cn\x00c", "https://d.cn\x00d"],
+        "l:{88.100}": ["d"],
     }
     assert changes.handle_keys == ["88.100/a", "88.100/b", "88.100/c", "88.100/d"]
     assert changes.prefixes == {"88.100"}

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from registry.errors import InvalidValue
 from registry.identifier import Handle
+from registry.index_policy import IndexPolicy
 from registry.limits import Limits
 from registry.record import HandleRecord
 from registry.search import (
@@ -203,8 +204,11 @@ def test_member_is_value_nul_handle_and_splits_back() -> None:
 # --- search_entries ----------------------------------------------------------------------
 
 
+EVERY = IndexPolicy(every=True)
+
+
 def index_entries(record: HandleRecord | None) -> set[tuple[str, str]]:
-    return search_entries(record)[0]
+    return search_entries(record, EVERY, record.handle.text if record else "")[0]
 
 
 def val(index: int, type_: str, data: Any) -> HandleValue:
@@ -282,8 +286,10 @@ def test_numeric_entries_score_the_first_public_number_or_date_of_each_type() ->
             val(300, "HS_SECKEY", "42"),
         ),
     )
-    assert search_entries(rec)[1] == {"capacity": 75.0, "made_on": 20260105.0}
-    assert search_entries(None) == (set(), {})
+    # Dates are ordered by their text in the value index: no scored entry.
+    assert search_entries(rec, EVERY, "x")[1] == {"capacity": 75.0}
+    assert search_entries(None, EVERY, "x") == (set(), {})
+    assert search_entries(rec, IndexPolicy.parse("LOT"), "x") == ({("lot", "b-17\x00x")}, {})
 
 
 def test_indexed_members_are_found_by_their_exact_pattern() -> None:

@@ -11,12 +11,13 @@ from redis.asyncio import Redis
 from node.embedded_redis import EmbeddedRedis
 from registry.identifier import Handle
 from registry.record import HandleRecord
-from registry.record_keys import ADD, full_key, index_changes, record_key
+from registry.record_keys import full_key, record_key
 from registry.store import LAYOUT, LAYOUT_KEY, HandleStore
 from registry.stored_form import is_compact
 from registry.value import DEFAULT_ADMIN_PERMISSIONS, AdminRef, DataFormat, HandleValue
 from registry.value_formats import ValueRef
 from tests.conftest import ADMIN_AUTH, node_config, served
+from tests.node.test_store_upgrade import write_layout_2 as write_previous_release
 
 NOW = "2026-12-03T00:00:00Z"
 
@@ -52,18 +53,8 @@ def record(n: int) -> HandleRecord:
 
 async def write_layout_2(redis: Redis, records: list[HandleRecord]) -> None:
     """Records as layout 2 wrote them: the public JSON body, the full one beside it
-    when some values are private, and their index entries."""
-    pipe = redis.pipeline(transaction=False)
-    for rec in records:
-        public, full = rec.bodies()
-        pipe.set(record_key(rec.handle), public)
-        if full is not None:
-            pipe.set(full_key(rec.handle), full)
-        for op, key, member, score in index_changes(None, rec):
-            assert op == ADD
-            pipe.zadd(key, {member: score})
-    pipe.set(LAYOUT_KEY, b"2")
-    await pipe.execute()
+    when some values are private, and their index entries in that layout's form."""
+    await write_previous_release(redis, records)
 
 
 QUERIES = [
@@ -106,10 +97,10 @@ async def test_a_layout_2_store_is_compacted_and_answers_the_same(
     bodies = await redis.mget([record_key(r.handle) for r in records])
     assert all(isinstance(b, bytes) and is_compact(b) for b in bodies)
     assert await redis.exists(*[full_key(r.handle) for r in records]) == 0
-    store = HandleStore(redis)
+    store = HandleStore(redis, indexes=node_config(redis_server.url).indexed_types)
     loaded = await store.load_many([r.handle for r in records])
     assert [s.record if s else None for s in loaded] == records
-    assert await store.upgrade() == 0
+    assert await store.upgrade() == 0  # done once: the next start changes nothing
 
 
 async def test_an_interrupted_upgrade_finishes_at_the_next_start(
@@ -145,7 +136,8 @@ async def test_a_partly_converted_store_upgrades_the_rest(redis: Redis) -> None:
     await write_layout_2(redis, records)
     store = HandleStore(redis)
     assert await store._compact([record_key(r.handle).encode() for r in records[::2]]) == 600
-    assert await store.upgrade() == 600  # only the rest
+    # 600 compacted (only the rest), then every record's indexes rebuilt (layout 4).
+    assert await store.upgrade() == 600 + 1_200
     assert await redis.get(LAYOUT_KEY) == LAYOUT
     loaded = await store.load_many([r.handle for r in records])
     assert [s.record if s else None for s in loaded] == records

@@ -351,3 +351,28 @@ def test_item_types_are_the_five_the_issue_names() -> None:
     assert {t.value for t in ItemType} == {"string", "number", "date", "url", "handle"}
     item = Item.from_json({"name": "a", "index": 2000, "type": "handle"})
     assert item.type is ItemType.HANDLE and item.enabled and not item.required
+
+
+def test_queryable_items_are_declared_per_item_and_kept() -> None:
+    t = Template.draft(
+        Prefix("88.100"),
+        "pack",
+        {
+            "items": [
+                {"name": "BATCH", "index": 2000, "type": "string", "queryable": True},
+                {"name": "colour", "index": 2001, "type": "string"},
+                {
+                    "name": "old",
+                    "index": 2002,
+                    "type": "string",
+                    "queryable": True,
+                    "enabled": False,
+                },
+            ]
+        },
+        now="2026-01-05T00:00:00Z",
+    )
+    assert t.queryable_types == frozenset({"batch"})  # a disabled item is not indexed
+    assert t.items[0].to_json()["queryable"] is True
+    assert "queryable" not in t.items[1].to_json()
+    assert Item.from_json(t.items[0].to_json()).queryable
