@@ -440,16 +440,7 @@ class HandleStore:
         """Records used to be hashes (``b`` public body, ``f`` full body); they become
         strings a thousand at a time, each thousand in one transaction that Redis
         refuses (and this repeats) if one of them is written meanwhile."""
-        converted = 0
-        page: list[bytes] = []
-        async for key in self._redis.scan_iter(match="r:*", count=_SCAN_PAGE, _type="hash"):
-            page.append(key)
-            if len(page) == _SCAN_PAGE:
-                converted += await self._convert(page)
-                page = []
-        if page:
-            converted += await self._convert(page)
-        return converted
+        return sum([await self._convert(page) async for page in self._pages("hash")])
 
     async def _reindex(self) -> int:
         """Layout 3 to 4 (index members held whole handle texts, dates had a scored
@@ -618,16 +609,19 @@ class HandleStore:
         records at a time as :meth:`_records_to_strings` does. Records already compact
         (converted by an interrupted run, or written by this version meanwhile) are
         left as they are."""
-        converted = 0
+        return sum([await self._compact(page) async for page in self._pages("string")])
+
+    async def _pages(self, of_type: str) -> AsyncIterator[list[bytes]]:
+        """The record keys of Redis type ``of_type``, a page of :data:`_SCAN_PAGE` at a
+        time (the last one shorter)."""
         page: list[bytes] = []
-        async for key in self._redis.scan_iter(match="r:*", count=_SCAN_PAGE, _type="string"):
+        async for key in self._redis.scan_iter(match="r:*", count=_SCAN_PAGE, _type=of_type):
             page.append(key)
             if len(page) == _SCAN_PAGE:
-                converted += await self._compact(page)
+                yield page
                 page = []
         if page:
-            converted += await self._compact(page)
-        return converted
+            yield page
 
     async def _compact(self, keys: list[bytes]) -> int:
         fulls = [b"f:" + key.removeprefix(b"r:") for key in keys]

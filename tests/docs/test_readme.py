@@ -53,16 +53,7 @@ def test_the_walk_through_names_every_node_by_a_variable() -> None:
 async def test_the_curl_walk_through_runs_against_the_demo(tmp_path: Path) -> None:
     async with demo_hierarchy(tmp_path / "demo") as launcher:
         moved = _ports(launcher)
-        script = NODE_VARIABLE.sub(
-            lambda m: f"{m.group(1)}=http://127.0.0.1:{moved[int(m.group(2))]}", walk_through()
-        )
-        done = await asyncio.to_thread(
-            subprocess.run,
-            ["bash", "-e", "-o", "pipefail", "-c", script],
-            capture_output=True,
-            text=True,
-            timeout=45,
-        )
+        done = await run_walk_through(launcher)
     assert done.returncode == 0, done.stdout + done.stderr
     expected = [
         # the first resolution walks to the secondary node, the second is cached
@@ -96,6 +87,22 @@ async def test_the_curl_walk_through_runs_against_the_demo(tmp_path: Path) -> No
         assert found >= 0, f"{text!r} not found after position {at} in:\n{out}"
         at = found
     assert "age:" in out.lower()
+
+
+async def run_walk_through(launcher: Launcher) -> subprocess.CompletedProcess[str]:
+    """The README's walk-through run by bash (-e, pipefail) against ``launcher``'s demo:
+    the documented addresses moved to the ports its nodes run on."""
+    moved = _ports(launcher)
+    script = NODE_VARIABLE.sub(
+        lambda m: f"{m.group(1)}=http://127.0.0.1:{moved[int(m.group(2))]}", walk_through()
+    )
+    return await asyncio.to_thread(
+        subprocess.run,
+        ["bash", "-e", "-o", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=45,
+    )
 
 
 def _ports(launcher: Launcher) -> dict[int, int]:

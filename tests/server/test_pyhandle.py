@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 from pyhandle.handleclient import PyHandleClient
 from pyhandle.handleexceptions import HandleAlreadyExistsException, HandleAuthenticationError
 
-from tests.docs.test_readme import NODE_VARIABLE, _ports, walk_through
+from tests.docs.test_readme import _ports, run_walk_through
 from tests.server.node_process import NodeProcess, demo_hierarchy
 
 pytestmark = pytest.mark.server
@@ -118,16 +117,7 @@ async def test_the_guides_pyhandle_walk_through_after_the_readmes(tmp_path: Path
     assert sum(documented is not None for _, documented in steps) >= 5
     async with demo_hierarchy(tmp_path / "demo") as launcher:
         moved = _ports(launcher)
-        readme = NODE_VARIABLE.sub(
-            lambda m: f"{m.group(1)}=http://127.0.0.1:{moved[int(m.group(2))]}", walk_through()
-        )
-        done = await asyncio.to_thread(
-            subprocess.run,
-            ["bash", "-e", "-o", "pipefail", "-c", readme],
-            capture_output=True,
-            text=True,
-            timeout=45,
-        )
+        done = await run_walk_through(launcher)
         assert done.returncode == 0, done.stdout + done.stderr
         namespace: dict[str, Any] = {}
         for statement, documented in steps:
