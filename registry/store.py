@@ -5,21 +5,26 @@ Records and indexes are laid out as :mod:`registry.record_keys` says; besides th
     prefixes                      SET     every prefix that has held a handle here
     changes                       STREAM  h = keys of the handles a commit touches
     changes:epoch                 STRING  random; a new one means a new store
-    store:layout                  STRING  "4": compact records, index members hold
-                                          suffixes, no date scores (:meth:`HandleStore.upgrade`)
+    store:layout                  STRING  "5": compact records in bucket hashes, index
+                                          members hold suffixes (:meth:`HandleStore.upgrade`)
+    store:buckets                 STRING  how many buckets a prefix's records spread
+                                          over; set once, when the store is first used
     store:indexed                 STRING  the types the indexes are complete for
                                           (:class:`registry.index_policy.IndexPolicy`)
     store:upgrade                 HASH    a rebuild of the indexes under way: its phase,
                                           SCAN cursor, types and records done (resumable)
 
-Writes are optimistic: load a record with its version (a SHA-1 over its bodies), compute
-the new record in pure code (:mod:`registry.record`), then commit with a script that
-applies it, and its index changes, only if the version is unchanged. A lost race returns
-False and the caller plans again. A batch (:meth:`HandleStore.watched`) instead loads its
-records under WATCH and commits them in one MULTI/EXEC per slice of ``WATCH_SLICE``
-records, which Redis refuses if any record of the slice changed since: Lua arguments and
-calls cost Redis several times what the same commands sent natively do, and a batch is
-mostly writes. With AOF ``appendfsync always`` Redis
+Writes are optimistic: load a record with its version (a SHA-1 over its stored form),
+compute the new record in pure code (:mod:`registry.record`), then commit with a script
+that applies it, and its index changes, only if the version is unchanged. A lost race
+returns False and the caller plans again. A batch (:meth:`HandleStore.watched`) instead
+loads its records under WATCH and commits them in one MULTI/EXEC per slice of about
+``WATCH_SLICE`` records, which Redis refuses if any bucket of the slice changed since
+(a write of another record in the same bucket too): Lua arguments and calls cost Redis
+several times what the same commands sent natively do, and a batch is mostly writes. A
+refused slice's records are then committed one by one by the script, each against its
+own record's version, so a neighbour's write in a shared bucket costs time, never a
+refusal. With AOF ``appendfsync always`` Redis
 fsyncs a write before replying, so an acknowledged write survives a crash.
 
 Before its commits, a write appends the handles' keys to the ``changes`` stream (the
@@ -56,12 +61,16 @@ from registry.local_copy import LocalCopies
 from registry.query import Condition, Query, driver, page_of
 from registry.record import HandleRecord
 from registry.record_keys import (
+    DEFAULT_BUCKETS,
     KeyChanges,
-    full_key,
+    bucket_handle,
+    bucket_of,
     handle_text,
     index_changes,
+    is_bucket_key,
     listing_key,
     number_index_key,
+    record_field,
     record_key,
     subject_of,
     value_index_key,
@@ -78,48 +87,46 @@ EPOCH_KEY = "changes:epoch"
 DEFAULT_CHANGE_RETENTION_MS = 3_600_000
 _SCAN_PAGE = 1000
 _PROBE_CHUNK = 5000  # candidates checked per pipeline
+_BUCKETS_PER_INDEX = 16  # buckets (a few dozen records each) per index-build transaction
 WATCH_SLICE = 250  # records per WATCH and transaction of a batch (HandleStore.watched)
 FOLLOW_INTERVAL = 0.05  # seconds between reads of the change stream for local copies
 _FOLLOW_COUNT = 500
 
 LAYOUT_KEY = "store:layout"
-LAYOUT = b"4"  # the last of HandleStore.upgrade_steps
+LAYOUT = b"5"  # the last of HandleStore.upgrade_steps
+BUCKETS_KEY = "store:buckets"
 INDEXED_KEY = "store:indexed"
 UPGRADE_KEY = "store:upgrade"
 _INDEX_FAMILIES = ("l:", "v:", "n:")
 EVERY_TYPE = IndexPolicy(every=True)  # a store told nothing indexes every type
 
 # One call commits changes that fall under one prefix (one hash slot), each change
-# atomic on its own and applied only if its record is unchanged.
+# atomic on its own and applied only if its record is unchanged (its own field: a
+# neighbour in the same bucket does not matter).
 # KEYS: every key the changes touch, once. ARGV[1]: JSON, one list per change:
-#   [record key number, full-body key number, expected version ('-' = absent),
-#    new public body ('' = delete), new full body ('' = none),
+#   [bucket key number, field, expected version ('-' = absent),
+#    new stored form ('' = delete),
 #    [[op 'a'|'r', index key number, member, score as text], ...]]
 # Returns one 1 (committed) or 0 (the record changed meanwhile) per change.
 _COMMIT_LUA = """
 local changes = cjson.decode(ARGV[1])
 local done = {}
 for i, change in ipairs(changes) do
-  local record, full = KEYS[change[1]], KEYS[change[2]]
-  local b = redis.call('GET', record)
+  local bucket, field = KEYS[change[1]], change[2]
+  local b = redis.call('HGET', bucket, field)
   local version = '-'
   if b then
-    version = redis.sha1hex(b .. '\\0' .. (redis.call('GET', full) or ''))
+    version = redis.sha1hex(b .. '\\0')
   end
   if version ~= change[3] then
     done[i] = 0
   else
     if change[4] == '' then
-      redis.call('DEL', record, full)
+      redis.call('HDEL', bucket, field)
     else
-      redis.call('SET', record, change[4])
-      if change[5] ~= '' then
-        redis.call('SET', full, change[5])
-      elseif b then
-        redis.call('DEL', full)
-      end
+      redis.call('HSET', bucket, field, change[4])
     end
-    for _, op in ipairs(change[6]) do
+    for _, op in ipairs(change[5]) do
       if op[1] == 'a' then
         redis.call('ZADD', KEYS[op[2]], op[4], op[3])
       else
@@ -197,9 +204,14 @@ class HandleStore:
         change_retention_ms: int = DEFAULT_CHANGE_RETENTION_MS,
         local_ttl: float = 0.0,
         indexes: IndexPolicy = EVERY_TYPE,
+        record_buckets: int = DEFAULT_BUCKETS,
         log: Callable[[str, dict[str, object]], None] | None = None,
     ):
         self._redis = redis
+        # The bucket count a new store gets; a store keeps the one it was created with.
+        self._new_buckets = record_buckets
+        self._buckets = 0  # read from the store on first use (buckets())
+        self.refused_slices = 0  # batch transactions Redis refused (WatchedBatch)
         # Which value types are indexed; widened by templates' queryable items (learn).
         self.indexes = indexes
         self._log = log or (lambda message, extra: None)
@@ -212,6 +224,24 @@ class HandleStore:
         async with translated():
             await self._redis.ping()
 
+    async def buckets(self) -> int:
+        """How many buckets each prefix's records spread over (``store:buckets``): the
+        store's own, set to this node's ``record_buckets`` when the store is new."""
+        if not self._buckets:
+            async with translated():
+                kept = await self._redis.get(BUCKETS_KEY)
+            if kept is None:
+                try:
+                    async with translated():
+                        await self._redis.set(BUCKETS_KEY, self._new_buckets, nx=True)
+                        kept = await self._redis.get(BUCKETS_KEY)
+                except StoreFull:
+                    # Writes refused (a full disk): no record can be written either,
+                    # and reads find none; the count is set by the first write after.
+                    return self._new_buckets
+            self._buckets = int(kept or self._new_buckets)
+        return self._buckets
+
     async def public_body(self, handle: Handle) -> bytes | None:
         """The hot path: the in-process copy, else one GET and the answer built from the
         stored form (:func:`registry.stored_form.public_json`), then kept in process."""
@@ -220,8 +250,12 @@ class HandleStore:
         if kept:
             return body
         generation = self.local.generation
+        buckets = self._buckets or await self.buckets()
         try:
-            body = cast(bytes | None, await self._redis.get(record_key(handle)))
+            body = cast(
+                bytes | None,
+                await self._redis.hget(record_key(handle, buckets), record_field(handle)),
+            )
         except RedisError as exc:
             raise store_error(exc) from exc
         if body is not None:
@@ -267,10 +301,11 @@ class HandleStore:
 
     async def public_bodies(self, handles: Sequence[Handle]) -> list[bytes | None]:
         """Several public bodies in one pipelined round trip."""
+        buckets = self._buckets or await self.buckets()
         async with translated():
             pipe = self._redis.pipeline(transaction=False)
             for handle in handles:
-                pipe.get(record_key(handle))
+                pipe.hget(record_key(handle, buckets), record_field(handle))
             bodies = cast(list[bytes | None], await pipe.execute())
         return [
             None if body is None else public_json(body, handle)
@@ -281,21 +316,20 @@ class HandleStore:
         return (await self.load_many([handle]))[0]
 
     async def load_many(self, handles: Sequence[Handle]) -> list[Stored | None]:
-        """The records (with their versions) in one round trip: one MGET per prefix."""
-        groups: dict[str, list[int]] = {}  # by hash tag: one slot per MGET
+        """The records (with their versions) in one round trip: one HMGET per bucket."""
+        buckets = self._buckets or await self.buckets()
+        groups: dict[str, list[int]] = {}  # by bucket
         for position, handle in enumerate(handles):
-            groups.setdefault(handle.key.partition("/")[0], []).append(position)
+            groups.setdefault(record_key(handle, buckets), []).append(position)
         async with translated():
             pipe = self._redis.pipeline(transaction=False)
-            for positions in groups.values():
-                keys = [record_key(handles[p]) for p in positions]
-                pipe.mget(keys + [full_key(handles[p]) for p in positions])
+            for key, positions in groups.items():
+                pipe.hmget(key, [record_field(handles[p]) for p in positions])
             replies = await pipe.execute()
         found: list[Stored | None] = [None] * len(handles)
         for positions, bodies in zip(groups.values(), replies, strict=True):
-            count = len(positions)
-            for n, position in enumerate(positions):
-                found[position] = _stored(handles[position], bodies[n], bodies[count + n])
+            for position, body in zip(positions, bodies, strict=True):
+                found[position] = _stored(handles[position], body, None)
         return found
 
     async def commit(self, before: Stored | None, after: HandleRecord | None) -> bool:
@@ -309,13 +343,14 @@ class HandleStore:
         is atomic on its own. Returns, per change, whether it was committed."""
         if not changes:
             return []
+        buckets = self._buckets or await self.buckets()
         groups: dict[str, CommitGroup] = {}
         placed: list[tuple[CommitGroup, int]] = []
         for before, after in changes:
             subject = subject_of(before.record if before else None, after)
             group = groups.get(subject.prefix)
             if group is None:
-                group = groups[subject.prefix] = CommitGroup(self.indexes)
+                group = groups[subject.prefix] = CommitGroup(self.indexes, buckets)
             placed.append((group, group.add(before, after, subject)))
         prefixes = {after.handle.prefix for _, after in changes if after is not None}
         touched = [key for group in groups.values() for key in group.handle_keys]
@@ -376,11 +411,18 @@ class HandleStore:
         :meth:`WatchedBatch.commit`.
 
         Redis checks a WATCH for keys the connection already watches one by one, so
-        one WATCH of n keys costs n²; the handles are watched in slices of
+        one WATCH of n keys costs n²; the handles are watched in slices of about
         ``WATCH_SLICE``, one connection (and later one transaction) each, held until
-        the block ends. Only record keys are watched: every commit of a record sets or
-        deletes its record key, whatever else it changes."""
-        slices = [handles[n : n + WATCH_SLICE] for n in range(0, len(handles), WATCH_SLICE)]
+        the block ends. Only bucket keys are watched: every commit of a record sets or
+        deletes its field, whatever else it changes. A bucket's handles share a slice:
+        two slices sharing one would refuse each other's transactions."""
+        buckets = self._buckets or await self.buckets()
+        count = -(-len(handles) // WATCH_SLICE)
+        placed: list[list[int]] = [[] for _ in range(count)]  # positions, by slice
+        for position, handle in enumerate(handles):  # the bucket decides the slice
+            placed[bucket_of(handle.key, buckets) % count].append(position)
+        placed = [positions for positions in placed if positions]
+        slices = [[handles[p] for p in positions] for positions in placed]
         async with translated(), contextlib.AsyncExitStack() as held:
             pipes = [
                 await held.enter_async_context(self._redis.pipeline(transaction=True))
@@ -389,11 +431,15 @@ class HandleStore:
 
             async def load(pipe: Pipeline, part: Sequence[Handle]) -> list[Stored | None]:
                 # Read after the WATCH (on any connection): a later write is caught.
-                await pipe.watch(*[record_key(h) for h in part])
+                await pipe.watch(*{record_key(h, buckets): None for h in part})
                 return await self.load_many(part)
 
             loaded = await asyncio.gather(*map(load, pipes, slices))
-            yield WatchedBatch(self, list(zip(pipes, slices, strict=True)), loaded)
+            in_order: list[Stored | None] = [None] * len(handles)
+            for positions, part in zip(placed, loaded, strict=True):
+                for position, stored in zip(positions, part, strict=True):
+                    in_order[position] = stored
+            yield WatchedBatch(self, list(zip(pipes, slices, strict=True)), in_order, buckets)
 
     async def upgrade(self) -> int:
         """Bring a store written by an older version to the current layout, and its
@@ -407,6 +453,7 @@ class HandleStore:
         ``store:indexed`` matches the policy, it only reads those keys. Nodes of older
         versions must not write to the store while it runs."""
         converted = 0
+        buckets = await self.buckets()
         async with translated():
             layout = await self._redis.get(LAYOUT_KEY)
             pending = cast(dict[bytes, bytes], await self._redis.hgetall(UPGRADE_KEY))
@@ -417,6 +464,7 @@ class HandleStore:
                         continue
                     converted += await step.run()
                     await self._redis.set(LAYOUT_KEY, step.layout)
+                self._log("store layout", {"layout": LAYOUT.decode(), "buckets": buckets})
             elif pending:  # a build of newly indexed types, interrupted: resume it
                 converted += await self._rebuild()
             recorded = cast(bytes | None, await self._redis.get(INDEXED_KEY))
@@ -434,7 +482,50 @@ class HandleStore:
             UpgradeStep(b"2", "records are strings, not hashes", self._records_to_strings),
             UpgradeStep(b"3", "records in the compact stored form", self._compact_records),
             UpgradeStep(b"4", "indexes hold suffixes, no date scores", self._reindex),
+            UpgradeStep(b"5", "records in bucket hashes", self._records_to_buckets),
         ]
+
+    async def _records_to_buckets(self) -> int:
+        """Layout 4 kept each record in its own string (``r:{p}:<handle key>``); each
+        moves to its field of its bucket (:func:`registry.record_keys.record_key`), a
+        thousand at a time, each thousand in one transaction (under WATCH, repeated if
+        one is written meanwhile) that sets the fields and deletes the strings: a record
+        is in exactly one place whenever the upgrade stops, and a restart moves the
+        strings left. The node serves no request before the upgrade has finished, so
+        nothing reads a record while it may still be a string."""
+        moved = 0
+        page: list[bytes] = []
+        async for key in self._redis.scan_iter(match="r:*", count=_SCAN_PAGE, _type="string"):
+            page.append(key)
+            if len(page) == _SCAN_PAGE:
+                moved += await self._move(page)
+                page = []
+        if page:
+            moved += await self._move(page)
+        return moved
+
+    async def _move(self, keys: list[bytes]) -> int:
+        buckets = await self.buckets()
+        handles = [Handle.parse(key.decode().partition("}:")[2]) for key in keys]
+        targets = [record_key(handle, buckets) for handle in handles]
+        while True:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(*keys, *dict.fromkeys(targets))
+                bodies = cast(list[bytes | None], await self._redis.mget(keys))
+                pipe.multi()  # type: ignore[no-untyped-call]
+                done = 0
+                for key, handle, target, body in zip(keys, handles, targets, bodies, strict=True):
+                    if body is None:
+                        continue  # moved or deleted meanwhile
+                    # A field there already was written in this layout: it is newer.
+                    pipe.hsetnx(target, record_field(handle), body)
+                    pipe.delete(key)
+                    done += 1
+                try:
+                    await pipe.execute()
+                except WatchError:
+                    continue
+                return done
 
     async def _records_to_strings(self) -> int:
         """Records used to be hashes (``b`` public body, ``f`` full body); they become
@@ -443,6 +534,8 @@ class HandleStore:
         converted = 0
         page: list[bytes] = []
         async for key in self._redis.scan_iter(match="r:*", count=_SCAN_PAGE, _type="hash"):
+            if is_bucket_key(key):
+                continue  # a bucket (layout 5) written before this store was upgraded
             page.append(key)
             if len(page) == _SCAN_PAGE:
                 converted += await self._convert(page)
@@ -513,12 +606,15 @@ class HandleStore:
         cursor, done = int(state.get("cursor", 0)), int(state.get("done", 0))
         began, logged = time.monotonic(), time.monotonic()
         while True:
-            cursor, found = await self._redis.scan(
-                cursor, match="r:*", count=_SCAN_PAGE, _type="string"
-            )
+            # Strings while step 4 runs (layout 4), buckets after step 5.
+            cursor, found = await self._redis.scan(cursor, match="r:*", count=_SCAN_PAGE)
             keys = cast(list[bytes], found)
-            if keys:
-                done += await self._index(keys, types)
+            strings = [key for key in keys if not is_bucket_key(key)]
+            if strings:
+                done += await self._index(strings, types)
+            held = [key for key in keys if is_bucket_key(key)]
+            for start in range(0, len(held), _BUCKETS_PER_INDEX):
+                done += await self._index_buckets(held[start : start + _BUCKETS_PER_INDEX], types)
             await self._redis.hset(UPGRADE_KEY, mapping={"cursor": cursor, "done": done})
             if time.monotonic() - logged > 10:
                 logged = time.monotonic()
@@ -540,7 +636,7 @@ class HandleStore:
                 await pipe.watch(*keys)
                 fulls = [b"f:" + key.removeprefix(b"r:") for key in keys]
                 bodies = cast(list[bytes | None], await self._redis.mget(keys + fulls))
-                changes = KeyChanges(types)
+                changes = KeyChanges(types, await self.buckets())
                 count = 0
                 for n in range(len(keys)):
                     handle = Handle.parse(keys[n].decode().partition("}:")[2])
@@ -551,6 +647,31 @@ class HandleStore:
                 pipe.multi()  # type: ignore[no-untyped-call]
                 for key, scored in changes.adds.items():
                     pipe.execute_command("ZADD", key, *scored)
+                try:
+                    await pipe.execute()
+                except WatchError:
+                    continue
+                return count
+
+    async def _index_buckets(self, keys: list[bytes], types: IndexPolicy) -> int:
+        """:meth:`_index` for the records of the buckets at ``keys``."""
+        while True:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(*keys)
+                read = self._redis.pipeline(transaction=False)
+                for key in keys:
+                    read.hgetall(key)
+                held = cast(list[dict[bytes, bytes]], await read.execute())
+                changes = KeyChanges(types, await self.buckets())
+                count = 0
+                for key, fields in zip(keys, held, strict=True):
+                    for name, body in fields.items():
+                        handle = bucket_handle(key, name)
+                        changes.add(None, from_stored(body, handle, None))
+                        count += 1
+                pipe.multi()  # type: ignore[no-untyped-call]
+                for index, scored in changes.adds.items():
+                    pipe.execute_command("ZADD", index, *scored)
                 try:
                     await pipe.execute()
                 except WatchError:
@@ -840,12 +961,14 @@ class WatchedBatch:
         self,
         store: HandleStore,
         slices: list[tuple[Pipeline, Sequence[Handle]]],
-        loaded: list[list[Stored | None]],
+        loaded: list[Stored | None],
+        buckets: int,
     ) -> None:
         self._store = store
         self._slices = slices
+        self._buckets = buckets
         self._slice_of = {h.key: n for n, (_, part) in enumerate(slices) for h in part}
-        self.loaded = [stored for part in loaded for stored in part]
+        self.loaded = loaded  # in the order the handles were given
 
     async def commit(
         self, changes: Sequence[tuple[Stored | None, HandleRecord | None]]
@@ -879,15 +1002,15 @@ class WatchedBatch:
         self, pipe: Pipeline, changes: Sequence[tuple[Stored | None, HandleRecord | None]]
     ) -> list[bool]:
         store = self._store
-        writes = KeyChanges(store.indexes)
+        writes = KeyChanges(store.indexes, self._buckets)
         for before, after in changes:
             writes.add(before.record if before else None, after)
         pipe.multi()  # type: ignore[no-untyped-call]
         store._log_changes(pipe, writes.handle_keys, writes.prefixes)
-        if writes.deletes:
-            pipe.delete(*writes.deletes)
-        if writes.sets:
-            pipe.execute_command("MSET", *writes.sets)
+        for key, names in writes.deletes.items():
+            pipe.hdel(key, *names)
+        for key, pairs in writes.sets.items():
+            pipe.execute_command("HSET", key, *pairs)
         for key, members in writes.removes.items():
             pipe.zrem(key, *members)
         for key, scored in writes.adds.items():
@@ -896,6 +1019,9 @@ class WatchedBatch:
             try:
                 await pipe.execute()
             except WatchError:
+                # A record, or a neighbour in one of its buckets, changed: each change
+                # goes on its own, checked against its own record's version.
+                store.refused_slices += 1
                 return await store.commit_many(changes)
         return [True] * len(changes)
 
@@ -904,8 +1030,9 @@ class CommitGroup:
     """Changes under one prefix as the arguments of one commit script call: every key
     once, and per change the numbers of the keys it touches."""
 
-    def __init__(self, policy: IndexPolicy) -> None:
+    def __init__(self, policy: IndexPolicy, buckets: int) -> None:
         self.policy = policy
+        self.buckets = buckets
         self.handle_keys: list[str] = []
         self._keys: dict[str, int] = {}  # key -> its 1-based number in KEYS
         self._changes: list[list[object]] = []
@@ -920,16 +1047,13 @@ class CommitGroup:
                 before.record if before else None, after, self.policy
             )
         ]
-        # The stored form holds every value: no full body beside it any more (the
-        # script deletes an older node's).
         stored = to_stored(after) if after else b""
         self._changes.append(
             [
-                self._number(record_key(subject)),
-                self._number(full_key(subject)),
+                self._number(record_key(subject, self.buckets)),
+                record_field(subject),
                 before.version if before else ABSENT,
                 stored.decode(),
-                "",
                 ops,
             ]
         )
