@@ -21,7 +21,9 @@ returns False and the caller plans again. A batch (:meth:`HandleStore.watched`) 
 loads its records under WATCH and commits them in one MULTI/EXEC per slice of about
 ``WATCH_SLICE`` records, which Redis refuses if any bucket of the slice changed since
 (a write of another record in the same bucket too): Lua arguments and calls cost Redis
-several times what the same commands sent natively do, and a batch is mostly writes. A
+several times what the same commands sent natively do, and a batch is mostly writes
+(only the records' fields go through one small script, :data:`_FIELDS_SET_LUA`: one
+HSET per bucket would cost the node more than Redis saves). A
 refused slice's records are then committed one by one by the script, each against its
 own record's version, so a neighbour's write in a shared bucket costs time, never a
 refusal. With AOF ``appendfsync always`` Redis
@@ -139,6 +141,26 @@ end
 return done
 """
 _COMMIT_SHA = hashlib.sha1(_COMMIT_LUA.encode()).hexdigest()
+
+# Many records' fields read, or set, in one command: KEYS[i] is the bucket of the i-th
+# record, ARGV its field (and, to set, then its value). A batch touches a bucket or two
+# per record; one HMGET or HSET each cost the node's Python more than the records' whole
+# planning (redis-py packs and parses every command), one script call the same for all.
+# Sent whole (EVAL, not EVALSHA): the set runs inside a batch's MULTI, where a script
+# missing from a restarted Redis's cache would fail alone while the rest applied.
+_FIELDS_GET_LUA = """
+local found = {}
+for i = 1, #KEYS do
+  found[i] = redis.call('HGET', KEYS[i], ARGV[i])
+end
+return found
+"""
+_FIELDS_SET_LUA = """
+for i = 1, #KEYS do
+  redis.call('HSET', KEYS[i], ARGV[2 * i - 1], ARGV[2 * i])
+end
+return #KEYS
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,15 +338,18 @@ class HandleStore:
         return (await self.load_many([handle]))[0]
 
     async def load_many(self, handles: Sequence[Handle]) -> list[Stored | None]:
-        """The records (with their versions) in one round trip: one HMGET per bucket."""
+        """The records (with their versions) in one round trip: one script call per
+        prefix (:data:`_FIELDS_GET_LUA`; its buckets share the prefix's hash slot)."""
         buckets = self._buckets or await self.buckets()
-        groups: dict[str, list[int]] = {}  # by bucket
+        groups: dict[str, list[int]] = {}  # by hash tag: one slot per call
         for position, handle in enumerate(handles):
-            groups.setdefault(record_key(handle, buckets), []).append(position)
+            groups.setdefault(handle.key.partition("/")[0], []).append(position)
         async with translated():
             pipe = self._redis.pipeline(transaction=False)
-            for key, positions in groups.items():
-                pipe.hmget(key, [record_field(handles[p]) for p in positions])
+            for positions in groups.values():
+                keys = [record_key(handles[p], buckets) for p in positions]
+                fields = [record_field(handles[p]) for p in positions]
+                pipe.eval(_FIELDS_GET_LUA, len(keys), *keys, *fields)
             replies = await pipe.execute()
         found: list[Stored | None] = [None] * len(handles)
         for positions, bodies in zip(groups.values(), replies, strict=True):
@@ -1009,8 +1034,10 @@ class WatchedBatch:
         store._log_changes(pipe, writes.handle_keys, writes.prefixes)
         for key, names in writes.deletes.items():
             pipe.hdel(key, *names)
-        for key, pairs in writes.sets.items():
-            pipe.execute_command("HSET", key, *pairs)
+        if writes.sets:
+            keys = [key for key, pairs in writes.sets.items() for _ in range(len(pairs) // 2)]
+            values = [item for pairs in writes.sets.values() for item in pairs]
+            pipe.eval(_FIELDS_SET_LUA, len(keys), *keys, *values)
         for key, members in writes.removes.items():
             pipe.zrem(key, *members)
         for key, scored in writes.adds.items():
