@@ -6,10 +6,11 @@ the last column is Redis memory per identifier for the demo-shaped identifiers o
 ``python -m loadtest.storage_cost``, 200,000 of them, prefix ``88.100``)::
 
     key                           type    holds                                  B/id
-    r:{<prefix>}:<bucket>         HASH    <handle key's suffix> -> the record,     BUCKETS_B
-                                          every value, in the compact form
-                                          (registry.stored_form); a bucket holds
-                                          the records bucket_of() sends there
+    r:{<prefix>}:<bucket>         HASH    <handle key's suffix> -> the record,     260
+                                          every value, in the compact form        (~95 a
+                                          (registry.stored_form); a bucket holds  bucket;
+                                          the records bucket_of() sends there     328 as
+                                                                                  strings)
     l:{<prefix>}                  ZSET    index members of the handles under        96
                                           the prefix (listing, paging)
     v:{<prefix>}:<type key>       ZSET    "<value key> NUL <member>" (reverse    ~125 a
@@ -124,10 +125,10 @@ def bucket_handle(bucket_key: bytes, field: bytes) -> Handle:
 def is_bucket_key(key: bytes) -> bool:
     """A bucket's key (``r:{p}:<number>``), not a layout-4 record's (``r:{p}:<p/suffix>``).
 
-    >>> is_bucket_key(b"r:{88.100}:33"), is_bucket_key(b"r:{88.100}:88.100/33")
+    >>> is_bucket_key(b"r:{88.100}:33"), is_bucket_key(b"r:{88.100}:88.100/a}:33")
     (True, False)
     """
-    return key.rpartition(b"}:")[2].isdigit()
+    return key.partition(b"}:")[2].isdigit()  # a prefix holds no "}", a suffix may
 
 
 def string_key(handle: Handle) -> str:

@@ -17,21 +17,19 @@ Records and indexes are laid out as :mod:`registry.record_keys` says; besides th
 Writes are optimistic: load a record with its version (a SHA-1 over its stored form),
 compute the new record in pure code (:mod:`registry.record`), then commit with a script
 that applies it, and its index changes, only if the version is unchanged. A lost race
-returns False and the caller plans again. A batch (:meth:`HandleStore.watched`) instead
-loads its records under WATCH and commits them in one MULTI/EXEC per slice of about
-``WATCH_SLICE`` records, which Redis refuses if any bucket of the slice changed since
-(a write of another record in the same bucket too): Lua arguments and calls cost Redis
-several times what the same commands sent natively do, and a batch is mostly writes
-(only the records' fields go through one small script, :data:`_FIELDS_SET_LUA`: one
-HSET per bucket would cost the node more than Redis saves). A
-refused slice's records are then committed one by one by the script, each against its
-own record's version, so a neighbour's write in a shared bucket costs time, never a
-refusal. With AOF ``appendfsync always`` Redis
+returns False and the caller plans again. A batch (:meth:`HandleStore.watched`) loads its
+records with one script call per prefix and commits them a slice of ``WATCH_SLICE`` at a
+time, one script call per slice and prefix (:data:`_SLICE_LUA`) that applies the slice
+only if none of its records changed since: cheaper for both sides than the per-record
+script (no JSON to decode, one ZADD per index key), and a record's own version is
+compared, so a neighbour's write in the same bucket is no conflict (a WATCH of the
+bucket would make it one). A refused slice's records are then committed one by one by
+the per-record script, each against its own version. With AOF ``appendfsync always`` Redis
 fsyncs a write before replying, so an acknowledged write survives a crash.
 
 Before its commits, a write appends the handles' keys to the ``changes`` stream (the
-change feed of :mod:`registry.change_feed`) in the same pipeline (a batch: in the same
-transaction), so no commit is ever acknowledged without its feed entry.
+change feed of :mod:`registry.change_feed`) in the same pipeline, ahead of the scripts,
+so no commit is ever acknowledged without its feed entry.
 
 Redis errors never leave this module: they become :class:`StoreUnavailable` (a write
 refused for a full disk or memory: :class:`StoreFull`) by :func:`store_error`.
@@ -40,7 +38,6 @@ refused for a full disk or memory: :class:`StoreFull`) by :func:`store_error`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import math
 import time
@@ -66,7 +63,6 @@ from registry.record_keys import (
     DEFAULT_BUCKETS,
     KeyChanges,
     bucket_handle,
-    bucket_of,
     handle_text,
     index_changes,
     is_bucket_key,
@@ -142,12 +138,10 @@ return done
 """
 _COMMIT_SHA = hashlib.sha1(_COMMIT_LUA.encode()).hexdigest()
 
-# Many records' fields read, or set, in one command: KEYS[i] is the bucket of the i-th
-# record, ARGV its field (and, to set, then its value). A batch touches a bucket or two
-# per record; one HMGET or HSET each cost the node's Python more than the records' whole
-# planning (redis-py packs and parses every command), one script call the same for all.
-# Sent whole (EVAL, not EVALSHA): the set runs inside a batch's MULTI, where a script
-# missing from a restarted Redis's cache would fail alone while the rest applied.
+# Many records' fields read in one command: KEYS[i] is the bucket of the i-th record,
+# ARGV[i] its field. A batch touches about a bucket per record; an HMGET each cost the
+# node's Python more than the records' whole planning (redis-py packs and parses every
+# command), one script call the same for all.
 _FIELDS_GET_LUA = """
 local found = {}
 for i = 1, #KEYS do
@@ -155,12 +149,53 @@ for i = 1, #KEYS do
 end
 return found
 """
-_FIELDS_SET_LUA = """
-for i = 1, #KEYS do
-  redis.call('HSET', KEYS[i], ARGV[2 * i - 1], ARGV[2 * i])
+# A batch's slice of changes under one prefix, all or nothing: applied only if every
+# record still has the version it was planned on (its own field: a neighbour in the
+# same bucket does not matter, as it would under a WATCH of the bucket).
+# KEYS: the n records' buckets (KEYS[i] the i-th's), then the index keys.
+# ARGV[1] = n; ARGV[3i-1], ARGV[3i], ARGV[3i+1]: the i-th's field, expected version
+# ('-' = absent), new stored form ('' = delete); then index groups: 'a'|'r', key
+# number, m, then m (score, member) pairs for 'a' or m members for 'r'.
+# Returns the numbers of the records that changed: empty when it applied the slice.
+_SLICE_LUA = """
+local n = tonumber(ARGV[1])
+local changed = {}
+for i = 1, n do
+  local b = redis.call('HGET', KEYS[i], ARGV[3 * i - 1])
+  local version = '-'
+  if b then
+    version = redis.sha1hex(b .. '\\0')
+  end
+  if version ~= ARGV[3 * i] then
+    changed[#changed + 1] = i
+  end
 end
-return #KEYS
+if #changed > 0 then
+  return changed
+end
+for i = 1, n do
+  if ARGV[3 * i + 1] == '' then
+    redis.call('HDEL', KEYS[i], ARGV[3 * i - 1])
+  else
+    redis.call('HSET', KEYS[i], ARGV[3 * i - 1], ARGV[3 * i + 1])
+  end
+end
+local a = 3 * n + 2
+while a <= #ARGV do
+  local op, key, m = ARGV[a], KEYS[tonumber(ARGV[a + 1])], tonumber(ARGV[a + 2])
+  a = a + 3
+  if op == 'a' then
+    redis.call('ZADD', key, unpack(ARGV, a, a + 2 * m - 1))
+    a = a + 2 * m
+  else
+    redis.call('ZREM', key, unpack(ARGV, a, a + m - 1))
+    a = a + m
+  end
+end
+return changed
 """
+_SLICE_SHA = hashlib.sha1(_SLICE_LUA.encode()).hexdigest()
+_UNPACKED = 2000  # items per ZADD/ZREM in the slice script (Lua's stack holds ~8000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,40 +466,16 @@ class HandleStore:
 
     @asynccontextmanager
     async def watched(self, handles: Sequence[Handle]) -> AsyncIterator[WatchedBatch]:
-        """Load ``handles`` (different records) under WATCH, for a batch: the block
-        plans its changes from :attr:`WatchedBatch.loaded` and commits them with
-        :meth:`WatchedBatch.commit`.
-
-        Redis checks a WATCH for keys the connection already watches one by one, so
-        one WATCH of n keys costs n²; the handles are watched in slices of about
-        ``WATCH_SLICE``, one connection (and later one transaction) each, held until
-        the block ends. Only bucket keys are watched: every commit of a record sets or
-        deletes its field, whatever else it changes. A bucket's handles share a slice:
-        two slices sharing one would refuse each other's transactions."""
+        """Load ``handles`` (different records) for a batch: the block plans its changes
+        from :attr:`WatchedBatch.loaded` and commits them with :meth:`WatchedBatch.commit`,
+        which applies each slice of ``WATCH_SLICE`` records only if none of them changed
+        since. (The batch used to WATCH the records' keys; a WATCH of a bucket would make
+        every neighbour's write a conflict, so the versions are compared by the slice's
+        script instead, record by record.)"""
         buckets = self._buckets or await self.buckets()
-        count = -(-len(handles) // WATCH_SLICE)
-        placed: list[list[int]] = [[] for _ in range(count)]  # positions, by slice
-        for position, handle in enumerate(handles):  # the bucket decides the slice
-            placed[bucket_of(handle.key, buckets) % count].append(position)
-        placed = [positions for positions in placed if positions]
-        slices = [[handles[p] for p in positions] for positions in placed]
-        async with translated(), contextlib.AsyncExitStack() as held:
-            pipes = [
-                await held.enter_async_context(self._redis.pipeline(transaction=True))
-                for _ in slices
-            ]
-
-            async def load(pipe: Pipeline, part: Sequence[Handle]) -> list[Stored | None]:
-                # Read after the WATCH (on any connection): a later write is caught.
-                await pipe.watch(*{record_key(h, buckets): None for h in part})
-                return await self.load_many(part)
-
-            loaded = await asyncio.gather(*map(load, pipes, slices))
-            in_order: list[Stored | None] = [None] * len(handles)
-            for positions, part in zip(placed, loaded, strict=True):
-                for position, stored in zip(positions, part, strict=True):
-                    in_order[position] = stored
-            yield WatchedBatch(self, list(zip(pipes, slices, strict=True)), in_order, buckets)
+        loaded = await self.load_many(handles)
+        slices = [handles[n : n + WATCH_SLICE] for n in range(0, len(handles), WATCH_SLICE)]
+        yield WatchedBatch(self, slices, loaded, buckets)
 
     async def upgrade(self) -> int:
         """Bring a store written by an older version to the current layout, and its
@@ -979,78 +990,145 @@ def _stored(handle: Handle, stored: bytes | None, full: bytes | None) -> Stored 
 
 
 class WatchedBatch:
-    """A batch's records as loaded under WATCH (:meth:`HandleStore.watched`), a slice
-    per transaction."""
+    """A batch's records as loaded (:meth:`HandleStore.watched`), committed a slice per
+    script call (:data:`_SLICE_LUA`)."""
 
     def __init__(
         self,
         store: HandleStore,
-        slices: list[tuple[Pipeline, Sequence[Handle]]],
+        slices: list[Sequence[Handle]],
         loaded: list[Stored | None],
         buckets: int,
     ) -> None:
         self._store = store
         self._slices = slices
         self._buckets = buckets
-        self._slice_of = {h.key: n for n, (_, part) in enumerate(slices) for h in part}
+        self._slice_of = {h.key: n for n, part in enumerate(slices) for h in part}
         self.loaded = loaded  # in the order the handles were given
 
     async def commit(
         self, changes: Sequence[tuple[Stored | None, HandleRecord | None]]
     ) -> list[bool]:
-        """Apply the changes (each of a loaded record, at most one per record) in one
-        MULTI/EXEC per slice, the slices at once. When Redis refuses a slice's because
-        one of its records changed since the load, nothing of it was written: each of
-        its changes is then committed on its own against the version it was planned
-        on. Returns, per change, whether it was committed."""
+        """Apply the changes (each of a loaded record, at most one per record), a slice
+        at a time, the slices at once, each slice's changes under one prefix all or
+        nothing. When one of a slice's records changed since the load, nothing of it
+        was written: each of its changes is then committed on its own against the
+        version it was planned on. Returns, per change, whether it was committed."""
         done = [False] * len(changes)
         by_slice: list[list[int]] = [[] for _ in self._slices]
         for position, (before, after) in enumerate(changes):
             subject = subject_of(before.record if before else None, after)
             by_slice[self._slice_of[subject.key]].append(position)
 
-        async def run(pipe: Pipeline, positions: list[int]) -> None:
-            results = await self._transaction(pipe, [changes[p] for p in positions])
+        async def run(positions: list[int]) -> None:
+            results = await self._apply([changes[p] for p in positions])
             for position, committed in zip(positions, results, strict=True):
                 done[position] = committed
 
-        await asyncio.gather(
-            *(
-                run(pipe, positions)
-                for (pipe, _), positions in zip(self._slices, by_slice, strict=True)
-                if positions
-            )
-        )
+        await asyncio.gather(*(run(positions) for positions in by_slice if positions))
         return done
 
-    async def _transaction(
-        self, pipe: Pipeline, changes: Sequence[tuple[Stored | None, HandleRecord | None]]
+    async def _apply(
+        self, changes: Sequence[tuple[Stored | None, HandleRecord | None]]
     ) -> list[bool]:
         store = self._store
-        writes = KeyChanges(store.indexes, self._buckets)
+        groups: dict[str, SliceScript] = {}
+        placed: list[SliceScript] = []
         for before, after in changes:
-            writes.add(before.record if before else None, after)
-        pipe.multi()  # type: ignore[no-untyped-call]
-        store._log_changes(pipe, writes.handle_keys, writes.prefixes)
-        for key, names in writes.deletes.items():
-            pipe.hdel(key, *names)
-        if writes.sets:
-            keys = [key for key, pairs in writes.sets.items() for _ in range(len(pairs) // 2)]
-            values = [item for pairs in writes.sets.values() for item in pairs]
-            pipe.eval(_FIELDS_SET_LUA, len(keys), *keys, *values)
-        for key, members in writes.removes.items():
-            pipe.zrem(key, *members)
-        for key, scored in writes.adds.items():
-            pipe.execute_command("ZADD", key, *scored)
-        async with store._forgetting(writes.handle_keys), translated():
-            try:
-                await pipe.execute()
-            except WatchError:
-                # A record, or a neighbour in one of its buckets, changed: each change
-                # goes on its own, checked against its own record's version.
-                store.refused_slices += 1
-                return await store.commit_many(changes)
-        return [True] * len(changes)
+            subject = subject_of(before.record if before else None, after)
+            group = groups.get(subject.prefix)
+            if group is None:
+                group = groups[subject.prefix] = SliceScript(store.indexes, self._buckets)
+            group.add(before, after, subject)
+            placed.append(group)
+        touched = [key for group in groups.values() for key in group.handle_keys]
+        prefixes = {after.handle.prefix for _, after in changes if after is not None}
+        head = 2 if prefixes else 1  # the feed entry (and prefixes) go first
+        async with store._forgetting(touched), translated():
+            pipe = store._redis.pipeline(transaction=False)
+            store._log_changes(pipe, touched, prefixes)
+            calls = [group.call() for group in groups.values()]
+            for keys, argv in calls:
+                pipe.evalsha(_SLICE_SHA, len(keys), *keys, *argv)
+            replies = await pipe.execute(raise_on_error=False)
+            if any(isinstance(r, NoScriptError) for r in replies):
+                await store._redis.script_load(_SLICE_LUA)
+                pipe = store._redis.pipeline(transaction=False)
+                for keys, argv in calls:
+                    pipe.evalsha(_SLICE_SHA, len(keys), *keys, *argv)
+                replies = replies[:head] + await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise store_error(reply) from reply
+        refused = {
+            id(group) for group, reply in zip(groups.values(), replies[head:], strict=True) if reply
+        }
+        if not refused:
+            return [True] * len(changes)
+        # A record changed since the load: that prefix's changes go one by one, each
+        # against its own version.
+        store.refused_slices += 1
+        again = [n for n, group in enumerate(placed) if id(group) in refused]
+        results = await store.commit_many([changes[n] for n in again])
+        done = [True] * len(changes)
+        for n, committed in zip(again, results, strict=True):
+            done[n] = committed
+        return done
+
+
+class SliceScript:
+    """A slice's changes under one prefix as the arguments of one :data:`_SLICE_LUA`
+    call: the records' buckets, fields, versions and stored forms, then their index
+    changes grouped by key."""
+
+    def __init__(self, policy: IndexPolicy, buckets: int) -> None:
+        self.policy = policy
+        self.buckets = buckets
+        self.handle_keys: list[str] = []
+        self.adds: dict[str, list[float | str]] = {}  # score, member, ... by key
+        self.removes: dict[str, list[str]] = {}
+        self._records: list[str] = []  # bucket key per record
+        self._argv: list[str | bytes] = []
+
+    def add(self, before: Stored | None, after: HandleRecord | None, subject: Handle) -> None:
+        self.handle_keys.append(subject.key)
+        adds, removes = self.adds, self.removes
+        for op, key, member, score in index_changes(
+            before.record if before else None, after, self.policy
+        ):
+            if op == "a":
+                scored = adds.get(key)  # setdefault would make a list per member
+                if scored is None:
+                    scored = adds[key] = []
+                scored += (score or "0", member)  # lexical sets' 0: not formatted
+            else:
+                removes.setdefault(key, []).append(member)
+        self._records.append(record_key(subject, self.buckets))
+        self._argv += (
+            record_field(subject),
+            before.version if before else ABSENT,
+            to_stored(after) if after else b"",
+        )
+
+    def call(self) -> tuple[list[str], list[str | bytes | float]]:
+        """KEYS and ARGV of the script call."""
+        keys: list[str] = list(self._records)
+        argv: list[str | bytes | float] = [len(self._records), *self._argv]
+        numbers: dict[str, int] = {}
+        for op, grouped, width in (
+            ("r", self.removes, 1),
+            ("a", self.adds, 2),
+        ):
+            for key, items in grouped.items():
+                number = numbers.get(key)
+                if number is None:
+                    keys.append(key)
+                    number = numbers[key] = len(keys)
+                step = _UNPACKED - _UNPACKED % width
+                for start in range(0, len(items), step):
+                    part = items[start : start + step]
+                    argv += (op, number, len(part) // width, *part)
+        return keys, argv
 
 
 class CommitGroup:
