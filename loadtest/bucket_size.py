@@ -35,8 +35,10 @@ PREFIX = "88.100"
 def place(serial: int, fill: int, records: int) -> tuple[str, str | None]:
     """The key (and field: None for a string) of record ``serial`` at a fill.
 
-    >>> place(7, 0, 100), place(7, 1, 100)[1]
-    ('r:{88.100}:88.100/serial-00000007', 'serial-00000007')
+    >>> place(7, 0, 100)
+    ('r:{88.100}:88.100/serial-00000007', None)
+    >>> place(7, 1, 100)[1]
+    'serial-00000007'
     """
     suffix = f"serial-{serial:08d}"
     if fill == 0:
