@@ -5,6 +5,7 @@ and which key family holds them, measured on a fresh embedded Redis.
 
     python -m loadtest.storage_cost --count 200000
     python -m loadtest.storage_cost --count 200000 --indexed-types all --indexed-types default
+    python -m loadtest.storage_cost --count 1000000 --indexed-types default --record-buckets 1048576
     make bench-storage                      # 200,000 identifiers, all fields vs default
 
 For each ``--indexed-types`` setting (``all``: every string type, the layout before
@@ -18,10 +19,18 @@ calls, the path the batch API takes. Then it reads:
 
 - ``used_memory`` (INFO memory) after the load minus before it, per identifier;
 - the AOF directory's size after ``BGREWRITEAOF``, per identifier;
-- per key family (``r:`` public bodies, ``f:`` full bodies, ``l:`` listings, ``v:``
-  value indexes, ``n:`` number indexes, others): the key count from a SCAN of every
-  key, and ``MEMORY USAGE key SAMPLES 0`` of up to ``--sample`` keys of the family,
-  extrapolated by the count.
+- per key family (``r:`` record buckets, ``f:`` older nodes' full bodies, ``l:``
+  listings, ``v:`` value indexes, ``n:`` number indexes, others): the key count from a
+  SCAN of every key, and ``MEMORY USAGE key SAMPLES 0`` of up to ``--sample`` keys of
+  the family, extrapolated by the count; for ``r:`` also the fields (records) the
+  sampled buckets hold and how many are compactly encoded.
+
+Records are grouped in buckets (:mod:`registry.record_keys`); how full they are decides
+the cost per record. By default the node gets the bucket count that gives a bucket as
+many records as the node's default count (``--record-buckets``) gives at 1亿 identifiers
+under one prefix (about 95), so the figures stand for a node at that scale; pass
+``--record-buckets`` to measure another fill (the node's default on a small load: about
+one record a bucket).
 
 The table is printed and written, with the command, to ``reports/<timestamp>/storage.md``;
 with two settings or more it also gives each one's memory as a ratio of the first's.
@@ -46,6 +55,7 @@ from loadtest.capacity_batch import BATCH, batch_body
 from node.app import create_app
 from node.config import NodeConfig
 from node.embedded_redis import EmbeddedRedis
+from registry.record_keys import DEFAULT_BUCKETS
 from resolver.upstream import Credentials
 
 FAMILIES = ("r:", "f:", "l:", "v:", "n:")
@@ -55,6 +65,16 @@ DEFAULT_TYPES = "default"
 # Every type the demo-shaped identifiers carry: "all" indexes each, as every release
 # before configurable indexes did.
 DEMO_TYPES = "URL,PRODUCT_NAME,BATCH,PRODUCTION_DATE,MANUFACTURER"
+FULL_SCALE = 100_000_000  # 1亿: what the node's default bucket count is sized for
+
+
+def scaled_buckets(count: int) -> int:
+    """Buckets giving ``count`` records the fill the default gives 1亿.
+
+    >>> scaled_buckets(1_000_000), scaled_buckets(100_000_000) == DEFAULT_BUCKETS
+    (10486, True)
+    """
+    return max(1, round(DEFAULT_BUCKETS * count / FULL_SCALE))
 
 
 def family_of(key: bytes) -> str:
@@ -73,6 +93,8 @@ class Family:
     keys: int = 0
     sampled: int = 0
     sampled_bytes: int = 0
+    sampled_fields: int = 0  # buckets: the records the sampled ones hold
+    compact: int = 0  # buckets: sampled ones in the ziplist/listpack encoding
 
     @property
     def estimated_bytes(self) -> float:
@@ -89,6 +111,7 @@ class Measurement:
     aof_bytes: int
     seconds: float
     families: dict[str, Family] = field(default_factory=dict)
+    buckets: int = 0  # the store's bucket count
 
     def per_identifier(self, total: float) -> float:
         return total / self.count
@@ -97,9 +120,11 @@ class Measurement:
 def render(measurements: Sequence[Measurement], command: str) -> str:
     """The report: one table of totals, one breakdown per setting (pure, for tests).
 
-    >>> m = Measurement("all", 10, 20_000, 5_000, 1.0, {"r:": Family(10, 10, 4000)})
+    >>> m = Measurement("all", 10, 20_000, 5_000, 1.0, {"r:": Family(2, 2, 4000, 10, 2)}, 4)
     >>> print(render([m], "cmd").splitlines()[6])
-    | all | 10 | 2,000 | 500 | 1.0 | 1.00 |
+    | all | 10 | 4 | 2,000 | 500 | 1.0 | 1.00 |
+    >>> print(render([m], "cmd").splitlines()[-1])
+    records per bucket (sampled): 5.0, compact: 100%
     """
     first = measurements[0]
     lines = [
@@ -107,14 +132,15 @@ def render(measurements: Sequence[Measurement], command: str) -> str:
         "",
         f"`{command}`",
         "",
-        "| indexed types | identifiers | Redis used_memory B/id | AOF B/id | load s "
-        "| memory vs first |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| indexed types | identifiers | buckets | Redis used_memory B/id | AOF B/id "
+        "| load s | memory vs first |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for m in measurements:
         ratio = m.used_memory / first.used_memory if first.used_memory else 0.0
         lines.append(
-            f"| {m.setting} | {m.count:,} | {m.per_identifier(m.used_memory):,.0f} "
+            f"| {m.setting} | {m.count:,} | {m.buckets:,} "
+            f"| {m.per_identifier(m.used_memory):,.0f} "
             f"| {m.per_identifier(m.aof_bytes):,.0f} | {m.seconds:.1f} | {ratio:.2f} |"
         )
     for m in measurements:
@@ -132,6 +158,13 @@ def render(measurements: Sequence[Measurement], command: str) -> str:
                 f"| {name} | {fam.keys:,} | {fam.sampled:,} "
                 f"| {m.per_identifier(fam.estimated_bytes):,.1f} | {share:.0%} |"
             )
+        held = m.families.get("r:", Family())
+        if held.sampled:
+            lines += [
+                "",
+                f"records per bucket (sampled): {held.sampled_fields / held.sampled:.1f}, "
+                f"compact: {held.compact / held.sampled:.0%}",
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -148,7 +181,7 @@ def types_setting(setting: str) -> str | None:
     return setting
 
 
-async def load(redis_url: str, count: int, setting: str) -> float:
+async def load(redis_url: str, count: int, setting: str, buckets: int) -> float:
     """Register ``count`` demo-shaped identifiers through the batch API; seconds taken."""
     args: dict[str, object | None] = {
         "role": "secondary",
@@ -156,6 +189,7 @@ async def load(redis_url: str, count: int, setting: str) -> float:
         "redis_url": redis_url,
         "admin_secret": SECRET,
         "indexed_types": types_setting(setting),
+        "record_buckets": str(buckets),
     }
     app = create_app(NodeConfig.from_sources(args, env={}))
     authorization = Credentials(f"300:0.NA/{PREFIX}", SECRET).header()
@@ -214,38 +248,48 @@ async def families(redis: Redis, sample: int) -> dict[str, Family]:
 
 async def _sample(redis: Redis, queued: list[tuple[str, bytes]], found: dict[str, Family]) -> None:
     pipe = redis.pipeline(transaction=False)
-    for _, key in queued:
+    for name, key in queued:
         pipe.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0")
-    for (name, _), used in zip(queued, await pipe.execute(), strict=True):
+        if name == "r:":
+            pipe.hlen(key)
+            pipe.object("encoding", key)
+    replies = iter(await pipe.execute(raise_on_error=False))
+    for name, _ in queued:
+        used = next(replies)
+        fields, encoding = (next(replies), next(replies)) if name == "r:" else (0, None)
         if used is not None:
             found[name].sampled += 1
             found[name].sampled_bytes += int(used)
+            if isinstance(fields, int):  # not a bucket (an older layout's string): 0
+                found[name].sampled_fields += fields
+            found[name].compact += encoding in (b"ziplist", b"listpack")
     queued.clear()
 
 
 async def measure_on(
-    redis_url: str, data: Path, count: int, setting: str, sample: int
+    redis_url: str, data: Path, count: int, setting: str, sample: int, buckets: int
 ) -> Measurement:
     redis = Redis.from_url(redis_url)
     try:
         before = await used_memory(redis)
-        seconds = await load(redis_url, count, setting)
+        seconds = await load(redis_url, count, setting, buckets)
         after = await used_memory(redis)
         aof = await rewrite_aof(redis, data)
-        return Measurement(
-            setting, count, after - before, aof, seconds, await families(redis, sample)
-        )
+        found = await families(redis, sample)
+        return Measurement(setting, count, after - before, aof, seconds, found, buckets)
     finally:
         await redis.aclose()
 
 
-def run(count: int, setting: str, sample: int) -> Measurement:
-    """One setting on a fresh embedded Redis, its data removed afterwards."""
+def run(count: int, setting: str, sample: int, buckets: int | None = None) -> Measurement:
+    """One setting on a fresh embedded Redis, its data removed afterwards (``buckets``
+    None: :func:`scaled_buckets`)."""
+    buckets = buckets or scaled_buckets(count)
     with tempfile.TemporaryDirectory(prefix="idnode-storage-cost-") as tmp:
         data = Path(tmp)
         redis = EmbeddedRedis(data, appendfsync="everysec")
         try:
-            return asyncio.run(measure_on(redis.start(), data, count, setting, sample))
+            return asyncio.run(measure_on(redis.start(), data, count, setting, sample, buckets))
         finally:
             redis.stop()
 
@@ -260,6 +304,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "(default: all, then default)",
     )
     parser.add_argument("--sample", type=int, default=2000, help="keys sampled per family")
+    parser.add_argument(
+        "--record-buckets",
+        type=int,
+        help="the store's bucket count (default: the fill the node's default gives 1亿)",
+    )
     parser.add_argument("--reports", type=Path, default=Path("reports"), help="report folder")
     args = parser.parse_args(argv)
     if args.count < 1:
@@ -267,10 +316,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = args.indexed_types or [ALL_TYPES, DEFAULT_TYPES]
     measured = []
     for setting in settings:
-        measured.append(run(args.count, setting, args.sample))
+        measured.append(run(args.count, setting, args.sample, args.record_buckets))
         print(f"{setting}: {measured[-1].used_memory / args.count:,.0f} B/id", flush=True)
     command = "python -m loadtest.storage_cost " + " ".join(
-        [f"--count {args.count}"] + [f"--indexed-types {s}" for s in settings]
+        [f"--count {args.count}"]
+        + [f"--indexed-types {s}" for s in settings]
+        + ([f"--record-buckets {args.record_buckets}"] if args.record_buckets else [])
     )
     report = render(measured, command)
     out = args.reports / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from fastapi import FastAPI
@@ -70,6 +70,7 @@ from registry.identifier import ADMIN_SECRET_INDEX
 from registry.onboarding import Onboarding
 from registry.prefix_entry import PrefixEntry, PrefixKind
 from registry.prefix_registry import PrefixRegistry
+from registry.record_keys import COMPACT_BUCKETS, bucket_encoding_problems
 from registry.redis_client import open_redis
 from registry.registrar import Registrar
 from registry.session import SessionStore
@@ -365,6 +366,29 @@ async def _wait_loaded(
         await asyncio.sleep(LOAD_POLL)
 
 
+async def _check_bucket_encoding(redis: Redis) -> None:
+    """Warn when an external Redis would keep record buckets out of the compact
+    encoding (its hash-max-ziplist-* settings); the node works either way."""
+    settings: dict[str, str] = {}
+    try:
+        for name in COMPACT_BUCKETS:
+            found = cast(dict[bytes | str, bytes | str], await redis.config_get(name))
+            for key, value in found.items():
+                settings[_text(key)] = _text(value)
+    except RedisError as exc:  # CONFIG may be renamed or refused (managed Redis)
+        log.warning("redis settings not readable", extra={"error": str(exc)})
+        return
+    for problem in bucket_encoding_problems(settings):
+        log.warning(
+            "redis keeps record buckets uncompact: about 60 B more per identifier",
+            extra={"problem": problem, "wanted": COMPACT_BUCKETS},
+        )
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
 async def _build_state(
     config: NodeConfig, redis: Redis, session: aiohttp.ClientSession, metrics: NodeMetrics
 ) -> NodeState:
@@ -381,8 +405,11 @@ async def _build_state(
         change_retention_ms=int(config.change_retention * 1000),
         local_ttl=config.cache.local_ttl if traits.stores else 0.0,
         indexes=indexes,
+        record_buckets=config.record_buckets,
         log=lambda message, extra: log.info(message, extra=extra),
     )
+    if traits.stores and config.redis_url is not None:
+        await _check_bucket_encoding(redis)
     converted = await store.upgrade()
     if converted:
         log.info("store layout upgraded", extra={"records": converted})

@@ -211,6 +211,14 @@ def _parser() -> argparse.ArgumentParser:
         "type; searches on other types are refused (400). Changing it rebuilds or drops "
         "indexes at start (default URL)",
     )
+    serve.add_argument(
+        "--record-buckets",
+        type=int,
+        metavar="N",
+        help="buckets (small Redis hashes) each prefix's records spread over; fixed when "
+        "the store is created, later values are ignored. Size it for ~50-100 records a "
+        "bucket at the expected identifiers per prefix (default 1048576: 1亿 a prefix)",
+    )
     hygiene = serve.add_argument_group(
         "connection limits", "bounds on client connections and on the Redis pool"
     )

@@ -92,6 +92,10 @@ option                 environment               meaning
                                                  TEMPLATE and templates' queryable
                                                  items always; * = every type); see
                                                  :mod:`registry.index_policy`
+--record-buckets       IDNODE_RECORD_BUCKETS     buckets a prefix's records spread over,
+                                                 fixed when the store is created (1048576:
+                                                 ~95 records each at 1亿 a prefix); see
+                                                 :mod:`registry.record_keys`
 =====================  ========================  ==========================================
 """
 
@@ -109,6 +113,7 @@ from registry.identifier import Prefix
 from registry.index_policy import IndexPolicy
 from registry.limits import Limits
 from registry.prefix_entry import node_url_problem
+from registry.record_keys import DEFAULT_BUCKETS
 from resolver.cache import CachePolicy
 from resolver.upstream import DEFAULT_MAX_BYTES
 
@@ -172,6 +177,7 @@ class NodeConfig:
     redis_pool: PoolLimits = field(default_factory=PoolLimits)
     min_free_disk_bytes: int = 64 * 1024 * 1024
     indexed_types: IndexPolicy = field(default_factory=IndexPolicy)
+    record_buckets: int = DEFAULT_BUCKETS
 
     @property
     def traits(self) -> Traits:
@@ -346,6 +352,9 @@ class NodeConfig:
                 "min_free_disk_bytes", get("min_free_disk_bytes"), 64 * 1024 * 1024, low=0
             ),
             indexed_types=IndexPolicy.parse(get("indexed_types")),
+            record_buckets=_int_setting(
+                "record_buckets", get("record_buckets"), DEFAULT_BUCKETS, low=1, high=2**32
+            ),
         )
 
 

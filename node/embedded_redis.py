@@ -65,6 +65,7 @@ from typing import IO
 
 from node.startup import LoadingProgress, parse_info
 from registry.errors import ConfigError, StoreUnavailable
+from registry.record_keys import COMPACT_BUCKETS
 
 log = logging.getLogger("idnode.node")
 _PR_SET_PDEATHSIG = 1
@@ -353,6 +354,8 @@ class EmbeddedRedis:
                 f"auto-aof-rewrite-min-size {AOF_REWRITE_MIN_SIZE}",
                 "aof-load-truncated yes",
                 'save ""',
+                # Records live in small hashes (registry.record_keys): kept compact.
+                *(f"{name} {value}" for name, value in COMPACT_BUCKETS.items()),
                 f"databases {self.databases}",
                 f'logfile "{self.log_file}"',
                 "",

@@ -6,10 +6,11 @@ the last column is Redis memory per identifier for the demo-shaped identifiers o
 ``python -m loadtest.storage_cost``, 200,000 of them, prefix ``88.100``)::
 
     key                           type    holds                                  B/id
-    r:{<prefix>}:<handle key>     STRING  the record, every value, in the          328
-                                          compact form (registry.stored_form)
-    f:{<prefix>}:<handle key>     STRING  older nodes' full body beside a            0
-                                          public one (converted at start-up)
+    r:{<prefix>}:<bucket>         HASH    <handle key's suffix> -> the record,     260
+                                          every value, in the compact form        (~95 a
+                                          (registry.stored_form); a bucket holds  bucket;
+                                          the records bucket_of() sends there     328 as
+                                                                                  strings)
     l:{<prefix>}                  ZSET    index members of the handles under        96
                                           the prefix (listing, paging)
     v:{<prefix>}:<type key>       ZSET    "<value key> NUL <member>" (reverse    ~125 a
@@ -24,10 +25,24 @@ prefix): ``88.100/ABC`` is ``ABC`` in ``l:{88.100}``, which saves the prefix and
 lower case (``88.ABC/x``) keeps its whole text after a NUL (``NUL 88.ABC/x``), so its
 text comes back exactly as written; suffixes are printable, so the NUL is unambiguous.
 
-Bodies are plain strings, not fields of one hash per record, so a batch sets thousands
-of records with a few MSETs instead of one command each.
+Records are grouped in small hashes, *buckets* (layout 5): a record alone in a string key
+costs Redis about 86 bytes besides its body (the key's dict entry, its name, its object,
+allocator padding), a field of a hash small enough for Redis's ziplist (listpack)
+encoding a few bytes. A prefix's records spread over a store's fixed number of buckets
+(``store:buckets``, from ``--record-buckets``) by a CRC-32 of the handle key
+(:func:`bucket_of`), so a bucket holds a few dozen records at the scale the count was
+chosen for; Redis keeps a bucket in the compact encoding while it has at most
+``hash-max-ziplist-entries`` fields each at most ``hash-max-ziplist-value`` bytes
+(:mod:`node.embedded_redis` raises both). Layout 4 kept one string per record at
+:func:`string_key`; :meth:`registry.store.HandleStore.upgrade` moves them.
 
->>> record_key(Handle.parse("88.100.1/ABC")), full_key(Handle.parse("88.100.1/ABC"))
+Growing the count later (not built): with a power-of-two count, bucket ``b`` of ``n``
+splits into ``b`` and ``b + n`` of ``2n`` (linear hashing); a split moves only that
+bucket's fields, and a store noting which buckets have split reads either meanwhile.
+
+>>> record_key(Handle.parse("88.100.1/ABC"), 1024), record_field(Handle.parse("88.100.1/ABC"))
+('r:{88.100.1}:985', 'abc')
+>>> string_key(Handle.parse("88.100.1/ABC")), full_key(Handle.parse("88.100.1/ABC"))
 ('r:{88.100.1}:88.100.1/abc', 'f:{88.100.1}:88.100.1/abc')
 >>> index_member(Handle.parse("88.100.1/ABC")), handle_text("88.100.1", "ABC")
 ('ABC', '88.100.1/ABC')
@@ -36,6 +51,7 @@ of records with a few MSETs instead of one command each.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -52,7 +68,71 @@ ADD = "a"
 REMOVE = "r"
 
 
-def record_key(handle: Handle) -> str:
+# Records per bucket, 1亿 of them under one prefix: about 95 (HGET's scan of the
+# ziplist stays ~2 µs in Redis); a smaller store holds fewer per bucket (see
+# docs/reference/storage.md for the measurements behind the choice).
+DEFAULT_BUCKETS = 1 << 20
+
+
+# What Redis must allow for a bucket to stay in the compact encoding: a few hundred
+# fields (a bucket's mean is ~95 at 1亿 a prefix), values up to 1 KiB (a demo-shaped
+# record's stored form is ~240 B). Redis 7 calls them hash-max-listpack-*; 6.2 and 7
+# both answer to these names. A bucket past either is converted to a hash table for
+# good: it still works, at about the cost of a string per record.
+COMPACT_BUCKETS = {"hash-max-ziplist-entries": 512, "hash-max-ziplist-value": 1024}
+
+
+def bucket_encoding_problems(settings: dict[str, str]) -> list[str]:
+    """What in a Redis server's settings (CONFIG GET) would keep buckets out of the
+    compact encoding, as sentences for the log.
+
+    >>> bucket_encoding_problems({"hash-max-ziplist-entries": "128",
+    ...                           "hash-max-ziplist-value": "1024"})
+    ['hash-max-ziplist-entries is 128, below 512: larger buckets become hash tables']
+    """
+    problems = []
+    for name, wanted in COMPACT_BUCKETS.items():
+        raw = settings.get(name)
+        if raw is not None and raw.isdigit() and int(raw) < wanted:
+            problems.append(f"{name} is {raw}, below {wanted}: larger buckets become hash tables")
+    return problems
+
+
+def bucket_of(handle_key: str, buckets: int) -> int:
+    """The bucket of the handle with this (lower-cased) key, of ``buckets``: stable
+    across processes and versions (CRC-32, not Python's salted ``hash``). The one place
+    that decides it, so spreading a prefix over Redis Cluster slots changes only this."""
+    return zlib.crc32(handle_key.encode()) % buckets
+
+
+def record_key(handle: Handle, buckets: int) -> str:
+    """The bucket hash holding ``handle``'s record (:func:`record_field` names it)."""
+    prefix, _, _ = handle.key.partition("/")
+    return f"r:{{{prefix}}}:{bucket_of(handle.key, buckets)}"
+
+
+def record_field(handle: Handle) -> str:
+    """The record's field in its bucket: the handle key's suffix (lower-cased)."""
+    return handle.key.partition("/")[2]
+
+
+def bucket_handle(bucket_key: bytes, field: bytes) -> Handle:
+    """The handle whose record is ``field`` of the bucket at ``bucket_key``."""
+    prefix = bucket_key.decode().partition("{")[2].partition("}")[0]
+    return Handle.parse(f"{prefix}/{field.decode()}")
+
+
+def is_bucket_key(key: bytes) -> bool:
+    """A bucket's key (``r:{p}:<number>``), not a layout-4 record's (``r:{p}:<p/suffix>``).
+
+    >>> is_bucket_key(b"r:{88.100}:33"), is_bucket_key(b"r:{88.100}:88.100/a}:33")
+    (True, False)
+    """
+    return key.partition(b"}:")[2].isdigit()  # a prefix holds no "}", a suffix may
+
+
+def string_key(handle: Handle) -> str:
+    """Where layout 4 (and older) kept the record: one string per record."""
     return f"r:{{{handle.key.partition('/')[0]}}}:{handle.key}"
 
 
@@ -142,19 +222,20 @@ def index_changes(
 
 @dataclass(slots=True)
 class KeyChanges:
-    """Many changes (of different records) as the few commands that make them: bodies
-    to set and keys to delete, index members to add and remove by key.
+    """Many changes (of different records) as the few commands that make them: fields
+    to set and delete by bucket, index members to add and remove by key.
 
-    >>> changes = KeyChanges(IndexPolicy())
+    >>> changes = KeyChanges(IndexPolicy(), 16)
     >>> changes.add(None, HandleRecord(Handle.parse("88.100/a"), ()))
     >>> changes.sets, changes.adds
-    (['r:{88.100}:88.100/a', b'[""]'], {'l:{88.100}': ['0', 'a']})
+    ({'r:{88.100}:6': ['a', b'[""]']}, {'l:{88.100}': ['0', 'a']})
     """
 
     policy: IndexPolicy
+    buckets: int
 
-    sets: list[str | bytes] = field(default_factory=list)  # key, body, key, body, ...
-    deletes: list[str] = field(default_factory=list)
+    sets: dict[str, list[str | bytes]] = field(default_factory=dict)  # field, body, ...
+    deletes: dict[str, list[str]] = field(default_factory=dict)  # fields by bucket
     adds: dict[str, list[float | str]] = field(default_factory=dict)  # score, member, ...
     removes: dict[str, list[str]] = field(default_factory=dict)
     handle_keys: list[str] = field(default_factory=list)
@@ -165,13 +246,11 @@ class KeyChanges:
         Two changes of one record in the same KeyChanges are not supported."""
         subject = subject_of(before, after)
         self.handle_keys.append(subject.key)
+        bucket, name = record_key(subject, self.buckets), record_field(subject)
         if after is None:
-            self.deletes += (record_key(subject), full_key(subject))
+            self.deletes.setdefault(bucket, []).append(name)
         else:
-            # The stored form holds every value: an older node's full body goes.
-            self.sets += (record_key(subject), to_stored(after))
-            if before is not None:
-                self.deletes.append(full_key(subject))
+            self.sets.setdefault(bucket, []).extend((name, to_stored(after)))
             self.prefixes.add(subject.prefix)
         adds, removes = self.adds, self.removes
         for op, key, member, score in index_changes(before, after, self.policy):

@@ -5,26 +5,31 @@ Records and indexes are laid out as :mod:`registry.record_keys` says; besides th
     prefixes                      SET     every prefix that has held a handle here
     changes                       STREAM  h = keys of the handles a commit touches
     changes:epoch                 STRING  random; a new one means a new store
-    store:layout                  STRING  "4": compact records, index members hold
-                                          suffixes, no date scores (:meth:`HandleStore.upgrade`)
+    store:layout                  STRING  "5": compact records in bucket hashes, index
+                                          members hold suffixes (:meth:`HandleStore.upgrade`)
+    store:buckets                 STRING  how many buckets a prefix's records spread
+                                          over; set once, when the store is first used
     store:indexed                 STRING  the types the indexes are complete for
                                           (:class:`registry.index_policy.IndexPolicy`)
     store:upgrade                 HASH    a rebuild of the indexes under way: its phase,
                                           SCAN cursor, types and records done (resumable)
 
-Writes are optimistic: load a record with its version (a SHA-1 over its bodies), compute
-the new record in pure code (:mod:`registry.record`), then commit with a script that
-applies it, and its index changes, only if the version is unchanged. A lost race returns
-False and the caller plans again. A batch (:meth:`HandleStore.watched`) instead loads its
-records under WATCH and commits them in one MULTI/EXEC per slice of ``WATCH_SLICE``
-records, which Redis refuses if any record of the slice changed since: Lua arguments and
-calls cost Redis several times what the same commands sent natively do, and a batch is
-mostly writes. With AOF ``appendfsync always`` Redis
+Writes are optimistic: load a record with its version (a SHA-1 over its stored form),
+compute the new record in pure code (:mod:`registry.record`), then commit with a script
+that applies it, and its index changes, only if the version is unchanged. A lost race
+returns False and the caller plans again. A batch (:meth:`HandleStore.watched`) loads its
+records with one script call per prefix and commits them a slice of ``WATCH_SLICE`` at a
+time, one script call per slice and prefix (:data:`_SLICE_LUA`) that applies the slice
+only if none of its records changed since: cheaper for both sides than the per-record
+script (no JSON to decode, one ZADD per index key), and a record's own version is
+compared, so a neighbour's write in the same bucket is no conflict (a WATCH of the
+bucket would make it one). A refused slice's records are then committed one by one by
+the per-record script, each against its own version. With AOF ``appendfsync always`` Redis
 fsyncs a write before replying, so an acknowledged write survives a crash.
 
 Before its commits, a write appends the handles' keys to the ``changes`` stream (the
-change feed of :mod:`registry.change_feed`) in the same pipeline (a batch: in the same
-transaction), so no commit is ever acknowledged without its feed entry.
+change feed of :mod:`registry.change_feed`) in the same pipeline, ahead of the scripts,
+so no commit is ever acknowledged without its feed entry.
 
 Redis errors never leave this module: they become :class:`StoreUnavailable` (a write
 refused for a full disk or memory: :class:`StoreFull`) by :func:`store_error`.
@@ -33,7 +38,6 @@ refused for a full disk or memory: :class:`StoreFull`) by :func:`store_error`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import math
 import time
@@ -56,12 +60,15 @@ from registry.local_copy import LocalCopies
 from registry.query import Condition, Query, driver, page_of
 from registry.record import HandleRecord
 from registry.record_keys import (
+    DEFAULT_BUCKETS,
     KeyChanges,
-    full_key,
+    bucket_handle,
     handle_text,
     index_changes,
+    is_bucket_key,
     listing_key,
     number_index_key,
+    record_field,
     record_key,
     subject_of,
     value_index_key,
@@ -78,48 +85,46 @@ EPOCH_KEY = "changes:epoch"
 DEFAULT_CHANGE_RETENTION_MS = 3_600_000
 _SCAN_PAGE = 1000
 _PROBE_CHUNK = 5000  # candidates checked per pipeline
+_BUCKETS_PER_INDEX = 16  # buckets (a few dozen records each) per index-build transaction
 WATCH_SLICE = 250  # records per WATCH and transaction of a batch (HandleStore.watched)
 FOLLOW_INTERVAL = 0.05  # seconds between reads of the change stream for local copies
 _FOLLOW_COUNT = 500
 
 LAYOUT_KEY = "store:layout"
-LAYOUT = b"4"  # the last of HandleStore.upgrade_steps
+LAYOUT = b"5"  # the last of HandleStore.upgrade_steps
+BUCKETS_KEY = "store:buckets"
 INDEXED_KEY = "store:indexed"
 UPGRADE_KEY = "store:upgrade"
 _INDEX_FAMILIES = ("l:", "v:", "n:")
 EVERY_TYPE = IndexPolicy(every=True)  # a store told nothing indexes every type
 
 # One call commits changes that fall under one prefix (one hash slot), each change
-# atomic on its own and applied only if its record is unchanged.
+# atomic on its own and applied only if its record is unchanged (its own field: a
+# neighbour in the same bucket does not matter).
 # KEYS: every key the changes touch, once. ARGV[1]: JSON, one list per change:
-#   [record key number, full-body key number, expected version ('-' = absent),
-#    new public body ('' = delete), new full body ('' = none),
+#   [bucket key number, field, expected version ('-' = absent),
+#    new stored form ('' = delete),
 #    [[op 'a'|'r', index key number, member, score as text], ...]]
 # Returns one 1 (committed) or 0 (the record changed meanwhile) per change.
 _COMMIT_LUA = """
 local changes = cjson.decode(ARGV[1])
 local done = {}
 for i, change in ipairs(changes) do
-  local record, full = KEYS[change[1]], KEYS[change[2]]
-  local b = redis.call('GET', record)
+  local bucket, field = KEYS[change[1]], change[2]
+  local b = redis.call('HGET', bucket, field)
   local version = '-'
   if b then
-    version = redis.sha1hex(b .. '\\0' .. (redis.call('GET', full) or ''))
+    version = redis.sha1hex(b .. '\\0')
   end
   if version ~= change[3] then
     done[i] = 0
   else
     if change[4] == '' then
-      redis.call('DEL', record, full)
+      redis.call('HDEL', bucket, field)
     else
-      redis.call('SET', record, change[4])
-      if change[5] ~= '' then
-        redis.call('SET', full, change[5])
-      elseif b then
-        redis.call('DEL', full)
-      end
+      redis.call('HSET', bucket, field, change[4])
     end
-    for _, op in ipairs(change[6]) do
+    for _, op in ipairs(change[5]) do
       if op[1] == 'a' then
         redis.call('ZADD', KEYS[op[2]], op[4], op[3])
       else
@@ -132,6 +137,65 @@ end
 return done
 """
 _COMMIT_SHA = hashlib.sha1(_COMMIT_LUA.encode()).hexdigest()
+
+# Many records' fields read in one command: KEYS[i] is the bucket of the i-th record,
+# ARGV[i] its field. A batch touches about a bucket per record; an HMGET each cost the
+# node's Python more than the records' whole planning (redis-py packs and parses every
+# command), one script call the same for all.
+_FIELDS_GET_LUA = """
+local found = {}
+for i = 1, #KEYS do
+  found[i] = redis.call('HGET', KEYS[i], ARGV[i])
+end
+return found
+"""
+# A batch's slice of changes under one prefix, all or nothing: applied only if every
+# record still has the version it was planned on (its own field: a neighbour in the
+# same bucket does not matter, as it would under a WATCH of the bucket).
+# KEYS: the n records' buckets (KEYS[i] the i-th's), then the index keys.
+# ARGV[1] = n; ARGV[3i-1], ARGV[3i], ARGV[3i+1]: the i-th's field, expected version
+# ('-' = absent), new stored form ('' = delete); then index groups: 'a'|'r', key
+# number, m, then m (score, member) pairs for 'a' or m members for 'r'.
+# Returns the numbers of the records that changed: empty when it applied the slice.
+_SLICE_LUA = """
+local n = tonumber(ARGV[1])
+local changed = {}
+for i = 1, n do
+  local b = redis.call('HGET', KEYS[i], ARGV[3 * i - 1])
+  local version = '-'
+  if b then
+    version = redis.sha1hex(b .. '\\0')
+  end
+  if version ~= ARGV[3 * i] then
+    changed[#changed + 1] = i
+  end
+end
+if #changed > 0 then
+  return changed
+end
+for i = 1, n do
+  if ARGV[3 * i + 1] == '' then
+    redis.call('HDEL', KEYS[i], ARGV[3 * i - 1])
+  else
+    redis.call('HSET', KEYS[i], ARGV[3 * i - 1], ARGV[3 * i + 1])
+  end
+end
+local a = 3 * n + 2
+while a <= #ARGV do
+  local op, key, m = ARGV[a], KEYS[tonumber(ARGV[a + 1])], tonumber(ARGV[a + 2])
+  a = a + 3
+  if op == 'a' then
+    redis.call('ZADD', key, unpack(ARGV, a, a + 2 * m - 1))
+    a = a + 2 * m
+  else
+    redis.call('ZREM', key, unpack(ARGV, a, a + m - 1))
+    a = a + m
+  end
+end
+return changed
+"""
+_SLICE_SHA = hashlib.sha1(_SLICE_LUA.encode()).hexdigest()
+_UNPACKED = 2000  # items per ZADD/ZREM in the slice script (Lua's stack holds ~8000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,9 +261,14 @@ class HandleStore:
         change_retention_ms: int = DEFAULT_CHANGE_RETENTION_MS,
         local_ttl: float = 0.0,
         indexes: IndexPolicy = EVERY_TYPE,
+        record_buckets: int = DEFAULT_BUCKETS,
         log: Callable[[str, dict[str, object]], None] | None = None,
     ):
         self._redis = redis
+        # The bucket count a new store gets; a store keeps the one it was created with.
+        self._new_buckets = record_buckets
+        self._buckets = 0  # read from the store on first use (buckets())
+        self.refused_slices = 0  # batch transactions Redis refused (WatchedBatch)
         # Which value types are indexed; widened by templates' queryable items (learn).
         self.indexes = indexes
         self._log = log or (lambda message, extra: None)
@@ -212,6 +281,24 @@ class HandleStore:
         async with translated():
             await self._redis.ping()
 
+    async def buckets(self) -> int:
+        """How many buckets each prefix's records spread over (``store:buckets``): the
+        store's own, set to this node's ``record_buckets`` when the store is new."""
+        if not self._buckets:
+            async with translated():
+                kept = await self._redis.get(BUCKETS_KEY)
+            if kept is None:
+                try:
+                    async with translated():
+                        await self._redis.set(BUCKETS_KEY, self._new_buckets, nx=True)
+                        kept = await self._redis.get(BUCKETS_KEY)
+                except StoreFull:
+                    # Writes refused (a full disk): no record can be written either,
+                    # and reads find none; the count is set by the first write after.
+                    return self._new_buckets
+            self._buckets = int(kept or self._new_buckets)
+        return self._buckets
+
     async def public_body(self, handle: Handle) -> bytes | None:
         """The hot path: the in-process copy, else one GET and the answer built from the
         stored form (:func:`registry.stored_form.public_json`), then kept in process."""
@@ -220,8 +307,12 @@ class HandleStore:
         if kept:
             return body
         generation = self.local.generation
+        buckets = self._buckets or await self.buckets()
         try:
-            body = cast(bytes | None, await self._redis.get(record_key(handle)))
+            body = cast(
+                bytes | None,
+                await self._redis.hget(record_key(handle, buckets), record_field(handle)),
+            )
         except RedisError as exc:
             raise store_error(exc) from exc
         if body is not None:
@@ -267,10 +358,11 @@ class HandleStore:
 
     async def public_bodies(self, handles: Sequence[Handle]) -> list[bytes | None]:
         """Several public bodies in one pipelined round trip."""
+        buckets = self._buckets or await self.buckets()
         async with translated():
             pipe = self._redis.pipeline(transaction=False)
             for handle in handles:
-                pipe.get(record_key(handle))
+                pipe.hget(record_key(handle, buckets), record_field(handle))
             bodies = cast(list[bytes | None], await pipe.execute())
         return [
             None if body is None else public_json(body, handle)
@@ -281,21 +373,23 @@ class HandleStore:
         return (await self.load_many([handle]))[0]
 
     async def load_many(self, handles: Sequence[Handle]) -> list[Stored | None]:
-        """The records (with their versions) in one round trip: one MGET per prefix."""
-        groups: dict[str, list[int]] = {}  # by hash tag: one slot per MGET
+        """The records (with their versions) in one round trip: one script call per
+        prefix (:data:`_FIELDS_GET_LUA`; its buckets share the prefix's hash slot)."""
+        buckets = self._buckets or await self.buckets()
+        groups: dict[str, list[int]] = {}  # by hash tag: one slot per call
         for position, handle in enumerate(handles):
             groups.setdefault(handle.key.partition("/")[0], []).append(position)
         async with translated():
             pipe = self._redis.pipeline(transaction=False)
             for positions in groups.values():
-                keys = [record_key(handles[p]) for p in positions]
-                pipe.mget(keys + [full_key(handles[p]) for p in positions])
+                keys = [record_key(handles[p], buckets) for p in positions]
+                fields = [record_field(handles[p]) for p in positions]
+                pipe.eval(_FIELDS_GET_LUA, len(keys), *keys, *fields)
             replies = await pipe.execute()
         found: list[Stored | None] = [None] * len(handles)
         for positions, bodies in zip(groups.values(), replies, strict=True):
-            count = len(positions)
-            for n, position in enumerate(positions):
-                found[position] = _stored(handles[position], bodies[n], bodies[count + n])
+            for position, body in zip(positions, bodies, strict=True):
+                found[position] = _stored(handles[position], body, None)
         return found
 
     async def commit(self, before: Stored | None, after: HandleRecord | None) -> bool:
@@ -309,13 +403,14 @@ class HandleStore:
         is atomic on its own. Returns, per change, whether it was committed."""
         if not changes:
             return []
+        buckets = self._buckets or await self.buckets()
         groups: dict[str, CommitGroup] = {}
         placed: list[tuple[CommitGroup, int]] = []
         for before, after in changes:
             subject = subject_of(before.record if before else None, after)
             group = groups.get(subject.prefix)
             if group is None:
-                group = groups[subject.prefix] = CommitGroup(self.indexes)
+                group = groups[subject.prefix] = CommitGroup(self.indexes, buckets)
             placed.append((group, group.add(before, after, subject)))
         prefixes = {after.handle.prefix for _, after in changes if after is not None}
         touched = [key for group in groups.values() for key in group.handle_keys]
@@ -371,29 +466,16 @@ class HandleStore:
 
     @asynccontextmanager
     async def watched(self, handles: Sequence[Handle]) -> AsyncIterator[WatchedBatch]:
-        """Load ``handles`` (different records) under WATCH, for a batch: the block
-        plans its changes from :attr:`WatchedBatch.loaded` and commits them with
-        :meth:`WatchedBatch.commit`.
-
-        Redis checks a WATCH for keys the connection already watches one by one, so
-        one WATCH of n keys costs n²; the handles are watched in slices of
-        ``WATCH_SLICE``, one connection (and later one transaction) each, held until
-        the block ends. Only record keys are watched: every commit of a record sets or
-        deletes its record key, whatever else it changes."""
+        """Load ``handles`` (different records) for a batch: the block plans its changes
+        from :attr:`WatchedBatch.loaded` and commits them with :meth:`WatchedBatch.commit`,
+        which applies each slice of ``WATCH_SLICE`` records only if none of them changed
+        since. (The batch used to WATCH the records' keys; a WATCH of a bucket would make
+        every neighbour's write a conflict, so the versions are compared by the slice's
+        script instead, record by record.)"""
+        buckets = self._buckets or await self.buckets()
+        loaded = await self.load_many(handles)
         slices = [handles[n : n + WATCH_SLICE] for n in range(0, len(handles), WATCH_SLICE)]
-        async with translated(), contextlib.AsyncExitStack() as held:
-            pipes = [
-                await held.enter_async_context(self._redis.pipeline(transaction=True))
-                for _ in slices
-            ]
-
-            async def load(pipe: Pipeline, part: Sequence[Handle]) -> list[Stored | None]:
-                # Read after the WATCH (on any connection): a later write is caught.
-                await pipe.watch(*[record_key(h) for h in part])
-                return await self.load_many(part)
-
-            loaded = await asyncio.gather(*map(load, pipes, slices))
-            yield WatchedBatch(self, list(zip(pipes, slices, strict=True)), loaded)
+        yield WatchedBatch(self, slices, loaded, buckets)
 
     async def upgrade(self) -> int:
         """Bring a store written by an older version to the current layout, and its
@@ -407,6 +489,7 @@ class HandleStore:
         ``store:indexed`` matches the policy, it only reads those keys. Nodes of older
         versions must not write to the store while it runs."""
         converted = 0
+        buckets = await self.buckets()
         async with translated():
             layout = await self._redis.get(LAYOUT_KEY)
             pending = cast(dict[bytes, bytes], await self._redis.hgetall(UPGRADE_KEY))
@@ -417,6 +500,7 @@ class HandleStore:
                         continue
                     converted += await step.run()
                     await self._redis.set(LAYOUT_KEY, step.layout)
+                self._log("store layout", {"layout": LAYOUT.decode(), "buckets": buckets})
             elif pending:  # a build of newly indexed types, interrupted: resume it
                 converted += await self._rebuild()
             recorded = cast(bytes | None, await self._redis.get(INDEXED_KEY))
@@ -434,7 +518,41 @@ class HandleStore:
             UpgradeStep(b"2", "records are strings, not hashes", self._records_to_strings),
             UpgradeStep(b"3", "records in the compact stored form", self._compact_records),
             UpgradeStep(b"4", "indexes hold suffixes, no date scores", self._reindex),
+            UpgradeStep(b"5", "records in bucket hashes", self._records_to_buckets),
         ]
+
+    async def _records_to_buckets(self) -> int:
+        """Layout 4 kept each record in its own string (``r:{p}:<handle key>``); each
+        moves to its field of its bucket (:func:`registry.record_keys.record_key`), a
+        thousand at a time, each thousand in one transaction (under WATCH, repeated if
+        one is written meanwhile) that sets the fields and deletes the strings: a record
+        is in exactly one place whenever the upgrade stops, and a restart moves the
+        strings left. The node serves no request before the upgrade has finished, so
+        nothing reads a record while it may still be a string."""
+        return sum([await self._move(page) async for page in self._pages("string")])
+
+    async def _move(self, keys: list[bytes]) -> int:
+        buckets = await self.buckets()
+        handles = [Handle.parse(key.decode().partition("}:")[2]) for key in keys]
+        targets = [record_key(handle, buckets) for handle in handles]
+        while True:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(*keys, *dict.fromkeys(targets))
+                bodies = cast(list[bytes | None], await self._redis.mget(keys))
+                pipe.multi()  # type: ignore[no-untyped-call]
+                done = 0
+                for key, handle, target, body in zip(keys, handles, targets, bodies, strict=True):
+                    if body is None:
+                        continue  # moved or deleted meanwhile
+                    # A field there already was written in this layout: it is newer.
+                    pipe.hsetnx(target, record_field(handle), body)
+                    pipe.delete(key)
+                    done += 1
+                try:
+                    await pipe.execute()
+                except WatchError:
+                    continue
+                return done
 
     async def _records_to_strings(self) -> int:
         """Records used to be hashes (``b`` public body, ``f`` full body); they become
@@ -504,12 +622,15 @@ class HandleStore:
         cursor, done = int(state.get("cursor", 0)), int(state.get("done", 0))
         began, logged = time.monotonic(), time.monotonic()
         while True:
-            cursor, found = await self._redis.scan(
-                cursor, match="r:*", count=_SCAN_PAGE, _type="string"
-            )
+            # Strings while step 4 runs (layout 4), buckets after step 5.
+            cursor, found = await self._redis.scan(cursor, match="r:*", count=_SCAN_PAGE)
             keys = cast(list[bytes], found)
-            if keys:
-                done += await self._index(keys, types)
+            strings = [key for key in keys if not is_bucket_key(key)]
+            if strings:
+                done += await self._index(strings, types)
+            held = [key for key in keys if is_bucket_key(key)]
+            for start in range(0, len(held), _BUCKETS_PER_INDEX):
+                done += await self._index_buckets(held[start : start + _BUCKETS_PER_INDEX], types)
             await self._redis.hset(UPGRADE_KEY, mapping={"cursor": cursor, "done": done})
             if time.monotonic() - logged > 10:
                 logged = time.monotonic()
@@ -531,7 +652,7 @@ class HandleStore:
                 await pipe.watch(*keys)
                 fulls = [b"f:" + key.removeprefix(b"r:") for key in keys]
                 bodies = cast(list[bytes | None], await self._redis.mget(keys + fulls))
-                changes = KeyChanges(types)
+                changes = KeyChanges(types, await self.buckets())
                 count = 0
                 for n in range(len(keys)):
                     handle = Handle.parse(keys[n].decode().partition("}:")[2])
@@ -542,6 +663,31 @@ class HandleStore:
                 pipe.multi()  # type: ignore[no-untyped-call]
                 for key, scored in changes.adds.items():
                     pipe.execute_command("ZADD", key, *scored)
+                try:
+                    await pipe.execute()
+                except WatchError:
+                    continue
+                return count
+
+    async def _index_buckets(self, keys: list[bytes], types: IndexPolicy) -> int:
+        """:meth:`_index` for the records of the buckets at ``keys``."""
+        while True:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(*keys)
+                read = self._redis.pipeline(transaction=False)
+                for key in keys:
+                    read.hgetall(key)
+                held = cast(list[dict[bytes, bytes]], await read.execute())
+                changes = KeyChanges(types, await self.buckets())
+                count = 0
+                for key, fields in zip(keys, held, strict=True):
+                    for name, body in fields.items():
+                        handle = bucket_handle(key, name)
+                        changes.add(None, from_stored(body, handle, None))
+                        count += 1
+                pipe.multi()  # type: ignore[no-untyped-call]
+                for index, scored in changes.adds.items():
+                    pipe.execute_command("ZADD", index, *scored)
                 try:
                     await pipe.execute()
                 except WatchError:
@@ -616,6 +762,8 @@ class HandleStore:
         time (the last one shorter)."""
         page: list[bytes] = []
         async for key in self._redis.scan_iter(match="r:*", count=_SCAN_PAGE, _type=of_type):
+            if is_bucket_key(key):
+                continue  # a bucket (layout 5) written before this store was upgraded
             page.append(key)
             if len(page) == _SCAN_PAGE:
                 yield page
@@ -827,79 +975,154 @@ def _stored(handle: Handle, stored: bytes | None, full: bytes | None) -> Stored 
 
 
 class WatchedBatch:
-    """A batch's records as loaded under WATCH (:meth:`HandleStore.watched`), a slice
-    per transaction."""
+    """A batch's records as loaded (:meth:`HandleStore.watched`), committed a slice per
+    script call (:data:`_SLICE_LUA`)."""
 
     def __init__(
         self,
         store: HandleStore,
-        slices: list[tuple[Pipeline, Sequence[Handle]]],
-        loaded: list[list[Stored | None]],
+        slices: list[Sequence[Handle]],
+        loaded: list[Stored | None],
+        buckets: int,
     ) -> None:
         self._store = store
         self._slices = slices
-        self._slice_of = {h.key: n for n, (_, part) in enumerate(slices) for h in part}
-        self.loaded = [stored for part in loaded for stored in part]
+        self._buckets = buckets
+        self._slice_of = {h.key: n for n, part in enumerate(slices) for h in part}
+        self.loaded = loaded  # in the order the handles were given
 
     async def commit(
         self, changes: Sequence[tuple[Stored | None, HandleRecord | None]]
     ) -> list[bool]:
-        """Apply the changes (each of a loaded record, at most one per record) in one
-        MULTI/EXEC per slice, the slices at once. When Redis refuses a slice's because
-        one of its records changed since the load, nothing of it was written: each of
-        its changes is then committed on its own against the version it was planned
-        on. Returns, per change, whether it was committed."""
+        """Apply the changes (each of a loaded record, at most one per record), a slice
+        at a time, the slices at once, each slice's changes under one prefix all or
+        nothing. When one of a slice's records changed since the load, nothing of it
+        was written: each of its changes is then committed on its own against the
+        version it was planned on. Returns, per change, whether it was committed."""
         done = [False] * len(changes)
         by_slice: list[list[int]] = [[] for _ in self._slices]
         for position, (before, after) in enumerate(changes):
             subject = subject_of(before.record if before else None, after)
             by_slice[self._slice_of[subject.key]].append(position)
 
-        async def run(pipe: Pipeline, positions: list[int]) -> None:
-            results = await self._transaction(pipe, [changes[p] for p in positions])
+        async def run(positions: list[int]) -> None:
+            results = await self._apply([changes[p] for p in positions])
             for position, committed in zip(positions, results, strict=True):
                 done[position] = committed
 
-        await asyncio.gather(
-            *(
-                run(pipe, positions)
-                for (pipe, _), positions in zip(self._slices, by_slice, strict=True)
-                if positions
-            )
-        )
+        await asyncio.gather(*(run(positions) for positions in by_slice if positions))
         return done
 
-    async def _transaction(
-        self, pipe: Pipeline, changes: Sequence[tuple[Stored | None, HandleRecord | None]]
+    async def _apply(
+        self, changes: Sequence[tuple[Stored | None, HandleRecord | None]]
     ) -> list[bool]:
         store = self._store
-        writes = KeyChanges(store.indexes)
+        groups: dict[str, SliceScript] = {}
+        placed: list[SliceScript] = []
         for before, after in changes:
-            writes.add(before.record if before else None, after)
-        pipe.multi()  # type: ignore[no-untyped-call]
-        store._log_changes(pipe, writes.handle_keys, writes.prefixes)
-        if writes.deletes:
-            pipe.delete(*writes.deletes)
-        if writes.sets:
-            pipe.execute_command("MSET", *writes.sets)
-        for key, members in writes.removes.items():
-            pipe.zrem(key, *members)
-        for key, scored in writes.adds.items():
-            pipe.execute_command("ZADD", key, *scored)
-        async with store._forgetting(writes.handle_keys), translated():
-            try:
-                await pipe.execute()
-            except WatchError:
-                return await store.commit_many(changes)
-        return [True] * len(changes)
+            subject = subject_of(before.record if before else None, after)
+            group = groups.get(subject.prefix)
+            if group is None:
+                group = groups[subject.prefix] = SliceScript(store.indexes, self._buckets)
+            group.add(before, after, subject)
+            placed.append(group)
+        touched = [key for group in groups.values() for key in group.handle_keys]
+        prefixes = {after.handle.prefix for _, after in changes if after is not None}
+        head = 2 if prefixes else 1  # the feed entry (and prefixes) go first
+        async with store._forgetting(touched), translated():
+            pipe = store._redis.pipeline(transaction=False)
+            store._log_changes(pipe, touched, prefixes)
+            calls = [group.call() for group in groups.values()]
+            for keys, argv in calls:
+                pipe.evalsha(_SLICE_SHA, len(keys), *keys, *argv)
+            replies = await pipe.execute(raise_on_error=False)
+            if any(isinstance(r, NoScriptError) for r in replies):
+                await store._redis.script_load(_SLICE_LUA)
+                pipe = store._redis.pipeline(transaction=False)
+                for keys, argv in calls:
+                    pipe.evalsha(_SLICE_SHA, len(keys), *keys, *argv)
+                replies = replies[:head] + await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise store_error(reply) from reply
+        refused = {
+            id(group) for group, reply in zip(groups.values(), replies[head:], strict=True) if reply
+        }
+        if not refused:
+            return [True] * len(changes)
+        # A record changed since the load: that prefix's changes go one by one, each
+        # against its own version.
+        store.refused_slices += 1
+        again = [n for n, group in enumerate(placed) if id(group) in refused]
+        results = await store.commit_many([changes[n] for n in again])
+        done = [True] * len(changes)
+        for n, committed in zip(again, results, strict=True):
+            done[n] = committed
+        return done
+
+
+class SliceScript:
+    """A slice's changes under one prefix as the arguments of one :data:`_SLICE_LUA`
+    call: the records' buckets, fields, versions and stored forms, then their index
+    changes grouped by key."""
+
+    def __init__(self, policy: IndexPolicy, buckets: int) -> None:
+        self.policy = policy
+        self.buckets = buckets
+        self.handle_keys: list[str] = []
+        self.adds: dict[str, list[float | str]] = {}  # score, member, ... by key
+        self.removes: dict[str, list[str]] = {}
+        self._records: list[str] = []  # bucket key per record
+        self._argv: list[str | bytes] = []
+
+    def add(self, before: Stored | None, after: HandleRecord | None, subject: Handle) -> None:
+        self.handle_keys.append(subject.key)
+        adds, removes = self.adds, self.removes
+        for op, key, member, score in index_changes(
+            before.record if before else None, after, self.policy
+        ):
+            if op == "a":
+                scored = adds.get(key)  # setdefault would make a list per member
+                if scored is None:
+                    scored = adds[key] = []
+                scored += (score or "0", member)  # lexical sets' 0: not formatted
+            else:
+                removes.setdefault(key, []).append(member)
+        self._records.append(record_key(subject, self.buckets))
+        self._argv += (
+            record_field(subject),
+            before.version if before else ABSENT,
+            to_stored(after) if after else b"",
+        )
+
+    def call(self) -> tuple[list[str], list[str | bytes | float]]:
+        """KEYS and ARGV of the script call."""
+        keys: list[str] = list(self._records)
+        argv: list[str | bytes | float] = [len(self._records), *self._argv]
+        numbers: dict[str, int] = {}
+        for op, grouped, width in (
+            ("r", self.removes, 1),
+            ("a", self.adds, 2),
+        ):
+            for key, items in grouped.items():
+                number = numbers.get(key)
+                if number is None:
+                    keys.append(key)
+                    number = numbers[key] = len(keys)
+                step = _UNPACKED - _UNPACKED % width
+                for start in range(0, len(items), step):
+                    part = items[start : start + step]
+                    argv += (op, number, len(part) // width, *part)
+        return keys, argv
 
 
 class CommitGroup:
     """Changes under one prefix as the arguments of one commit script call: every key
     once, and per change the numbers of the keys it touches."""
 
-    def __init__(self, policy: IndexPolicy) -> None:
+    def __init__(self, policy: IndexPolicy, buckets: int) -> None:
         self.policy = policy
+        self.buckets = buckets
         self.handle_keys: list[str] = []
         self._keys: dict[str, int] = {}  # key -> its 1-based number in KEYS
         self._changes: list[list[object]] = []
@@ -914,16 +1137,13 @@ class CommitGroup:
                 before.record if before else None, after, self.policy
             )
         ]
-        # The stored form holds every value: no full body beside it any more (the
-        # script deletes an older node's).
         stored = to_stored(after) if after else b""
         self._changes.append(
             [
-                self._number(record_key(subject)),
-                self._number(full_key(subject)),
+                self._number(record_key(subject, self.buckets)),
+                record_field(subject),
                 before.version if before else ABSENT,
                 stored.decode(),
-                "",
                 ops,
             ]
         )

@@ -16,6 +16,9 @@ from redis.asyncio import Redis
 from node.app import create_app
 from node.config import NodeConfig
 from node.embedded_redis import EmbeddedRedis
+from registry.identifier import Handle
+from registry.record_keys import DEFAULT_BUCKETS, record_field, record_key
+from registry.store import BUCKETS_KEY
 
 ADMIN_SECRET = "s3cret"
 ADMIN = "300:0.NA/88.100"
@@ -86,6 +89,20 @@ async def snapshot(redis: Redis) -> dict[object, object]:
     every = cast(list[bytes], await redis.keys("*"))
     keys = sorted(k for k in every if not k.startswith(NOT_THE_STORE))
     return {key: await redis.dump(key) for key in keys}
+
+
+async def record_place(redis: Redis, text: str) -> tuple[str, str]:
+    """The bucket and field holding a handle's record (registry.record_keys), as the
+    store the node made counts its buckets."""
+    handle = Handle.parse(text)
+    buckets = int(await redis.get(BUCKETS_KEY) or DEFAULT_BUCKETS)
+    return record_key(handle, buckets), record_field(handle)
+
+
+async def stored_record(redis: Redis, text: str) -> bytes | None:
+    """A handle's record as stored (the compact form), or None."""
+    bucket, field = await record_place(redis, text)
+    return cast(bytes | None, await redis.hget(bucket, field))
 
 
 @pytest.fixture

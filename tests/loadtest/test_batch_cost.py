@@ -12,7 +12,7 @@ from node.app import create_app
 from node.embedded_redis import EmbeddedRedis
 from registry.record_keys import listing_key
 from resolver.upstream import Credentials
-from tests.conftest import node_config
+from tests.conftest import node_config, stored_record
 
 
 async def test_the_measured_batches_are_registered_whole(
@@ -22,7 +22,7 @@ async def test_the_measured_batches_are_registered_whole(
     assert cpu > 0
     assert await redis.zcard(listing_key(PREFIX)) == 3 * BATCH  # the warm-up and two more
     last = handle_name(PREFIX, 3 * BATCH - 1).lower()
-    assert await redis.exists(f"r:{{{PREFIX}}}:{last}") == 1
+    assert await stored_record(redis, last) is not None
 
 
 async def test_a_refused_batch_stops_the_measurement(

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from node.embedded_redis import EmbeddedRedis
 from registry.identifier import Handle
 from registry.stored_form import public_json
-from tests.conftest import ADMIN_AUTH, basic, node_config, served, snapshot
+from tests.conftest import ADMIN_AUTH, basic, node_config, record_place, served, snapshot
 
 URL_VALUE = {
     "index": 1,
@@ -403,8 +403,8 @@ async def test_values_stored_as_hex_are_answered_in_handles_output_formats(
     migration; the stored bytes stay until the record is next written. Such records
     are Handle JSON bodies, as records were stored before layout 3."""
     await put(client, "88.100/legacy-hex", [URL_VALUE])
-    key = "r:{88.100}:88.100/legacy-hex"
-    compact = await redis.get(key)
+    key, field = await record_place(redis, "88.100/legacy-hex")
+    compact = await redis.hget(key, field)
     assert isinstance(compact, bytes)
     stored = public_json(compact, Handle.parse("88.100/legacy-hex"))
     legacy = stored.replace(
@@ -413,7 +413,7 @@ async def test_values_stored_as_hex_are_answered_in_handles_output_formats(
         b'{"index":2,"type":"BIN","data":{"format":"hex","value":"00ff"}',
     )
     assert legacy != stored
-    await redis.set(key, legacy)
+    await redis.hset(key, field, legacy)
     expected = [
         (1, {"format": "string", "value": "hello"}),
         (2, {"format": "base64", "value": "AP8="}),
@@ -423,4 +423,4 @@ async def test_values_stored_as_hex_are_answered_in_handles_output_formats(
         assert answer.status_code == 200, answer.text
         got = [(v["index"], v["data"]) for v in answer.json()["values"] if v["index"] < 100]
         assert got == expected, (query, headers)
-    assert await redis.get(key) == legacy  # read-time only: nothing rewritten
+    assert await redis.hget(key, field) == legacy  # read-time only: nothing rewritten

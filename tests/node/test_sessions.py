@@ -17,7 +17,16 @@ from redis.asyncio import Redis
 
 from node.embedded_redis import EmbeddedRedis
 from registry.pubkey import Algorithm, challenge, generate, sign
-from tests.conftest import ADMIN, ADMIN_AUTH, ADMIN_SECRET, basic, node_config, served, snapshot
+from tests.conftest import (
+    ADMIN,
+    ADMIN_AUTH,
+    ADMIN_SECRET,
+    basic,
+    node_config,
+    served,
+    snapshot,
+    stored_record,
+)
 from tests.registry.test_pubkey import handle_sign, key_data
 
 DEVICE = "300:88.100/devices/plc-7"
@@ -681,9 +690,9 @@ async def test_keys_in_a_batch_are_checked_hashed_and_end_the_sessions_they_repl
     answer = await batch(client, items)
     assert (answer["created"], answer["failed"]) == (3, 1)
     assert answer["results"][3]["responseCode"] == 202
-    assert await redis.get("r:{88.100}:88.100/devices/bad") is None
+    assert await stored_record(redis, "88.100/devices/bad") is None
     for n in (1, 2):
-        stored = await redis.get(f"r:{{0.na}}:0.na/88.100.{n}")  # every value, hashed
+        stored = await stored_record(redis, f"0.NA/88.100.{n}")  # every value, hashed
         assert stored is not None and b"shared-secret" not in stored
         own = basic(f"300:0.NA/88.100.{n}", "shared-secret")
         assert (await put(client, f"88.100.{n}/a", [URL_VALUE], own)).status_code == 201
@@ -731,7 +740,7 @@ async def test_a_batch_checks_the_rights_of_every_kind_of_record_it_creates(
         ("0.NA/88.100.9.1", 403, 400),
         ("88.200/c", 400, 301),
     ]
-    assert await redis.get("r:{0.na}:0.na/88.100.9") is None
+    assert await stored_record(redis, "0.NA/88.100.9") is None
 
 
 # -- Handle sessions: POST /api/sessions, PUT/GET/DELETE /api/sessions/this ------------

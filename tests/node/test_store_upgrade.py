@@ -124,8 +124,9 @@ async def test_a_store_of_the_previous_release_answers_the_same_after_the_upgrad
     count = 300
     await write_layout_2(redis, [pack(n) for n in range(count)] + [mixed_case()])
     store = HandleStore(redis, indexes=EVERY)
-    # Every record compacted (layout 3), then indexed again (layout 4).
-    assert await store.upgrade() == 2 * (count + 1)
+    # Every record compacted (layout 3), indexed again (layout 4), moved into its
+    # bucket (layout 5).
+    assert await store.upgrade() == 3 * (count + 1)
     assert await redis.get(LAYOUT_KEY) == LAYOUT
     assert await redis.get(INDEXED_KEY) == b"*"
     assert await redis.exists(UPGRADE_KEY) == 0

@@ -3,6 +3,9 @@ index members to add and remove (registry.record_keys)."""
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from registry.identifier import Handle
 from registry.index_policy import IndexPolicy
 from registry.record import HandleRecord
@@ -10,13 +13,19 @@ from registry.record_keys import (
     ADD,
     REMOVE,
     KeyChanges,
+    bucket_encoding_problems,
+    bucket_handle,
+    bucket_of,
     full_key,
     handle_text,
     index_changes,
     index_member,
+    is_bucket_key,
     listing_key,
     number_index_key,
+    record_field,
     record_key,
+    string_key,
     value_index_key,
     version_of,
 )
@@ -39,11 +48,51 @@ def record(text: str, *values: tuple[str, str], private: bool = False) -> Handle
 
 def test_keys_share_the_prefix_hash_tag_and_fold_the_handle() -> None:
     handle = Handle.parse("88.100.1/ABC")
-    assert record_key(handle) == "r:{88.100.1}:88.100.1/abc"
+    assert record_key(handle, 1024) == "r:{88.100.1}:985"
+    assert record_field(handle) == "abc"
+    assert string_key(handle) == "r:{88.100.1}:88.100.1/abc"  # layout 4
     assert full_key(handle) == "f:{88.100.1}:88.100.1/abc"
     assert listing_key("88.100.1") == "l:{88.100.1}"
     assert value_index_key("88.100.1", "url") == "v:{88.100.1}:url"
     assert number_index_key("88.100.1", "weight") == "n:{88.100.1}:weight"
+
+
+# The bucket of a handle must never change between processes or versions: a record
+# written by one would be looked for elsewhere by the other.
+def test_buckets_are_stable_and_fold_case() -> None:
+    assert bucket_of("88.100/serial-1", 1 << 20) == 866683
+    assert bucket_of("88.100/serial-1", 64) == bucket_of("88.100/serial-1", 1 << 20) % 64
+    assert record_key(Handle.parse("88.100/SERIAL-1"), 64) == "r:{88.100}:59"
+
+
+@given(
+    st.from_regex(r"[a-z0-9]{1,8}(\.[a-z0-9]{1,6}){0,2}", fullmatch=True),
+    st.text(
+        st.characters(min_codepoint=0x21, max_codepoint=0x7E) | st.sampled_from("码标识"),
+        min_size=1,
+        max_size=30,
+    ),
+    st.integers(min_value=1, max_value=1 << 24),
+)
+def test_a_bucket_field_gives_its_handle_back(prefix: str, suffix: str, buckets: int) -> None:
+    handle = Handle.parse(f"{prefix}/{suffix}")
+    key = record_key(handle, buckets)
+    assert is_bucket_key(key.encode()) and not is_bucket_key(string_key(handle).encode())
+    assert 0 <= int(key.rpartition(":")[2]) < buckets
+    back = bucket_handle(key.encode(), record_field(handle).encode())
+    assert back.key == handle.key
+
+
+def test_a_server_too_strict_for_compact_buckets_is_named() -> None:
+    assert (
+        bucket_encoding_problems(
+            {"hash-max-ziplist-entries": "512", "hash-max-ziplist-value": "1024"}
+        )
+        == []
+    )
+    assert bucket_encoding_problems({"hash-max-ziplist-value": "64"}) == [
+        "hash-max-ziplist-value is 64, below 1024: larger buckets become hash tables"
+    ]
 
 
 def test_a_version_changes_with_either_body() -> None:
@@ -99,7 +148,7 @@ def test_a_replacement_touches_only_what_changed_and_a_deletion_everything() -> 
 
 
 def test_many_changes_become_a_few_commands() -> None:
-    changes = KeyChanges(EVERY)
+    changes = KeyChanges(EVERY, 4)
     first = record("88.100/a", ("URL", "https://a.cn"))
     second = record("88.100/b", ("URL", "https://b.cn"), private=True)
     changes.add(None, first)
@@ -108,21 +157,15 @@ def test_many_changes_become_a_few_commands() -> None:
     changes.add(kept, record("88.100/c", ("URL", "https://c2.cn")))
     gone = record("88.100/d", ("URL", "https://d.cn"))
     changes.add(gone, None)
-    # One key per record, private values included (registry.stored_form).
-    assert changes.sets == [
-        record_key(first.handle),
-        to_stored(first),
-        record_key(second.handle),
-        to_stored(second),
-        record_key(kept.handle),
-        to_stored(record("88.100/c", ("URL", "https://c2.cn"))),
-    ]
-    # An older node's full body beside a record goes; a deletion removes both keys.
-    assert changes.deletes == [
-        full_key(kept.handle),
-        record_key(gone.handle),
-        full_key(gone.handle),
-    ]
+    # One field per record, private values included (registry.stored_form), grouped
+    # by bucket: one HSET each.
+    sets: dict[str, list[str | bytes]] = {}
+    for made in (first, second, record("88.100/c", ("URL", "https://c2.cn"))):
+        sets.setdefault(record_key(made.handle, 4), []).extend(
+            (record_field(made.handle), to_stored(made))
+        )
+    assert changes.sets == sets
+    assert changes.deletes == {record_key(gone.handle, 4): ["d"]}
     # Lexical index members all score 0, sent as "0" (no float formatting).
     assert changes.adds["v:{88.100}:url"] == [
         "0",
