@@ -303,7 +303,7 @@ async def _start(
     startup: Startup = app.state.startup
     try:
         await _wait_loaded(config, redis, startup, waiting, patient=patient)
-        state = await _build_state(config, redis, session, app.state.metrics)
+        state = await _build_state(config, redis, session, app.state.metrics, startup)
         if state.kpis is not None:
             tasks.append(asyncio.create_task(state.kpis.run()))
         if config.traits.stores:  # other processes' writes reach the in-process copies
@@ -390,7 +390,11 @@ def _text(raw: bytes | str) -> str:
 
 
 async def _build_state(
-    config: NodeConfig, redis: Redis, session: aiohttp.ClientSession, metrics: NodeMetrics
+    config: NodeConfig,
+    redis: Redis,
+    session: aiohttp.ClientSession,
+    metrics: NodeMetrics,
+    startup: Startup | None = None,
 ) -> NodeState:
     traits = config.traits
     indexes = config.indexed_types
@@ -410,9 +414,11 @@ async def _build_state(
     )
     if traits.stores and config.redis_url is not None:
         await _check_bucket_encoding(redis)
-    converted = await store.upgrade()
+    converted = await store.upgrade(progress=startup.upgrading if startup else None)
     if converted:
         log.info("store layout upgraded", extra={"records": converted})
+    if startup is not None:
+        startup.building()
     # Every call to another node goes through this policy, whoever named the node.
     policy = TargetPolicy(allow_private=config.allow_private_nodes)
     upstream = Upstream(

@@ -11,12 +11,15 @@ before it listens: it answers at once, and builds its state once the store is lo
     phase      /healthz   /readyz                          any other route
     STARTING   200        503 {"status": "starting"}       503, responseCode 2
     LOADING    200        503 {"status": "loading", ...%}  503, responseCode 2, with the %
+    UPGRADING  200        503 {"status": "upgrading", ...} 503, responseCode 2, naming the step
     READY      200        200 {"status": "ready"}          served
     FAILED     200        503 {"status": "failed"}         503 (the process is exiting)
 
 STARTING is the time before the first look at the store and between the end of the
-load and the node's state being built (a store upgrade, the admin identity...). No
-phase has a time limit: a load that progresses is waited for however long it takes.
+load and the node's state being built (the admin identity...); UPGRADING the time a
+store written by an older version is brought to the current layout
+(:meth:`registry.store.HandleStore.upgrade`, a page of records at a time). No phase has
+a time limit: a load or an upgrade that progresses is waited for however long it takes.
 
 >>> startup = Startup()
 >>> startup.loading(LoadingProgress.from_info({"loading": 1, "loading_loaded_perc": 42.0,
@@ -125,6 +128,7 @@ def size(count: int) -> str:
 class Phase(enum.Enum):
     STARTING = "starting"
     LOADING = "loading"
+    UPGRADING = "upgrading"
     READY = "ready"
     FAILED = "failed"
 
@@ -137,12 +141,21 @@ class Startup:
     def __init__(self) -> None:
         self.phase = Phase.STARTING
         self.progress: LoadingProgress | None = None
+        self.upgrade: tuple[str, int] | None = None  # the upgrade's step, records done
         self.error: BaseException | None = None
 
     def loading(self, progress: LoadingProgress) -> None:
         """The store said how its load goes: LOADING while it loads, STARTING after."""
         self.progress = progress
         self.phase = Phase.LOADING if progress.loading else Phase.STARTING
+
+    def upgrading(self, step: str, records: int) -> None:
+        """The store's upgrade is at ``step``, ``records`` gone through in it."""
+        self.phase, self.upgrade = Phase.UPGRADING, (step, records)
+
+    def building(self) -> None:
+        """The store is loaded and at the current layout; the node is being built."""
+        self.phase, self.progress, self.upgrade = Phase.STARTING, None, None
 
     def ready(self) -> None:
         self.phase, self.progress = Phase.READY, None
@@ -155,6 +168,8 @@ class Startup:
         if self.phase is Phase.LOADING and self.progress is not None:
             percent = f"{self.progress.percent:.0f}%"
             return StoreLoading(f"the node is starting: its store is loading ({percent})")
+        if self.phase is Phase.UPGRADING and self.upgrade is not None:
+            return StoreLoading(f"the node is starting: its store is upgraded ({self.upgrade[0]})")
         if self.phase is Phase.FAILED:
             return StoreLoading(f"the node failed to start: {_text(self.error)}")
         return StoreLoading("the node is starting")
@@ -165,6 +180,10 @@ class Startup:
         if self.phase is Phase.LOADING and self.progress is not None:
             body["message"] = self.progress.message
             body.update(self.progress.fields())
+        elif self.phase is Phase.UPGRADING and self.upgrade is not None:
+            step, records = self.upgrade
+            body["message"] = f"store upgrade: {step}, {records:,} records done"
+            body.update(upgradeStep=step, recordsDone=records)
         elif self.phase is Phase.FAILED:
             body["message"] = f"the node failed to start: {_text(self.error)}"
         else:
@@ -177,16 +196,19 @@ def _text(error: BaseException | None) -> str:
 
 
 def still_loading(body: object) -> str | None:
-    """The progress message of a ``/readyz`` body from a node whose store is loading
-    (alive and progressing: no start-up timeout should count it), else None; for
-    whoever waits for a node to be ready (``idnode up``, the worker supervisor).
+    """The progress message of a ``/readyz`` body from a node whose store is loading or
+    being upgraded (alive and progressing: no start-up timeout should count it), else
+    None; for whoever waits for a node to be ready (``idnode up``, the worker supervisor).
 
     >>> still_loading({"status": "loading", "message": "store loading: 42%"})
     'store loading: 42%'
+    >>> still_loading({"status": "upgrading", "message": "store upgrade: ..."})
+    'store upgrade: ...'
     >>> still_loading({"status": "ready"}) is None
     True
     """
-    if isinstance(body, Mapping) and body.get("status") == Phase.LOADING.value:
+    progressing = (Phase.LOADING.value, Phase.UPGRADING.value)
+    if isinstance(body, Mapping) and body.get("status") in progressing:
         return str(body.get("message") or "store loading")
     return None
 

@@ -209,6 +209,27 @@ class ChangePage:
     gap: bool
 
 
+UpgradeProgress = Callable[[str, int], None]  # a step's name, records gone through
+
+
+class _Progress:
+    """An upgrade's progress, told to its :data:`UpgradeProgress` if it has one."""
+
+    def __init__(self, tell: UpgradeProgress | None = None) -> None:
+        self._tell = tell
+        self._step, self._done = "", 0
+
+    def begin(self, step: str) -> None:
+        self._step, self._done = step, 0
+        if self._tell is not None:
+            self._tell(step, 0)
+
+    def advance(self, records: int) -> None:
+        self._done += records
+        if self._tell is not None:
+            self._tell(self._step, self._done)
+
+
 @dataclass(frozen=True, slots=True)
 class UpgradeStep:
     """One change of the store's layout (:meth:`HandleStore.upgrade`): what it does, and
@@ -272,6 +293,7 @@ class HandleStore:
         # Which value types are indexed; widened by templates' queryable items (learn).
         self.indexes = indexes
         self._log = log or (lambda message, extra: None)
+        self._progress = _Progress()  # of the upgrade running, if any (upgrade())
         self._builds: set[asyncio.Task[None]] = set()
         self.change_retention_ms = change_retention_ms
         # Hot public bodies kept in process (registry.local_copy); 0 keeps none.
@@ -477,7 +499,7 @@ class HandleStore:
         slices = [handles[n : n + WATCH_SLICE] for n in range(0, len(handles), WATCH_SLICE)]
         yield WatchedBatch(self, slices, loaded, buckets)
 
-    async def upgrade(self) -> int:
+    async def upgrade(self, progress: UpgradeProgress | None = None) -> int:
         """Bring a store written by an older version to the current layout, and its
         indexes to this node's :attr:`indexes`; returns how many records were converted
         or re-indexed. Each step of :meth:`upgrade_steps` newer than the layout key runs,
@@ -487,8 +509,11 @@ class HandleStore:
         are dropped and those of newly indexed types built (resumable alike). Runs at
         start-up; once the layout key says :data:`LAYOUT`, no rebuild is pending and
         ``store:indexed`` matches the policy, it only reads those keys. Nodes of older
-        versions must not write to the store while it runs."""
+        versions must not write to the store while it runs. ``progress`` is told each
+        step's name and the records it has gone through, a page at a time (a node is
+        alive and progressing meanwhile, however long a large store takes)."""
         converted = 0
+        self._progress = _Progress(progress)
         buckets = await self.buckets()
         async with translated():
             layout = await self._redis.get(LAYOUT_KEY)
@@ -498,13 +523,16 @@ class HandleStore:
                 for step in self.upgrade_steps():
                     if int(step.layout) <= done:
                         continue
+                    self._progress.begin(step.name)
                     converted += await step.run()
                     await self._redis.set(LAYOUT_KEY, step.layout)
                 self._log("store layout", {"layout": LAYOUT.decode(), "buckets": buckets})
             elif pending:  # a build of newly indexed types, interrupted: resume it
+                self._progress.begin("indexes built for new types")
                 converted += await self._rebuild()
             recorded = cast(bytes | None, await self._redis.get(INDEXED_KEY))
             if recorded is not None and recorded.decode() != self.indexes.text:
+                self._progress.begin("indexes follow the indexed types")
                 converted += await self._retype(IndexPolicy.from_text(recorded.decode()))
             elif recorded is None:
                 await self._redis.set(INDEXED_KEY, self.indexes.text)
@@ -620,6 +648,7 @@ class HandleStore:
             await self._redis.hset(UPGRADE_KEY, mapping={"phase": "build", "cursor": 0, "done": 0})
             state.update(cursor="0", done="0")
         cursor, done = int(state.get("cursor", 0)), int(state.get("done", 0))
+        reached = done
         began, logged = time.monotonic(), time.monotonic()
         while True:
             # Strings while step 4 runs (layout 4), buckets after step 5.
@@ -632,6 +661,8 @@ class HandleStore:
             for start in range(0, len(held), _BUCKETS_PER_INDEX):
                 done += await self._index_buckets(held[start : start + _BUCKETS_PER_INDEX], types)
             await self._redis.hset(UPGRADE_KEY, mapping={"cursor": cursor, "done": done})
+            self._progress.advance(done - reached)
+            reached = done
             if time.monotonic() - logged > 10:
                 logged = time.monotonic()
                 self._log("indexes building", {"records": done, "types": types.text})
@@ -767,9 +798,11 @@ class HandleStore:
             page.append(key)
             if len(page) == _SCAN_PAGE:
                 yield page
+                self._progress.advance(len(page))
                 page = []
         if page:
             yield page
+            self._progress.advance(len(page))
 
     async def _compact(self, keys: list[bytes]) -> int:
         fulls = [b"f:" + key.removeprefix(b"r:") for key in keys]

@@ -113,6 +113,28 @@ def test_the_phases_answer_what_the_table_says() -> None:
     assert startup.refusal().message == "the node failed to start: nothing answers"
 
 
+def test_an_upgrade_is_a_phase_that_names_its_step_and_progress() -> None:
+    startup = Startup()
+    startup.upgrading("records in bucket hashes", 120_000)
+    assert startup.phase is Phase.UPGRADING
+    assert startup.readyz() == {
+        "status": "upgrading",
+        "responseCode": 2,
+        "message": "store upgrade: records in bucket hashes, 120,000 records done",
+        "upgradeStep": "records in bucket hashes",
+        "recordsDone": 120_000,
+    }
+    refusal = startup.refusal()
+    assert (refusal.http_status, refusal.response_code) == (503, 2)
+    assert refusal.message == (
+        "the node is starting: its store is upgraded (records in bucket hashes)"
+    )
+    # An upgrading node is progressing: whoever waits for it counts no timeout.
+    assert still_loading(startup.readyz()) == startup.readyz()["message"]
+    startup.building()
+    assert startup.readyz()["status"] == "starting" and still_loading(startup.readyz()) is None
+
+
 def test_waiters_tell_loading_from_built() -> None:
     assert still_loading({"status": "loading", "message": "store loading: 1%"}) == (
         "store loading: 1%"

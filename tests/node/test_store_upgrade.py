@@ -222,3 +222,23 @@ async def test_a_template_s_queryable_items_are_built_in_the_background(redis: R
     await store.close()  # stops the build if still running: the next start resumes it
     await HandleStore(redis, indexes=IndexPolicy.parse("URL,BATCH")).upgrade()
     assert await redis.zcard("v:{88.100}:batch") == count
+
+
+async def test_an_upgrade_tells_its_progress_step_by_step(redis: Redis) -> None:
+    """Each step is named as it begins, then its records counted a page at a time (what
+    /readyz shows while a large store is upgraded, so no start-up timeout counts it)."""
+    count = 2_500
+    await write_layout_2(redis, [pack(n) for n in range(count)])
+    told: list[tuple[str, int]] = []
+    await HandleStore(redis, indexes=EVERY).upgrade(progress=lambda *at: told.append(at))
+    steps = list(dict.fromkeys(step for step, _ in told))
+    assert steps == [
+        "records in the compact stored form",
+        "indexes hold suffixes, no date scores",
+        "records in bucket hashes",
+    ]
+    for step in steps:
+        counts = [done for named, done in told if named == step]
+        assert counts[0] == 0 and counts == sorted(counts)  # begun, then only forward
+        assert counts[-1] == count, (step, counts)
+    assert len([1 for step, _ in told if step == steps[0]]) >= 3  # page by page (1000)
