@@ -248,6 +248,10 @@ class EmbeddedRedis:
                 stdout=sink,
                 stderr=sink,
                 preexec_fn=die_with_parent,
+                # Out of the terminal's process group: a Ctrl-C there reaches the node
+                # (or `idnode up`), which stops Redis last, after its own last writes;
+                # Redis stopping first would only be restarted by the watcher.
+                start_new_session=True,
             )
         try:
             self.pid_file.write_text(str(process.pid))
