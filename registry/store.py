@@ -512,8 +512,19 @@ class HandleStore:
         versions must not write to the store while it runs. ``progress`` is told each
         step's name and the records it has gone through, a page at a time (a node is
         alive and progressing meanwhile, however long a large store takes)."""
-        converted = 0
         self._progress = _Progress(progress)
+        try:
+            converted = await self._upgrade()
+        finally:
+            # Told only during the upgrade: later index builds (learn) run with the
+            # node serving, and are not the start-up's progress.
+            self._progress = _Progress()
+        if converted:
+            self.local.clear()
+        return converted
+
+    async def _upgrade(self) -> int:
+        converted = 0
         buckets = await self.buckets()
         async with translated():
             layout = await self._redis.get(LAYOUT_KEY)
@@ -536,8 +547,6 @@ class HandleStore:
                 converted += await self._retype(IndexPolicy.from_text(recorded.decode()))
             elif recorded is None:
                 await self._redis.set(INDEXED_KEY, self.indexes.text)
-        if converted:
-            self.local.clear()
         return converted
 
     def upgrade_steps(self) -> list[UpgradeStep]:

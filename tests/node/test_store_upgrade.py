@@ -242,3 +242,21 @@ async def test_an_upgrade_tells_its_progress_step_by_step(redis: Redis) -> None:
         assert counts[0] == 0 and counts == sorted(counts)  # begun, then only forward
         assert counts[-1] == count, (step, counts)
     assert len([1 for step, _ in told if step == steps[0]]) >= 3  # page by page (1000)
+
+
+async def test_an_index_build_after_the_upgrade_is_not_told_as_its_progress(
+    redis: Redis,
+) -> None:
+    """The start-up's progress is told only while the upgrade runs: a template's
+    queryable items built later, with the node serving, are not a start-up phase."""
+    await write_layout_2(redis, [pack(n) for n in range(100)])
+    store = HandleStore(redis, indexes=IndexPolicy.parse("URL"))
+    told: list[tuple[str, int]] = []
+    await store.upgrade(progress=lambda *at: told.append(at))
+    after_upgrade = len(told)
+    assert after_upgrade > 0
+    store.learn({"batch"})
+    while store._builds:  # the background build of BATCH's index
+        await asyncio.sleep(0.01)
+    assert await redis.zcard("v:{88.100}:batch") == 100
+    assert len(told) == after_upgrade
