@@ -684,47 +684,53 @@ class HandleStore:
         return done
 
     async def _index(self, keys: list[bytes], types: IndexPolicy) -> int:
-        """Add the index entries of the records at ``keys`` for ``types``, under WATCH:
-        a record written meanwhile makes the page repeat (a deleted one must not be
-        indexed again)."""
-        while True:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                await pipe.watch(*keys)
-                fulls = [b"f:" + key.removeprefix(b"r:") for key in keys]
-                bodies = cast(list[bytes | None], await self._redis.mget(keys + fulls))
-                changes = KeyChanges(types, await self.buckets())
-                count = 0
-                for n in range(len(keys)):
-                    handle = Handle.parse(keys[n].decode().partition("}:")[2])
-                    stored = _stored(handle, bodies[n], bodies[len(keys) + n])
-                    if stored is not None:
-                        changes.add(None, stored.record)
-                        count += 1
-                pipe.multi()  # type: ignore[no-untyped-call]
-                for key, scored in changes.adds.items():
-                    pipe.execute_command("ZADD", key, *scored)
-                try:
-                    await pipe.execute()
-                except WatchError:
-                    continue
-                return count
+        """Add the index entries of the records at ``keys`` (strings) for ``types``."""
+
+        async def records() -> list[HandleRecord]:
+            fulls = [b"f:" + key.removeprefix(b"r:") for key in keys]
+            bodies = cast(list[bytes | None], await self._redis.mget(keys + fulls))
+            found = []
+            for n, key in enumerate(keys):
+                handle = Handle.parse(key.decode().partition("}:")[2])
+                stored = _stored(handle, bodies[n], bodies[len(keys) + n])
+                if stored is not None:
+                    found.append(stored.record)
+            return found
+
+        return await self._index_watched(keys, types, records)
 
     async def _index_buckets(self, keys: list[bytes], types: IndexPolicy) -> int:
         """:meth:`_index` for the records of the buckets at ``keys``."""
+
+        async def records() -> list[HandleRecord]:
+            read = self._redis.pipeline(transaction=False)
+            for key in keys:
+                read.hgetall(key)
+            held = cast(list[dict[bytes, bytes]], await read.execute())
+            return [
+                from_stored(body, bucket_handle(key, name), None)
+                for key, fields in zip(keys, held, strict=True)
+                for name, body in fields.items()
+            ]
+
+        return await self._index_watched(keys, types, records)
+
+    async def _index_watched(
+        self,
+        keys: list[bytes],
+        types: IndexPolicy,
+        records: Callable[[], Awaitable[list[HandleRecord]]],
+    ) -> int:
+        """Add the index entries of what ``records`` reads for ``types``, under WATCH of
+        ``keys``: a record written meanwhile makes the page repeat (a deleted one must
+        not be indexed again). Returns how many records were indexed."""
         while True:
             async with self._redis.pipeline(transaction=True) as pipe:
                 await pipe.watch(*keys)
-                read = self._redis.pipeline(transaction=False)
-                for key in keys:
-                    read.hgetall(key)
-                held = cast(list[dict[bytes, bytes]], await read.execute())
+                found = await records()
                 changes = KeyChanges(types, await self.buckets())
-                count = 0
-                for key, fields in zip(keys, held, strict=True):
-                    for name, body in fields.items():
-                        handle = bucket_handle(key, name)
-                        changes.add(None, from_stored(body, handle, None))
-                        count += 1
+                for record in found:
+                    changes.add(None, record)
                 pipe.multi()  # type: ignore[no-untyped-call]
                 for index, scored in changes.adds.items():
                     pipe.execute_command("ZADD", index, *scored)
@@ -732,7 +738,7 @@ class HandleStore:
                     await pipe.execute()
                 except WatchError:
                     continue
-                return count
+                return len(found)
 
     def learn(self, queryable: Iterable[str]) -> None:
         """Index these types too (a template's queryable items): from now on for every
