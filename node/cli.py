@@ -43,6 +43,21 @@ def _version() -> str:
         return "unknown"
 
 
+def _count(text: str) -> int:
+    """A count such as ``200000``, ``200_000`` or ``1e8``.
+
+    >>> _count("1e8"), _count("200_000")
+    (100000000, 200000)
+    """
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a count: {text!r}") from None
+    if not value.is_integer() or value < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of at least 1: {text!r}")
+    return int(value)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="idnode",
@@ -423,6 +438,68 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--profile", action="store_true", help="with --capacity: also sample the top node (py-spy)"
     )
+    scale = bench.add_argument_group(
+        "storage scale (--scale)",
+        "instead of Locust: load N identifiers into one node (its own processes and Redis) "
+        "and report memory and disk per identifier, import rate, resolve p50/p99 and "
+        "restart time as N grows, in reports/<timestamp>/scale.md, .json and .svg. Exits 2 "
+        "without loading when N's projection (from a calibration load) does not fit the "
+        "machine",
+    )
+    scale.add_argument(
+        "--scale",
+        type=_count,
+        metavar="N",
+        help="identifiers to load, e.g. 200000 or 1e8 (default: the Locust benchmark)",
+    )
+    scale.add_argument(
+        "--work",
+        default=".idnode/bench-scale",
+        metavar="DIR",
+        help="the store, import files and state.json of the run",
+    )
+    scale.add_argument(
+        "--resume", action="store_true", help="continue the run whose state is in --work"
+    )
+    scale.add_argument(
+        "--force",
+        action="store_true",
+        help="load even when the projection says N does not fit (the refusal is printed)",
+    )
+    scale.add_argument(
+        "--calibration",
+        type=_count,
+        default=10_000,
+        metavar="N",
+        help="identifiers of the calibration load, and the first checkpoint",
+    )
+    scale.add_argument(
+        "--resolve-requests",
+        type=_count,
+        default=2000,
+        metavar="N",
+        help="resolve GETs timed at each checkpoint",
+    )
+    scale.add_argument(
+        "--headroom",
+        type=float,
+        default=0.15,
+        help="memory share added to Redis's used_memory in the projection: fragmentation "
+        "and the pages an AOF rewrite's fork copies",
+    )
+    scale.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="the node's worker processes (default: the cores)",
+    )
+    scale.add_argument(
+        "--segment",
+        type=_count,
+        default=1_000_000,
+        metavar="N",
+        help="identifiers per import file (written ahead, removed once imported)",
+    )
 
     seed = command(
         "seed",
@@ -674,6 +751,8 @@ def bench(args: dict[str, object], argv: Sequence[str]) -> int:
     from loadtest.bench import BenchOptions
     from loadtest.bench import bench as run
 
+    if args["scale"] is not None:
+        return scale(args, argv)
     if args["capacity"]:
         return capacity(args, argv)
     if int(str(args["duration"])) < 5 or int(str(args["users"])) < 1:
@@ -696,6 +775,31 @@ def bench(args: dict[str, object], argv: Sequence[str]) -> int:
         reports=Path(str(args["reports"])),
     )
     return run(options, "idnode " + " ".join(argv))
+
+
+def scale(args: dict[str, object], argv: Sequence[str]) -> int:
+    from pathlib import Path
+
+    from loadtest.scale_bench import ScaleBench, ScaleOptions
+
+    if args["capacity"] or args["target"] or args["catalog"]:
+        raise ConfigError("--scale starts its own node: drop --capacity, --target and --catalog")
+    if int(str(args["workers"])) < 1:
+        raise ConfigError("--workers is at least 1")
+    options = ScaleOptions(
+        n=int(str(args["scale"])),
+        work=Path(str(args["work"])),
+        reports=Path(str(args["reports"])),
+        resume=bool(args["resume"]),
+        force=bool(args["force"]),
+        calibration=int(str(args["calibration"])),
+        requests=int(str(args["resolve_requests"])),
+        headroom=float(str(args["headroom"])),
+        workers=int(str(args["workers"])),
+        segment=int(str(args["segment"])),
+    )
+    ScaleBench(options, "idnode " + " ".join(argv)).run()
+    return 0
 
 
 def capacity(args: dict[str, object], argv: Sequence[str]) -> int:
