@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,11 +26,12 @@ def _bench(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _figures(tmp_path: Path) -> dict:
+def _figures(tmp_path: Path) -> dict[str, Any]:
     (report,) = (tmp_path / "reports").glob("*/scale.json")
     assert (report.parent / "scale.md").read_text().startswith("# Storage scale")
     assert (report.parent / "scale.svg").read_text().startswith("<svg")
-    return json.loads(report.read_text())
+    figures: dict[str, Any] = json.loads(report.read_text())
+    return figures
 
 
 def test_a_small_run_reports_sane_figures(tmp_path: Path) -> None:
@@ -91,9 +93,9 @@ def test_a_run_killed_mid_load_resumes_to_exactly_n(tmp_path: Path) -> None:
 
 def test_a_second_run_in_the_same_folder_needs_resume(tmp_path: Path) -> None:
     (tmp_path / "work").mkdir()
+    calibration = {"count": 1, "memory_per_id": 1.0, "aof_per_id": 1.0, "node_bytes": 1.0}
     state = {"version": 1, "n": 5, "loaded": 2, "buckets": 1, "workers": 1, "points": []}
-    state["calibration"] = {"count": 1, "memory_per_id": 1.0, "aof_per_id": 1.0}
-    state["calibration"]["node_bytes"] = 1.0
+    state["calibration"] = calibration
     (tmp_path / "work" / "state.json").write_text(json.dumps(state))
     bench = _bench(tmp_path, "--scale", "5")
     _, err = bench.communicate(timeout=30)
