@@ -47,8 +47,10 @@ class NodeProcess:
         role: str = "secondary",
         scheme: str = "http",
         verify: ssl.SSLContext | bool = True,
+        env: dict[str, str] | None = None,
     ):
         self.data_dir = data_dir
+        self.env = env  # the child's environment (None: this process's)
         self.port = free_port()
         self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.verify = verify
@@ -74,7 +76,7 @@ class NodeProcess:
         """Start the node and wait until its ``/readyz`` says ready (unless not ``wait``)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(self.args, stdout=log, stderr=log)
+            self.process = subprocess.Popen(self.args, stdout=log, stderr=log, env=self.env)
         if not wait:
             return self
         deadline = time.monotonic() + timeout

@@ -5,10 +5,18 @@ it held before the restart.
 
 The store is made big quickly: 3 million small keys by ``DEBUG POPULATE`` in database 1
 (the node uses database 0 and never looks at the others), written into the AOF by a
-rewrite (an RDB preamble), on a server started like the node's own."""
+rewrite (an RDB preamble), on a server started like the node's own.
+
+A load longer than the 30 s the node once allowed (it killed Redis then, five times, and
+gave up) is made by slowing a small store rather than building a huge one: the node finds
+``redis-server`` on PATH first, and the test puts a wrapper there that starts the real
+server with Redis's own ``key-load-delay`` (microseconds slept per key loaded), so 40,000
+keys take over 30 s to load. (Redis answers clients, LOADING, once per 2 MB of file
+loaded, so the keys hold 256 random bytes each: 10 MB.)"""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -16,7 +24,7 @@ import httpx
 import pytest
 import redis
 
-from node.embedded_redis import EmbeddedRedis
+from node.embedded_redis import EmbeddedRedis, redis_server_binary
 from tests.conftest import ADMIN_AUTH
 from tests.server.node_process import NodeProcess
 
@@ -26,12 +34,20 @@ KEYS = 3_000_000
 VALUE = [{"index": 1, "type": "URL", "data": "https://factory.example/before-restart"}]
 
 
-def _fill(data_dir: Path, keys: int) -> None:
-    """Add ``keys`` small keys in database 1 of the store in ``data_dir``, in its AOF."""
+def _fill(data_dir: Path, keys: int, random_bytes: int = 0) -> None:
+    """Add ``keys`` small keys in database 1 of the store in ``data_dir``, in its AOF;
+    with ``random_bytes``, values of that many random (incompressible) bytes."""
     server = EmbeddedRedis(data_dir)
     client = redis.Redis.from_url(server.start().replace("/0", "/1"), socket_timeout=120)
     try:
-        client.execute_command("DEBUG", "POPULATE", keys, "bulk", 16)
+        if random_bytes:
+            for first in range(0, keys, 1000):
+                with client.pipeline(transaction=False) as pipe:
+                    for number in range(first, min(first + 1000, keys)):
+                        pipe.set(f"filler:{number}", os.urandom(random_bytes))
+                    pipe.execute()
+        else:
+            client.execute_command("DEBUG", "POPULATE", keys, "bulk", 16)
         client.bgrewriteaof()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -101,3 +117,65 @@ def test_a_large_store_loads_while_the_node_answers(tmp_path: Path) -> None:
     finally:
         node.stop()
     assert time.monotonic() - started < 60
+
+
+SLOW_KEYS = 40_000
+KEY_LOAD_DELAY_US = 850  # 40,000 keys x 850 µs: 34 s of loading, past the old 30 s
+
+
+def _slowed_redis_on_path(tmp_path: Path) -> dict[str, str]:
+    """An environment whose PATH starts with a ``redis-server`` that runs the real one
+    with ``key-load-delay``: every later load of the store is slowed."""
+    wrapper_dir = tmp_path / "slow-bin"
+    wrapper_dir.mkdir()
+    wrapper = wrapper_dir / "redis-server"
+    wrapper.write_text(
+        f'#!/bin/sh\nexec "{redis_server_binary()}" "$@" --key-load-delay {KEY_LOAD_DELAY_US}\n'
+    )
+    wrapper.chmod(0o755)
+    return {**os.environ, "PATH": f"{wrapper_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def test_a_load_longer_than_30_s_ends_ready_without_a_redis_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    node = NodeProcess(data).start()
+    try:
+        put = httpx.put(f"{node.url}/api/handles/88.100/kept", json=VALUE, headers=ADMIN_AUTH)
+        assert put.status_code == 201, put.text
+    finally:
+        node.stop()
+    # Random 256-byte values: Redis answers (LOADING) only between 2 MB steps of the file
+    # it loads, and a server silent for 30 s is taken for one that did not start at all.
+    _fill(data, SLOW_KEYS, random_bytes=256)
+
+    node = NodeProcess(data, env=_slowed_redis_on_path(tmp_path)).start(wait=False)
+    started = time.monotonic()
+    try:
+        loading_seen_at: list[float] = []
+        with httpx.Client(base_url=node.url, timeout=5) as http:
+            deadline = started + 90
+            while time.monotonic() < deadline:
+                assert node.process is not None and node.process.poll() is None, node.log
+                try:
+                    ready = http.get("/readyz")
+                except httpx.TransportError:
+                    time.sleep(0.1)
+                    continue
+                if ready.status_code == 200:
+                    break
+                if ready.json()["status"] == "loading":
+                    loading_seen_at.append(time.monotonic() - started)
+                time.sleep(0.5)
+            else:
+                pytest.fail(f"not ready in 90 s: {node.log.read_text()[-2000:]}")
+            waited = time.monotonic() - started
+            got = http.get("/api/handles/88.100/kept")
+        assert got.status_code == 200, got.text
+        # It really loaded for longer than the old limit, saying so all along.
+        assert waited > 30, f"the load took only {waited:.1f} s: the delay did not apply"
+        assert loading_seen_at and loading_seen_at[-1] > 30, loading_seen_at[-3:]
+        log = node.log.read_text()
+        assert "restarting" not in log, log[-2000:]  # Redis was left to load, not killed
+        assert log.count('"message":"node ready"') == 1
+    finally:
+        node.stop()
