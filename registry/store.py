@@ -15,7 +15,7 @@ Records and indexes are laid out as :mod:`registry.record_keys` says; besides th
                                           SCAN cursor, types and records done (resumable)
     z:dict:<id>                   STRING  a dictionary records are packed with, trained
                                           from the store's records (registry.packed_form);
-                                          written once (SET NX), never changed, ~4 KB
+                                          written once (SET NX), never changed, <= 1 KB
 
 Writes are optimistic: load a record with its version (a SHA-1 over its stored form),
 compute the new record in pure code (:mod:`registry.record`), then commit with a script
