@@ -13,6 +13,9 @@ Records and indexes are laid out as :mod:`registry.record_keys` says; besides th
                                           (:class:`registry.index_policy.IndexPolicy`)
     store:upgrade                 HASH    a rebuild of the indexes under way: its phase,
                                           SCAN cursor, types and records done (resumable)
+    z:dict:<id>                   STRING  a dictionary records are packed with, trained
+                                          from the store's records (registry.packed_form);
+                                          written once (SET NX), never changed, <= 1 KB
 
 Writes are optimistic: load a record with its version (a SHA-1 over its stored form),
 compute the new record in pure code (:mod:`registry.record`), then commit with a script
@@ -30,6 +33,12 @@ fsyncs a write before replying, so an acknowledged write survives a crash.
 Before its commits, a write appends the handles' keys to the ``changes`` stream (the
 change feed of :mod:`registry.change_feed`) in the same pipeline, ahead of the scripts,
 so no commit is ever acknowledged without its feed entry.
+
+Records are written packed (:mod:`registry.packed_form`: deflate with a dictionary, the
+store's newest one, looked for every ``REFRESH_SECONDS``; a process trains and publishes
+a new one as that module decides) and read in whichever form they are: a dictionary a
+body names and the process does not know yet is read from ``z:dict:<id>`` once, then
+kept (they never change). Versions are hashes of the bytes as stored, packed or not.
 
 Redis errors never leave this module: they become :class:`StoreUnavailable` (a write
 refused for a full disk or memory: :class:`StoreFull`) by :func:`store_error`.
@@ -57,6 +66,7 @@ from registry.errors import StoreFull, StoreLoading, StoreUnavailable
 from registry.identifier import Handle, Prefix, national_prefix_problem
 from registry.index_policy import EVERY, IndexPolicy
 from registry.local_copy import LocalCopies
+from registry.packed_form import MARK, REFRESH_SECONDS, Dictionaries, dictionary_key, dictionary_of
 from registry.query import Condition, Query, driver, page_of
 from registry.record import HandleRecord
 from registry.record_keys import (
@@ -103,8 +113,9 @@ EVERY_TYPE = IndexPolicy(every=True)  # a store told nothing indexes every type
 # neighbour in the same bucket does not matter).
 # KEYS: every key the changes touch, once. ARGV[1]: JSON, one list per change:
 #   [bucket key number, field, expected version ('-' = absent),
-#    new stored form ('' = delete),
+#    number of the ARGV holding the new body (0 = delete),
 #    [[op 'a'|'r', index key number, member, score as text], ...]]
+# then the new bodies, ARGV[2], ...: packed bodies are binary, which JSON cannot carry.
 # Returns one 1 (committed) or 0 (the record changed meanwhile) per change.
 _COMMIT_LUA = """
 local changes = cjson.decode(ARGV[1])
@@ -119,10 +130,10 @@ for i, change in ipairs(changes) do
   if version ~= change[3] then
     done[i] = 0
   else
-    if change[4] == '' then
+    if change[4] == 0 then
       redis.call('HDEL', bucket, field)
     else
-      redis.call('HSET', bucket, field, change[4])
+      redis.call('HSET', bucket, field, ARGV[change[4]])
     end
     for _, op in ipairs(change[5]) do
       if op[1] == 'a' then
@@ -298,6 +309,9 @@ class HandleStore:
         self.change_retention_ms = change_retention_ms
         # Hot public bodies kept in process (registry.local_copy); 0 keeps none.
         self.local = LocalCopies(local_ttl)
+        # The dictionaries records are packed with (registry.packed_form).
+        self.dictionaries = Dictionaries()
+        self._dictionaries_seen = -math.inf  # when the store was last asked for newer ones
 
     async def ping(self) -> None:
         async with translated():
@@ -338,6 +352,8 @@ class HandleStore:
         except RedisError as exc:
             raise store_error(exc) from exc
         if body is not None:
+            if body[0] == MARK:
+                body = await self._unpacked(body, record_field(handle))
             body = public_json(body, handle)  # built once, then kept in process
         self.local.put(key, body, generation)
         return body
@@ -386,10 +402,61 @@ class HandleStore:
             for handle in handles:
                 pipe.hget(record_key(handle, buckets), record_field(handle))
             bodies = cast(list[bytes | None], await pipe.execute())
+        await self._know(bodies)
+        unpack = self.dictionaries.unpack
         return [
-            None if body is None else public_json(body, handle)
+            None if body is None else public_json(unpack(body, record_field(handle)), handle)
             for body, handle in zip(bodies, handles, strict=True)
         ]
+
+    async def _unpacked(self, body: bytes, field: str) -> bytes:
+        """The stored form of a packed body, its dictionary read first if need be."""
+        await self._know((body,))
+        return self.dictionaries.unpack(body, field)
+
+    async def _know(self, bodies: Iterable[bytes | None]) -> None:
+        """Read the dictionaries these bodies are packed with that this process does
+        not know yet (once each: they never change)."""
+        table = self.dictionaries
+        for body in bodies:
+            if body is None or body[0] != MARK:
+                continue
+            number = dictionary_of(body)[0]
+            if table.knows(number):
+                continue
+            async with translated():
+                dictionary = cast(bytes | None, await self._redis.get(dictionary_key(number)))
+            if dictionary is None:
+                raise StoreUnavailable(
+                    f"A record is packed with dictionary {number}, which the store lacks"
+                )
+            table.learn(number, dictionary)
+
+    async def _dictionaries_fresh(self) -> None:
+        """Before packing: look for dictionaries newer than this process's (every
+        ``REFRESH_SECONDS``), and train one when the table says it is due, publishing
+        it if no other process took its id first (SET NX: then that one is adopted)."""
+        table = self.dictionaries
+        now = time.monotonic()
+        if now - self._dictionaries_seen >= REFRESH_SECONDS:
+            self._dictionaries_seen = now
+            async with translated():
+                while found := cast(
+                    bytes | None, await self._redis.get(dictionary_key(table.current + 1))
+                ):
+                    table.learn(table.current + 1, found)
+        if not table.due():
+            return
+        made = table.candidate()
+        if made is None:
+            return
+        number = table.current + 1
+        async with translated():
+            if await self._redis.set(dictionary_key(number), made, nx=True):
+                table.learn(number, made)
+                self._log("dictionary trained", {"id": number, "bytes": len(made)})
+            elif (theirs := await self._redis.get(dictionary_key(number))) is not None:
+                table.learn(number, cast(bytes, theirs))
 
     async def load(self, handle: Handle) -> Stored | None:
         return (await self.load_many([handle]))[0]
@@ -408,10 +475,15 @@ class HandleStore:
                 fields = [record_field(handles[p]) for p in positions]
                 pipe.eval(_FIELDS_GET_LUA, len(keys), *keys, *fields)
             replies = await pipe.execute()
+        await self._know(body for bodies in replies for body in bodies)
+        unpack = self.dictionaries.unpack
         found: list[Stored | None] = [None] * len(handles)
         for positions, bodies in zip(groups.values(), replies, strict=True):
             for position, body in zip(positions, bodies, strict=True):
-                found[position] = _stored(handles[position], body, None)
+                if body is not None:
+                    handle = handles[position]
+                    plain = unpack(body, record_field(handle))
+                    found[position] = _stored(handle, body, None, plain)
         return found
 
     async def commit(self, before: Stored | None, after: HandleRecord | None) -> bool:
@@ -426,13 +498,16 @@ class HandleStore:
         if not changes:
             return []
         buckets = self._buckets or await self.buckets()
+        await self._dictionaries_fresh()
         groups: dict[str, CommitGroup] = {}
         placed: list[tuple[CommitGroup, int]] = []
         for before, after in changes:
             subject = subject_of(before.record if before else None, after)
             group = groups.get(subject.prefix)
             if group is None:
-                group = groups[subject.prefix] = CommitGroup(self.indexes, buckets)
+                group = groups[subject.prefix] = CommitGroup(
+                    self.indexes, buckets, self.dictionaries
+                )
             placed.append((group, group.add(before, after, subject)))
         prefixes = {after.handle.prefix for _, after in changes if after is not None}
         touched = [key for group in groups.values() for key in group.handle_keys]
@@ -471,8 +546,8 @@ class HandleStore:
         pipe = self._redis.pipeline(transaction=False)
         self._log_changes(pipe, touched, prefixes)
         for group in groups:
-            keys, argument = group.call()
-            pipe.evalsha(_COMMIT_SHA, len(keys), *keys, argument)
+            keys, argv = group.call()
+            pipe.evalsha(_COMMIT_SHA, len(keys), *keys, *argv)
         results = await pipe.execute(raise_on_error=False)
         head = 2 if prefixes else 1
         for result in results[:head]:
@@ -692,9 +767,11 @@ class HandleStore:
             found = []
             for n, key in enumerate(keys):
                 handle = Handle.parse(key.decode().partition("}:")[2])
-                stored = _stored(handle, bodies[n], bodies[len(keys) + n])
-                if stored is not None:
-                    found.append(stored.record)
+                body, full = bodies[n], bodies[len(keys) + n]
+                if body is not None:
+                    await self._know((body,))
+                    plain = self.dictionaries.unpack(body, record_field(handle))
+                    found.append(from_stored(plain, handle, full))
             return found
 
         return await self._index_watched(keys, types, records)
@@ -707,8 +784,10 @@ class HandleStore:
             for key in keys:
                 read.hgetall(key)
             held = cast(list[dict[bytes, bytes]], await read.execute())
+            await self._know(body for fields in held for body in fields.values())
+            unpack = self.dictionaries.unpack
             return [
-                from_stored(body, bucket_handle(key, name), None)
+                from_stored(unpack(body, name.decode()), bucket_handle(key, name), None)
                 for key, fields in zip(keys, held, strict=True)
                 for name, body in fields.items()
             ]
@@ -1016,10 +1095,10 @@ def _score(bound: float) -> str:
     return repr(bound)
 
 
-def _stored(handle: Handle, stored: bytes | None, full: bytes | None) -> Stored | None:
-    if stored is None:
-        return None
-    return Stored(from_stored(stored, handle, full), version_of(stored, full))
+def _stored(handle: Handle, stored: bytes, full: bytes | None, plain: bytes) -> Stored:
+    """The record in ``stored`` (``plain``: its stored form, unpacked), with the version
+    of the bytes as they are in Redis (packed or not: what the commit scripts hash)."""
+    return Stored(from_stored(plain, handle, full), version_of(stored, full))
 
 
 class WatchedBatch:
@@ -1065,13 +1144,16 @@ class WatchedBatch:
         self, changes: Sequence[tuple[Stored | None, HandleRecord | None]]
     ) -> list[bool]:
         store = self._store
+        await store._dictionaries_fresh()
         groups: dict[str, SliceScript] = {}
         placed: list[SliceScript] = []
         for before, after in changes:
             subject = subject_of(before.record if before else None, after)
             group = groups.get(subject.prefix)
             if group is None:
-                group = groups[subject.prefix] = SliceScript(store.indexes, self._buckets)
+                group = groups[subject.prefix] = SliceScript(
+                    store.indexes, self._buckets, store.dictionaries
+                )
             group.add(before, after, subject)
             placed.append(group)
         touched = [key for group in groups.values() for key in group.handle_keys]
@@ -1114,9 +1196,10 @@ class SliceScript:
     call: the records' buckets, fields, versions and stored forms, then their index
     changes grouped by key."""
 
-    def __init__(self, policy: IndexPolicy, buckets: int) -> None:
+    def __init__(self, policy: IndexPolicy, buckets: int, dictionaries: Dictionaries) -> None:
         self.policy = policy
         self.buckets = buckets
+        self.dictionaries = dictionaries
         self.handle_keys: list[str] = []
         self.adds: dict[str, list[float | str]] = {}  # score, member, ... by key
         self.removes: dict[str, list[str]] = {}
@@ -1137,10 +1220,11 @@ class SliceScript:
             else:
                 removes.setdefault(key, []).append(member)
         self._records.append(record_key(subject, self.buckets))
+        name = record_field(subject)
         self._argv += (
-            record_field(subject),
+            name,
             before.version if before else ABSENT,
-            to_stored(after) if after else b"",
+            self.dictionaries.pack(to_stored(after), name) if after else b"",
         )
 
     def call(self) -> tuple[list[str], list[str | bytes | float]]:
@@ -1168,12 +1252,14 @@ class CommitGroup:
     """Changes under one prefix as the arguments of one commit script call: every key
     once, and per change the numbers of the keys it touches."""
 
-    def __init__(self, policy: IndexPolicy, buckets: int) -> None:
+    def __init__(self, policy: IndexPolicy, buckets: int, dictionaries: Dictionaries) -> None:
         self.policy = policy
         self.buckets = buckets
+        self.dictionaries = dictionaries
         self.handle_keys: list[str] = []
         self._keys: dict[str, int] = {}  # key -> its 1-based number in KEYS
         self._changes: list[list[object]] = []
+        self._bodies: list[bytes] = []  # ARGV[2], ...: the new bodies
 
     def add(self, before: Stored | None, after: HandleRecord | None, subject: Handle) -> int:
         """Add one change; returns its position in the group."""
@@ -1185,13 +1271,17 @@ class CommitGroup:
                 before.record if before else None, after, self.policy
             )
         ]
-        stored = to_stored(after) if after else b""
+        name = record_field(subject)
+        body = 0
+        if after is not None:
+            self._bodies.append(self.dictionaries.pack(to_stored(after), name))
+            body = len(self._bodies) + 1
         self._changes.append(
             [
                 self._number(record_key(subject, self.buckets)),
-                record_field(subject),
+                name,
                 before.version if before else ABSENT,
-                stored.decode(),
+                body,
                 ops,
             ]
         )
@@ -1203,6 +1293,6 @@ class CommitGroup:
             number = self._keys[key] = len(self._keys) + 1
         return number
 
-    def call(self) -> tuple[list[str], bytes]:
-        """KEYS and the JSON argument of the commit script."""
-        return list(self._keys), orjson.dumps(self._changes)
+    def call(self) -> tuple[list[str], list[bytes]]:
+        """KEYS and ARGV of the commit script: the changes as JSON, then the bodies."""
+        return list(self._keys), [orjson.dumps(self._changes), *self._bodies]

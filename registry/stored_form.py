@@ -21,6 +21,11 @@ answer can be rebuilt from:
   default rights); HS_VLIST data as ``[[handle, index], ...]``; site and key data as
   their JSON.
 
+The store packs this form before writing it (:mod:`registry.packed_form`: deflate
+with a dictionary, a first byte ``z``; 240 bytes become ~17 for a demo-shaped record)
+and unpacks it before calling the functions here, which see only ``[`` and ``{``
+bodies; :func:`is_compact` is true of packed bodies too (they are not Handle JSON).
+
 Every value is stored, public or not: :func:`public_json` leaves out those an
 anonymous reader must not see (the record used to be stored twice, public and full).
 Bodies written before this form (JSON objects, starting with ``{``) are read as they

@@ -17,6 +17,7 @@ from node.app import create_app
 from node.config import NodeConfig
 from node.embedded_redis import EmbeddedRedis
 from registry.identifier import Handle
+from registry.packed_form import BUILTIN, dictionary_key, dictionary_of, is_packed, unpack
 from registry.record_keys import DEFAULT_BUCKETS, record_field, record_key
 from registry.store import BUCKETS_KEY
 
@@ -100,9 +101,16 @@ async def record_place(redis: Redis, text: str) -> tuple[str, str]:
 
 
 async def stored_record(redis: Redis, text: str) -> bytes | None:
-    """A handle's record as stored (the compact form), or None."""
+    """A handle's record in its stored form (compact, unpacked if it was packed with a
+    dictionary: registry.packed_form), or None."""
     bucket, field = await record_place(redis, text)
-    return cast(bytes | None, await redis.hget(bucket, field))
+    body = cast(bytes | None, await redis.hget(bucket, field))
+    if body is None or not is_packed(body):
+        return body
+    number, start = dictionary_of(body)
+    dictionary = BUILTIN if number == 0 else await redis.get(dictionary_key(number))
+    assert isinstance(dictionary, bytes), f"dictionary {number} is not in the store"
+    return unpack(body, field, dictionary, start)
 
 
 @pytest.fixture

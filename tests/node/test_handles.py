@@ -9,7 +9,15 @@ from redis.asyncio import Redis
 from node.embedded_redis import EmbeddedRedis
 from registry.identifier import Handle
 from registry.stored_form import public_json
-from tests.conftest import ADMIN_AUTH, basic, node_config, record_place, served, snapshot
+from tests.conftest import (
+    ADMIN_AUTH,
+    basic,
+    node_config,
+    record_place,
+    served,
+    snapshot,
+    stored_record,
+)
 
 URL_VALUE = {
     "index": 1,
@@ -404,7 +412,7 @@ async def test_values_stored_as_hex_are_answered_in_handles_output_formats(
     are Handle JSON bodies, as records were stored before layout 3."""
     await put(client, "88.100/legacy-hex", [URL_VALUE])
     key, field = await record_place(redis, "88.100/legacy-hex")
-    compact = await redis.hget(key, field)
+    compact = await stored_record(redis, "88.100/legacy-hex")
     assert isinstance(compact, bytes)
     stored = public_json(compact, Handle.parse("88.100/legacy-hex"))
     legacy = stored.replace(
