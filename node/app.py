@@ -68,9 +68,9 @@ from registry.errors import IdnodeError
 from registry.hierarchy import Traits
 from registry.identifier import ADMIN_SECRET_INDEX
 from registry.onboarding import Onboarding
+from registry.paged_index import COMPACT_PAGES, page_encoding_problems
 from registry.prefix_entry import PrefixEntry, PrefixKind
 from registry.prefix_registry import PrefixRegistry
-from registry.paged_index import COMPACT_PAGES, page_encoding_problems
 from registry.record_keys import COMPACT_BUCKETS, bucket_encoding_problems
 from registry.redis_client import open_redis
 from registry.registrar import Registrar

@@ -66,9 +66,21 @@ local function split(key, dir, low, page)
   end
 end
 
+-- A set still in one sorted set at K (layout 5 and older, before the upgrade has
+-- converted it): a write before the upgrade goes there, and is converted with it.
+local function unpaged(key)
+  return redis.call('TYPE', key).ok == 'zset'
+end
+
 -- Add members[first..last] to the set K; members given in byte order go to their
 -- pages a run at a time (one ZADD a page), others one by one. Returns how many were new.
 local function paged_add(key, members, first, last)
+  if unpaged(key) then
+    for i = first, last do
+      redis.call('ZADD', key, 0, members[i])
+    end
+    return 0
+  end
   local dir = key .. '#'
   local added = 0
   local i = first
@@ -104,6 +116,12 @@ end
 -- Remove members[first..last] from the set K; a page left empty leaves the directory
 -- (Redis deletes an empty sorted set), the set's keys all go with its last member.
 local function paged_remove(key, members, first, last)
+  if unpaged(key) then
+    for i = first, last do
+      redis.call('ZREM', key, members[i])
+    end
+    return 0
+  end
   local dir = key .. '#'
   local removed = 0
   for i = first, last do

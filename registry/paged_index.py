@@ -69,7 +69,6 @@ OLD_SET = "#zset"  # where the 5 -> 6 upgrade keeps an old sorted set it is conv
 COMPACT_PAGES = {"zset-max-ziplist-entries": PAGE_MAX, "zset-max-ziplist-value": 1024}
 
 
-
 def page_encoding_problems(settings: dict[str, str]) -> list[str]:
     """What in a Redis server's settings (CONFIG GET) would keep index pages out of the
     compact encoding, as sentences for the log.

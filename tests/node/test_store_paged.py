@@ -90,21 +90,20 @@ async def scenario(url: str, plan: list[tuple[bool, bool, list[int]]], reads: li
             await pipe.execute()
 
         for paged, plain in ((LISTING, "plain:l"), (URLS, "plain:u")):
-            everything = await redis.zrange(plain, 0, -1)
+            everything = cast(list[bytes], await redis.zrange(plain, 0, -1))
             assert await read([paged], ["range", "-", "+", 0, -1]) == everything
             assert int(await redis.get(paged) or 0) == len(everything)
             # The pages: within their size, compact, the directory's bounds in order.
             lows = cast(list[bytes], await redis.zrange(directory_key(paged), 0, -1))
             assert (lows[:1] == [b""]) == bool(everything)
-            for low in lows:
-                page = page_key(paged, low.decode())
-                if low:
+            for lowest in lows:
+                page = page_key(paged, lowest.decode())
+                if lowest:
                     assert await redis.zcard(page) > 0
                 assert await redis.zcard(page) <= PAGE_MAX
                 assert await redis.object("encoding", page) in (None, b"ziplist", b"listpack")
-            for low, high, offset, limit in cast(list[tuple[str, str, int, int]], reads):
-                if high == "-":
-                    high = "+"
+            for low, given, offset, limit in cast(list[tuple[str, str, int, int]], reads):
+                high = "+" if given == "-" else given  # '-' is no upper bound
                 assert await read([paged], ["range", low, high, offset, limit]) == (
                     await redis.zrangebylex(plain, low, high, offset, limit)
                     if limit >= 0 or offset
@@ -118,13 +117,13 @@ async def scenario(url: str, plan: list[tuple[bool, bool, list[int]]], reads: li
             assert [s is not None for s in scores] == [m in everything for m in probes]
 
         # The store's own reads over the pages: listings page by page, a search.
-        members = [m.decode() for m in await redis.zrange("plain:l", 0, -1)]
+        members = [m.decode() for m in cast(list[bytes], await redis.zrange("plain:l", 0, -1))]
         total, first = await store.list_handles(Prefix("88.100"), 3, 17)
         assert (total, first) == (len(members), [f"88.100/{m}" for m in members[51:68]])
         hits = await store.search([ValuePattern.parse("URL", "*example/1*")], 100_000)
         plain_hits = [
             f"88.100/{raw.decode().partition(chr(0))[2]}"
-            for raw in await redis.zrange("plain:u", 0, -1)
+            for raw in cast(list[bytes], await redis.zrange("plain:u", 0, -1))
             if raw.startswith(b"https://x.example/1")
         ]
         assert hits == plain_hits
