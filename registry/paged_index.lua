@@ -90,9 +90,12 @@ local function paged_add(key, members, first, last)
       low = ''
       redis.call('ZADD', dir, 0, '')
     end
-    local after = redis.call('ZRANGEBYLEX', dir, '(' .. low, '+', 'LIMIT', 0, 1)[1]
     local args = { 0, members[i] }
     local j = i + 1
+    local after = nil -- the next page's bound, read only when a member follows
+    if j <= last then
+      after = redis.call('ZRANGEBYLEX', dir, '(' .. low, '+', 'LIMIT', 0, 1)[1]
+    end
     while
       j <= last
       and (after == nil or before(members[j], after))

@@ -11,12 +11,23 @@ the last column is Redis memory per identifier for the demo-shaped identifiers o
                                           (registry.stored_form); a bucket holds  bucket;
                                           the records bucket_of() sends there     328 as
                                                                                   strings)
-    l:{<prefix>}                  ZSET    index members of the handles under        96
-                                          the prefix (listing, paging)
-    v:{<prefix>}:<type key>       ZSET    "<value key> NUL <member>" (reverse    ~125 a
-                                          lookup, equality and date ranges)       type (URL 160)
+    l:{<prefix>}                  STRING  the listing: index members of the       17.4
+                                          handles under the prefix (listing,      (96 as
+                                          paging), a paged set: this counts them, one
+                                          l:{<prefix>}# the directory of pages,  ZSET)
+                                          l:{<prefix>}#<sha1> the pages, each a
+                                          compact ZSET of 128-256 members
+                                          (registry.paged_index)
+    v:{<prefix>}:<type key>       STRING  "<value key> NUL <member>" (reverse     URL 71.9
+                                          lookup, equality and date ranges), a    (160 as
+                                          paged set as l: is (with # and #<sha1>) one ZSET)
     n:{<prefix>}:<type key>       ZSET    <member> scored by its number         ~100 a
-                                          (number ranges)                         type
+                                          (number ranges); one sorted set, not    type
+                                          paged (registry.paged_index says why)
+
+Index figures: 200,000 identifiers, ``--indexed-types default`` (URL, TEMPLATE; the
+demo-shaped records carry no TEMPLATE), layout 6, ``PAGE_MAX`` 256; in brackets the
+one-ZSET layout 5 measured the same way.
 
 Only the types the node's :class:`registry.index_policy.IndexPolicy` covers have ``v:``
 and ``n:`` keys. An index *member* names a handle by its suffix alone (the key holds the
