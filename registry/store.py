@@ -5,8 +5,9 @@ Records and indexes are laid out as :mod:`registry.record_keys` says; besides th
     prefixes                      SET     every prefix that has held a handle here
     changes                       STREAM  h = keys of the handles a commit touches
     changes:epoch                 STRING  random; a new one means a new store
-    store:layout                  STRING  "5": compact records in bucket hashes, index
-                                          members hold suffixes (:meth:`HandleStore.upgrade`)
+    store:layout                  STRING  "6": compact records in bucket hashes, index
+                                          members hold suffixes, listing and value
+                                          indexes in pages (:meth:`HandleStore.upgrade`)
     store:buckets                 STRING  how many buckets a prefix's records spread
                                           over; set once, when the store is first used
     store:indexed                 STRING  the types the indexes are complete for
