@@ -22,8 +22,10 @@ calls, the path the batch API takes. Then it reads:
 - per key family (``r:`` record buckets, ``f:`` older nodes' full bodies, ``l:``
   listings, ``v:`` value indexes, ``n:`` number indexes, others): the key count from a
   SCAN of every key, and ``MEMORY USAGE key SAMPLES 0`` of up to ``--sample`` keys of
-  the family, extrapolated by the count; for ``r:`` also the fields (records) the
-  sampled buckets hold and how many are compactly encoded.
+  the family, extrapolated by the count (every key of the index families: a paged
+  index's counter, directory and pages differ too much in size to extrapolate); for
+  ``r:`` also the fields (records) the sampled buckets hold and how many are compactly
+  encoded.
 
 Records are grouped in buckets (:mod:`registry.record_keys`); how full they are decides
 the cost per record. By default the node gets the bucket count that gives a bucket as
@@ -59,6 +61,7 @@ from registry.record_keys import DEFAULT_BUCKETS
 from resolver.upstream import Credentials
 
 FAMILIES = ("r:", "f:", "l:", "v:", "n:")
+MEASURED_WHOLE = ("l:", "v:", "n:")  # every key measured (registry.paged_index)
 OTHERS = "others"
 ALL_TYPES = "all"
 DEFAULT_TYPES = "default"
@@ -237,7 +240,7 @@ async def families(redis: Redis, sample: int) -> dict[str, Family]:
     async for key in redis.scan_iter(count=1000):
         name = family_of(key)
         found[name].keys += 1
-        if chosen[name] < sample:
+        if chosen[name] < sample or name in MEASURED_WHOLE:
             chosen[name] += 1
             queued.append((name, key))
         if len(queued) >= 500:

@@ -68,6 +68,7 @@ from registry.errors import IdnodeError
 from registry.hierarchy import Traits
 from registry.identifier import ADMIN_SECRET_INDEX
 from registry.onboarding import Onboarding
+from registry.paged_index import COMPACT_PAGES, page_encoding_problems
 from registry.prefix_entry import PrefixEntry, PrefixKind
 from registry.prefix_registry import PrefixRegistry
 from registry.record_keys import COMPACT_BUCKETS, bucket_encoding_problems
@@ -367,11 +368,12 @@ async def _wait_loaded(
 
 
 async def _check_bucket_encoding(redis: Redis) -> None:
-    """Warn when an external Redis would keep record buckets out of the compact
-    encoding (its hash-max-ziplist-* settings); the node works either way."""
+    """Warn when an external Redis would keep record buckets or index pages out of the
+    compact encoding (its hash- and zset-max-ziplist-* settings); the node works
+    either way."""
     settings: dict[str, str] = {}
     try:
-        for name in COMPACT_BUCKETS:
+        for name in [*COMPACT_BUCKETS, *COMPACT_PAGES]:
             found = cast(dict[bytes | str, bytes | str], await redis.config_get(name))
             for key, value in found.items():
                 settings[_text(key)] = _text(value)
@@ -382,6 +384,11 @@ async def _check_bucket_encoding(redis: Redis) -> None:
         log.warning(
             "redis keeps record buckets uncompact: about 60 B more per identifier",
             extra={"problem": problem, "wanted": COMPACT_BUCKETS},
+        )
+    for problem in page_encoding_problems(settings):
+        log.warning(
+            "redis keeps index pages uncompact: about 100 B more per index entry",
+            extra={"problem": problem, "wanted": COMPACT_PAGES},
         )
 
 

@@ -65,6 +65,7 @@ from typing import IO
 
 from node.startup import LoadingProgress, parse_info
 from registry.errors import ConfigError, StoreUnavailable
+from registry.paged_index import COMPACT_PAGES
 from registry.record_keys import COMPACT_BUCKETS
 
 log = logging.getLogger("idnode.node")
@@ -360,6 +361,8 @@ class EmbeddedRedis:
                 'save ""',
                 # Records live in small hashes (registry.record_keys): kept compact.
                 *(f"{name} {value}" for name, value in COMPACT_BUCKETS.items()),
+                # Index pages are small sorted sets (registry.paged_index): compact too.
+                *(f"{name} {value}" for name, value in COMPACT_PAGES.items()),
                 f"databases {self.databases}",
                 f'logfile "{self.log_file}"',
                 "",

@@ -13,12 +13,23 @@ the last column is Redis memory per identifier for the demo-shaped identifiers o
                                           bucket holds the records bucket_of()    unpacked,
                                           sends there                             328 as
                                                                                   strings)
-    l:{<prefix>}                  ZSET    index members of the handles under        96
-                                          the prefix (listing, paging)
-    v:{<prefix>}:<type key>       ZSET    "<value key> NUL <member>" (reverse    ~125 a
-                                          lookup, equality and date ranges)       type (URL 160)
+    l:{<prefix>}                  STRING  the listing: index members of the       17.4
+                                          handles under the prefix (listing,      (96 as
+                                          paging), a paged set: this counts them, one
+                                          l:{<prefix>}# the directory of pages,  ZSET)
+                                          l:{<prefix>}#<sha1> the pages, each a
+                                          compact ZSET of 128-256 members
+                                          (registry.paged_index)
+    v:{<prefix>}:<type key>       STRING  "<value key> NUL <member>" (reverse     URL 71.9
+                                          lookup, equality and date ranges), a    (160 as
+                                          paged set as l: is (with # and #<sha1>) one ZSET)
     n:{<prefix>}:<type key>       ZSET    <member> scored by its number         ~100 a
-                                          (number ranges)                         type
+                                          (number ranges); one sorted set, not    type
+                                          paged (registry.paged_index says why)
+
+Index figures: 200,000 identifiers, ``--indexed-types default`` (URL, TEMPLATE; the
+demo-shaped records carry no TEMPLATE), layout 6, ``PAGE_MAX`` 256; in brackets the
+one-ZSET layout 5 measured the same way.
 
 The ``r:`` figure: 39.9 B/id packed against 260.1 unpacked, in one
 ``python -m loadtest.storage_cost --count 200000 --indexed-types default`` each, on

@@ -5,8 +5,9 @@ Records and indexes are laid out as :mod:`registry.record_keys` says; besides th
     prefixes                      SET     every prefix that has held a handle here
     changes                       STREAM  h = keys of the handles a commit touches
     changes:epoch                 STRING  random; a new one means a new store
-    store:layout                  STRING  "5": compact records in bucket hashes, index
-                                          members hold suffixes (:meth:`HandleStore.upgrade`)
+    store:layout                  STRING  "6": compact records in bucket hashes, index
+                                          members hold suffixes, listing and value
+                                          indexes in pages (:meth:`HandleStore.upgrade`)
     store:buckets                 STRING  how many buckets a prefix's records spread
                                           over; set once, when the store is first used
     store:indexed                 STRING  the types the indexes are complete for
@@ -61,6 +62,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import BusyLoadingError, NoScriptError, RedisError, WatchError
 
+from registry import paged_index
 from registry.change_feed import StreamId, has_gap, next_cursor
 from registry.errors import StoreFull, StoreLoading, StoreUnavailable
 from registry.identifier import Handle, Prefix, national_prefix_problem
@@ -96,12 +98,13 @@ DEFAULT_CHANGE_RETENTION_MS = 3_600_000
 _SCAN_PAGE = 1000
 _PROBE_CHUNK = 5000  # candidates checked per pipeline
 _BUCKETS_PER_INDEX = 16  # buckets (a few dozen records each) per index-build transaction
+_PAGES_PER_CALL = 16  # pages an upgrade's script call makes of an old sorted set
 WATCH_SLICE = 250  # records per WATCH and transaction of a batch (HandleStore.watched)
 FOLLOW_INTERVAL = 0.05  # seconds between reads of the change stream for local copies
 _FOLLOW_COUNT = 500
 
 LAYOUT_KEY = "store:layout"
-LAYOUT = b"5"  # the last of HandleStore.upgrade_steps
+LAYOUT = b"6"  # the last of HandleStore.upgrade_steps
 BUCKETS_KEY = "store:buckets"
 INDEXED_KEY = "store:indexed"
 UPGRADE_KEY = "store:upgrade"
@@ -117,7 +120,9 @@ EVERY_TYPE = IndexPolicy(every=True)  # a store told nothing indexes every type
 #    [[op 'a'|'r', index key number, member, score as text], ...]]
 # then the new bodies, ARGV[2], ...: packed bodies are binary, which JSON cannot carry.
 # Returns one 1 (committed) or 0 (the record changed meanwhile) per change.
-_COMMIT_LUA = """
+_COMMIT_LUA = (
+    paged_index.LUA
+    + """
 local changes = cjson.decode(ARGV[1])
 local done = {}
 for i, change in ipairs(changes) do
@@ -138,8 +143,12 @@ for i, change in ipairs(changes) do
     for _, op in ipairs(change[5]) do
       if op[1] == 'a' then
         redis.call('ZADD', KEYS[op[2]], op[4], op[3])
-      else
+      elseif op[1] == 'r' then
         redis.call('ZREM', KEYS[op[2]], op[3])
+      elseif op[1] == 'A' then
+        paged_add(KEYS[op[2]], { op[3] }, 1, 1)
+      else
+        paged_remove(KEYS[op[2]], { op[3] }, 1, 1)
       end
     end
     done[i] = 1
@@ -147,6 +156,7 @@ for i, change in ipairs(changes) do
 end
 return done
 """
+)
 _COMMIT_SHA = hashlib.sha1(_COMMIT_LUA.encode()).hexdigest()
 
 # Many records' fields read in one command: KEYS[i] is the bucket of the i-th record,
@@ -166,9 +176,12 @@ return found
 # KEYS: the n records' buckets (KEYS[i] the i-th's), then the index keys.
 # ARGV[1] = n; ARGV[3i-1], ARGV[3i], ARGV[3i+1]: the i-th's field, expected version
 # ('-' = absent), new stored form ('' = delete); then index groups: 'a'|'r', key
-# number, m, then m (score, member) pairs for 'a' or m members for 'r'.
+# number, m, then m (score, member) pairs for 'a' or m members for 'r'; 'A'|'R' for
+# a paged set (registry.paged_index), then m members (in byte order for 'A').
 # Returns the numbers of the records that changed: empty when it applied the slice.
-_SLICE_LUA = """
+_SLICE_LUA = (
+    paged_index.LUA
+    + """
 local n = tonumber(ARGV[1])
 local changed = {}
 for i = 1, n do
@@ -198,13 +211,20 @@ while a <= #ARGV do
   if op == 'a' then
     redis.call('ZADD', key, unpack(ARGV, a, a + 2 * m - 1))
     a = a + 2 * m
-  else
+  elseif op == 'r' then
     redis.call('ZREM', key, unpack(ARGV, a, a + m - 1))
+    a = a + m
+  elseif op == 'A' then
+    paged_add(key, ARGV, a, a + m - 1)
+    a = a + m
+  else
+    paged_remove(key, ARGV, a, a + m - 1)
     a = a + m
   end
 end
 return changed
 """
+)
 _SLICE_SHA = hashlib.sha1(_SLICE_LUA.encode()).hexdigest()
 _UNPACKED = 2000  # items per ZADD/ZREM in the slice script (Lua's stack holds ~8000)
 
@@ -297,6 +317,9 @@ class HandleStore:
         log: Callable[[str, dict[str, object]], None] | None = None,
     ):
         self._redis = redis
+        self._paged = redis.register_script(paged_index.READ_LUA)  # reads of a paged set
+        self._adding = redis.register_script(paged_index.ADD_LUA)  # index builds
+        self._converting = redis.register_script(paged_index.CONVERT_LUA)  # layout 6
         # The bucket count a new store gets; a store keeps the one it was created with.
         self._new_buckets = record_buckets
         self._buckets = 0  # read from the store on first use (buckets())
@@ -631,7 +654,42 @@ class HandleStore:
             UpgradeStep(b"3", "records in the compact stored form", self._compact_records),
             UpgradeStep(b"4", "indexes hold suffixes, no date scores", self._reindex),
             UpgradeStep(b"5", "records in bucket hashes", self._records_to_buckets),
+            UpgradeStep(b"6", "indexes in pages", self._indexes_to_pages),
         ]
+
+    async def _indexes_to_pages(self) -> int:
+        """Layout 5 kept each listing and value index in one sorted set; each becomes a
+        paged set (:mod:`registry.paged_index`): renamed aside (``K#zset``: the set's
+        key becomes its counter), then cut into pages from its lowest members up,
+        :data:`registry.paged_index.BULK_FILL` to a page, a script call moving a few
+        pages atomically (a member is in the old set or in a page, never both). A
+        restart finds the sets renamed aside and carries on; sets already paged are
+        left alone. Progress counts the listings' members (the records)."""
+        moved = 0
+        async for raw in self._redis.scan_iter(count=_SCAN_PAGE, _type="zset"):
+            key = raw.decode()
+            if not paged_index.is_paged(key):
+                continue
+            base, role = paged_index.set_of(key)
+            if role == "count":  # a layout-5 sorted set at the set's own key
+                await self._redis.rename(base, base + paged_index.OLD_SET)
+            elif role != "old":
+                continue  # a directory or a page: paged already
+            moved += await self._to_pages(base, counted=key.startswith("l:"))
+        return moved
+
+    async def _to_pages(self, key: str, *, counted: bool) -> int:
+        moved = 0
+        while True:
+            step = int(
+                await self._converting(
+                    [key, key + paged_index.OLD_SET], [paged_index.BULK_FILL, _PAGES_PER_CALL]
+                )
+            )
+            if not step:
+                return moved
+            moved += step if counted else 0
+            self._progress.advance(step if counted else 0)
 
     async def _records_to_buckets(self) -> int:
         """Layout 4 kept each record in its own string (``r:{p}:<handle key>``); each
@@ -708,13 +766,15 @@ class HandleStore:
         self, dropping: Callable[[str], bool], families: Sequence[str] = _INDEX_FAMILIES
     ) -> int:
         """UNLINK the index keys of ``families`` whose type ``dropping`` says to drop
-        (``l:`` keys have no type: they go whenever ``l:`` is listed)."""
+        (``l:`` keys have no type: they go whenever ``l:`` is listed); a paged set's
+        counter, directory and pages all go (:mod:`registry.paged_index`)."""
         gone = 0
-        async for key in self._redis.scan_iter(count=_SCAN_PAGE, _type="zset"):
+        async for key in self._redis.scan_iter(count=_SCAN_PAGE):
             text = key.decode(errors="replace")
             if text[:2] not in families:
                 continue
-            if text[:2] != "l:" and not dropping(text.rpartition("}:")[2]):
+            base, _ = paged_index.set_of(text) if paged_index.is_paged(text) else (text, "")
+            if text[:2] != "l:" and not dropping(base.rpartition("}:")[2]):
                 continue
             gone += int(await self._redis.unlink(key))
         return gone
@@ -725,6 +785,7 @@ class HandleStore:
         of every record for the types noted there, a SCAN page at a time."""
         raw = cast(dict[bytes, bytes], await self._redis.hgetall(UPGRADE_KEY))
         state = {k.decode(): v.decode() for k, v in raw.items()}
+        await self._redis.script_load(paged_index.ADD_LUA)  # called inside transactions
         types = IndexPolicy.from_text(state.get("types", self.indexes.text))
         if state.get("phase") == "drop":
             gone = await self._drop_indexes(lambda type_key: True)
@@ -812,7 +873,13 @@ class HandleStore:
                     changes.add(None, record)
                 pipe.multi()  # type: ignore[no-untyped-call]
                 for index, scored in changes.adds.items():
-                    pipe.execute_command("ZADD", index, *scored)
+                    if not paged_index.is_paged(index):
+                        pipe.execute_command("ZADD", index, *scored)
+                        continue
+                    members = sorted(cast(list[str], scored[1::2]))  # byte order: runs
+                    for start in range(0, len(members), _UNPACKED):
+                        part = members[start : start + _UNPACKED]
+                        pipe.evalsha(self._adding.sha, 1, index, *part)
                 try:
                     await pipe.execute()
                 except WatchError:
@@ -933,12 +1000,13 @@ class HandleStore:
         key = listing_key(prefix.text)
         start = page * page_size
         async with translated():
-            if page_size <= 0:  # ZRANGE key 0 -1 would be every member
-                return int(await self._redis.zcard(key)), []
+            if page_size <= 0:  # the count alone: the set's counter
+                return int(await self._redis.get(key) or 0), []
             pipe = self._redis.pipeline(transaction=False)
-            pipe.zcard(key)
-            pipe.zrange(key, start, start + page_size - 1)
+            pipe.get(key)
+            await self._paged([key], ["range", "-", "+", start, page_size], client=pipe)
             total, members = await pipe.execute()
+            total = total or 0
         return int(total), [handle_text(prefix.text, m.decode()) for m in members]
 
     async def changes(self, after: StreamId | None, limit: int) -> ChangePage:
@@ -1003,7 +1071,7 @@ class HandleStore:
                 if condition.scored:
                     pipe.zcount(key, _score(condition.low), _score(condition.high))
                 else:
-                    pipe.zlexcount(key, *condition.lex_range())
+                    await self._paged([key], ["count", *condition.lex_range()], client=pipe)
             chosen = driver([int(n) for n in await pipe.execute()])
             if chosen is None:
                 return 0, []
@@ -1015,7 +1083,9 @@ class HandleStore:
                 )
                 found = [m.decode() for m in raw]
             else:
-                raw = cast(list[bytes], await self._redis.zrangebylex(key, *lead.lex_range()))
+                raw = cast(
+                    list[bytes], await self._paged([key], ["range", *lead.lex_range(), 0, -1])
+                )
                 found = [h for h in map(lead.handle_of, raw) if h is not None]
             candidates = list(dict.fromkeys(found))  # index members, not yet handles
             others = [
@@ -1038,16 +1108,19 @@ class HandleStore:
         for start in range(0, len(candidates), _PROBE_CHUNK):
             chunk = candidates[start : start + _PROBE_CHUNK]
             pipe = self._redis.pipeline(transaction=False)
-            for name in chunk:
-                for condition, key in probed:
-                    for probe in condition.probes(name):
-                        pipe.zscore(key, probe)
-            scores = iter(await pipe.execute() if probed else [])
+            for condition, key in probed:  # a condition's probes of the chunk in one call
+                probes = [probe for name in chunk for probe in condition.probes(name)]
+                if paged_index.is_paged(key):
+                    await self._paged([key], ["scores", *probes], client=pipe)
+                else:
+                    pipe.zmscore(key, cast(list[str], probes))  # bytes pass as they are
+            replies = await pipe.execute() if probed else []
+            scores = [iter(reply) for reply in replies]
             met = []
             for name in chunk:
                 meets = True
-                for condition, _ in probed:
-                    got = [next(scores) for _ in condition.probes(name)]
+                for (condition, _), found in zip(probed, scores, strict=True):
+                    got = [_float(next(found)) for _ in condition.probes(name)]
                     meets = meets and condition.accepts(got)
                 if meets:
                     met.append(name)
@@ -1073,11 +1146,10 @@ class HandleStore:
         key = value_index_key(prefix, term.type_key)
         low, high = term.lex_range()
         handles: list[str] = []
-        offset = 0
         async with translated():
             while True:
                 page = cast(
-                    list[bytes], await self._redis.zrangebylex(key, low, high, offset, _SCAN_PAGE)
+                    list[bytes], await self._paged([key], ["range", low, high, 0, _SCAN_PAGE])
                 )
                 for raw in page:
                     value_key, name = split_member(raw)
@@ -1085,7 +1157,12 @@ class HandleStore:
                         handles.append(handle_text(prefix, name))
                 if len(page) < _SCAN_PAGE:
                     return handles
-                offset += _SCAN_PAGE
+                low = b"(" + page[-1]  # the next page starts after the last member read
+
+
+def _float(score: bytes | float | None) -> float | None:
+    """A ZSCORE's answer as a number (a script's comes as text)."""
+    return None if score is None else float(score)
 
 
 def _score(bound: float) -> str:
@@ -1241,10 +1318,19 @@ class SliceScript:
                 if number is None:
                     keys.append(key)
                     number = numbers[key] = len(keys)
+                if paged_index.is_paged(key):
+                    # Members only, in byte order: the script adds a page's run at once.
+                    members = items[1::2] if width == 2 else items
+                    ordered = sorted(cast(list[str], members))
+                    code = paged_index.op_code(op, key)
+                    for start in range(0, len(ordered), _UNPACKED):
+                        part = ordered[start : start + _UNPACKED]
+                        argv += (code, number, len(part), *part)
+                    continue
                 step = _UNPACKED - _UNPACKED % width
                 for start in range(0, len(items), step):
-                    part = items[start : start + step]
-                    argv += (op, number, len(part) // width, *part)
+                    chunk = items[start : start + step]
+                    argv += (op, number, len(chunk) // width, *chunk)
         return keys, argv
 
 
@@ -1266,7 +1352,7 @@ class CommitGroup:
         self.handle_keys.append(subject.key)
         # Scores as Python spells them: Lua would print numbers with 14 digits.
         ops = [
-            [op, self._number(key), member, repr(score)]
+            [paged_index.op_code(op, key), self._number(key), member, repr(score)]
             for op, key, member, score in index_changes(
                 before.record if before else None, after, self.policy
             )

@@ -18,6 +18,7 @@ from node.config import NodeConfig
 from node.embedded_redis import EmbeddedRedis
 from registry.identifier import Handle
 from registry.packed_form import BUILTIN, dictionary_key, dictionary_of, is_packed, unpack
+from registry.paged_index import directory_key, page_key
 from registry.record_keys import DEFAULT_BUCKETS, record_field, record_key
 from registry.store import BUCKETS_KEY
 
@@ -116,3 +117,17 @@ async def stored_record(redis: Redis, text: str) -> bytes | None:
 @pytest.fixture
 def tmp_data(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+async def index_members(redis: Redis, key: str) -> list[bytes]:
+    """Every member of the paged index at ``key`` (registry.paged_index), in order."""
+    lows = cast(list[bytes], await redis.zrange(directory_key(key), 0, -1))
+    members: list[bytes] = []
+    for low in lows:
+        members += cast(list[bytes], await redis.zrange(page_key(key, low.decode()), 0, -1))
+    return members
+
+
+async def index_count(redis: Redis, key: str) -> int:
+    """How many members the paged index at ``key`` holds (its counter)."""
+    return int(await redis.get(key) or 0)

@@ -12,7 +12,7 @@ from node.app import create_app
 from node.embedded_redis import EmbeddedRedis
 from registry.record_keys import listing_key
 from resolver.upstream import Credentials
-from tests.conftest import node_config, stored_record
+from tests.conftest import index_count, node_config, stored_record
 
 
 async def test_the_measured_batches_are_registered_whole(
@@ -20,7 +20,7 @@ async def test_the_measured_batches_are_registered_whole(
 ) -> None:
     cpu = await measure(redis_server.url, 2)
     assert cpu > 0
-    assert await redis.zcard(listing_key(PREFIX)) == 3 * BATCH  # the warm-up and two more
+    assert await index_count(redis, listing_key(PREFIX)) == 3 * BATCH  # the warm-up and two more
     last = handle_name(PREFIX, 3 * BATCH - 1).lower()
     assert await stored_record(redis, last) is not None
 
@@ -33,4 +33,4 @@ async def test_a_refused_batch_stops_the_measurement(
     async with app.router.lifespan_context(app):
         with pytest.raises(RuntimeError, match=r"not registered whole \(401\)"):
             await _post(app, batch_body(PREFIX, 0, BATCH), wrong)
-    assert await redis.zcard(listing_key(PREFIX)) == 0
+    assert await index_count(redis, listing_key(PREFIX)) == 0

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
+from registry.paged_index import PAGE_MAX
 from tests.conftest import ADMIN_AUTH
 
 TEMPLATE = "/api/templates/88.100/battery-pack"
@@ -162,9 +163,9 @@ async def _counted(redis: Redis, client: httpx.AsyncClient, **params: str) -> di
 async def test_queries_read_indexes_not_every_identifier(
     client: httpx.AsyncClient, redis: Redis
 ) -> None:
-    """The same query over 200 and over 2,200 identifiers issues the same Redis commands:
-    counts, one range and one ZSCORE per candidate and condition, two HGETs for the
-    template; no identifier's record is read and nothing is scanned."""
+    """The same query over 200 and over 2,200 identifiers issues the same Redis commands
+    per candidate: counts, one range, a score per candidate and condition, two HGETs for
+    the template; no identifier's record is read and nothing is scanned."""
     await publish(client)
     await load(client, range(200))
     params = {"BATCH": "B003", "capacity_kwh.min": "60", "template": "88.100/battery-pack"}
@@ -172,16 +173,23 @@ async def test_queries_read_indexes_not_every_identifier(
     await load(client, range(1000, 3000))  # 2,000 more packs, none in batch B003
     large = await _counted(redis, client, **params)
 
-    query_commands = {"zcount", "zlexcount", "zrangebylex", "zscore", "hget"}
+    query_commands = {"zcount", "zlexcount", "zrangebylex", "zscore", "zmscore", "hget"}
     for counted in (small, large):
         assert {"hmget", "hgetall", "scan", "keys", "zrange"}.isdisjoint(counted), counted
         assert query_commands <= set(counted)
         assert counted["hget"] == 2  # the template: its latest version number, that version
-    assert {c: large[c] for c in query_commands} == {c: small[c] for c in query_commands}
-    # batch B003 (10 packs) drives; each candidate is probed for capacity (1) and for the
-    # template (unpinned and @1: 2), so 30 ZSCOREs.
-    assert small["zscore"] == 30
-    assert small["zrangebylex"] == 1 and "zrangebyscore" not in small  # one set fetched
+    # Per candidate: the same. The template's probes (unpinned and @1, 10 candidates) go
+    # through its index's pages, 20 ZSCOREs; capacity's, in one ZMSCORE.
+    probes = ("zscore", "zmscore", "hget", "zcount")
+    assert {c: large[c] for c in probes} == {c: small[c] for c in probes}
+    assert small["zscore"] == 20 and small["zmscore"] == 1
+    # Ranges read the pages a range spans, not the set: the larger set's may cross a
+    # page boundary or two more. The template condition, which all 2,200 meet, is
+    # counted a page at a time (ZCARD of each page it covers whole, 128-256 members).
+    for command in ("zlexcount", "zrangebylex"):
+        assert large[command] <= small[command] + 2, command
+    assert large.get("zcard", 0) <= 2_200 // (PAGE_MAX // 2)
+    assert "zrangebyscore" not in small  # one set fetched: the batch's, by its pages
 
 
 async def test_a_template_published_later_gets_its_queryable_items_indexed(

@@ -27,7 +27,7 @@ from registry.record_keys import (
 )
 from registry.store import LAYOUT, LAYOUT_KEY, WATCH_SLICE, HandleStore, Stored
 from registry.value import DataFormat, HandleValue
-from tests.conftest import ADMIN_AUTH, node_config, served
+from tests.conftest import ADMIN_AUTH, index_count, index_members, node_config, served
 
 NOW = "2026-12-03T00:00:00Z"
 
@@ -49,8 +49,8 @@ async def test_a_batch_spans_slices_and_commits_every_change(redis: Redis) -> No
             (None, record(h.text, f"https://x.cn/{n}")) for n, h in enumerate(handles)
         ]
         assert await batch.commit(changes) == [True] * count
-    assert await redis.zcard(listing_key("88.100")) == count
-    assert await redis.zcard(value_index_key("88.100", "url")) == count
+    assert await index_count(redis, listing_key("88.100")) == count
+    assert await index_count(redis, value_index_key("88.100", "url")) == count
     last = changes[-1][1]
     assert last is not None and await store.public_body(handles[-1]) == last.public_body()
     entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await redis.xrange("changes"))
@@ -109,7 +109,7 @@ async def test_a_record_changed_after_the_load_is_left_alone(redis: Redis) -> No
         assert await batch.commit(changes) == [False, True]
     kept = await store.load(first)
     assert kept is not None and kept.record.values[0].value == "https://other.cn"
-    members = await redis.zrange(value_index_key("88.100", "url"), 0, -1)
+    members = await index_members(redis, value_index_key("88.100", "url"))
     assert members == [b"https://batch.cn/2\x00calm", b"https://other.cn\x00race"]
 
 
@@ -127,8 +127,8 @@ async def test_replacing_and_deleting_in_a_batch_keep_the_indexes_right(redis: R
     assert done == [True, True]
     buckets = await store.buckets()
     assert not await redis.hexists(record_key(gone, buckets), record_field(gone))
-    assert await redis.zrange(listing_key("88.100"), 0, -1) == [b"kept"]
-    assert await redis.zrange(value_index_key("88.100", "url"), 0, -1) == [
+    assert await index_members(redis, listing_key("88.100")) == [b"kept"]
+    assert await index_members(redis, value_index_key("88.100", "url")) == [
         b"https://new.cn\x00kept"
     ]
 

@@ -1,0 +1,255 @@
+-- Paged sorted sets (registry/paged_index.py says why and how): the commit scripts
+-- of registry/store.py, and the paged reads, begin with these functions.
+--
+-- A lexical index K (members all scored 0) is kept as
+--   K                     STRING  how many members the set holds
+--   K#                    ZSET    the pages' low bounds (score 0); the first is ''
+--   K#<sha1 of bound>     ZSET    the members m with bound <= m < the next bound
+-- Page keys are found from the directory here, not given in KEYS: they share K's
+-- hash tag, so they are in K's slot.
+
+local PAGE_MAX = 256 -- registry.paged_index.PAGE_MAX (a test checks they agree)
+local DIR_CHUNK = 128 -- directory entries read at a time by a walk
+
+local function page_key(key, low)
+  return key .. '#' .. redis.sha1hex(low)
+end
+
+-- The low bound of the page holding `member` (nil: the set is empty).
+local function bound_of(dir, member)
+  return redis.call('ZREVRANGEBYLEX', dir, '[' .. member, '-', 'LIMIT', 0, 1)[1]
+end
+
+-- a < b in byte order (Lua's own < follows the server's locale).
+local function before(a, b)
+  local n = math.min(#a, #b)
+  local k = 1
+  while k + 15 <= n and string.sub(a, k, k + 15) == string.sub(b, k, k + 15) do
+    k = k + 16
+  end
+  while k <= n do
+    local x, y = string.byte(a, k), string.byte(b, k)
+    if x ~= y then
+      return x < y
+    end
+    k = k + 1
+  end
+  return #a < #b
+end
+
+-- A page past PAGE_MAX members is cut into pieces of PAGE_MAX / 2 .. PAGE_MAX
+-- (registry.paged_index.split_sizes); each piece is written afresh, so each is in the
+-- compact encoding again (Redis never converts a grown sorted set back).
+local function split(key, dir, low, page)
+  local count = redis.call('ZCARD', page)
+  if count <= PAGE_MAX then
+    return
+  end
+  local pieces = math.floor(count / (PAGE_MAX / 2))
+  local members = redis.call('ZRANGE', page, 0, -1)
+  redis.call('DEL', page)
+  local start = 1
+  for p = 1, pieces do
+    local stop = math.floor(count * p / pieces)
+    local bound = low
+    if p > 1 then
+      bound = members[start]
+      redis.call('ZADD', dir, 0, bound)
+    end
+    local args = {}
+    for k = start, stop do
+      args[#args + 1] = 0
+      args[#args + 1] = members[k]
+    end
+    redis.call('ZADD', page_key(key, bound), unpack(args))
+    start = stop + 1
+  end
+end
+
+-- A set still in one sorted set at K (layout 5 and older, before the upgrade has
+-- converted it): a write before the upgrade goes there, and is converted with it.
+local function unpaged(key)
+  return redis.call('TYPE', key).ok == 'zset'
+end
+
+-- Add members[first..last] to the set K; members given in byte order go to their
+-- pages a run at a time (one ZADD a page), others one by one. Returns how many were new.
+local function paged_add(key, members, first, last)
+  if unpaged(key) then
+    for i = first, last do
+      redis.call('ZADD', key, 0, members[i])
+    end
+    return 0
+  end
+  local dir = key .. '#'
+  local added = 0
+  local i = first
+  while i <= last do
+    local low = bound_of(dir, members[i])
+    if not low then
+      low = ''
+      redis.call('ZADD', dir, 0, '')
+    end
+    local args = { 0, members[i] }
+    local j = i + 1
+    local after = nil -- the next page's bound, read only when a member follows
+    if j <= last then
+      after = redis.call('ZRANGEBYLEX', dir, '(' .. low, '+', 'LIMIT', 0, 1)[1]
+    end
+    while
+      j <= last
+      and (after == nil or before(members[j], after))
+      and not before(members[j], low)
+    do
+      args[#args + 1] = 0
+      args[#args + 1] = members[j]
+      j = j + 1
+    end
+    local page = page_key(key, low)
+    added = added + redis.call('ZADD', page, unpack(args))
+    split(key, dir, low, page)
+    i = j
+  end
+  if added > 0 then
+    redis.call('INCRBY', key, added)
+  end
+  return added
+end
+
+-- Remove members[first..last] from the set K; a page left empty leaves the directory
+-- (Redis deletes an empty sorted set), the set's keys all go with its last member.
+local function paged_remove(key, members, first, last)
+  if unpaged(key) then
+    for i = first, last do
+      redis.call('ZREM', key, members[i])
+    end
+    return 0
+  end
+  local dir = key .. '#'
+  local removed = 0
+  for i = first, last do
+    local low = bound_of(dir, members[i])
+    if low then
+      local page = page_key(key, low)
+      if redis.call('ZREM', page, members[i]) == 1 then
+        removed = removed + 1
+        if low ~= '' and redis.call('EXISTS', page) == 0 then
+          redis.call('ZREM', dir, low)
+        end
+      end
+    end
+  end
+  if removed > 0 and redis.call('DECRBY', key, removed) <= 0 then
+    redis.call('DEL', key, dir)
+  end
+  return removed
+end
+
+-- visit(page, partial) for each page that may hold members in the ZRANGEBYLEX range
+-- [min, max], in order, until it returns true; partial: the page may hold members
+-- outside the range (the first page, the last, when the range is bounded there).
+local function walk(key, min, max, visit)
+  local dir = key .. '#'
+  local start = '-'
+  if min ~= '-' then
+    local low = bound_of(dir, string.sub(min, 2))
+    if not low then
+      return
+    end
+    start = '[' .. low
+  end
+  local offset, first, pending = 0, true, nil
+  while true do
+    local lows = redis.call('ZRANGEBYLEX', dir, start, max, 'LIMIT', offset, DIR_CHUNK)
+    for _, low in ipairs(lows) do
+      if pending ~= nil then
+        if visit(page_key(key, pending), first and min ~= '-') then
+          return
+        end
+        first = false
+      end
+      pending = low
+    end
+    if #lows < DIR_CHUNK then
+      break
+    end
+    offset = offset + DIR_CHUNK
+  end
+  if pending ~= nil then
+    visit(page_key(key, pending), (first and min ~= '-') or max ~= '+')
+  end
+end
+
+-- Members in [min, max], skipping `offset` of them, at most `limit` (< 0: all): what
+-- ZRANGEBYLEX K min max LIMIT offset limit answers for a plain sorted set. Pages are
+-- skipped by their counts (ZCARD), a deep offset costs a call per page before it.
+local function paged_range(key, min, max, offset, limit)
+  local out = {}
+  if limit == 0 then
+    return out
+  end
+  walk(key, min, max, function(page, partial)
+    if offset > 0 then
+      local n
+      if partial then
+        n = redis.call('ZLEXCOUNT', page, min, max)
+      else
+        n = redis.call('ZCARD', page)
+      end
+      if offset >= n then
+        offset = offset - n
+        return false
+      end
+    end
+    local want = -1
+    if limit >= 0 then
+      want = limit - #out
+    end
+    local got
+    if partial then
+      got = redis.call('ZRANGEBYLEX', page, min, max, 'LIMIT', offset, want)
+    elseif want < 0 then
+      got = redis.call('ZRANGE', page, offset, -1)
+    else
+      got = redis.call('ZRANGE', page, offset, offset + want - 1)
+    end
+    offset = 0
+    for _, m in ipairs(got) do
+      out[#out + 1] = m
+    end
+    return limit >= 0 and #out >= limit
+  end)
+  return out
+end
+
+-- How many members are in [min, max] (ZLEXCOUNT); the whole set's count is kept.
+local function paged_count(key, min, max)
+  if min == '-' and max == '+' then
+    return tonumber(redis.call('GET', key) or '0')
+  end
+  local n = 0
+  walk(key, min, max, function(page, partial)
+    if partial then
+      n = n + redis.call('ZLEXCOUNT', page, min, max)
+    else
+      n = n + redis.call('ZCARD', page)
+    end
+    return false
+  end)
+  return n
+end
+
+-- ZSCORE of each of members[first..last] (false: not a member).
+local function paged_scores(key, members, first, last)
+  local dir = key .. '#'
+  local out = {}
+  for i = first, last do
+    local low = bound_of(dir, members[i])
+    local score = false
+    if low then
+      score = redis.call('ZSCORE', page_key(key, low), members[i])
+    end
+    out[#out + 1] = score
+  end
+  return out
+end
