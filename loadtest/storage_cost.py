@@ -5,7 +5,7 @@ and which key family holds them, measured on a fresh embedded Redis.
 
     python -m loadtest.storage_cost --count 200000
     python -m loadtest.storage_cost --count 200000 --indexed-types all --indexed-types default
-    python -m loadtest.storage_cost --count 1000000 --indexed-types default --record-buckets 1048576
+    python -m loadtest.storage_cost --count 1000000 --indexed-types default --record-buckets 524288
     make bench-storage                      # 200,000 identifiers, all fields vs default
 
 For each ``--indexed-types`` setting (``all``: every string type, the layout before
@@ -30,7 +30,7 @@ calls, the path the batch API takes. Then it reads:
 Records are grouped in buckets (:mod:`registry.record_keys`); how full they are decides
 the cost per record. By default the node gets the bucket count that gives a bucket as
 many records as the node's default count (``--record-buckets``) gives at 1亿 identifiers
-under one prefix (about 95), so the figures stand for a node at that scale; pass
+under one prefix (about 190), so the figures stand for a node at that scale; pass
 ``--record-buckets`` to measure another fill (the node's default on a small load: about
 one record a bucket).
 
@@ -75,7 +75,7 @@ def scaled_buckets(count: int) -> int:
     """Buckets giving ``count`` records the fill the default gives 1亿.
 
     >>> scaled_buckets(1_000_000), scaled_buckets(100_000_000) == DEFAULT_BUCKETS
-    (10486, True)
+    (5243, True)
     """
     return max(1, round(DEFAULT_BUCKETS * count / FULL_SCALE))
 

@@ -231,8 +231,9 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="buckets (small Redis hashes) each prefix's records spread over; fixed when "
-        "the store is created, later values are ignored. Size it for ~50-100 records a "
-        "bucket at the expected identifiers per prefix (default 1048576: 1亿 a prefix)",
+        "the store is created, later values are ignored. Size it for a few dozen to a few "
+        "hundred records a bucket at the expected identifiers per prefix (default 524288: "
+        "1亿 a prefix)",
     )
     hygiene = serve.add_argument_group(
         "connection limits", "bounds on client connections and on the Redis pool"

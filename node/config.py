@@ -93,8 +93,8 @@ option                 environment               meaning
                                                  items always; * = every type); see
                                                  :mod:`registry.index_policy`
 --record-buckets       IDNODE_RECORD_BUCKETS     buckets a prefix's records spread over,
-                                                 fixed when the store is created (1048576:
-                                                 ~95 records each at 1亿 a prefix); see
+                                                 fixed when the store is created (524288:
+                                                 ~190 records each at 1亿 a prefix); see
                                                  :mod:`registry.record_keys`
 =====================  ========================  ==========================================
 """

@@ -86,15 +86,17 @@ ADD = "a"
 REMOVE = "r"
 
 
-# Records per bucket, 1亿 of them under one prefix: about 95 (HGET's scan of the
-# ziplist stays ~2 µs in Redis); a smaller store holds fewer per bucket (see
-# docs/reference/storage.md for the measurements behind the choice).
-DEFAULT_BUCKETS = 1 << 20
+# Records per bucket, 1亿 of them under one prefix: about 190 packed records of ~40 B
+# (HGET's scan of the ziplist ~1.5 µs in Redis, the largest bucket well under the 512
+# fields of COMPACT_BUCKETS); a smaller store holds fewer per bucket and pays a bucket
+# key for every few records (1,000,000: about 2 a bucket). See
+# docs/reference/storage.md for the measurements behind the choice.
+DEFAULT_BUCKETS = 1 << 19
 
 
 # What Redis must allow for a bucket to stay in the compact encoding: a few hundred
-# fields (a bucket's mean is ~95 at 1亿 a prefix), values up to 1 KiB (a demo-shaped
-# record's stored form is ~240 B). Redis 7 calls them hash-max-listpack-*; 6.2 and 7
+# fields (a bucket's mean is ~190 at 1亿 a prefix), values up to 1 KiB (a demo-shaped
+# record's stored form is ~240 B, ~20 B packed). Redis 7 calls them hash-max-listpack-*; 6.2 and 7
 # both answer to these names. A bucket past either is converted to a hash table for
 # good: it still works, at about the cost of a string per record.
 COMPACT_BUCKETS = {"hash-max-ziplist-entries": 512, "hash-max-ziplist-value": 1024}
