@@ -58,20 +58,43 @@ def observe(top_url: str, day: str | None = None) -> Observed:
     return observed_from(national, schema)
 
 
+def observe_node(node_url: str, day: str | None = None) -> Observed:
+    """The per-node figures of one secondary node, asked of the node itself (no top
+    node: the hierarchy's targets are left unmeasured)."""
+    query = f"?day={day}" if day else ""
+    return node_observed(fetch(f"{node_url.rstrip('/')}/api/kpis{query}"))
+
+
+def node_observed(kpis: dict[str, Any]) -> Observed:
+    """One secondary node's ``/api/kpis`` answer as measurements (pure)."""
+    if kpis.get("role") != "secondary":
+        raise ConfigError(
+            f"--node must be a secondary node; {kpis.get('node')} is a {kpis.get('role')} node"
+        )
+    observed = Observed(hierarchy_unmeasured="not measured: one secondary node checked (--node)")
+    observed.secondaries[kpis["prefix"]] = _node_figures(kpis, kpis["day"])
+    return observed
+
+
+def _node_figures(node: dict[str, Any], day: str) -> dict[Measure, Measurement]:
+    """A secondary node's KPIs (as ``/api/kpis`` answers them) as its measurements."""
+    return {
+        Measure.ENTERPRISES: Measurement(node["enterprises"], "approved at the node"),
+        Measure.REGISTRATIONS: Measurement(
+            node["totalRegistrations"], "identifiers created at the node"
+        ),
+        Measure.RESOLUTIONS_PER_DAY: Measurement(
+            node["resolutions"], f"resolutions answered on {day} (UTC)"
+        ),
+    }
+
+
 def observed_from(national: dict[str, Any], schema: dict[str, Any]) -> Observed:
     """Turn the top node's answers into measurements (pure)."""
     day = national["day"]
     observed = Observed()
     for node in national["secondaries"]:
-        observed.secondaries[node["prefix"]] = {
-            Measure.ENTERPRISES: Measurement(node["enterprises"], "approved at the node"),
-            Measure.REGISTRATIONS: Measurement(
-                node["totalRegistrations"], "identifiers created at the node"
-            ),
-            Measure.RESOLUTIONS_PER_DAY: Measurement(
-                node["resolutions"], f"resolutions answered on {day} (UTC)"
-            ),
-        }
+        observed.secondaries[node["prefix"]] = _node_figures(node, day)
     for node in national["unreachable"]:
         why = f"unreachable: {node['message']}"
         observed.secondaries[node["prefix"]] = {

@@ -164,6 +164,8 @@ class Observed:
 
     secondaries: dict[str, dict[Measure, Measurement]] = field(default_factory=dict)
     hierarchy: dict[Measure, Measurement] = field(default_factory=dict)
+    # Why the hierarchy was not measured at all (one node checked), else None.
+    hierarchy_unmeasured: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +211,10 @@ def evaluate(plan: Plan, observed: Observed, scale: float = 1.0) -> list[Row]:
                 rows.append(Row(target, "no secondary node", required, None, False, "none found"))
             for prefix, figures in sorted(observed.secondaries.items()):
                 rows.append(_row(target, f"secondary {prefix}", required, figures))
+        elif observed.hierarchy_unmeasured:
+            rows.append(
+                Row(target, "hierarchy", required, None, None, observed.hierarchy_unmeasured)
+            )
         else:
             rows.append(_row(target, "hierarchy", required, observed.hierarchy))
     return rows

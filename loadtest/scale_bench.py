@@ -56,7 +56,9 @@ import httpx
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
+from loadtest.check import observe_node
 from loadtest.import_rate import descendants
+from loadtest.plan import Plan, evaluate
 from loadtest.scale_catalog import PREFIX, handle, write_range
 from loadtest.scale_figures import (
     HEADROOM,
@@ -360,6 +362,9 @@ class ScaleBench:
             stop_seconds = node.stop()
             restart = replace(node.start(), stop_seconds=stop_seconds)
             self.say(f"ready again after {restart.seconds:.1f} s")
+            check = plan_check(node.url)
+            for target, measured, required, result in check:
+                self.say(f"idnode check --node: {target}: {measured} of {required:,.0f}: {result}")
         finally:
             node.stop()
         report = Report(
@@ -372,6 +377,7 @@ class ScaleBench:
             restart=restart,
             workers=state.workers,
             buckets=state.buckets,
+            check=check,
         )
         return self.write(report, started)
 
@@ -540,6 +546,17 @@ class ScaleBench:
             self.say(f"restart: ready after {report.restart.seconds:.1f} s")
         self.say(f"report: {out / 'scale.md'}")
         return out
+
+
+def plan_check(node_url: str) -> list[tuple[str, float | None, float, str]]:
+    """The Wuhan plan's per-secondary-node targets judged on the node's own KPIs, as
+    ``idnode check --plan wuhan-5g-2021 --node URL`` judges them."""
+    rows = evaluate(Plan.load("wuhan-5g-2021"), observe_node(node_url))
+    return [
+        (row.target.id, row.measured, row.required, row.to_json()["result"])
+        for row in rows
+        if row.subject != "hierarchy"
+    ]
 
 
 def _previous(state: State) -> int:

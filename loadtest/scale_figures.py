@@ -211,6 +211,8 @@ class Report:
     restart: Restart | None = None
     workers: int = 1
     buckets: int = 0  # the N-store's record buckets
+    # `idnode check --node` on the restarted node: (target, measured, required, result)
+    check: list[tuple[str, float | None, float, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -283,6 +285,23 @@ def render_markdown(report: Report, plot: str = "scale.svg") -> str:
             f"Stopped cleanly in {r.stop_seconds:.1f} s; started again, ready "
             f"(`/readyz` 200) after {r.seconds:.1f} s; `/readyz` said the store was "
             f"loading {r.loading_answers} time(s){seen}.",
+            "",
+        ]
+    if report.check:
+        lines += [
+            "## The seed plan's per-node targets",
+            "",
+            "`idnode check --plan wuhan-5g-2021 --node <the node>` on the restarted node "
+            "(its own KPIs; the resolution target counts the day's resolutions, which a "
+            "storage run does not aim at):",
+            "",
+            "| target | measured | required | result |",
+            "| --- | ---: | ---: | --- |",
+            *(
+                f"| {target} | {'-' if measured is None else f'{measured:,.0f}'} "
+                f"| {required:,.0f} | {result} |"
+                for target, measured, required, result in report.check
+            ),
             "",
         ]
     lines += [f"![memory and latency against N]({plot})", ""]

@@ -360,7 +360,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--plan", help="the seed plan, e.g. wuhan-5g-2021 (required; see --list)")
     check.add_argument("--list", action="store_true", help="list the seed plans and exit")
-    check.add_argument("--url", default="http://127.0.0.1:8000", help="the top node")
+    check_where = check.add_mutually_exclusive_group()
+    check_where.add_argument("--url", default="http://127.0.0.1:8000", help="the top node")
+    check_where.add_argument(
+        "--node",
+        help="check one secondary node at this URL instead, by its own KPIs (the "
+        "hierarchy's targets are then not measured; default: the top node at --url)",
+    )
     check.add_argument("--day", help="UTC day YYYYMMDD (default: today)")
     check.add_argument(
         "--scale",
@@ -720,7 +726,7 @@ def check(args: dict[str, object]) -> int:
     import json
     from pathlib import Path
 
-    from loadtest.check import observe
+    from loadtest.check import observe, observe_node
     from loadtest.plan import Plan, evaluate, failed, render_markdown, render_text
 
     if args["list"]:
@@ -735,7 +741,10 @@ def check(args: dict[str, object]) -> int:
     if not scale > 0:
         raise ConfigError("--scale must be positive")
     day = str(args["day"]) if args["day"] else None
-    rows = evaluate(plan, observe(str(args["url"]), day), scale)
+    observed = (
+        observe_node(str(args["node"]), day) if args["node"] else observe(str(args["url"]), day)
+    )
+    rows = evaluate(plan, observed, scale)
     print(render_text(plan, rows, scale))
     if args["markdown"]:
         Path(str(args["markdown"])).write_text(render_markdown(plan, rows, scale), "utf-8")

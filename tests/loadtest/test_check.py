@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from loadtest.check import PUBLIC_SERVICES, observed_from
+from loadtest.check import PUBLIC_SERVICES, node_observed, observed_from
 from loadtest.plan import NOT_MEASURABLE, Measure, Measurement, Plan, evaluate, failed, render_text
+from registry.errors import ConfigError
 
 DAY = "20240305"
 SECONDARY_MEASURES = (Measure.ENTERPRISES, Measure.REGISTRATIONS, Measure.RESOLUTIONS_PER_DAY)
@@ -338,3 +339,40 @@ def test_a_tiny_scale_shows_the_scaled_targets_significant_digits() -> None:
     assert "0.00 " not in text
     assert "0.001 enterprises" in text
     assert "0.00002 " in text  # the applications target, 2 x 0.00001
+
+
+def node_answer(role: str = "secondary") -> dict[str, Any]:
+    """A secondary node's own ``/api/kpis`` answer, as ``idnode check --node`` reads it."""
+    return {
+        "responseCode": 1,
+        "node": "secondary-88.100",
+        "role": role,
+        "prefix": "88.100",
+        "day": "20261205",
+        "resolutions": 12,
+        "registrations": 3,
+        "totalRegistrations": 100_000_000,
+        "enterprises": 4,
+    }
+
+
+def test_one_node_is_measured_by_its_own_kpis() -> None:
+    observed = node_observed(node_answer())
+    assert observed.secondaries == {
+        "88.100": {
+            Measure.ENTERPRISES: Measurement(4, "approved at the node"),
+            Measure.REGISTRATIONS: Measurement(100_000_000, "identifiers created at the node"),
+            Measure.RESOLUTIONS_PER_DAY: Measurement(12, "resolutions answered on 20261205 (UTC)"),
+        }
+    }
+    rows = evaluate(Plan.load("wuhan-5g-2021"), observed)
+    registrations = next(r for r in rows if r.target.id == "secondary-new-registrations")
+    assert registrations.passed is True and registrations.measured == 100_000_000
+    hierarchy = [r for r in rows if r.subject == "hierarchy"]
+    assert hierarchy and all(r.passed is None for r in hierarchy)
+    assert all("one secondary node checked" in r.how for r in hierarchy)
+
+
+def test_only_a_secondary_node_can_be_checked_alone() -> None:
+    with pytest.raises(ConfigError, match="--node must be a secondary node"):
+        node_observed(node_answer(role="top"))
