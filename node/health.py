@@ -3,10 +3,12 @@
 ``/healthz`` says the process is up (liveness: restart the node if it does not answer).
 ``/readyz`` says the node can serve: its store answers PING. Until the node is built
 (its store loading at start-up, :mod:`node.startup`) it answers 503 with the phase and
-the load's progress. While the store is down
-(the embedded Redis restarting, an external Redis unreachable) it answers 503 with
-responseCode 2 and "store unavailable: ..."; the node itself need not be restarted, it
-serves again once the store is back. The ping's outcome is kept for
+the load's progress; so it does when the store is loading again later (Redis restarted
+under a running node, by the embedded store's watcher or by whoever runs an external
+one): ``"status": "loading"`` with the progress. While the store is down (the embedded
+Redis restarting, an external Redis unreachable) it answers 503 with responseCode 2 and
+"store unavailable: ..."; the node itself need not be restarted, it serves again once
+the store is back. The ping's outcome is kept for
 :data:`READY_CACHE_SECONDS`, so frequent probes cost Redis at most two pings a second.
 """
 
@@ -22,9 +24,9 @@ from starlette.responses import Response
 from node.config import NodeConfig
 from node.metrics import NodeMetrics
 from node.responses import json_response
-from node.startup import Startup
+from node.startup import LoadingProgress, Startup
 from node.state import NodeState
-from registry.errors import StoreUnavailable
+from registry.errors import StoreLoading, StoreUnavailable
 
 router = APIRouter(tags=["Operations"])
 READY_CACHE_SECONDS = 0.5
@@ -34,6 +36,7 @@ READY_CACHE_SECONDS = 0.5
 class _LastPing:
     at: float = -1e9
     problem: str | None = None
+    loading: LoadingProgress | None = None  # the store is loading (problem says so too)
 
 
 @router.get("/healthz", summary="The process is up")
@@ -76,12 +79,22 @@ async def readyz(request: Request) -> Response:
         last = request.app.state.last_ping = _LastPing()
     now = time.monotonic()
     if now - last.at >= READY_CACHE_SECONDS:
+        last.loading = None
         try:
             await state.store.ping()
             last.problem = None
+        except StoreLoading as exc:
+            last.problem = exc.message
+            try:  # INFO is answered while Redis loads
+                last.loading = LoadingProgress.from_info(await state.store.persistence())
+            except StoreUnavailable:
+                pass
         except StoreUnavailable as exc:
             last.problem = exc.message
         last.at = now
+    if last.loading is not None and last.loading.loading:
+        loading = {"status": "loading", "responseCode": 2, "message": last.loading.message}
+        return json_response({**loading, **last.loading.fields()}, 503)
     if last.problem is not None:
         body = {
             "status": "unavailable",

@@ -55,7 +55,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -339,6 +339,11 @@ class HandleStore:
     async def ping(self) -> None:
         async with translated():
             await self._redis.ping()
+
+    async def persistence(self) -> dict[str, Any]:
+        """Redis's ``INFO persistence`` (answered while it loads its data, too)."""
+        async with translated():
+            return dict(await self._redis.info("persistence"))
 
     async def buckets(self) -> int:
         """How many buckets each prefix's records spread over (``store:buckets``): the

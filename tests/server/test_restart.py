@@ -10,13 +10,15 @@ rewrite (an RDB preamble), on a server started like the node's own.
 A load longer than the 30 s the node once allowed (it killed Redis then, five times, and
 gave up) is made by slowing a small store rather than building a huge one: the node finds
 ``redis-server`` on PATH first, and the test puts a wrapper there that starts the real
-server with Redis's own ``key-load-delay`` (microseconds slept per key loaded), so 40,000
-keys take over 30 s to load. (Redis answers clients, LOADING, once per 2 MB of file
-loaded, so the keys hold 256 random bytes each: 10 MB.)"""
+server with Redis's own ``key-load-delay`` (microseconds slept per key loaded), so 34,000
+keys take over 30 s to load. Redis answers clients (LOADING, INFO) only between 2 MB
+steps of the file it loads, which a real load crosses in milliseconds: the keys hold 4 KB
+of random bytes each, so that a slowed step still takes only half a second."""
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -119,8 +121,9 @@ def test_a_large_store_loads_while_the_node_answers(tmp_path: Path) -> None:
     assert time.monotonic() - started < 60
 
 
-SLOW_KEYS = 40_000
-KEY_LOAD_DELAY_US = 850  # 40,000 keys x 850 µs: 34 s of loading, past the old 30 s
+SLOW_KEYS = 34_000
+KEY_LOAD_DELAY_US = 1000  # 34,000 keys x 1 ms: 34 s of loading, past the old 30 s
+VALUE_BYTES = 4096  # random: a 2 MB step of the file is 512 keys, half a second
 
 
 def _slowed_redis_on_path(tmp_path: Path) -> dict[str, str]:
@@ -129,9 +132,8 @@ def _slowed_redis_on_path(tmp_path: Path) -> dict[str, str]:
     wrapper_dir = tmp_path / "slow-bin"
     wrapper_dir.mkdir()
     wrapper = wrapper_dir / "redis-server"
-    wrapper.write_text(
-        f'#!/bin/sh\nexec "{redis_server_binary()}" "$@" --key-load-delay {KEY_LOAD_DELAY_US}\n'
-    )
+    slowed = f"--key-load-delay {KEY_LOAD_DELAY_US}"
+    wrapper.write_text(f'#!/bin/sh\nexec "{redis_server_binary()}" "$@" {slowed}\n')
     wrapper.chmod(0o755)
     return {**os.environ, "PATH": f"{wrapper_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
 
@@ -144,9 +146,9 @@ def test_a_load_longer_than_30_s_ends_ready_without_a_redis_restart(tmp_path: Pa
         assert put.status_code == 201, put.text
     finally:
         node.stop()
-    # Random 256-byte values: Redis answers (LOADING) only between 2 MB steps of the file
-    # it loads, and a server silent for 30 s is taken for one that did not start at all.
-    _fill(data, SLOW_KEYS, random_bytes=256)
+    # Random values: Redis answers only between steps of the file it loads, and a server
+    # silent for 30 s is taken for one that did not start at all.
+    _fill(data, SLOW_KEYS, random_bytes=VALUE_BYTES)
 
     node = NodeProcess(data, env=_slowed_redis_on_path(tmp_path)).start(wait=False)
     started = time.monotonic()
@@ -177,5 +179,44 @@ def test_a_load_longer_than_30_s_ends_ready_without_a_redis_restart(tmp_path: Pa
         log = node.log.read_text()
         assert "restarting" not in log, log[-2000:]  # Redis was left to load, not killed
         assert log.count('"message":"node ready"') == 1
+    finally:
+        node.stop()
+
+
+def test_a_store_reloading_under_a_running_node_is_told_as_loading(tmp_path: Path) -> None:
+    """Redis killed under a serving node: the watcher starts it again, and while it
+    reads its data back ``/readyz`` says "loading" with the progress, not "unavailable"."""
+    data = tmp_path / "data"
+    node = NodeProcess(data).start()
+    try:
+        put = httpx.put(f"{node.url}/api/handles/88.100/kept", json=VALUE, headers=ADMIN_AUTH)
+        assert put.status_code == 201, put.text
+    finally:
+        node.stop()
+    _fill(data, 10_000, random_bytes=VALUE_BYTES)  # 40 MB: about 10 s to load, slowed
+
+    node = NodeProcess(data, env=_slowed_redis_on_path(tmp_path)).start(timeout=60)
+    try:
+        os.kill(int((data / "redis.pid").read_text()), signal.SIGKILL)
+        seen: list[dict[str, object]] = []
+        with httpx.Client(base_url=node.url, timeout=5) as http:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                ready = http.get("/readyz")
+                if ready.status_code == 200 and seen:
+                    break
+                if ready.status_code == 503 and ready.json()["status"] == "loading":
+                    seen.append(ready.json())
+                time.sleep(0.2)
+            else:
+                pytest.fail(
+                    f"never ready after loading: {seen[-1:]} {node.log.read_text()[-1500:]}"
+                )
+            assert http.get("/api/handles/88.100/kept").status_code == 200
+        last = seen[-1]
+        assert last["responseCode"] == 2
+        assert str(last["message"]).startswith("store loading: ")
+        assert 0 < float(str(last["loadedPercent"])) <= 100
+        assert int(str(last["totalBytes"])) > 30_000_000
     finally:
         node.stop()
