@@ -72,7 +72,7 @@ end
 -- PAGE_MAX members is cut into pieces of PAGE_MAX / 2 .. PAGE_MAX
 -- (registry.paged_index.split_sizes); the first keeps the page's key, each other is a
 -- new page named by its first member. Every piece is compact.
-local function merge_run(key, dir, low, page, members, first, last)
+local function merge_run(key, dir, low, page, members, first, last, ordered)
   local count = redis.call('ZCARD', page)
   local run = last - first + 1
   if run < REBUILD_RUN and count + run <= PAGE_MAX then
@@ -84,19 +84,38 @@ local function merge_run(key, dir, low, page, members, first, last)
     return redis.call('ZADD', page, unpack(args))
   end
   local scratch = key .. BUILD
-  scratch_with(scratch, members, first, last)
-  local merged = redis.call('ZUNIONSTORE', scratch, 2, scratch, page) - 1
-  local added = merged - count
-  if added == 0 then
+  local all
+  local tail = redis.call('ZRANGE', page, -1, -1)[1]
+  if ordered and (tail == nil or before(tail, members[first])) then
+    -- Appended (the common bulk load): the merged order is the page's, then the run's
+    -- (a repeat dropped), no union needed to find it.
+    all = redis.call('ZRANGE', page, 0, -1)
+    for k = first, last do
+      if members[k] ~= all[#all] then
+        all[#all + 1] = members[k]
+      end
+    end
+  else
+    scratch_with(scratch, members, first, last)
+    local merged = redis.call('ZUNIONSTORE', scratch, 2, scratch, page) - 1
+    if merged == count then
+      redis.call('DEL', scratch)
+      return 0
+    end
+    if merged <= PAGE_MAX then
+      page_from(page, scratch)
+      return merged - count
+    end
+    all = redis.call('ZRANGE', scratch, 0, merged - 1)
     redis.call('DEL', scratch)
-    return 0
   end
+  local merged = #all
+  local added = merged - count
   if merged <= PAGE_MAX then
+    scratch_with(scratch, all, 1, merged)
     page_from(page, scratch)
     return added
   end
-  local all = redis.call('ZRANGE', scratch, 0, merged - 1)
-  redis.call('DEL', scratch)
   local pieces = math.floor(merged / (PAGE_MAX / 2))
   local start = 1
   for p = 1, pieces do
@@ -182,7 +201,8 @@ local function paged_add(key, members, first, last, ordered)
       after = redis.call('ZRANGEBYLEX', dir, '(' .. low, '+', 'LIMIT', 0, 1)[1]
     end
     local j = run_end(members, i, last, low, after, ordered)
-    added = added + merge_run(key, dir, low, page_key(key, low), members, i, j - 1)
+    local page = page_key(key, low)
+    added = added + merge_run(key, dir, low, page, members, i, j - 1, ordered)
     i = j
   end
   if added > 0 then
