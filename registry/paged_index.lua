@@ -37,33 +37,107 @@ local function before(a, b)
   return #a < #b
 end
 
--- A page past PAGE_MAX members is cut into pieces of PAGE_MAX / 2 .. PAGE_MAX
--- (registry.paged_index.split_sizes); each piece is written afresh, so each is in the
--- compact encoding again (Redis never converts a grown sorted set back).
-local function split(key, dir, low, page)
-  local count = redis.call('ZCARD', page)
-  if count <= PAGE_MAX then
-    return
+-- Writing members into a compact sorted set by ZADD costs Redis a scan of it per
+-- member: a page of 256 written in order, ~6 us a member (128: ~3.5). A sorted set
+-- built as a skiplist and copied by ZUNIONSTORE comes out compact in one pass, ~1.2 us
+-- a member at any size. ZADD makes a skiplist when its first member is longer than
+-- zset-max-ziplist-value (1024, paged_index.COMPACT_PAGES): BUILD_MARK is that member.
+-- It is above every member in byte order (UTF-8 text holds no byte 255), so it is a
+-- build's last; it is removed before the copy.
+local BUILD_MARK = string.rep('\255', 1025)
+local BUILD = '#build' -- K#build: a scratch set, within one script call only
+-- A run of members this long or longer is merged into its page by a rebuild; a
+-- shorter one, into a page it does not overflow, by ZADD (cheaper for a few members).
+local REBUILD_RUN = 32
+
+-- members[first..last] in the scratch set `scratch`, a skiplist (BUILD_MARK included).
+local function scratch_with(scratch, members, first, last)
+  local args = { 0, BUILD_MARK }
+  for k = first, last do
+    args[#args + 1] = 0
+    args[#args + 1] = members[k]
   end
-  local pieces = math.floor(count / (PAGE_MAX / 2))
-  local members = redis.call('ZRANGE', page, 0, -1)
-  redis.call('DEL', page)
-  local start = 1
-  for p = 1, pieces do
-    local stop = math.floor(count * p / pieces)
-    local bound = low
-    if p > 1 then
-      bound = members[start]
-      redis.call('ZADD', dir, 0, bound)
-    end
+  redis.call('ZADD', scratch, unpack(args))
+end
+
+-- The page `page` rebuilt from the skiplist `scratch` (emptied, BUILD_MARK dropped).
+local function page_from(page, scratch)
+  redis.call('ZREM', scratch, BUILD_MARK)
+  redis.call('ZUNIONSTORE', page, 1, scratch)
+  redis.call('DEL', scratch)
+end
+
+-- Merge members[first..last] (in byte order, all at or above `low` and below the next
+-- bound) into the page of bound `low`; returns how many were new. A page past
+-- PAGE_MAX members is cut into pieces of PAGE_MAX / 2 .. PAGE_MAX
+-- (registry.paged_index.split_sizes); the first keeps the page's key, each other is a
+-- new page named by its first member. Every piece is compact.
+local function merge_run(key, dir, low, page, members, first, last, ordered)
+  local count = redis.call('ZCARD', page)
+  local run = last - first + 1
+  if run < REBUILD_RUN and count + run <= PAGE_MAX then
     local args = {}
-    for k = start, stop do
+    for k = first, last do
       args[#args + 1] = 0
       args[#args + 1] = members[k]
     end
-    redis.call('ZADD', page_key(key, bound), unpack(args))
+    return redis.call('ZADD', page, unpack(args))
+  end
+  local scratch = key .. BUILD
+  local all
+  local tail = redis.call('ZRANGE', page, -1, -1)[1]
+  if ordered and (tail == nil or before(tail, members[first])) then
+    -- Appended (the common bulk load): the merged order is the page's, then the run's
+    -- (a repeat dropped), no union needed to find it.
+    all = redis.call('ZRANGE', page, 0, -1)
+    for k = first, last do
+      if members[k] ~= all[#all] then
+        all[#all + 1] = members[k]
+      end
+    end
+  else
+    scratch_with(scratch, members, first, last)
+    local merged = redis.call('ZUNIONSTORE', scratch, 2, scratch, page) - 1
+    if merged == count then
+      redis.call('DEL', scratch)
+      return 0
+    end
+    if merged <= PAGE_MAX then
+      page_from(page, scratch)
+      return merged - count
+    end
+    all = redis.call('ZRANGE', scratch, 0, merged - 1)
+    redis.call('DEL', scratch)
+  end
+  local merged = #all
+  local added = merged - count
+  if merged <= PAGE_MAX then
+    scratch_with(scratch, all, 1, merged)
+    page_from(page, scratch)
+    return added
+  end
+  local pieces = math.floor(merged / (PAGE_MAX / 2))
+  local start = 1
+  for p = 1, pieces do
+    local stop = math.floor(merged * p / pieces)
+    if p > 1 then
+      redis.call('ZADD', dir, 0, all[start])
+      scratch_with(scratch, all, start, stop)
+      page_from(page_key(key, all[start]), scratch)
+    elseif
+      stop <= count
+      and redis.call('ZRANGE', page, stop - 1, stop - 1)[1] == all[stop]
+    then
+      -- The first piece is the page's own first members (nothing new among them,
+      -- as when members are appended): its others leave it, it is not rewritten.
+      redis.call('ZREMRANGEBYRANK', page, stop, -1)
+    else
+      scratch_with(scratch, all, start, stop)
+      page_from(page, scratch)
+    end
     start = stop + 1
   end
+  return added
 end
 
 -- A set still in one sorted set at K (layout 5 and older, before the upgrade has
@@ -72,9 +146,41 @@ local function unpaged(key)
   return redis.call('TYPE', key).ok == 'zset'
 end
 
--- Add members[first..last] to the set K; members given in byte order go to their
--- pages a run at a time (one ZADD a page), others one by one. Returns how many were new.
-local function paged_add(key, members, first, last)
+-- The end of the run of members[i..last] below `after` (nil: no bound), members[i]
+-- being below it: the first position past the run. Members in byte order (`ordered`)
+-- are cut by a binary search, a few compares a run (before() costs ~2 us in Lua);
+-- others are taken while they stay in order, at or above `low`.
+local function run_end(members, i, last, low, after, ordered)
+  if ordered then
+    if after == nil then
+      return last + 1
+    end
+    local lo, hi = i + 1, last + 1
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      if before(members[mid], after) then
+        lo = mid + 1
+      else
+        hi = mid
+      end
+    end
+    return lo
+  end
+  local j = i + 1
+  while
+    j <= last
+    and (after == nil or before(members[j], after))
+    and not before(members[j], low)
+  do
+    j = j + 1
+  end
+  return j
+end
+
+-- Add members[first..last] to the set K; members go to their pages a run at a time
+-- (merge_run). `ordered`: the caller has them in byte order (else any order: a run
+-- ends where they leave it). Returns how many were new.
+local function paged_add(key, members, first, last, ordered)
   if unpaged(key) then
     for i = first, last do
       redis.call('ZADD', key, 0, members[i])
@@ -90,24 +196,13 @@ local function paged_add(key, members, first, last)
       low = ''
       redis.call('ZADD', dir, 0, '')
     end
-    local args = { 0, members[i] }
-    local j = i + 1
     local after = nil -- the next page's bound, read only when a member follows
-    if j <= last then
+    if i < last then
       after = redis.call('ZRANGEBYLEX', dir, '(' .. low, '+', 'LIMIT', 0, 1)[1]
     end
-    while
-      j <= last
-      and (after == nil or before(members[j], after))
-      and not before(members[j], low)
-    do
-      args[#args + 1] = 0
-      args[#args + 1] = members[j]
-      j = j + 1
-    end
+    local j = run_end(members, i, last, low, after, ordered)
     local page = page_key(key, low)
-    added = added + redis.call('ZADD', page, unpack(args))
-    split(key, dir, low, page)
+    added = added + merge_run(key, dir, low, page, members, i, j - 1, ordered)
     i = j
   end
   if added > 0 then

@@ -266,7 +266,7 @@ return paged_scores(key, ARGV, 2, #ARGV)
 
 # Members added to one paged set (an index build). KEYS[1]: the set; ARGV: members,
 # best in byte order. Returns how many were new.
-ADD_LUA = LUA + "\nreturn paged_add(KEYS[1], ARGV, 1, #ARGV)\n"
+ADD_LUA = LUA + "\nreturn paged_add(KEYS[1], ARGV, 1, #ARGV, false)\n"
 
 # One step of cutting an old sorted set (KEYS[2], renamed from the set's key KEYS[1])
 # into pages: its lowest ARGV[1] members become a page of KEYS[1], ARGV[2] times.

@@ -146,7 +146,7 @@ for i, change in ipairs(changes) do
       elseif op[1] == 'r' then
         redis.call('ZREM', KEYS[op[2]], op[3])
       elseif op[1] == 'A' then
-        paged_add(KEYS[op[2]], { op[3] }, 1, 1)
+        paged_add(KEYS[op[2]], { op[3] }, 1, 1, true)
       else
         paged_remove(KEYS[op[2]], { op[3] }, 1, 1)
       end
@@ -177,7 +177,8 @@ return found
 # ARGV[1] = n; ARGV[3i-1], ARGV[3i], ARGV[3i+1]: the i-th's field, expected version
 # ('-' = absent), new stored form ('' = delete); then index groups: 'a'|'r', key
 # number, m, then m (score, member) pairs for 'a' or m members for 'r'; 'A'|'R' for
-# a paged set (registry.paged_index), then m members (in byte order for 'A').
+# a paged set (registry.paged_index), then m members (for 'A' in byte order, which
+# the script relies on: it cuts them into pages' runs by binary search).
 # Returns the numbers of the records that changed: empty when it applied the slice.
 _SLICE_LUA = (
     paged_index.LUA
@@ -215,7 +216,7 @@ while a <= #ARGV do
     redis.call('ZREM', key, unpack(ARGV, a, a + m - 1))
     a = a + m
   elseif op == 'A' then
-    paged_add(key, ARGV, a, a + m - 1)
+    paged_add(key, ARGV, a, a + m - 1, true)
     a = a + m
   else
     paged_remove(key, ARGV, a, a + m - 1)
@@ -1324,7 +1325,8 @@ class SliceScript:
                     keys.append(key)
                     number = numbers[key] = len(keys)
                 if paged_index.is_paged(key):
-                    # Members only, in byte order: the script adds a page's run at once.
+                    # Members only, in byte order (str order is UTF-8's byte order): the
+                    # script cuts them into pages' runs by binary search.
                     members = items[1::2] if width == 2 else items
                     ordered = sorted(cast(list[str], members))
                     code = paged_index.op_code(op, key)
