@@ -24,7 +24,9 @@ def test_a_small_load_is_measured_by_family() -> None:
     assert every.used_memory > 0 and every.aof_bytes > 0
     url_only = run(500, "default", sample=100)
     assert 3 <= url_only.families["v:"].keys < every.families["v:"].keys  # URL's alone
-    assert url_only.used_memory < every.used_memory
+    # The value indexes' own bytes (used_memory of 500 identifiers is mostly fixed costs:
+    # scripts, buffers, a dictionary, and moves by tens of KB from run to run).
+    assert url_only.families["v:"].estimated_bytes < every.families["v:"].estimated_bytes / 2
 
 
 def test_the_report_lands_in_reports(tmp_path: Path) -> None:
