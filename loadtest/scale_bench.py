@@ -19,8 +19,10 @@ AOF on with the node's defaults, on free loopback ports, data under ``--work``):
    its chunks, requests in flight and checkpoint), one file of up to ``--segment``
    identifiers at a time (:mod:`loadtest.scale_catalog` writes the next while one is
    imported; each is removed once imported), a progress line with an ETA every few
-   seconds. At ``--calibration`` identifiers, each tenfold of it and N: Redis memory,
-   the AOF after a rewrite, the segment's import rate, the identifiers the node lists,
+   seconds. Automatic AOF rewrites are held meanwhile (:meth:`NodeRun.hold_rewrites`:
+   a fork under the load would copy most of a large store's pages). At
+   ``--calibration`` identifiers, each tenfold of it and N: Redis memory, the AOF after
+   a rewrite (nothing written meanwhile), the segment's import rate, the identifiers the node lists,
    and resolve p50/p99 (sequential keep-alive GETs of distinct random identifiers).
 4. **Restart**: the node stopped cleanly (it stops its Redis last) and started again;
    seconds until ``/readyz`` says ready, and what it said while the store loaded.
@@ -181,6 +183,17 @@ class NodeRun:
         conf = (self.data / "redis.conf").read_text().splitlines()
         port = next(line.split()[1] for line in conf if line.startswith("port "))
         return f"redis://127.0.0.1:{port}/0"
+
+    def hold_rewrites(self) -> None:
+        """No automatic AOF rewrite until Redis restarts (CONFIG SET, not written to its
+        configuration): the load's checkpoints rewrite while nothing is written. A
+        rewrite's fork under a bulk load of random buckets would copy most of a large
+        store's memory pages (copy-on-write), on a machine the store nearly fills."""
+        client = Redis.from_url(self.redis_url())
+        try:
+            client.config_set("auto-aof-rewrite-percentage", 0)
+        finally:
+            client.close()
 
     def redis_info(self, section: str) -> dict[str, Any]:
         client = Redis.from_url(self.redis_url())
@@ -414,6 +427,7 @@ class ScaleBench:
         points = state.points if state.points is not None else []
         measured = {p.count for p in points}
         stops = [c for c in checkpoints(o.calibration, o.n) if c not in measured]
+        node.hold_rewrites()
         run_started, run_loaded = time.monotonic(), state.loaded
         with self._progress(state, run_started, run_loaded):
             for stop in stops:

@@ -270,10 +270,11 @@ def render_markdown(report: Report, plot: str = "scale.svg") -> str:
         "",
         "Redis B/id: `used_memory` over the empty node's, per identifier; RSS B/id: "
         "`used_memory_rss` per identifier; AOF B/id: the AOF directory after "
-        "`BGREWRITEAOF`; import ids/s: the segment since the previous checkpoint, "
-        "through `idnode import`'s code; p50/p99: sequential keep-alive GETs of "
-        "`/api/handles/<id>` for distinct random loaded identifiers; fork COW: "
-        "`aof_last_cow_size` of the last automatic rewrite during the segment.",
+        "`BGREWRITEAOF` (automatic rewrites are held during the load, so a fork's "
+        "copy-on-write never meets a write); import ids/s: the segment since the "
+        "previous checkpoint, through `idnode import`'s code; p50/p99: sequential "
+        "keep-alive GETs of `/api/handles/<id>` for distinct random loaded identifiers; "
+        "fork COW: `aof_last_cow_size` of the last rewrite.",
         "",
     ]
     if report.restart is not None:
