@@ -8,7 +8,9 @@
 The run, every process real (``idnode serve`` as a child process with its embedded Redis,
 AOF on with the node's defaults, on free loopback ports, data under ``--work``):
 
-1. **Calibration**: ``--calibration`` identifiers (10,000) into a store of its own whose
+1. **Calibration**: ``--calibration`` identifiers (200,000, at most N; at 10,000 the
+   fixed costs and the records' first, untrained dictionary overstate a large store's
+   bytes per identifier twice over) into a store of its own whose
    record buckets are as full as the N-store's will be at N (bytes per identifier depend
    on the fill: :mod:`registry.record_keys`); Redis ``used_memory`` over the empty
    store's, the AOF after ``BGREWRITEAOF``, the node's own memory. Then the store is
@@ -19,11 +21,12 @@ AOF on with the node's defaults, on free loopback ports, data under ``--work``):
    its chunks, requests in flight and checkpoint), one file of up to ``--segment``
    identifiers at a time (:mod:`loadtest.scale_catalog` writes the next while one is
    imported; each is removed once imported), a progress line with an ETA every few
-   seconds. Automatic AOF rewrites are held meanwhile (:meth:`NodeRun.hold_rewrites`:
-   a fork under the load would copy most of a large store's pages). At
-   ``--calibration`` identifiers, each tenfold of it and N: Redis memory, the AOF after
-   a rewrite (nothing written meanwhile), the segment's import rate, the identifiers the node lists,
-   and resolve p50/p99 (sequential keep-alive GETs of distinct random identifiers).
+   seconds. Automatic AOF rewrites are held meanwhile (:meth:`NodeRun.hold_rewrites`: a
+   fork under the load would copy most of a large store's pages). At
+   ``--first-checkpoint`` identifiers (10,000), each tenfold of it and N: Redis memory,
+   the AOF after a rewrite (nothing written meanwhile), the segment's import rate, the
+   identifiers the node lists, and resolve p50/p99 (sequential keep-alive GETs of
+   distinct random identifiers).
 4. **Restart**: the node stopped cleanly (it stops its Redis last) and started again;
    seconds until ``/readyz`` says ready, and what it said while the store loaded.
 5. **Report**: ``reports/<timestamp>/scale.md``, ``scale.json``, ``scale.svg``.
@@ -100,7 +103,8 @@ class ScaleOptions:
     reports: Path = Path("reports")
     resume: bool = False
     force: bool = False
-    calibration: int = 10_000
+    calibration: int = 200_000  # identifiers (at most n) the projection is made from
+    first_checkpoint: int = 10_000
     requests: int = 2000  # resolve GETs at each checkpoint
     headroom: float = HEADROOM
     workers: int = 2
@@ -316,8 +320,10 @@ class ScaleBench:
     """One ``idnode bench --scale`` run (see the module docstring)."""
 
     def __init__(self, options: ScaleOptions, command: str, out: TextIO = sys.stdout) -> None:
-        if options.n < 1 or options.calibration < 1 or options.segment < 1:
-            raise ConfigError("--scale, --calibration and --segment are at least 1")
+        if min(options.n, options.calibration, options.first_checkpoint, options.segment) < 1:
+            raise ConfigError(
+                "--scale, --calibration, --first-checkpoint and --segment are at least 1"
+            )
         self.options = options
         self.command = command
         self.out = out
@@ -348,7 +354,8 @@ class ScaleBench:
                 )
             self.work.mkdir(parents=True, exist_ok=True)
             buckets = o.buckets
-            calibration = self.calibrate(max(1, round(buckets * o.calibration / o.n)))
+            count = min(o.calibration, o.n)
+            calibration = self.calibrate(count, max(1, round(buckets * count / o.n)))
             state = State(o.n, calibration, buckets, o.workers, points=[])
         aof_written = _aof_size(self.work / "store")
         projection = project(
@@ -394,25 +401,23 @@ class ScaleBench:
         )
         return self.write(report, started)
 
-    def calibrate(self, buckets: int) -> Calibration:
+    def calibrate(self, count: int, buckets: int) -> Calibration:
         o = self.options
         data = self.work / "calibration"
         shutil.rmtree(data, ignore_errors=True)
-        self.say(f"calibration: {o.calibration:,} identifiers, {buckets:,} record buckets")
+        self.say(f"calibration: {count:,} identifiers, {buckets:,} record buckets")
         node = NodeRun(data, self.work / "node.log", workers=o.workers, buckets=buckets)
         try:
             node.start()
             before = int(node.redis_info("memory")["used_memory"])
-            self.import_range(node, 0, o.calibration)
+            self.import_range(node, 0, count)
             used = int(node.redis_info("memory")["used_memory"]) - before
             aof = node.aof_bytes()
             node_bytes = node.node_bytes()
         finally:
             node.stop()
         shutil.rmtree(data, ignore_errors=True)
-        calibration = Calibration(
-            o.calibration, used / o.calibration, aof / o.calibration, float(node_bytes), buckets
-        )
+        calibration = Calibration(count, used / count, aof / count, float(node_bytes), buckets)
         self.say(
             f"calibration: {calibration.memory_per_id:,.0f} B/id of Redis memory, "
             f"{calibration.aof_per_id:,.0f} B/id of AOF, node {node_bytes / 1e6:,.0f} MB"
@@ -426,7 +431,7 @@ class ScaleBench:
             stale.unlink()
         points = state.points if state.points is not None else []
         measured = {p.count for p in points}
-        stops = [c for c in checkpoints(o.calibration, o.n) if c not in measured]
+        stops = [c for c in checkpoints(o.first_checkpoint, o.n) if c not in measured]
         node.hold_rewrites()
         run_started, run_loaded = time.monotonic(), state.loaded
         with self._progress(state, run_started, run_loaded):
@@ -465,7 +470,7 @@ class ScaleBench:
         writer: threading.Thread | None = None
         if ahead is not None and stop < ahead[1]:
             # The next range: up to the next checkpoint, which may be past this one's stop.
-            following = checkpoints(self.options.calibration, ahead[1])
+            following = checkpoints(self.options.first_checkpoint, ahead[1])
             next_stop = next(c for c in following if c > stop)
             after = self._segment_file(stop, min(next_stop, stop + self.options.segment))
             if not after.exists():

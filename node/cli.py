@@ -476,9 +476,18 @@ def _parser() -> argparse.ArgumentParser:
     scale.add_argument(
         "--calibration",
         type=_count,
+        default=200_000,
+        metavar="N",
+        help="identifiers of the calibration load (at most N), from which N's memory and "
+        "disk are projected (default 200000: fixed costs spread, the records' dictionary "
+        "trained, as in a large store)",
+    )
+    scale.add_argument(
+        "--first-checkpoint",
+        type=_count,
         default=10_000,
         metavar="N",
-        help="identifiers of the calibration load, and the first checkpoint",
+        help="the first checkpoint; then each tenfold of it, and N (default 10000)",
     )
     scale.add_argument(
         "--resolve-requests",
@@ -803,6 +812,7 @@ def scale(args: dict[str, object], argv: Sequence[str]) -> int:
         resume=bool(args["resume"]),
         force=bool(args["force"]),
         calibration=int(str(args["calibration"])),
+        first_checkpoint=int(str(args["first_checkpoint"])),
         requests=int(str(args["resolve_requests"])),
         headroom=float(str(args["headroom"])),
         workers=int(str(args["workers"])),

@@ -17,7 +17,10 @@ import pytest
 
 pytestmark = pytest.mark.server
 
-SMALL = ["--calibration", "1000", "--resolve-requests", "200", "--segment", "1000"]
+SMALL = [
+    *("--calibration", "1000", "--first-checkpoint", "1000"),
+    *("--resolve-requests", "200", "--segment", "1000"),
+]
 
 
 def _bench(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
