@@ -63,7 +63,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import BusyLoadingError, NoScriptError, RedisError, WatchError
 
 from registry import paged_index
-from registry.change_feed import StreamId, has_gap, next_cursor
+from registry.change_feed import StreamId, entry_fields, entry_keys, has_gap, next_cursor
 from registry.errors import StoreFull, StoreLoading, StoreUnavailable
 from registry.identifier import Handle, Prefix, national_prefix_problem
 from registry.index_policy import EVERY, IndexPolicy
@@ -419,7 +419,7 @@ class HandleStore:
             for _, entries in found:
                 for entry_id, fields in entries:
                     cursor, read = entry_id, read + 1
-                    self.local.forget(fields[b"h"].decode().split("\n"))
+                    self.local.forget(entry_keys(fields))
             if read < _FOLLOW_COUNT:
                 await asyncio.sleep(interval)
 
@@ -562,7 +562,7 @@ class HandleStore:
         """Queue the change-feed entry (and the prefixes now holding records) on ``pipe``."""
         pipe.xadd(
             CHANGES_KEY,
-            {"h": "\n".join(touched)},
+            entry_fields(touched),  # type: ignore[arg-type]
             minid=str(int(time.time() * 1000) - self.change_retention_ms),
             approximate=True,
         )
@@ -1028,7 +1028,7 @@ class HandleStore:
             epoch, (seconds, micros), *rest = await pipe.execute()
         now = StreamId(int(seconds) * 1000 + int(micros) // 1000)
         entries = rest[0] if rest else []
-        keys = [key for _, fields in entries for key in fields[b"h"].decode().split("\n")]
+        keys = [key for _, fields in entries for key in entry_keys(fields)]
         last = StreamId.parse(entries[-1][0].decode()) if entries else None
         more = len(entries) == limit
         return ChangePage(

@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from node.embedded_redis import EmbeddedRedis
+from registry.change_feed import StreamId, entry_keys
 from registry.identifier import Handle
 from registry.index_policy import IndexPolicy
 from registry.record import HandleRecord
@@ -54,8 +55,15 @@ async def test_a_batch_spans_slices_and_commits_every_change(redis: Redis) -> No
     last = changes[-1][1]
     assert last is not None and await store.public_body(handles[-1]) == last.public_body()
     entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await redis.xrange("changes"))
-    assert sum(len(fields[b"h"].split(b"\n")) for _, fields in entries) == count
-    assert len(entries) == 3  # one feed entry per slice
+    assert len(entries) == 3  # one feed entry per slice, its keys deflated
+    assert all(list(fields) == [b"z"] for _, fields in entries)
+    assert sum(len(entry_keys(fields)) for _, fields in entries) == count
+    # The feed answers every key, whichever form its entry has; a lone change is plain.
+    await store.commit(None, record("88.100/lone", "https://x.cn/lone"))
+    page = await store.changes(StreamId(0), 100)
+    assert sorted(page.handle_keys) == sorted([h.key for h in handles] + ["88.100/lone"])
+    last_entry = cast(list[tuple[bytes, dict[bytes, bytes]]], await redis.xrange("changes"))[-1]
+    assert last_entry[1] == {b"h": b"88.100/lone"}
 
 
 async def test_a_batch_s_slices_share_buckets_and_keep_the_handles_order(redis: Redis) -> None:
