@@ -43,8 +43,8 @@ from registry.search import (
     ValuePattern,
     date_score,
     date_text,
-    member,
     score_of,
+    spellings,
     split_member,
 )
 from registry.template import Item, ItemType, Template, TemplateRef, parse_date, parse_number
@@ -110,9 +110,9 @@ class Condition:
         if self.kind is Kind.RANGE:
             return [handle]
         if self.kind is Kind.EQUAL:
-            return [member(self.text, handle)]
-        spellings = [self.text] + [f"{self.text}@{n}" for n in range(1, self.versions + 1)]
-        return [member(s, handle) for s in spellings]
+            return list(spellings(self.text, handle))
+        texts = [self.text] + [f"{self.text}@{n}" for n in range(1, self.versions + 1)]
+        return [form for text in texts for form in spellings(text, handle)]
 
     def _in_dates(self, text: str) -> bool:
         score = date_score(text)

@@ -77,7 +77,7 @@ from functools import lru_cache
 from registry.identifier import Handle
 from registry.index_policy import IndexPolicy
 from registry.record import HandleRecord
-from registry.search import search_entries
+from registry.search import search_entries, spellings, split_member
 from registry.stored_form import to_stored
 
 WHOLE = "\x00"  # an index member holding a whole handle text (see the module docstring)
@@ -227,7 +227,9 @@ def index_changes(
         if after is None:
             yield REMOVE, listing_key(prefix), name, 0.0
         for type_key, member in old - new:
-            yield REMOVE, value_index_key(prefix, type_key), member, 0.0
+            key = value_index_key(prefix, type_key)
+            for form in spellings(*split_member(member.encode())):
+                yield REMOVE, key, form.decode(), 0.0  # a member may be in an older form
         for type_key in old_numbers.keys() - new_numbers.keys():
             yield REMOVE, number_index_key(prefix, type_key), name, 0.0
     if after is not None:

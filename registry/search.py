@@ -19,7 +19,19 @@ nothing).
 
 Only the types the node's :class:`registry.index_policy.IndexPolicy` covers are indexed.
 A member holds the handle's suffix only (``<value> NUL <suffix>``): the key is per
-prefix already (:mod:`registry.record_keys`).
+prefix already (:mod:`registry.record_keys`). A value that ends with the suffix (a
+product page's URL carrying its serial, the common case) does not spell it twice: the
+member ends ``NUL \\x01 <n>`` (the suffix is the value's last ``n`` characters) or ``NUL
+\\x02 <n>`` (the same, ASCII upper-cased), ``<n>`` one character whose code is the
+length (:func:`member`); suffixes are printable, so the marks are unambiguous, and a
+member written whole before (``NUL <suffix>``) reads as well (:func:`split_member`).
+The URL index of 1亿 serial-carrying URLs saves the suffix's ~20 bytes an identifier.
+
+>>> member("https://x.cn/p/abc-1", "ABC-1"), split_member(b"https://x.cn/p/abc-1\\x00\\x02\\x05")
+(b'https://x.cn/p/abc-1\\x00\\x02\\x05', ('https://x.cn/p/abc-1', 'ABC-1'))
+>>> member("https://x.cn/p/abc-1", "Abc-1")
+b'https://x.cn/p/abc-1\\x00Abc-1'
+
 
 Nothing here does I/O; the store turns a :class:`ValuePattern` into Redis commands.
 """
@@ -91,15 +103,48 @@ class ValuePattern:
         return _compile(self.pattern).fullmatch(value_key) is not None
 
 
+_AS_IS = "\x01"  # the handle member is the value's tail
+_UPPER = "\x02"  # ... its tail ASCII upper-cased
+_TAIL_MAX = 127  # a length spelled as one UTF-8 byte
+
+
 def member(value_key: str, handle_member: str) -> bytes:
     """A value-index member: the value and the handle's index member
-    (:func:`registry.record_keys.index_member`)."""
-    return f"{value_key}{SEPARATOR}{handle_member}".encode()
+    (:func:`registry.record_keys.index_member`), the latter as a mark when the value
+    ends with it (see the module docstring)."""
+    return member_text(value_key, handle_member).encode()
+
+
+def member_text(value_key: str, handle_member: str) -> str:
+    """:func:`member` as text."""
+    return value_key + SEPARATOR + _tail_code(value_key, handle_member)
+
+
+def _tail_code(value_key: str, handle_member: str) -> str:
+    n = len(handle_member)
+    if 0 < n <= _TAIL_MAX and len(value_key) >= n:
+        tail = value_key[-n:]
+        if tail == handle_member:
+            return _AS_IS + chr(n)
+        if handle_member.isascii() and tail.upper() == handle_member:
+            return _UPPER + chr(n)
+    return handle_member
+
+
+def spellings(value_key: str, handle_member: str) -> list[bytes]:
+    """Every form a member of this value and handle may have been written in: the
+    current one first, then the whole one (written before values shared their tails)."""
+    current = member(value_key, handle_member)
+    whole = f"{value_key}{SEPARATOR}{handle_member}".encode()
+    return [current] if current == whole else [current, whole]
 
 
 def split_member(raw: bytes) -> tuple[str, str]:
-    """A value-index member's value and handle member."""
+    """A value-index member's value and handle member (either form)."""
     value_key, _, handle_member = raw.decode().partition(SEPARATOR)
+    if len(handle_member) == 2 and handle_member[0] in (_AS_IS, _UPPER):
+        tail = value_key[-ord(handle_member[1]) :]
+        return value_key, tail if handle_member[0] == _AS_IS else tail.upper()
     return value_key, handle_member
 
 
@@ -115,7 +160,6 @@ def search_entries(
     numbers: dict[str, float] = {}
     if record is None:
         return entries, numbers
-    suffix = SEPARATOR + handle_member
     every, types = policy.every, policy.types
     for v in record.values:
         if not v.is_public or v.format is not FORMAT_STRING:
@@ -127,7 +171,7 @@ def search_entries(
         assert isinstance(text, str)
         indexed, number = _TEXTS.get(text) or _text_facts(text)
         if indexed is not None:
-            entries.add((type_key, indexed + suffix))
+            entries.add((type_key, member_text(indexed, handle_member)))
         if number is not None and type_key not in numbers:
             numbers[type_key] = number
     return entries, numbers

@@ -8,10 +8,13 @@ from redis.asyncio import Redis
 
 from node.embedded_redis import EmbeddedRedis
 from registry.identifier import Handle
+from registry.paged_index import directory_key, page_key
+from registry.record_keys import value_index_key
 from registry.stored_form import public_json
 from tests.conftest import (
     ADMIN_AUTH,
     basic,
+    index_members,
     node_config,
     record_place,
     served,
@@ -184,6 +187,61 @@ async def test_reverse_lookup(redis: Redis, redis_server: EmbeddedRedis) -> None
     # CHECKSUM is searched: this node indexes it (the default indexes URL alone).
     async with served(node_config(redis_server.url, indexed_types="URL,CHECKSUM")) as client:
         await _reverse_lookup(client)
+
+
+async def test_urls_carrying_the_serial_are_found_written_either_way(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    """A URL ending with its handle's suffix is indexed without the suffix twice; one
+    indexed whole (as before) is found, queried and removed all the same."""
+    for serial in ("SN-001", "sn-002", "Sn-003"):
+        url = f"https://factory.example/p/{serial}"
+        await put(client, f"88.100/{serial}", [{"index": 1, "type": "URL", "data": url}])
+    key = value_index_key("88.100", "url")
+    stored = sorted(await index_members(redis, key))
+    assert stored == [
+        b"https://factory.example/p/sn-001\x00\x02\x06",
+        b"https://factory.example/p/sn-002\x00\x01\x06",
+        b"https://factory.example/p/sn-003\x00Sn-003",
+    ]
+    # A member written whole by an older node: found, queried, and gone with its record.
+    older = await client.put(
+        "/api/handles/88.100/sn-004",
+        json=[{"index": 1, "type": "URL", "data": "https://factory.example/p/sn-004"}],
+        headers=ADMIN_AUTH,
+    )
+    assert older.status_code == 201
+    assert await redis.zcard(directory_key(key)) == 1  # one page: its bound is ""
+    await redis.eval(
+        "redis.call('ZREM', KEYS[1], ARGV[1]) redis.call('ZADD', KEYS[1], 0, ARGV[2])",
+        1,
+        page_key(key, ""),
+        b"https://factory.example/p/sn-004\x00\x01\x06",
+        b"https://factory.example/p/sn-004\x00sn-004",
+    )
+    assert b"https://factory.example/p/sn-004\x00sn-004" in await index_members(redis, key)
+
+    async def search(query: str) -> list[str]:
+        response = await client.get(f"/hrls/handles?{query}")
+        assert response.status_code == 200, response.text
+        return sorted(response.json())
+
+    everyone = ["88.100/SN-001", "88.100/Sn-003", "88.100/sn-002", "88.100/sn-004"]
+    assert await search("URL=https://factory.example/p/*") == everyone
+    assert await search("URL=https://factory.example/p/SN-001") == ["88.100/SN-001"]
+    assert await search("URL=https://factory.example/p/sn-004") == ["88.100/sn-004"]
+    for serial in ("sn-004", "SN-001"):  # a structured query probes either form
+        queried = await client.get(
+            "/api/query",
+            params={"prefix": "88.100", "URL": f"https://factory.example/p/{serial}"},
+        )
+        assert queried.status_code == 200, queried.text
+        assert queried.json()["handles"] == [f"88.100/{serial}"]
+    for serial in ("SN-001", "sn-004"):
+        deleted = await client.delete(f"/api/handles/88.100/{serial}", headers=ADMIN_AUTH)
+        assert deleted.status_code == 200
+    assert await search("URL=https://factory.example/p/*") == ["88.100/Sn-003", "88.100/sn-002"]
+    assert len(await index_members(redis, key)) == 2
 
 
 async def test_reverse_lookup_on_an_unindexed_type_is_refused(client: httpx.AsyncClient) -> None:

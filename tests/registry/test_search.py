@@ -20,6 +20,7 @@ from registry.search import (
     intersect_in_order,
     member,
     search_entries,
+    spellings,
     split_member,
 )
 from registry.value import HandleValue
@@ -342,3 +343,31 @@ def test_intersect_in_order_properties(groups: list[list[str]], limit: int) -> N
 
 def test_intersect_in_order_with_limit_zero_is_empty() -> None:
     assert intersect_in_order([["a", "b"]], 0) == []
+
+
+@given(
+    st.text(min_size=0, max_size=60).filter(lambda s: SEPARATOR not in s),
+    st.text(st.characters(min_codepoint=33, max_codepoint=0x2FFF), min_size=1, max_size=140),
+    st.sampled_from(["as-is", "upper", "other"]),
+)
+@fast
+def test_a_member_names_its_handle_whatever_its_value_ends_with(
+    head: str, suffix: str, how: str
+) -> None:
+    tail = suffix.lower() if how == "upper" and suffix.isascii() else suffix
+    value_key = head + (tail if how != "other" else "")
+    raw = member(value_key, suffix)
+    assert split_member(raw) == (value_key, suffix)
+    # Order among values is kept: the handle is after the separator.
+    assert raw.startswith(value_key.encode() + SEPARATOR.encode())
+
+
+def test_a_value_ending_with_its_suffix_does_not_spell_it_twice() -> None:
+    raw = member("https://m30.example.cn/p/p0330/m30-p0330-0012345678", "M30-P0330-0012345678")
+    assert raw == b"https://m30.example.cn/p/p0330/m30-p0330-0012345678\x00\x02\x14"
+    assert member("https://x.cn/p/abc", "abc") == b"https://x.cn/p/abc\x00\x01\x03"
+    assert member("https://x.cn/p/abc", "aBc") == b"https://x.cn/p/abc\x00aBc"  # mixed case
+    whole = b"https://x.cn/p/abc\x00abc"  # as members were written before
+    assert split_member(whole) == ("https://x.cn/p/abc", "abc")
+    assert spellings("https://x.cn/p/abc", "abc") == [member("https://x.cn/p/abc", "abc"), whole]
+    assert spellings("https://x.cn/p/1", "abc") == [b"https://x.cn/p/1\x00abc"]
