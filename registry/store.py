@@ -35,7 +35,7 @@ Before its commits, a write appends the handles' keys to the ``changes`` stream 
 change feed of :mod:`registry.change_feed`) in the same pipeline, ahead of the scripts,
 so no commit is ever acknowledged without its feed entry.
 
-Records are written packed (:mod:`registry.packed_form`: deflate with a dictionary, the
+Records are written packed (:mod:`registry.packed_form`: zstd with a dictionary, the
 store's newest one, looked for every ``REFRESH_SECONDS``; a process trains and publishes
 a new one as that module decides) and read in whichever form they are: a dictionary a
 body names and the process does not know yet is read from ``z:dict:<id>`` once, then
@@ -476,14 +476,24 @@ class HandleStore:
                     table.learn(table.current + 1, found)
         if not table.due():
             return
-        made = table.candidate()
+        work = table.candidate()
+        if work is None:
+            return
+        # Training takes 40-400 ms of a core: in a worker thread, so resolutions go on
+        # meanwhile (this write waits). The thread uses codecs of its own; the table
+        # packs on with its own on the loop, and trains nothing else meanwhile.
+        table.training = True
+        try:
+            made = await asyncio.to_thread(work.run)
+        finally:
+            table.training = False
         if made is None:
             return
         number = table.current + 1
         async with translated():
-            if await self._redis.set(dictionary_key(number), made, nx=True):
-                table.learn(number, made)
-                self._log("dictionary trained", {"id": number, "bytes": len(made)})
+            if await self._redis.set(dictionary_key(number), made.dictionary, nx=True):
+                table.learn(number, made.dictionary, made.held_out_bytes)
+                self._log("dictionary trained", {"id": number, "bytes": len(made.dictionary)})
             elif (theirs := await self._redis.get(dictionary_key(number))) is not None:
                 table.learn(number, cast(bytes, theirs))
 

@@ -21,8 +21,8 @@ answer can be rebuilt from:
   default rights); HS_VLIST data as ``[[handle, index], ...]``; site and key data as
   their JSON.
 
-The store packs this form before writing it (:mod:`registry.packed_form`: deflate
-with a dictionary, a first byte ``z``; 240 bytes become ~17 for a demo-shaped record)
+The store packs this form before writing it (:mod:`registry.packed_form`: zstd
+with a dictionary, a first byte ``z``; 240 bytes become ~20 for a demo-shaped record)
 and unpacks it before calling the functions here, which see only ``[`` and ``{``
 bodies; :func:`is_compact` is true of packed bodies too (they are not Handle JSON).
 

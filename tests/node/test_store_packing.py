@@ -11,13 +11,14 @@ from redis.asyncio import Redis
 
 from loadtest.record_body_cost import demo_records
 from registry.identifier import Handle
-from registry.packed_form import BUILTIN, TRAIN_EVERY, dictionary_key, dictionary_of, pack, train
+from registry.packed_form import BUILTIN, TRAIN_EVERY, dictionary_key, dictionary_of, pack
 from registry.record import HandleRecord
 from registry.record_keys import record_field, record_key
 from registry.store import HandleStore, Stored
 from registry.stored_form import to_stored
+from tests.registry.test_packed_form import trained_on
 
-OTHER = train([to_stored(r) for r in demo_records(5_000_000, 64)])  # another process's
+OTHER = trained_on(demo_records(5_000_000, 2000))  # another process's
 
 
 async def write_all(store: HandleStore, records: list[HandleRecord]) -> None:
@@ -107,7 +108,7 @@ async def test_a_record_packed_with_an_older_dictionary_commits_by_its_version(
 ) -> None:
     old, new = HandleStore(redis), HandleStore(redis)
     rec = demo_records(3, 1)[0]
-    await redis.set(dictionary_key(1), train([to_stored(r) for r in demo_records(0, 64)]))
+    await redis.set(dictionary_key(1), trained_on(demo_records(0, 2000)))
     assert await old.commit(None, rec)  # packed with dictionary 1
     assert dictionary_of(await raw(redis, old, rec.handle))[0] == 1
     await redis.set(dictionary_key(2), OTHER)  # another process published dictionary 2
