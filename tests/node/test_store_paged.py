@@ -18,7 +18,7 @@ from registry.index_policy import IndexPolicy
 from registry.paged_index import PAGE_MAX, READ_LUA, directory_key, page_key
 from registry.record import HandleRecord
 from registry.record_keys import listing_key, value_index_key
-from registry.search import ValuePattern
+from registry.search import ValuePattern, member, split_member
 from registry.store import HandleStore
 from registry.value import DataFormat, HandleValue
 
@@ -79,14 +79,14 @@ async def scenario(url: str, plan: list[tuple[bool, bool, list[int]]], reads: li
             for before, after in changes:
                 if before is not None:
                     old = cast(str, before.record.values[0].value).lower()
-                    pipe.zrem("plain:u", f"{old}\0{before.record.handle.suffix}")
+                    pipe.zrem("plain:u", member(old, before.record.handle.suffix))
                 if after is None:
                     assert before is not None
                     pipe.zrem("plain:l", before.record.handle.suffix)
                 else:
                     new = cast(str, after.values[0].value).lower()
                     pipe.zadd("plain:l", {after.handle.suffix: 0})
-                    pipe.zadd("plain:u", {f"{new}\0{after.handle.suffix}": 0})
+                    pipe.zadd("plain:u", {member(new, after.handle.suffix): 0})
             await pipe.execute()
 
         for paged, plain in ((LISTING, "plain:l"), (URLS, "plain:u")):
@@ -122,7 +122,7 @@ async def scenario(url: str, plan: list[tuple[bool, bool, list[int]]], reads: li
         assert (total, first) == (len(members), [f"88.100/{m}" for m in members[51:68]])
         hits = await store.search([ValuePattern.parse("URL", "*example/1*")], 100_000)
         plain_hits = [
-            f"88.100/{raw.decode().partition(chr(0))[2]}"
+            f"88.100/{split_member(raw)[1]}"
             for raw in cast(list[bytes], await redis.zrange("plain:u", 0, -1))
             if raw.startswith(b"https://x.example/1")
         ]
