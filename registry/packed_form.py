@@ -33,12 +33,13 @@ Dictionaries:
   in order, never skipped, so a process finds newer ones by reading
   ``z:dict:<known + 1>`` (:data:`REFRESH_SECONDS` apart); no key is ever overwritten.
 
-When to train (:meth:`Dictionaries.due`, :meth:`Dictionaries.drifted`): every
-:data:`TRAIN_EVERY` records a process packs, it looks at the newest of the last
-:data:`SAMPLES` stored forms it wrote (:data:`HELD_OUT` of them): with dictionary 0,
-or when the current dictionary packs them to more than 1/:data:`GAIN` of what it made
-of its own held-out records when it was adopted, it trains a candidate from the older
-samples (:func:`judged`, ~40-400 ms: the store runs it in a worker thread) and keeps it
+When to train (:meth:`Dictionaries.due`, :meth:`Dictionaries.candidate`): every
+:data:`TRAIN_EVERY` records a process packs, it looks at the :data:`HELD_OUT` newest
+stored forms it wrote: with dictionary 0, or when the current dictionary packs them to
+more than 1/:data:`GAIN` of what it made of its own held-out records when it was
+adopted, it trains a candidate from a uniform sample of all the records it packed
+before them (a reservoir of :data:`SAMPLES` - :data:`HELD_OUT`; ~40-400 ms: the store
+runs it in a worker thread) and keeps it
 if it packs the held-out ones to at most :data:`GAIN` of what the current dictionary
 makes of them. The first 10,000 records of a store thus train dictionary 1, and a new
 dictionary comes only when the records' text has drifted well away from the current
@@ -61,6 +62,7 @@ packing with dictionary 2 commits (or conflicts) as any other.
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,15 +79,20 @@ LOWER_MARK, UPPER_MARK = b"\x01", b"\x02"
 # manufacturer names use it all). A dictionary costs no time a record to use, unlike
 # a deflate preset dictionary, which is hashed for every record it packs.
 DICTIONARY_SIZE = 16_384
-SAMPLES = 4_500  # recent stored forms a process keeps to train from (~1 MB)
-HELD_OUT = 500  # the newest of them, which judge a candidate instead of training it
+# The stored forms a process keeps to train from (~1 MB): a uniform sample of every
+# record it has packed (a reservoir), so that a dictionary trained late knows the
+# products and manufacturers of the whole history, not of the last lots alone; and the
+# newest HELD_OUT apart, which judge a candidate instead of training it.
+SAMPLES = 4_500
+HELD_OUT = 500
 TRAIN_EVERY = 10_000  # records packed between two looks at the current dictionary
-# A candidate is kept if it packs the held-out records to 60% or less of what the
+# A candidate is kept if it packs the held-out records to GAIN or less of what the
 # current dictionary makes of them; and one is trained at all (from dictionary 0 on)
 # only when the current dictionary packs the held-out records to more than 1/GAIN of
 # what it made of its own held-out records when adopted: any fresh candidate wins a
-# little on its neighbours, and training costs 40-400 ms of a core.
-GAIN = 0.6
+# little on its neighbours, and training costs 40-400 ms of a core. (0.6 let records
+# of the scale catalog drift from ~40 to ~62 B without a new dictionary.)
+GAIN = 0.8
 REFRESH_SECONDS = 10.0  # how often a writer looks for a newer dictionary in Redis
 # A frame carries no content size (a byte or two a record): unpacking decompresses into
 # a buffer this large, and a bigger record (up to 16 MB: 500 values of 32 KiB) is
@@ -271,7 +278,10 @@ class Dictionaries:
         self._known: dict[int, Codec] = {0: Codec(0, BUILTIN)}
         self._baseline: dict[int, int] = {}  # held-out bytes when adopted, per dictionary
         self.current = 0
-        self._samples: deque[bytes] = deque(maxlen=SAMPLES)
+        self._pool: list[bytes] = []  # the reservoir: a uniform sample of all packed
+        self._recent: deque[bytes] = deque(maxlen=HELD_OUT)
+        self._packed = 0  # records packed in all
+        self._draw = random.Random(0)  # the reservoir's choices (deterministic)
         self._since = 0  # records packed since the last look at the current dictionary
         self.training = False  # a candidate is being trained (by the store, off-loop)
 
@@ -289,9 +299,23 @@ class Dictionaries:
     def pack(self, stored: bytes, field: str) -> bytes:
         """``stored`` packed with the current dictionary (and kept as a sample)."""
         text = marked(stored, field)
-        self._samples.append(text)
+        self._keep(text)
         self._since += 1
         return self._known[self.current].pack_marked(text)
+
+    def _keep(self, text: bytes) -> None:
+        """Keep ``text`` as a sample: among the newest, and in the reservoir with the
+        chance every record packed so far had (Vitter's algorithm R)."""
+        self._packed += 1
+        if len(self._recent) == HELD_OUT:
+            pooled = self._recent[0]  # leaves the newest: a candidate for the reservoir
+            if len(self._pool) < SAMPLES - HELD_OUT:
+                self._pool.append(pooled)
+            else:
+                slot = self._draw.randrange(self._packed - HELD_OUT)
+                if slot < len(self._pool):
+                    self._pool[slot] = pooled
+        self._recent.append(text)
 
     def unpack(self, body: bytes, field: str) -> bytes:
         """The stored form of ``body``, packed or not; a packed body's dictionary must
@@ -303,7 +327,8 @@ class Dictionaries:
 
     def due(self) -> bool:
         """Whether enough records were packed since the last look to look again."""
-        return not self.training and self._since >= TRAIN_EVERY and len(self._samples) >= SAMPLES
+        held = len(self._pool) + len(self._recent)
+        return not self.training and self._since >= TRAIN_EVERY and held >= SAMPLES
 
     def candidate(self) -> Candidate | None:
         """Training to do (:meth:`Candidate.run`, in any thread), if the current
@@ -312,8 +337,7 @@ class Dictionaries:
         process trained, what it makes of the samples at this process's first look);
         resets :meth:`due` either way."""
         self._since = 0
-        samples = list(self._samples)
-        older, newest = samples[:-HELD_OUT], samples[-HELD_OUT:]
+        older, newest = list(self._pool), list(self._recent)
         codec = self._known[self.current]
         now = sum(len(codec.pack_marked(text)) for text in newest)
         if self.current:
