@@ -49,15 +49,19 @@ def test_dictionary_0_never_changes() -> None:
     )
 
 
+def _packed(rec: HandleRecord, number: int, zdict: bytes) -> tuple[bytes, str, bytes]:
+    """``rec``'s stored form, field and packed body with dictionary ``number``."""
+    stored, field = to_stored(rec), record_field(rec.handle)
+    return stored, field, pack(stored, field, number, zdict)
+
+
 @fast
 @given(records(), st.sampled_from([(0, BUILTIN), (1, TRAINED), (300, TRAINED)]))
 def test_any_record_packed_answers_and_reads_back_as_unpacked(
     rec: HandleRecord, dictionary: tuple[int, bytes]
 ) -> None:
     number, zdict = dictionary
-    stored = to_stored(rec)
-    field = record_field(rec.handle)
-    body = pack(stored, field, number, zdict)
+    stored, field, body = _packed(rec, number, zdict)
     assert is_packed(body) and is_compact(body) and not is_packed(stored)
     assert dictionary_of(body)[0] == number
     plain = unpack(body, field, zdict, dictionary_of(body)[1])
@@ -86,11 +90,8 @@ def records_naming_their_suffix(draw: st.DrawFn) -> HandleRecord:
 def test_records_naming_their_suffix_pack_and_read_back_byte_for_byte(
     rec: HandleRecord, dictionary: tuple[int, bytes]
 ) -> None:
-    number, zdict = dictionary
-    stored = to_stored(rec)
-    field = record_field(rec.handle)
-    body = pack(stored, field, number, zdict)
-    assert unpack(body, field, zdict, dictionary_of(body)[1]) == stored
+    stored, field, body = _packed(rec, *dictionary)
+    assert unpack(body, field, dictionary[1], dictionary_of(body)[1]) == stored
     assert from_stored(stored, rec.handle) == rec
 
 
