@@ -127,7 +127,7 @@ def reachability_problem(url: str, timeout: float = 3.0) -> str | None:
     before a node starts, so that a wrong ``--redis-url`` is one line, not a traceback
     out of the node's start-up. Synchronous: nothing else runs yet."""
     from redis import Redis as SyncRedis
-    from redis.exceptions import RedisError
+    from redis.exceptions import BusyLoadingError, RedisError
 
     try:
         client = SyncRedis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
@@ -135,6 +135,8 @@ def reachability_problem(url: str, timeout: float = 3.0) -> str | None:
         return f"not a Redis URL ({exc})"
     try:
         client.ping()
+    except BusyLoadingError:
+        return None  # it answers, and loads its data: the node's start-up waits for that
     except RedisError as exc:
         return str(exc) or type(exc).__name__
     finally:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -63,6 +64,26 @@ def _fill(data_dir: Path, keys: int, random_bytes: int = 0) -> None:
         server.stop()
 
 
+def _not_ready(
+    node: NodeProcess, http: httpx.Client, seconds: float, *, pause: float
+) -> Iterator[dict[str, object]]:
+    """The node's ``/readyz`` bodies until it says ready (``pause`` apart); the test
+    fails when the node exits or is not ready within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert node.process is not None and node.process.poll() is None, node.log
+        try:
+            ready = http.get("/readyz")
+        except httpx.TransportError:
+            time.sleep(0.05)
+            continue
+        if ready.status_code == 200:
+            return
+        yield ready.json()
+        time.sleep(pause)
+    pytest.fail(f"not ready in {seconds:.0f} s: {node.log.read_text()[-2000:]}")
+
+
 def test_a_large_store_loads_while_the_node_answers(tmp_path: Path) -> None:
     started = time.monotonic()
     data = tmp_path / "data"
@@ -78,27 +99,14 @@ def test_a_large_store_loads_while_the_node_answers(tmp_path: Path) -> None:
     try:
         seen: list[dict[str, object]] = []
         refused: httpx.Response | None = None
-        deadline = time.monotonic() + 40
         with httpx.Client(base_url=node.url, timeout=5) as http:
-            while time.monotonic() < deadline:
-                assert node.process is not None and node.process.poll() is None, node.log
-                try:
-                    ready = http.get("/readyz")
-                except httpx.TransportError:
-                    time.sleep(0.05)
-                    continue
-                if ready.status_code == 200:
-                    break
-                body = ready.json()
+            for body in _not_ready(node, http, 40, pause=0.1):
                 if body["status"] == "loading":
                     assert http.get("/healthz").status_code == 200
                     assert http.get("/metrics").status_code == 200
                     seen.append(body)
                     if refused is None:
                         refused = http.get("/api/handles/88.100/kept")
-                time.sleep(0.1)
-            else:
-                pytest.fail(f"not ready in 40 s: {node.log.read_text()[-2000:]}")
             # Ready by itself: it serves what it held before the restart.
             got = http.get("/api/handles/88.100/kept")
             assert got.status_code == 200, got.text
@@ -155,21 +163,9 @@ def test_a_load_longer_than_30_s_ends_ready_without_a_redis_restart(tmp_path: Pa
     try:
         loading_seen_at: list[float] = []
         with httpx.Client(base_url=node.url, timeout=5) as http:
-            deadline = started + 90
-            while time.monotonic() < deadline:
-                assert node.process is not None and node.process.poll() is None, node.log
-                try:
-                    ready = http.get("/readyz")
-                except httpx.TransportError:
-                    time.sleep(0.1)
-                    continue
-                if ready.status_code == 200:
-                    break
-                if ready.json()["status"] == "loading":
+            for body in _not_ready(node, http, 90, pause=0.5):
+                if body["status"] == "loading":
                     loading_seen_at.append(time.monotonic() - started)
-                time.sleep(0.5)
-            else:
-                pytest.fail(f"not ready in 90 s: {node.log.read_text()[-2000:]}")
             waited = time.monotonic() - started
             got = http.get("/api/handles/88.100/kept")
         assert got.status_code == 200, got.text
@@ -218,5 +214,29 @@ def test_a_store_reloading_under_a_running_node_is_told_as_loading(tmp_path: Pat
         assert str(last["message"]).startswith("store loading: ")
         assert 0 < float(str(last["loadedPercent"])) <= 100
         assert int(str(last["totalBytes"])) > 30_000_000
+    finally:
+        node.stop()
+
+
+def test_a_node_of_several_workers_restarts_on_a_loading_store(tmp_path: Path) -> None:
+    """With ``--workers``, each worker is given the supervisor's Redis by URL and checked
+    it before starting: a Redis answering LOADING is reachable, not a start-up error
+    (a 1亿-identifier store's restart failed so: "cannot reach Redis ... loading")."""
+    data = tmp_path / "data"
+    node = NodeProcess(data, "--workers", "2").start(timeout=60)
+    try:
+        put = httpx.put(f"{node.url}/api/handles/88.100/kept", json=VALUE, headers=ADMIN_AUTH)
+        assert put.status_code == 201, put.text
+    finally:
+        node.stop()
+    _fill(data, 8_000, random_bytes=VALUE_BYTES)  # about 8 s to load, slowed
+
+    node = NodeProcess(data, "--workers", "2", env=_slowed_redis_on_path(tmp_path))
+    node.start(wait=False)
+    try:
+        with httpx.Client(base_url=node.url, timeout=5) as http:
+            statuses = {str(body["status"]) for body in _not_ready(node, http, 60, pause=0.2)}
+            assert "loading" in statuses, statuses
+            assert http.get("/api/handles/88.100/kept").status_code == 200
     finally:
         node.stop()
