@@ -37,6 +37,16 @@ KEYS = 3_000_000
 VALUE = [{"index": 1, "type": "URL", "data": "https://factory.example/before-restart"}]
 
 
+def _store_holding_one(data: Path, *extra: str) -> None:
+    """A store in ``data`` written by a real node: one identifier, ``88.100/kept``."""
+    node = NodeProcess(data, *extra).start(timeout=60)
+    try:
+        put = httpx.put(f"{node.url}/api/handles/88.100/kept", json=VALUE, headers=ADMIN_AUTH)
+        assert put.status_code == 201, put.text
+    finally:
+        node.stop()
+
+
 def _fill(data_dir: Path, keys: int, random_bytes: int = 0) -> None:
     """Add ``keys`` small keys in database 1 of the store in ``data_dir``, in its AOF;
     with ``random_bytes``, values of that many random (incompressible) bytes."""
@@ -87,12 +97,7 @@ def _not_ready(
 def test_a_large_store_loads_while_the_node_answers(tmp_path: Path) -> None:
     started = time.monotonic()
     data = tmp_path / "data"
-    node = NodeProcess(data).start()
-    try:
-        put = httpx.put(f"{node.url}/api/handles/88.100/kept", json=VALUE, headers=ADMIN_AUTH)
-        assert put.status_code == 201, put.text
-    finally:
-        node.stop()
+    _store_holding_one(data)
     _fill(data, KEYS)
 
     node = NodeProcess(data).start(wait=False)
@@ -148,12 +153,7 @@ def _slowed_redis_on_path(tmp_path: Path) -> dict[str, str]:
 
 def test_a_load_longer_than_30_s_ends_ready_without_a_redis_restart(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    node = NodeProcess(data).start()
-    try:
-        put = httpx.put(f"{node.url}/api/handles/88.100/kept", json=VALUE, headers=ADMIN_AUTH)
-        assert put.status_code == 201, put.text
-    finally:
-        node.stop()
+    _store_holding_one(data)
     # Random values: Redis answers only between steps of the file it loads, and a server
     # silent for 30 s is taken for one that did not start at all.
     _fill(data, SLOW_KEYS, random_bytes=VALUE_BYTES)
@@ -183,12 +183,7 @@ def test_a_store_reloading_under_a_running_node_is_told_as_loading(tmp_path: Pat
     """Redis killed under a serving node: the watcher starts it again, and while it
     reads its data back ``/readyz`` says "loading" with the progress, not "unavailable"."""
     data = tmp_path / "data"
-    node = NodeProcess(data).start()
-    try:
-        put = httpx.put(f"{node.url}/api/handles/88.100/kept", json=VALUE, headers=ADMIN_AUTH)
-        assert put.status_code == 201, put.text
-    finally:
-        node.stop()
+    _store_holding_one(data)
     _fill(data, 10_000, random_bytes=VALUE_BYTES)  # 40 MB: about 10 s to load, slowed
 
     node = NodeProcess(data, env=_slowed_redis_on_path(tmp_path)).start(timeout=60)
@@ -223,12 +218,7 @@ def test_a_node_of_several_workers_restarts_on_a_loading_store(tmp_path: Path) -
     it before starting: a Redis answering LOADING is reachable, not a start-up error
     (a 1亿-identifier store's restart failed so: "cannot reach Redis ... loading")."""
     data = tmp_path / "data"
-    node = NodeProcess(data, "--workers", "2").start(timeout=60)
-    try:
-        put = httpx.put(f"{node.url}/api/handles/88.100/kept", json=VALUE, headers=ADMIN_AUTH)
-        assert put.status_code == 201, put.text
-    finally:
-        node.stop()
+    _store_holding_one(data, "--workers", "2")
     _fill(data, 8_000, random_bytes=VALUE_BYTES)  # about 8 s to load, slowed
 
     node = NodeProcess(data, "--workers", "2", env=_slowed_redis_on_path(tmp_path))
