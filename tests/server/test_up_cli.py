@@ -247,8 +247,12 @@ def test_a_closed_pipe_stops_quietly_and_leaves_no_temp_folder(tmp_path: Path) -
     assert len(done.stdout.splitlines()) == 3
     assert "BrokenPipeError" not in done.stderr and "Traceback" not in done.stderr
     assert list(temp.iterdir()) == []
-    time.sleep(0.5)
-    assert all(_bindable(base + offset) for offset in DEMO_OFFSETS)  # nothing left running
+    # Nothing left running: every port free again, within a bound (in a loaded CI run a
+    # port was once still held half a second after the stop; the cause was not found).
+    deadline = time.monotonic() + 10
+    while not all(_bindable(base + offset) for offset in DEMO_OFFSETS):
+        assert time.monotonic() < deadline, "a demo port is still held 10 s after the stop"
+        time.sleep(0.1)
 
 
 def _broken_redis_on_path(tmp_path: Path) -> dict[str, str]:
