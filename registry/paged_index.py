@@ -51,6 +51,8 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from registry.record_keys import encoding_problems
+
 # Members a page holds before it is cut in two. Each page costs its key and its
 # directory entry (~200 bytes), spread over 128-256 members; a larger page makes a
 # write's insert (a memmove in the compact encoding) and a read's scan of it longer.
@@ -76,12 +78,7 @@ def page_encoding_problems(settings: dict[str, str]) -> list[str]:
     >>> page_encoding_problems({"zset-max-ziplist-entries": "128"})
     ['zset-max-ziplist-entries is 128, below 256: larger index pages become skiplists']
     """
-    problems = []
-    for name, wanted in COMPACT_PAGES.items():
-        raw = settings.get(name)
-        if raw is not None and raw.isdigit() and int(raw) < wanted:
-            problems.append(f"{name} is {raw}, below {wanted}: larger index pages become skiplists")
-    return problems
+    return encoding_problems(settings, COMPACT_PAGES, "larger index pages become skiplists")
 
 
 LUA = (Path(__file__).parent / "paged_index.lua").read_text()

@@ -110,11 +110,17 @@ def bucket_encoding_problems(settings: dict[str, str]) -> list[str]:
     ...                           "hash-max-ziplist-value": "1024"})
     ['hash-max-ziplist-entries is 128, below 512: larger buckets become hash tables']
     """
+    return encoding_problems(settings, COMPACT_BUCKETS, "larger buckets become hash tables")
+
+
+def encoding_problems(settings: dict[str, str], wanted: dict[str, int], outcome: str) -> list[str]:
+    """Each of the ``wanted`` minimums that ``settings`` (CONFIG GET) holds lower, as a
+    sentence ending with ``outcome`` (what Redis then does)."""
     problems = []
-    for name, wanted in COMPACT_BUCKETS.items():
+    for name, least in wanted.items():
         raw = settings.get(name)
-        if raw is not None and raw.isdigit() and int(raw) < wanted:
-            problems.append(f"{name} is {raw}, below {wanted}: larger buckets become hash tables")
+        if raw is not None and raw.isdigit() and int(raw) < least:
+            problems.append(f"{name} is {raw}, below {least}: {outcome}")
     return problems
 
 
