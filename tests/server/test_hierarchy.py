@@ -90,6 +90,24 @@ async def hierarchy(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[H
         await asyncio.to_thread(launcher.stop)
 
 
+async def _kept(http: httpx.AsyncClient, url: str) -> httpx.Response:
+    """Resolve ``url`` until the node answers from its cache (X-Cache HIT), at most 5 s.
+
+    A handle changed just before a node cached it can be dropped once more: the node's
+    next poll of the change feed sees that change after the answer was cached and cannot
+    tell it was already reflected (:mod:`resolver.invalidation`). On a quiet machine the
+    second request wins that race; on a loaded one the poll may come first, and the
+    answer fetched after it is the one that stays.
+    """
+    deadline = time.monotonic() + 5
+    while True:
+        answer = await http.get(url)
+        if answer.headers["x-cache"] == "HIT" or time.monotonic() > deadline:
+            assert answer.headers["x-cache"] == "HIT", f"{url} never answered from the cache"
+            return answer
+        await asyncio.sleep(0.1)
+
+
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=10) as client:
@@ -114,8 +132,7 @@ async def test_identifier_at_an_enterprise_node_resolves_through_the_top_node(
     assert first.json()["handle"] == "88.101.1/lot-7"  # the caller's spelling
     assert first.json()["values"][0]["data"]["value"] == "https://example.cn/lot-7"
 
-    second = await http.get(f"{hierarchy.url('top')}/api/handles/88.101.1/LOT-7")
-    assert second.headers["x-cache"] == "HIT"
+    second = await _kept(http, f"{hierarchy.url('top')}/api/handles/88.101.1/LOT-7")
     assert int(second.headers["age"]) >= 0
     assert second.json()["handle"] == "88.101.1/LOT-7"
     assert second.json()["values"] == first.json()["values"]
@@ -147,9 +164,10 @@ async def test_a_value_without_public_read_never_reaches_the_top_nodes_cache(
         f"{hierarchy.url('e1011')}/api/handles/88.101.1/LOT-8", json=values, headers=owner
     )
     assert put.status_code == 201, put.text
-    for cache in ("MISS", "HIT"):  # what the top node fetched, then what it kept
-        answer = await http.get(f"{hierarchy.url('top')}/api/handles/88.101.1/lot-8")
-        assert answer.headers["x-cache"] == cache
+    top = f"{hierarchy.url('top')}/api/handles/88.101.1/lot-8"
+    fetched = await http.get(top)
+    assert fetched.headers["x-cache"] == "MISS"
+    for answer in (fetched, await _kept(http, top)):  # what the top node fetched, and kept
         assert "supplier price" not in answer.text
         assert [v["index"] for v in answer.json()["values"]] == [1, 100]
     recursive = await http.get(f"{hierarchy.url('recursive')}/api/handles/88.101.1/lot-8")
