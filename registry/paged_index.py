@@ -13,7 +13,11 @@ members all have score 0 and are ordered by their bytes, are cut into *pages*::
 
 A member goes to the page with the greatest bound at or below it (:func:`page_of`).
 A page past :data:`PAGE_MAX` members is cut into pieces of ``PAGE_MAX / 2`` to
-``PAGE_MAX`` (:func:`split_sizes`), each a new page named by its first member; a page
+``PAGE_MAX`` (:func:`split_sizes`), each a new page named by its first member. A run
+of at least ``PAGE_MAX / 4`` members added in order that no member of its page falls
+within (a bulk load in order) becomes pages of its own, and the page's members above
+it another: merged into the page, its members would be rewritten with every run (the
+capacity benchmark's batch registration lost a fifth of its rate to that). A page
 left empty leaves the directory (Redis deletes an empty sorted set itself), and the
 set's keys all go with its last member. Pages are never merged: a page thinned by
 removals costs its key (~100 bytes) until it empties.

@@ -83,7 +83,22 @@ async def scenario(url_: str, batches: list[tuple[bool, list[int]]]) -> None:
         pytest.param([(True, list(range(200))), (True, list(range(200)))], id="nothing new"),
         pytest.param(
             [(True, ascii_only(1000, 1250)), (True, ascii_only(1250, 1600))],
-            id="appended: the first piece kept",
+            id="appended: pages of its own",
+        ),
+        pytest.param(
+            [(True, ascii_only(1000, 1100)), (True, ascii_only(1100, 1180))],
+            id="appended, a quarter page: a page of its own",
+        ),
+        pytest.param(
+            [(True, ascii_only(1000, 1320)), (True, ascii_only(1320, 1370))],
+            id="appended, shorter: the first piece kept",
+        ),
+        pytest.param(
+            [
+                (True, ascii_only(1000, 1100) + ascii_only(3000, 3100)),
+                (True, ascii_only(2000, 2100)),
+            ],
+            id="between a page's members: those above it moved to a page of their own",
         ),
         pytest.param(
             [(True, ascii_only(1000, 1250)), (True, ascii_only(100, 400))],
@@ -133,3 +148,33 @@ def test_any_batches_merge_into_pages_as_into_a_sorted_set(
     redis_server: EmbeddedRedis, batches: list[tuple[bool, list[int]]]
 ) -> None:
     asyncio.run(scenario(redis_server.url, batches))
+
+
+def test_runs_in_order_are_written_once(redis_server: EmbeddedRedis) -> None:
+    """A run past its page's members becomes a page of its own: Redis writes the new
+    page once (one ZUNIONSTORE from the scratch set) and leaves the pages before it as
+    they were; merged into them, their members would be rewritten with every run."""
+
+    async def run() -> None:
+        redis = Redis.from_url(redis_server.url)
+        try:
+            await redis.flushall()
+            ordered = redis.register_script(ORDERED_ADD_LUA)
+            written: dict[bytes, list[bytes]] = {}
+            for first in range(1000, 1500, 125):  # four runs of 100 members
+                run = sorted((url(n) for n in ascii_only(first, first + 125)), key=str.encode)
+                await redis.config_resetstat()
+                assert await ordered([KEY], run) == len(run)
+                stats = await redis.info("commandstats")
+                assert stats["cmdstat_zunionstore"]["calls"] == 1
+                for low, members in written.items():
+                    assert await redis.zrange(page_key(KEY, low.decode()), 0, -1) == members
+                lows = await redis.zrange(directory_key(KEY), 0, -1)
+                assert len(lows) == len(written) + 1
+                for low in lows:
+                    written[low] = await redis.zrange(page_key(KEY, low.decode()), 0, -1)
+            await check(redis, {url(n) for n in ascii_only(1000, 1500)})
+        finally:
+            await redis.aclose()
+
+    asyncio.run(run())
