@@ -59,7 +59,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -133,6 +133,8 @@ class EmbeddedRedis:
         min_free_disk_bytes: int = 0,
         avoid_ports: Collection[int] = (),
         log_dir: Path | None = None,
+        port: int | None = None,
+        extra_config: Sequence[str] = (),
     ) -> None:
         self.data_dir = data_dir.resolve()
         # Where redis.log goes (default: the data directory); kept when the data is not.
@@ -144,6 +146,10 @@ class EmbeddedRedis:
         self.host = host
         self.start_timeout = start_timeout  # for a server that does not answer at all
         self.min_free_disk_bytes = min_free_disk_bytes
+        # A server whose port is part of its data (a cluster member: the others find it
+        # there) is given it; else a free one is chosen at each start.
+        self.fixed_port = port
+        self.extra_config = tuple(extra_config)  # lines added to redis.conf
         self.port: int | None = None
         self.restarts = 0
         self.writes_refused = False  # told to refuse writes: its disk is (nearly) full
@@ -177,8 +183,8 @@ class EmbeddedRedis:
         self._stopping.clear()
         self._stop_stale()
         self.writes_refused = self._disk_short()
-        for _ in range(_START_ATTEMPTS):
-            port = free_port(self.host, avoid=self.avoid_ports)
+        for _ in range(_START_ATTEMPTS if self.fixed_port is None else 1):
+            port = self.fixed_port or free_port(self.host, avoid=self.avoid_ports)
             process = self._launch(port)
             if self._wait_ready(process, port):
                 self._process, self.port = process, port
@@ -365,6 +371,7 @@ class EmbeddedRedis:
                 *(f"{name} {value}" for name, value in COMPACT_PAGES.items()),
                 f"databases {self.databases}",
                 f'logfile "{self.log_file}"',
+                *self.extra_config,
                 "",
             ]
         )
