@@ -18,6 +18,13 @@ from redis.asyncio import Redis
 
 from node.embedded_redis import EmbeddedRedis
 from registry.paged_index import ADD_LUA, LUA, PAGE_MAX, READ_LUA, directory_key, page_key
+from tests.conftest import SHARDED
+
+
+@pytest.fixture(params=SHARDED)
+def prefix_shards(request: pytest.FixtureRequest) -> int:
+    return int(request.param)  # each test on a store of one shard and of several
+
 
 KEY = "v:{88.100}:url"
 
