@@ -1,9 +1,10 @@
 """Where a handle record and its indexes live in Redis, and which keys a change of it
 touches; free of I/O (:mod:`registry.store` applies what this computes).
 
-Key layout (``{...}`` is a Redis Cluster hash tag: every key of one prefix shares a slot;
-the last column is Redis memory per identifier for the demo-shaped identifiers of
-``python -m loadtest.storage_cost``, 200,000 of them, prefix ``88.100``)::
+Key layout (``{...}`` is a Redis Cluster hash tag: every key of one prefix's shard
+shares a slot, ``<prefix>`` below standing for the tag; the last column is Redis memory
+per identifier for the demo-shaped identifiers of ``python -m loadtest.storage_cost``,
+200,000 of them, prefix ``88.100``, one shard)::
 
     key                           type    holds                                  B/id
     r:{<prefix>}:<bucket>         HASH    <handle key's suffix> -> the record,      40
@@ -54,12 +55,25 @@ chosen for; Redis keeps a bucket in the compact encoding while it has at most
 (:mod:`node.embedded_redis` raises both). Layout 4 kept one string per record at
 :func:`string_key`; :meth:`registry.store.HandleStore.upgrade` moves them.
 
+*Shards* spread one prefix over several Redis Cluster slots, so a big enterprise does
+not sit on one node of a cluster. A store has ``store:shards`` of them (from
+``--prefix-shards``, a power of two dividing the bucket count; set when the store is
+new, like ``store:buckets``). A handle's shard is its bucket's remainder
+(:func:`shard_of`), and the tag of every key above is its shard's, ``<prefix>/<s>``
+(:func:`shard_tag`; ``/`` is never part of a prefix): ``r:{88.100/3}:7``,
+``l:{88.100/3}``, ``v:{88.100/3}:url``. A record and its index entries share a shard, so
+a commit stays one script call in one slot; a listing, search or query reads every
+shard of the prefix (:mod:`registry.store`). With one shard (the default, and every
+store written before shards existed) the tag is the prefix alone: layout 6 unchanged.
+
 Growing the count later (not built): with a power-of-two count, bucket ``b`` of ``n``
 splits into ``b`` and ``b + n`` of ``2n`` (linear hashing); a split moves only that
 bucket's fields, and a store noting which buckets have split reads either meanwhile.
 
 >>> record_key(Handle.parse("88.100.1/ABC"), 1024), record_field(Handle.parse("88.100.1/ABC"))
 ('r:{88.100.1}:985', 'abc')
+>>> record_key(Handle.parse("88.100.1/ABC"), 1024, 4), listing_key(shard_tag("88.100.1", 1, 4))
+('r:{88.100.1/1}:985', 'l:{88.100.1/1}')
 >>> string_key(Handle.parse("88.100.1/ABC")), full_key(Handle.parse("88.100.1/ABC"))
 ('r:{88.100.1}:88.100.1/abc', 'f:{88.100.1}:88.100.1/abc')
 >>> index_member(Handle.parse("88.100.1/ABC")), handle_text("88.100.1", "ABC")

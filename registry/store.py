@@ -26,14 +26,21 @@ Writes are optimistic: load a record with its version (a SHA-1 over its stored f
 compute the new record in pure code (:mod:`registry.record`), then commit with a script
 that applies it, and its index changes, only if the version is unchanged. A lost race
 returns False and the caller plans again. A batch (:meth:`HandleStore.watched`) loads its
-records with one script call per prefix and commits them a slice of ``WATCH_SLICE`` at a
-time, one script call per slice and prefix (:data:`_SLICE_LUA`) that applies the slice
+records with one script call per prefix shard and commits them a slice of ``WATCH_SLICE``
+at a time, one script call per slice and shard (:data:`_SLICE_LUA`) that applies it
 only if none of its records changed since: cheaper for both sides than the per-record
 script (no JSON to decode, one ZADD per index key), and a record's own version is
 compared, so a neighbour's write in the same bucket is no conflict (a WATCH of the
 bucket would make it one). A refused slice's records are then committed one by one by
 the per-record script, each against its own version. With AOF ``appendfsync always`` Redis
 fsyncs a write before replying, so an acknowledged write survives a crash.
+
+A prefix spread over several shards (``store:shards``, :mod:`registry.record_keys`) is
+written a shard per script call, and read by asking every shard at once: a
+resolution reads its record's bucket (its shard is known), a listing the shards'
+counters and then the shards its page falls in (ordered by shard, then byte order), a
+search or query one pipelined round trip a step with a command per shard; no read
+takes keys of two shards in one command.
 
 Before its commits, a write appends the handles' keys to the ``changes`` stream (the
 change feed of :mod:`registry.change_feed`) in the same pipeline, ahead of the scripts,
@@ -690,7 +697,11 @@ class HandleStore:
                     self._progress.begin(step.name)
                     converted += await step.run()
                     await self._redis.set(LAYOUT_KEY, step.layout)
-                self._log("store layout", {"layout": LAYOUT.decode(), "buckets": buckets})
+                shards = await self.shards()
+                self._log(
+                    "store layout",
+                    {"layout": LAYOUT.decode(), "buckets": buckets, "shards": shards},
+                )
             elif pending:  # a build of newly indexed types, interrupted: resume it
                 self._progress.begin("indexes built for new types")
                 converted += await self._rebuild()

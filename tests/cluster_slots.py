@@ -20,6 +20,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.crc import key_slot
@@ -103,7 +104,7 @@ class SlotWatch:
                 self._script = unit
             return
         if name in (b"WATCH", b"MULTI"):
-            if name == b"WATCH":
+            if name == b"WATCH" and unit is not None:
                 unit.commands.append(args)
             return
         if unit is not None:
@@ -134,6 +135,10 @@ class SlotWatch:
         return self.problems
 
 
+def _as_is(reply: object, **options: object) -> object:
+    return reply
+
+
 @asynccontextmanager
 async def watching(url: str) -> AsyncIterator[SlotWatch]:
     """A :class:`SlotWatch` fed by MONITOR for the block; checked when it ends."""
@@ -145,7 +150,8 @@ async def watching(url: str) -> AsyncIterator[SlotWatch]:
     assert await connection.read_response() in (b"OK", "OK")
     end = f"slot-watch-end:{uuid.uuid4().hex}".encode()
     checker = Redis.from_url(url)
-    checker.set_response_callback("COMMAND", lambda reply, **options: reply)  # GETKEYS as is
+    # GETKEYS's keys as Redis sends them, not parsed as COMMAND's table.
+    checker.set_response_callback("COMMAND", cast(Any, _as_is))
 
     async def read() -> None:
         while True:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
@@ -22,13 +21,6 @@ from registry.record_keys import listing_key, value_index_key
 from registry.search import ValuePattern, member, split_member
 from registry.store import HandleStore
 from registry.value import DataFormat, HandleValue
-from tests.conftest import SHARDED
-
-
-@pytest.fixture(params=SHARDED)
-def prefix_shards(request: pytest.FixtureRequest) -> int:
-    return int(request.param)  # each test on a store of one shard and of several
-
 
 NOW = "2026-12-03T00:00:00Z"
 LISTING, URLS = listing_key("88.100"), value_index_key("88.100", "url")
