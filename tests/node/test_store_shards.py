@@ -12,12 +12,14 @@ from typing import cast
 import pytest
 from redis.asyncio import Redis
 
+from node.embedded_redis import EmbeddedRedis
 from registry.errors import ConfigError
 from registry.index_policy import IndexPolicy
 from registry.record import HandleRecord
 from registry.record_keys import key_tag, shard_tags
 from registry.store import BUCKETS_KEY, LAYOUT_KEY, SHARDS_KEY, HandleStore, Stored
-from tests.conftest import index_count
+from tests.cluster_slots import watching
+from tests.conftest import ADMIN_AUTH, index_count, node_config, served
 from tests.node.test_store_upgrade import answers, expected, mixed_case, pack
 
 WIDE = IndexPolicy.parse("URL,BATCH,CAPACITY,MADE_ON")
@@ -149,3 +151,49 @@ async def test_the_shard_count_is_the_store_s_own(redis: Redis) -> None:
     await redis.flushall()
     with pytest.raises(ConfigError, match=r"record buckets \(6\) must be a multiple"):
         await HandleStore(redis, prefix_shards=4, record_buckets=6).buckets()
+
+
+async def test_a_node_started_with_prefix_shards_makes_a_sharded_store(
+    redis: Redis, redis_server: EmbeddedRedis
+) -> None:
+    await redis.flushall()  # a new store: the node's setting decides
+    items = [
+        {"handle": f"88.100/n{n}", "values": [{"index": 1, "type": "URL", "data": f"u{n}"}]}
+        for n in range(40)
+    ]
+    async with served(node_config(redis_server.url, prefix_shards="4")) as node:
+        answer = await node.post("/api/batch/handles", json={"handles": items}, headers=ADMIN_AUTH)
+        assert answer.json()["created"] == 40, answer.text
+        assert (await node.get("/api/handles/88.100/n7")).status_code == 200
+        listed = (await node.get("/api/handles?prefix=88.100", headers=ADMIN_AUTH)).json()
+        assert listed["totalCount"] == 40
+    assert await redis.get(SHARDS_KEY) == b"4"
+    buckets = cast(list[bytes], await redis.keys("r:{88.100*"))
+    assert {key_tag(k) for k in buckets} == set(shard_tags("88.100", 4))
+    # A node started later with another count serves the store's own.
+    async with served(node_config(redis_server.url, prefix_shards="1")) as node:
+        again = (await node.get("/api/handles?prefix=88.100", headers=ADMIN_AUTH)).json()
+        assert again == listed
+
+
+async def test_the_slot_watch_names_what_a_cluster_would_refuse(
+    redis_server: EmbeddedRedis,
+) -> None:
+    client = Redis.from_url(redis_server.url)
+    try:
+        async with watching(redis_server.url) as watch:
+            await client.mget("l:{88.100/0}", "l:{88.100/0}#")  # one slot: fine
+            await client.mget("l:{88.100/0}", "l:{88.100/1}")
+            pipe = client.pipeline(transaction=True)
+            pipe.set("r:{88.100/0}:1", 1)
+            pipe.set("r:{88.100/2}:1", 1)
+            await pipe.execute()
+            await client.eval("return redis.call('GET', KEYS[2])", 2, "a{x}", "b{y}")
+            # A key the script names itself, outside its KEYS' slot.
+            await client.eval("return redis.call('GET', 'l:{88.100/3}')", 1, "l:{88.100/1}")
+        assert len(watch.problems) == 4, watch.problems
+        assert watch.problems[0].startswith("command MGET spans 2 slots")
+        assert watch.problems[1].startswith("transaction of")
+        assert all(p.startswith("script") for p in watch.problems[2:])
+    finally:
+        await client.aclose()

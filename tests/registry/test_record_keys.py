@@ -3,9 +3,12 @@ index members to add and remove (registry.record_keys)."""
 
 from __future__ import annotations
 
+import doctest
+
 from hypothesis import given
 from hypothesis import strategies as st
 
+import registry.record_keys
 from registry.identifier import Handle
 from registry.index_policy import IndexPolicy
 from registry.record import HandleRecord
@@ -234,3 +237,8 @@ def test_many_changes_become_a_few_commands() -> None:
     }
     assert changes.handle_keys == ["88.100/a", "88.100/b", "88.100/c", "88.100/d"]
     assert changes.prefixes == {"88.100"}
+
+
+def test_the_examples_in_the_docstrings_hold() -> None:
+    """The key layout's examples (shards' tags among them) are what the code does."""
+    assert doctest.testmod(registry.record_keys).failed == 0
