@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
 import math
 import time
 import uuid
@@ -1067,30 +1068,37 @@ class HandleStore:
                 return done
 
     async def list_handles(
-        self, prefix: Prefix, page: int, page_size: int
+        self, prefix: Prefix, page: int, page_size: int, *, merged: bool = False
     ) -> tuple[int, list[str]]:
         """Total count and one page of the handles under exactly ``prefix``
         (``page_size`` 0: the count alone), in byte order of their index members.
         With several shards (``store:shards``) the listing is ordered by shard, then
         byte order: shard 0's members, then shard 1's, ...; the shards' counters say
         which shards a page falls in, so a page costs one more round trip, not a merge
-        of every shard's members up to it."""
+        of every shard's members up to it. ``merged`` keeps byte order across the
+        shards instead, by merging each shard's members up to the page's end: for small
+        listings only (the prefix registry), as it reads ``shards * (offset + page)``."""
         start = page * page_size
         shards = self._shards or await self.shards()
         keys = [listing_key(tag) for tag in shard_tags(prefix.text, shards)]
         async with translated():
-            if shards == 1 and page_size > 0:  # counter and page in one round trip
-                pipe = self._redis.pipeline(transaction=False)
-                pipe.get(keys[0])
-                await self._paged(keys, ["range", "-", "+", start, page_size], client=pipe)
-                total, members = await pipe.execute()
-                return int(total or 0), [handle_text(prefix.text, m.decode()) for m in members]
             pipe = self._redis.pipeline(transaction=False)
             for key in keys:  # a GET each: an MGET would span the shards' slots
                 pipe.get(key)
-            counts = [int(n or 0) for n in await pipe.execute()]
+            if page_size > 0 and shards == 1:  # the counter and the page at once
+                await self._paged(keys, ["range", "-", "+", start, page_size], client=pipe)
+            elif page_size > 0 and merged:  # each shard's members up to the page's end
+                for key in keys:
+                    await self._paged([key], ["range", "-", "+", 0, start + page_size], client=pipe)
+            replies = await pipe.execute()
+            counts = [int(n or 0) for n in replies[:shards]]
             if page_size <= 0:  # the count alone: the sets' counters
                 return sum(counts), []
+            if shards == 1:
+                return counts[0], [handle_text(prefix.text, m.decode()) for m in replies[1]]
+            if merged:
+                members = list(heapq.merge(*replies[shards:]))[start : start + page_size]
+                return sum(counts), [handle_text(prefix.text, m.decode()) for m in members]
             pipe = self._redis.pipeline(transaction=False)
             reached, wanted = 0, page_size
             for key, count in zip(keys, counts, strict=True):

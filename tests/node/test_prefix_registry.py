@@ -11,7 +11,13 @@ from redis.asyncio import Redis
 from node.app import create_app
 from node.config import NodeConfig
 from node.embedded_redis import EmbeddedRedis
-from tests.conftest import basic, node_config, snapshot
+from tests.conftest import SHARDED, basic, node_config, snapshot
+
+
+@pytest.fixture(params=SHARDED)
+def prefix_shards(request: pytest.FixtureRequest) -> int:
+    return int(request.param)  # each test on a store of one shard and of several
+
 
 TOP_SECRET = "top-secret"
 TOP_AUTH = basic("300:0.NA/88", TOP_SECRET)

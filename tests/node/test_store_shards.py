@@ -69,6 +69,11 @@ async def test_a_sharded_prefix_answers_as_one_shard_does(redis: Redis) -> None:
     paged = [await sharded.list_handles(where, page, 7) for page in range(COUNT // 7 + 1)]
     assert all(t == total for t, _ in paged) and [n for _, p in paged for n in p] == names
     assert await sharded.list_handles(where, 0, 0) == (COUNT, [])
+    # Merged (the prefix registry's small listing): byte order across the shards.
+    pages = [
+        await sharded.list_handles(where, page, 7, merged=True) for page in range(COUNT // 7 + 1)
+    ]
+    assert [n for _, p in pages for n in p] == sorted(names) == expected(COUNT)["listing"][1]
     # A store of one shard fed the same records answers the same.
     await redis.flushall()
     one = HandleStore(redis, indexes=WIDE)
