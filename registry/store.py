@@ -769,10 +769,10 @@ class HandleStore:
         return sum([await self._move(page) async for page in self._pages("string")])
 
     async def _move(self, keys: list[bytes]) -> int:
-        buckets = await self.buckets()
         # A layout-4 store has one shard (HandleStore.shards): targets share its tag.
+        buckets, shards = await self.buckets(), await self.shards()
         handles = [Handle.parse(key.decode().partition("}:")[2]) for key in keys]
-        targets = [record_key(handle, buckets, await self.shards()) for handle in handles]
+        targets = [record_key(handle, buckets, shards) for handle in handles]
         while True:
             async with self._redis.pipeline(transaction=True) as pipe:
                 await pipe.watch(*keys, *dict.fromkeys(targets))
