@@ -164,6 +164,10 @@ async def _counted(redis: Redis, client: httpx.AsyncClient, **params: str) -> di
     counted = await _commands(redis)
     counted.pop("config|resetstat", None)
     counted.pop("info", None)
+    # The node's KPI flush (node.daily_kpis: 4 HINCRBYs and a script's HGET) may land
+    # in the window on a slow run, after the loads' registrations: not the query's.
+    flushes = counted.pop("hincrby", 0) // 4
+    counted["hget"] = counted.get("hget", 0) - flushes
     return counted
 
 
