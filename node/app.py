@@ -417,6 +417,7 @@ async def _build_state(
         local_ttl=config.cache.local_ttl if traits.stores else 0.0,
         indexes=indexes,
         record_buckets=config.record_buckets,
+        prefix_shards=config.prefix_shards,
         log=lambda message, extra: log.info(message, extra=extra),
     )
     if traits.stores and config.redis_url is not None:

@@ -235,6 +235,15 @@ def _parser() -> argparse.ArgumentParser:
         "hundred records a bucket at the expected identifiers per prefix (default 524288: "
         "1亿 a prefix)",
     )
+    serve.add_argument(
+        "--prefix-shards",
+        type=int,
+        metavar="N",
+        help="Redis Cluster hash slots (shards) each prefix's records and indexes spread "
+        "over: a power of two up to 4096 that divides --record-buckets; fixed when the "
+        "store is created, later values are ignored. With more than one, a listing is "
+        "ordered by shard, then byte order (default 1: a prefix in one slot)",
+    )
     hygiene = serve.add_argument_group(
         "connection limits", "bounds on client connections and on the Redis pool"
     )

@@ -96,6 +96,10 @@ option                 environment               meaning
                                                  fixed when the store is created (524288:
                                                  ~190 records each at 1亿 a prefix); see
                                                  :mod:`registry.record_keys`
+--prefix-shards        IDNODE_PREFIX_SHARDS      Redis Cluster hash slots a prefix spreads
+                                                 over, a power of two dividing the record
+                                                 buckets, fixed when the store is created
+                                                 (1: one slot a prefix)
 =====================  ========================  ==========================================
 """
 
@@ -113,7 +117,7 @@ from registry.identifier import Prefix
 from registry.index_policy import IndexPolicy
 from registry.limits import Limits
 from registry.prefix_entry import node_url_problem
-from registry.record_keys import DEFAULT_BUCKETS
+from registry.record_keys import DEFAULT_BUCKETS, MAX_SHARDS, layout_problem
 from resolver.cache import CachePolicy
 from resolver.upstream import DEFAULT_MAX_BYTES
 
@@ -178,6 +182,7 @@ class NodeConfig:
     min_free_disk_bytes: int = 64 * 1024 * 1024
     indexed_types: IndexPolicy = field(default_factory=IndexPolicy)
     record_buckets: int = DEFAULT_BUCKETS
+    prefix_shards: int = 1
 
     @property
     def traits(self) -> Traits:
@@ -263,6 +268,14 @@ class NodeConfig:
         data_dir = get("data_dir")
         worker_fd = env.get(WORKER_FD_ENV)
         conn, pool = ConnectionLimits(), PoolLimits()
+        record_buckets = _int_setting(
+            "record_buckets", get("record_buckets"), DEFAULT_BUCKETS, low=1, high=2**32
+        )
+        prefix_shards = _int_setting(
+            "prefix_shards", get("prefix_shards"), 1, low=1, high=MAX_SHARDS
+        )
+        if problem := layout_problem(record_buckets, prefix_shards):
+            raise ConfigError(f"settings 'record_buckets' and 'prefix_shards': {problem}")
         return cls(
             role=role,
             prefix=prefix,
@@ -352,9 +365,8 @@ class NodeConfig:
                 "min_free_disk_bytes", get("min_free_disk_bytes"), 64 * 1024 * 1024, low=0
             ),
             indexed_types=IndexPolicy.parse(get("indexed_types")),
-            record_buckets=_int_setting(
-                "record_buckets", get("record_buckets"), DEFAULT_BUCKETS, low=1, high=2**32
-            ),
+            record_buckets=record_buckets,
+            prefix_shards=prefix_shards,
         )
 
 

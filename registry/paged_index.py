@@ -33,11 +33,10 @@ probed by member (a query's ZSCORE), two orders a page could keep only with a se
 member-to-page map that costs what paging saves; and the default configuration
 indexes no number.
 
-Every key of a set keeps its prefix's hash tag, so a prefix's indexes are in one
-Redis Cluster slot as its records are. Spreading one large prefix over slots (a later
-issue) would give each page a tag of its own, ``K#{<prefix>:<n>}<bound>``: the
-directory stays in the prefix's slot, so a write still finds its page there, but the
-commit of a record and its index entries would no longer be one script call.
+Every key of a set keeps its set's hash tag, so a set is in one Redis Cluster slot,
+with the records whose entries it holds. A large prefix is spread over slots by
+*shards* (:mod:`registry.record_keys`): each shard has its own sets (``l:{<prefix>/<s>}``
+and its pages), so a commit of a record and its index entries stays one script call.
 
 >>> s = PagedSet(page_max=4)
 >>> for m in "abcdef":

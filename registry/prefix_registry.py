@@ -91,7 +91,11 @@ class PrefixRegistry:
     async def list(self, page: int, page_size: int) -> tuple[int, list[PrefixEntry]]:
         """Every registered prefix, in byte order of the prefix, one page at a time."""
         store = self.registrar.store
-        total, names = await store.list_handles(Prefix(PREFIX_HANDLE_PREFIX), page, page_size)
+        # Byte order across shards too: prefix records are few (merged reads them all
+        # up to the page's end).
+        total, names = await store.list_handles(
+            Prefix(PREFIX_HANDLE_PREFIX), page, page_size, merged=True
+        )
         prefixes = [Prefix(name.partition("/")[2]) for name in names]
         bodies = await store.public_bodies([p.record_handle for p in prefixes])
         return total, [

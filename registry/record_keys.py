@@ -1,9 +1,10 @@
 """Where a handle record and its indexes live in Redis, and which keys a change of it
 touches; free of I/O (:mod:`registry.store` applies what this computes).
 
-Key layout (``{...}`` is a Redis Cluster hash tag: every key of one prefix shares a slot;
-the last column is Redis memory per identifier for the demo-shaped identifiers of
-``python -m loadtest.storage_cost``, 200,000 of them, prefix ``88.100``)::
+Key layout (``{...}`` is a Redis Cluster hash tag: every key of one prefix's shard
+shares a slot, ``<prefix>`` below standing for the tag; the last column is Redis memory
+per identifier for the demo-shaped identifiers of ``python -m loadtest.storage_cost``,
+200,000 of them, prefix ``88.100``, one shard)::
 
     key                           type    holds                                  B/id
     r:{<prefix>}:<bucket>         HASH    <handle key's suffix> -> the record,      40
@@ -54,12 +55,25 @@ chosen for; Redis keeps a bucket in the compact encoding while it has at most
 (:mod:`node.embedded_redis` raises both). Layout 4 kept one string per record at
 :func:`string_key`; :meth:`registry.store.HandleStore.upgrade` moves them.
 
+*Shards* spread one prefix over several Redis Cluster slots, so a big enterprise does
+not sit on one node of a cluster. A store has ``store:shards`` of them (from
+``--prefix-shards``, a power of two dividing the bucket count; set when the store is
+new, like ``store:buckets``). A handle's shard is its bucket's remainder
+(:func:`shard_of`), and the tag of every key above is its shard's, ``<prefix>/<s>``
+(:func:`shard_tag`; ``/`` is never part of a prefix): ``r:{88.100/3}:7``,
+``l:{88.100/3}``, ``v:{88.100/3}:url``. A record and its index entries share a shard, so
+a commit stays one script call in one slot; a listing, search or query reads every
+shard of the prefix (:mod:`registry.store`). With one shard (the default, and every
+store written before shards existed) the tag is the prefix alone: layout 6 unchanged.
+
 Growing the count later (not built): with a power-of-two count, bucket ``b`` of ``n``
 splits into ``b`` and ``b + n`` of ``2n`` (linear hashing); a split moves only that
 bucket's fields, and a store noting which buckets have split reads either meanwhile.
 
 >>> record_key(Handle.parse("88.100.1/ABC"), 1024), record_field(Handle.parse("88.100.1/ABC"))
 ('r:{88.100.1}:985', 'abc')
+>>> record_key(Handle.parse("88.100.1/ABC"), 1024, 4), listing_key(shard_tag("88.100.1", 1, 4))
+('r:{88.100.1/1}:985', 'l:{88.100.1/1}')
 >>> string_key(Handle.parse("88.100.1/ABC")), full_key(Handle.parse("88.100.1/ABC"))
 ('r:{88.100.1}:88.100.1/abc', 'f:{88.100.1}:88.100.1/abc')
 >>> index_member(Handle.parse("88.100.1/ABC")), handle_text("88.100.1", "ABC")
@@ -131,10 +145,90 @@ def bucket_of(handle_key: str, buckets: int) -> int:
     return zlib.crc32(handle_key.encode()) % buckets
 
 
-def record_key(handle: Handle, buckets: int) -> str:
-    """The bucket hash holding ``handle``'s record (:func:`record_field` names it)."""
-    prefix, _, _ = handle.key.partition("/")
-    return f"r:{{{prefix}}}:{bucket_of(handle.key, buckets)}"
+# Most shards a prefix may spread over (``store:shards``); Redis Cluster has 16384 slots.
+MAX_SHARDS = 4096
+SHARD_MARK = "/"  # between a prefix and its shard in a tag; never part of a prefix
+
+
+def shard_of(handle_key: str, buckets: int, shards: int) -> int:
+    """The shard of the handle with this (lower-cased) key, of ``shards``: its bucket's
+    remainder, so a bucket's records are all in one shard (``buckets`` is a multiple
+    of ``shards``, :func:`layout_problem`).
+
+    >>> shard_of("88.100.1/abc", 1024, 4), bucket_of("88.100.1/abc", 1024)
+    (1, 985)
+    """
+    return bucket_of(handle_key, buckets) % shards
+
+
+def shard_tag(prefix: str, shard: int, shards: int) -> str:
+    """The hash tag's text of ``prefix``'s shard ``shard`` of ``shards``: the prefix
+    (lower-cased) alone with one shard, so a store of one shard keeps layout 6's keys.
+
+    >>> shard_tag("88.100.1", 0, 1), shard_tag("88.100.1", 3, 4)
+    ('88.100.1', '88.100.1/3')
+    """
+    prefix = prefix.lower()
+    return prefix if shards == 1 else f"{prefix}{SHARD_MARK}{shard}"
+
+
+def shard_tags(prefix: str, shards: int) -> list[str]:
+    """The tags of all of ``prefix``'s shards, shard 0 first (a read fans out over them)."""
+    return [shard_tag(prefix, shard, shards) for shard in range(shards)]
+
+
+def tag_of(handle: Handle, buckets: int, shards: int) -> str:
+    """The tag of the shard holding ``handle``: its record, and its index entries."""
+    prefix = handle.key.partition("/")[0]
+    if shards == 1:
+        return prefix
+    return f"{prefix}{SHARD_MARK}{shard_of(handle.key, buckets, shards)}"
+
+
+def tag_prefix(tag: str) -> str:
+    """The (lower-cased) prefix a tag belongs to.
+
+    >>> tag_prefix("88.100.1/3"), tag_prefix("88.100.1")
+    ('88.100.1', '88.100.1')
+    """
+    return tag.partition(SHARD_MARK)[0]
+
+
+def key_tag(key: bytes) -> str:
+    """The hash tag's text of a record or index key (``r:{88.100/3}:5`` -> ``88.100/3``).
+
+    >>> key_tag(b"r:{88.100/3}:5"), key_tag(b"l:{88.100}#")
+    ('88.100/3', '88.100')
+    """
+    return key.decode().partition("{")[2].partition("}")[0]
+
+
+def layout_problem(buckets: int, shards: int) -> str | None:
+    """Why a store cannot spread prefixes over ``buckets`` buckets and ``shards`` shards,
+    or None: a shard holds whole buckets, so the count must be a multiple of it.
+
+    >>> layout_problem(1024, 4) is None, layout_problem(3, 4)
+    (True, 'record buckets (3) must be a multiple of prefix shards (4)')
+    """
+    if shards < 1 or shards > MAX_SHARDS or shards & (shards - 1):
+        return f"prefix shards must be a power of two from 1 to {MAX_SHARDS}, not {shards}"
+    if buckets % shards:
+        return f"record buckets ({buckets}) must be a multiple of prefix shards ({shards})"
+    return None
+
+
+def record_key(handle: Handle, buckets: int, shards: int = 1) -> str:
+    """The bucket hash holding ``handle``'s record (:func:`record_field` names it), in
+    its shard's tag.
+
+    >>> record_key(Handle.parse("88.100.1/ABC"), 1024, 4)
+    'r:{88.100.1/1}:985'
+    """
+    bucket = bucket_of(handle.key, buckets)
+    prefix = handle.key.partition("/")[0]
+    if shards == 1:
+        return f"r:{{{prefix}}}:{bucket}"
+    return f"r:{{{prefix}{SHARD_MARK}{bucket % shards}}}:{bucket}"
 
 
 def record_field(handle: Handle) -> str:
@@ -143,8 +237,12 @@ def record_field(handle: Handle) -> str:
 
 
 def bucket_handle(bucket_key: bytes, field: bytes) -> Handle:
-    """The handle whose record is ``field`` of the bucket at ``bucket_key``."""
-    prefix = bucket_key.decode().partition("{")[2].partition("}")[0]
+    """The handle whose record is ``field`` of the bucket at ``bucket_key``.
+
+    >>> bucket_handle(b"r:{88.100/3}:7", b"abc").text
+    '88.100/abc'
+    """
+    prefix = tag_prefix(key_tag(bucket_key))
     return Handle.parse(f"{prefix}/{field.decode()}")
 
 
@@ -167,6 +265,7 @@ def full_key(handle: Handle) -> str:
 
 
 # A node holds a few prefixes and types: every batch asks for the same index keys.
+# Each takes a prefix or a shard's tag (shard_tag): the keys of one shard.
 @lru_cache(maxsize=4096)
 def listing_key(prefix: str) -> str:
     return f"l:{{{prefix.lower()}}}"
@@ -214,18 +313,24 @@ def subject_of(before: HandleRecord | None, after: HandleRecord | None) -> Handl
 
 
 def index_changes(
-    before: HandleRecord | None, after: HandleRecord | None, policy: IndexPolicy
+    before: HandleRecord | None,
+    after: HandleRecord | None,
+    policy: IndexPolicy,
+    tag: str | None = None,
 ) -> Iterator[tuple[str, str, str, float]]:
     """``(ADD | REMOVE, index key, member, score)`` for each index entry the change
     adds or removes, the listing's included; removals first, each in no set order.
-    Only the types ``policy`` covers are indexed.
+    Only the types ``policy`` covers are indexed. The keys are those of ``tag``, the
+    record's shard (:func:`tag_of`; None: the prefix, one shard).
 
     >>> rec = HandleRecord(Handle.parse("88.100/a"), ())
     >>> list(index_changes(None, rec, IndexPolicy()))
     [('a', 'l:{88.100}', 'a', 0.0)]
+    >>> list(index_changes(None, rec, IndexPolicy(), "88.100/2"))
+    [('a', 'l:{88.100/2}', 'a', 0.0)]
     """
     subject = subject_of(before, after)
-    prefix = subject.prefix
+    prefix = subject.prefix if tag is None else tag
     name = index_member(subject)
     old, old_numbers = search_entries(before, policy, name)
     new, new_numbers = search_entries(after, policy, name)
@@ -261,6 +366,7 @@ class KeyChanges:
 
     policy: IndexPolicy
     buckets: int
+    shards: int = 1
 
     sets: dict[str, list[str | bytes]] = field(default_factory=dict)  # field, body, ...
     deletes: dict[str, list[str]] = field(default_factory=dict)  # fields by bucket
@@ -274,14 +380,15 @@ class KeyChanges:
         Two changes of one record in the same KeyChanges are not supported."""
         subject = subject_of(before, after)
         self.handle_keys.append(subject.key)
-        bucket, name = record_key(subject, self.buckets), record_field(subject)
+        bucket, name = record_key(subject, self.buckets, self.shards), record_field(subject)
+        tag = tag_of(subject, self.buckets, self.shards)
         if after is None:
             self.deletes.setdefault(bucket, []).append(name)
         else:
             self.sets.setdefault(bucket, []).extend((name, to_stored(after)))
             self.prefixes.add(subject.prefix)
         adds, removes = self.adds, self.removes
-        for op, key, member, score in index_changes(before, after, self.policy):
+        for op, key, member, score in index_changes(before, after, self.policy, tag):
             if op == ADD:
                 scored = adds.get(key)  # setdefault would make a list per member
                 if scored is None:

@@ -656,8 +656,8 @@ class Registrar:
         self, items: Sequence[object], *, identity: Identity, overwrite: bool
     ) -> list[ItemResult]:
         """Register many handles: loaded and committed a slice of records at a time, one
-        transaction each (:meth:`HandleStore.watched`), with per-item results. Items that
-        raced with another writer are retried one by one.
+        all-or-nothing script call per slice and prefix shard (:meth:`HandleStore.watched`),
+        with per-item results. Items that raced with another writer are retried one by one.
         """
         if len(items) > self.limits.max_batch:
             raise InvalidValue(f"a batch holds at most {self.limits.max_batch} handles")

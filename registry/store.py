@@ -10,6 +10,10 @@ Records and indexes are laid out as :mod:`registry.record_keys` says; besides th
                                           indexes in pages (:meth:`HandleStore.upgrade`)
     store:buckets                 STRING  how many buckets a prefix's records spread
                                           over; set once, when the store is first used
+    store:shards                  STRING  how many shards (hash tags, Redis Cluster
+                                          slots) a prefix spreads over
+                                          (:func:`registry.record_keys.shard_tag`); set
+                                          with store:buckets; absent: 1
     store:indexed                 STRING  the types the indexes are complete for
                                           (:class:`registry.index_policy.IndexPolicy`)
     store:upgrade                 HASH    a rebuild of the indexes under way: its phase,
@@ -22,14 +26,21 @@ Writes are optimistic: load a record with its version (a SHA-1 over its stored f
 compute the new record in pure code (:mod:`registry.record`), then commit with a script
 that applies it, and its index changes, only if the version is unchanged. A lost race
 returns False and the caller plans again. A batch (:meth:`HandleStore.watched`) loads its
-records with one script call per prefix and commits them a slice of ``WATCH_SLICE`` at a
-time, one script call per slice and prefix (:data:`_SLICE_LUA`) that applies the slice
+records with one script call per prefix shard and commits them a slice of ``WATCH_SLICE``
+at a time, one script call per slice and shard (:data:`_SLICE_LUA`) that applies it
 only if none of its records changed since: cheaper for both sides than the per-record
 script (no JSON to decode, one ZADD per index key), and a record's own version is
 compared, so a neighbour's write in the same bucket is no conflict (a WATCH of the
 bucket would make it one). A refused slice's records are then committed one by one by
 the per-record script, each against its own version. With AOF ``appendfsync always`` Redis
 fsyncs a write before replying, so an acknowledged write survives a crash.
+
+A prefix spread over several shards (``store:shards``, :mod:`registry.record_keys`) is
+written a shard per script call, and read by asking every shard at once: a
+resolution reads its record's bucket (its shard is known), a listing the shards'
+counters and then the shards its page falls in (ordered by shard, then byte order), a
+search or query one pipelined round trip a step with a command per shard; no read
+takes keys of two shards in one command.
 
 Before its commits, a write appends the handles' keys to the ``changes`` stream (the
 change feed of :mod:`registry.change_feed`) in the same pipeline, ahead of the scripts,
@@ -49,6 +60,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
 import math
 import time
 import uuid
@@ -64,7 +76,7 @@ from redis.exceptions import BusyLoadingError, NoScriptError, RedisError, WatchE
 
 from registry import paged_index
 from registry.change_feed import StreamId, entry_fields, entry_keys, has_gap, next_cursor
-from registry.errors import StoreFull, StoreLoading, StoreUnavailable
+from registry.errors import ConfigError, StoreFull, StoreLoading, StoreUnavailable
 from registry.identifier import Handle, Prefix, national_prefix_problem
 from registry.index_policy import EVERY, IndexPolicy
 from registry.local_copy import LocalCopies
@@ -78,11 +90,15 @@ from registry.record_keys import (
     handle_text,
     index_changes,
     is_bucket_key,
+    key_tag,
+    layout_problem,
     listing_key,
     number_index_key,
     record_field,
     record_key,
+    shard_tags,
     subject_of,
+    tag_of,
     value_index_key,
     version_of,
 )
@@ -106,6 +122,7 @@ _FOLLOW_COUNT = 500
 LAYOUT_KEY = "store:layout"
 LAYOUT = b"6"  # the last of HandleStore.upgrade_steps
 BUCKETS_KEY = "store:buckets"
+SHARDS_KEY = "store:shards"
 INDEXED_KEY = "store:indexed"
 UPGRADE_KEY = "store:upgrade"
 _INDEX_FAMILIES = ("l:", "v:", "n:")
@@ -315,6 +332,7 @@ class HandleStore:
         local_ttl: float = 0.0,
         indexes: IndexPolicy = EVERY_TYPE,
         record_buckets: int = DEFAULT_BUCKETS,
+        prefix_shards: int = 1,
         log: Callable[[str, dict[str, object]], None] | None = None,
     ):
         self._redis = redis
@@ -324,6 +342,8 @@ class HandleStore:
         # The bucket count a new store gets; a store keeps the one it was created with.
         self._new_buckets = record_buckets
         self._buckets = 0  # read from the store on first use (buckets())
+        self._new_shards = prefix_shards  # likewise for the shard count
+        self._shards = 0
         self.refused_slices = 0  # batch transactions Redis refused (WatchedBatch)
         # Which value types are indexed; widened by templates' queryable items (learn).
         self.indexes = indexes
@@ -350,19 +370,44 @@ class HandleStore:
         """How many buckets each prefix's records spread over (``store:buckets``): the
         store's own, set to this node's ``record_buckets`` when the store is new."""
         if not self._buckets:
+            await self._settle()
+        return self._buckets or self._new_buckets
+
+    async def shards(self) -> int:
+        """How many shards each prefix spreads over (``store:shards``): the store's own,
+        set to this node's ``prefix_shards`` when the store is new; a store written
+        before shards existed (it has a bucket count, a layout or prefixes) has one."""
+        if not self._shards:
+            await self._settle()
+        return self._shards or self._new_shards
+
+    async def _settle(self) -> None:
+        """Read (or, for a new store, set) the bucket and shard counts; a pair that
+        cannot work together is a :class:`registry.errors.ConfigError`."""
+        async with translated():
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.get(BUCKETS_KEY)
+            pipe.get(SHARDS_KEY)
+            pipe.exists(LAYOUT_KEY)
+            pipe.exists(PREFIXES_KEY)
+            buckets, shards, *older = await pipe.execute()
+        try:
             async with translated():
-                kept = await self._redis.get(BUCKETS_KEY)
-            if kept is None:
-                try:
-                    async with translated():
-                        await self._redis.set(BUCKETS_KEY, self._new_buckets, nx=True)
-                        kept = await self._redis.get(BUCKETS_KEY)
-                except StoreFull:
-                    # Writes refused (a full disk): no record can be written either,
-                    # and reads find none; the count is set by the first write after.
-                    return self._new_buckets
-            self._buckets = int(kept or self._new_buckets)
-        return self._buckets
+                if shards is None:
+                    new = 1 if buckets is not None or any(older) else self._new_shards
+                    await self._redis.set(SHARDS_KEY, new, nx=True)
+                    shards = await self._redis.get(SHARDS_KEY)
+                if buckets is None:
+                    await self._redis.set(BUCKETS_KEY, self._new_buckets, nx=True)
+                    buckets = await self._redis.get(BUCKETS_KEY)
+        except StoreFull:
+            # Writes refused (a full disk): no record can be written either, and reads
+            # find none; the counts are set by the first write after.
+            return
+        kept_buckets, kept_shards = int(buckets or self._new_buckets), int(shards or 1)
+        if problem := layout_problem(kept_buckets, kept_shards):
+            raise ConfigError(f"The store cannot be used: {problem}")
+        self._buckets, self._shards = kept_buckets, kept_shards
 
     async def public_body(self, handle: Handle) -> bytes | None:
         """The hot path: the in-process copy, else one GET and the answer built from the
@@ -373,11 +418,9 @@ class HandleStore:
             return body
         generation = self.local.generation
         buckets = self._buckets or await self.buckets()
+        place = record_key(handle, buckets, self._shards or await self.shards())
         try:
-            body = cast(
-                bytes | None,
-                await self._redis.hget(record_key(handle, buckets), record_field(handle)),
-            )
+            body = cast(bytes | None, await self._redis.hget(place, record_field(handle)))
         except RedisError as exc:
             raise store_error(exc) from exc
         if body is not None:
@@ -426,10 +469,11 @@ class HandleStore:
     async def public_bodies(self, handles: Sequence[Handle]) -> list[bytes | None]:
         """Several public bodies in one pipelined round trip."""
         buckets = self._buckets or await self.buckets()
+        shards = self._shards or await self.shards()
         async with translated():
             pipe = self._redis.pipeline(transaction=False)
             for handle in handles:
-                pipe.hget(record_key(handle, buckets), record_field(handle))
+                pipe.hget(record_key(handle, buckets, shards), record_field(handle))
             bodies = cast(list[bytes | None], await pipe.execute())
         await self._know(bodies)
         unpack = self.dictionaries.unpack
@@ -502,15 +546,16 @@ class HandleStore:
 
     async def load_many(self, handles: Sequence[Handle]) -> list[Stored | None]:
         """The records (with their versions) in one round trip: one script call per
-        prefix (:data:`_FIELDS_GET_LUA`; its buckets share the prefix's hash slot)."""
+        shard (:data:`_FIELDS_GET_LUA`; its buckets share the shard's hash slot)."""
         buckets = self._buckets or await self.buckets()
+        shards = self._shards or await self.shards()
         groups: dict[str, list[int]] = {}  # by hash tag: one slot per call
         for position, handle in enumerate(handles):
-            groups.setdefault(handle.key.partition("/")[0], []).append(position)
+            groups.setdefault(tag_of(handle, buckets, shards), []).append(position)
         async with translated():
             pipe = self._redis.pipeline(transaction=False)
             for positions in groups.values():
-                keys = [record_key(handles[p], buckets) for p in positions]
+                keys = [record_key(handles[p], buckets, shards) for p in positions]
                 fields = [record_field(handles[p]) for p in positions]
                 pipe.eval(_FIELDS_GET_LUA, len(keys), *keys, *fields)
             replies = await pipe.execute()
@@ -532,21 +577,22 @@ class HandleStore:
     async def commit_many(
         self, changes: Sequence[tuple[Stored | None, HandleRecord | None]]
     ) -> list[bool]:
-        """Commit several changes in one round trip (one script call per prefix); each
-        is atomic on its own. Returns, per change, whether it was committed."""
+        """Commit several changes in one round trip (one script call per prefix's shard:
+        one hash slot each); each is atomic on its own. Returns, per change, whether it
+        was committed."""
         if not changes:
             return []
         buckets = self._buckets or await self.buckets()
+        shards = self._shards or await self.shards()
         await self._dictionaries_fresh()
         groups: dict[str, CommitGroup] = {}
         placed: list[tuple[CommitGroup, int]] = []
         for before, after in changes:
             subject = subject_of(before.record if before else None, after)
-            group = groups.get(subject.prefix)
+            tag = tag_of(subject, buckets, shards)
+            group = groups.get(tag)
             if group is None:
-                group = groups[subject.prefix] = CommitGroup(
-                    self.indexes, buckets, self.dictionaries
-                )
+                group = groups[tag] = CommitGroup(self.indexes, buckets, self.dictionaries, shards)
             placed.append((group, group.add(before, after, subject)))
         prefixes = {after.handle.prefix for _, after in changes if after is not None}
         touched = [key for group in groups.values() for key in group.handle_keys]
@@ -609,9 +655,10 @@ class HandleStore:
         every neighbour's write a conflict, so the versions are compared by the slice's
         script instead, record by record.)"""
         buckets = self._buckets or await self.buckets()
+        shards = self._shards or await self.shards()
         loaded = await self.load_many(handles)
         slices = [handles[n : n + WATCH_SLICE] for n in range(0, len(handles), WATCH_SLICE)]
-        yield WatchedBatch(self, slices, loaded, buckets)
+        yield WatchedBatch(self, slices, loaded, buckets, shards)
 
     async def upgrade(self, progress: UpgradeProgress | None = None) -> int:
         """Bring a store written by an older version to the current layout, and its
@@ -651,7 +698,11 @@ class HandleStore:
                     self._progress.begin(step.name)
                     converted += await step.run()
                     await self._redis.set(LAYOUT_KEY, step.layout)
-                self._log("store layout", {"layout": LAYOUT.decode(), "buckets": buckets})
+                shards = await self.shards()
+                self._log(
+                    "store layout",
+                    {"layout": LAYOUT.decode(), "buckets": buckets, "shards": shards},
+                )
             elif pending:  # a build of newly indexed types, interrupted: resume it
                 self._progress.begin("indexes built for new types")
                 converted += await self._rebuild()
@@ -718,9 +769,10 @@ class HandleStore:
         return sum([await self._move(page) async for page in self._pages("string")])
 
     async def _move(self, keys: list[bytes]) -> int:
-        buckets = await self.buckets()
+        # A layout-4 store has one shard (HandleStore.shards): targets share its tag.
+        buckets, shards = await self.buckets(), await self.shards()
         handles = [Handle.parse(key.decode().partition("}:")[2]) for key in keys]
-        targets = [record_key(handle, buckets) for handle in handles]
+        targets = [record_key(handle, buckets, shards) for handle in handles]
         while True:
             async with self._redis.pipeline(transaction=True) as pipe:
                 await pipe.watch(*keys, *dict.fromkeys(targets))
@@ -818,9 +870,16 @@ class HandleStore:
             strings = [key for key in keys if not is_bucket_key(key)]
             if strings:
                 done += await self._index(strings, types)
-            held = [key for key in keys if is_bucket_key(key)]
-            for start in range(0, len(held), _BUCKETS_PER_INDEX):
-                done += await self._index_buckets(held[start : start + _BUCKETS_PER_INDEX], types)
+            # A transaction reads and indexes buckets of one tag (one slot): their
+            # records' index entries are in that tag too.
+            by_tag: dict[str, list[bytes]] = {}
+            for key in keys:
+                if is_bucket_key(key):
+                    by_tag.setdefault(key_tag(key), []).append(key)
+            for held in by_tag.values():
+                for start in range(0, len(held), _BUCKETS_PER_INDEX):
+                    part = held[start : start + _BUCKETS_PER_INDEX]
+                    done += await self._index_buckets(part, types)
             await self._redis.hset(UPGRADE_KEY, mapping={"cursor": cursor, "done": done})
             self._progress.advance(done - reached)
             reached = done
@@ -884,7 +943,7 @@ class HandleStore:
             async with self._redis.pipeline(transaction=True) as pipe:
                 await pipe.watch(*keys)
                 found = await records()
-                changes = KeyChanges(types, await self.buckets())
+                changes = KeyChanges(types, await self.buckets(), await self.shards())
                 for record in found:
                     changes.add(None, record)
                 pipe.multi()  # type: ignore[no-untyped-call]
@@ -1009,21 +1068,50 @@ class HandleStore:
                 return done
 
     async def list_handles(
-        self, prefix: Prefix, page: int, page_size: int
+        self, prefix: Prefix, page: int, page_size: int, *, merged: bool = False
     ) -> tuple[int, list[str]]:
         """Total count and one page of the handles under exactly ``prefix``
-        (``page_size`` 0: the count alone)."""
-        key = listing_key(prefix.text)
+        (``page_size`` 0: the count alone), in byte order of their index members.
+        With several shards (``store:shards``) the listing is ordered by shard, then
+        byte order: shard 0's members, then shard 1's, ...; the shards' counters say
+        which shards a page falls in, so a page costs one more round trip, not a merge
+        of every shard's members up to it. ``merged`` keeps byte order across the
+        shards instead, by merging each shard's members up to the page's end: for small
+        listings only (the prefix registry), as it reads ``shards * (offset + page)``."""
         start = page * page_size
+        shards = self._shards or await self.shards()
+        keys = [listing_key(tag) for tag in shard_tags(prefix.text, shards)]
         async with translated():
-            if page_size <= 0:  # the count alone: the set's counter
-                return int(await self._redis.get(key) or 0), []
             pipe = self._redis.pipeline(transaction=False)
-            pipe.get(key)
-            await self._paged([key], ["range", "-", "+", start, page_size], client=pipe)
-            total, members = await pipe.execute()
-            total = total or 0
-        return int(total), [handle_text(prefix.text, m.decode()) for m in members]
+            for key in keys:  # a GET each: an MGET would span the shards' slots
+                pipe.get(key)
+            if page_size > 0 and shards == 1:  # the counter and the page at once
+                await self._paged(keys, ["range", "-", "+", start, page_size], client=pipe)
+            elif page_size > 0 and merged:  # each shard's members up to the page's end
+                for key in keys:
+                    await self._paged([key], ["range", "-", "+", 0, start + page_size], client=pipe)
+            replies = await pipe.execute()
+            counts = [int(n or 0) for n in replies[:shards]]
+            if page_size <= 0:  # the count alone: the sets' counters
+                return sum(counts), []
+            if shards == 1:
+                return counts[0], [handle_text(prefix.text, m.decode()) for m in replies[1]]
+            if merged:
+                members = list(heapq.merge(*replies[shards:]))[start : start + page_size]
+                return sum(counts), [handle_text(prefix.text, m.decode()) for m in members]
+            pipe = self._redis.pipeline(transaction=False)
+            reached, wanted = 0, page_size
+            for key, count in zip(keys, counts, strict=True):
+                skip = max(0, start - reached)
+                reached += count
+                if skip >= count or wanted <= 0:
+                    continue
+                take = min(count - skip, wanted)
+                wanted -= take
+                await self._paged([key], ["range", "-", "+", skip, take], client=pipe)
+            found = await pipe.execute() if wanted < page_size else []
+        members = [m for part in found for m in part][:page_size]
+        return sum(counts), [handle_text(prefix.text, m.decode()) for m in members]
 
     async def changes(self, after: StreamId | None, limit: int) -> ChangePage:
         """Up to ``limit`` feed entries after ``after`` (none without it), with the cursor
@@ -1076,66 +1164,84 @@ class HandleStore:
 
     async def query(self, query: Query) -> tuple[int, list[str]]:
         """How many identifiers under ``query.prefix`` meet every condition, and the
-        page asked for, in byte order; see :mod:`registry.query` for how."""
+        page asked for, in byte order; see :mod:`registry.query` for how. With several
+        shards each step asks every shard at once (one round trip): a condition's count
+        is the sum of its shards', the narrowest condition's members come from each
+        shard, and each candidate is probed in its own shard's indexes."""
         conditions = query.conditions
         for condition in conditions:
             self.indexes.check(condition.field)
-        keys = [self._condition_key(query.prefix.text, c) for c in conditions]
+        tags = shard_tags(query.prefix.text, self._shards or await self.shards())
         async with translated():
             pipe = self._redis.pipeline(transaction=False)
-            for condition, key in zip(conditions, keys, strict=True):
-                if condition.scored:
-                    pipe.zcount(key, _score(condition.low), _score(condition.high))
-                else:
-                    await self._paged([key], ["count", *condition.lex_range()], client=pipe)
-            chosen = driver([int(n) for n in await pipe.execute()])
+            for condition in conditions:
+                for tag in tags:
+                    key = self._condition_key(tag, condition)
+                    if condition.scored:
+                        pipe.zcount(key, _score(condition.low), _score(condition.high))
+                    else:
+                        await self._paged([key], ["count", *condition.lex_range()], client=pipe)
+            counts = [int(n) for n in await pipe.execute()]
+            width = len(tags)
+            chosen = driver(
+                [sum(counts[c * width : (c + 1) * width]) for c in range(len(conditions))]
+            )
             if chosen is None:
                 return 0, []
-            lead, key = conditions[chosen], keys[chosen]
-            if lead.scored:
-                raw = cast(
-                    list[bytes],
-                    await self._redis.zrangebyscore(key, _score(lead.low), _score(lead.high)),
-                )
-                found = [m.decode() for m in raw]
-            else:
-                raw = cast(
-                    list[bytes], await self._paged([key], ["range", *lead.lex_range(), 0, -1])
-                )
-                found = [h for h in map(lead.handle_of, raw) if h is not None]
-            candidates = list(dict.fromkeys(found))  # index members, not yet handles
-            others = [
-                (c, k) for i, (c, k) in enumerate(zip(conditions, keys, strict=True)) if i != chosen
-            ]
+            lead = conditions[chosen]
+            pipe = self._redis.pipeline(transaction=False)
+            for tag in tags:
+                key = self._condition_key(tag, lead)
+                if lead.scored:
+                    pipe.zrangebyscore(key, _score(lead.low), _score(lead.high))
+                else:
+                    await self._paged([key], ["range", *lead.lex_range(), 0, -1], client=pipe)
+            candidates: list[tuple[str, str]] = []  # (tag, index member), not yet handles
+            for tag, raw in zip(tags, cast(list[list[bytes]], await pipe.execute()), strict=True):
+                if lead.scored:
+                    found = [m.decode() for m in raw]
+                else:
+                    found = [h for h in map(lead.handle_of, raw) if h is not None]
+                candidates += ((tag, name) for name in dict.fromkeys(found))
+            others = [c for i, c in enumerate(conditions) if i != chosen]
             matching = await self._meeting(query.prefix.text, candidates, others)
         handles = sorted(handle_text(query.prefix.text, m) for m in matching)
         return len(handles), page_of(handles, query.page, query.page_size)
 
     async def _meeting(
-        self, prefix: str, candidates: list[str], conditions: list[tuple[Condition, str]]
+        self, prefix: str, candidates: list[tuple[str, str]], conditions: list[Condition]
     ) -> list[str]:
-        """The candidates (index members) that meet every condition: one ZSCORE per
-        probe, pipelined; date ranges by the candidates' public bodies."""
-        probed = [(c, k) for c, k in conditions if c.probed]
-        read = [c for c, _ in conditions if not c.probed]
+        """The candidates (index members, each with its shard's tag) that meet every
+        condition: one ZSCORE per probe, pipelined, in the candidate's own shard's
+        index; date ranges by the candidates' public bodies."""
+        probed = [c for c in conditions if c.probed]
+        read = [c for c in conditions if not c.probed]
         if not conditions:
-            return candidates
+            return [name for _, name in candidates]
         kept: list[str] = []
         for start in range(0, len(candidates), _PROBE_CHUNK):
             chunk = candidates[start : start + _PROBE_CHUNK]
+            by_tag: dict[str, list[str]] = {}
+            for tag, name in chunk:
+                by_tag.setdefault(tag, []).append(name)
             pipe = self._redis.pipeline(transaction=False)
-            for condition, key in probed:  # a condition's probes of the chunk in one call
-                probes = [probe for name in chunk for probe in condition.probes(name)]
-                if paged_index.is_paged(key):
-                    await self._paged([key], ["scores", *probes], client=pipe)
-                else:
-                    pipe.zmscore(key, cast(list[str], probes))  # bytes pass as they are
+            calls: list[tuple[int, str]] = []  # (condition, tag) of each reply
+            for number, condition in enumerate(probed):
+                for tag, names in by_tag.items():  # a shard's probes of the chunk in one call
+                    key = self._condition_key(tag, condition)
+                    probes = [probe for name in names for probe in condition.probes(name)]
+                    if paged_index.is_paged(key):
+                        await self._paged([key], ["scores", *probes], client=pipe)
+                    else:
+                        pipe.zmscore(key, cast(list[str], probes))  # bytes pass as they are
+                    calls.append((number, tag))
             replies = await pipe.execute() if probed else []
-            scores = [iter(reply) for reply in replies]
+            scores = {call: iter(reply) for call, reply in zip(calls, replies, strict=True)}
             met = []
-            for name in chunk:
+            for tag, name in chunk:
                 meets = True
-                for (condition, _), found in zip(probed, scores, strict=True):
+                for number, condition in enumerate(probed):
+                    found = scores[number, tag]
                     got = [_float(next(found)) for _ in condition.probes(name)]
                     meets = meets and condition.accepts(got)
                 if meets:
@@ -1153,27 +1259,39 @@ class HandleStore:
         return kept
 
     @staticmethod
-    def _condition_key(prefix: str, condition: Condition) -> str:
+    def _condition_key(tag: str, condition: Condition) -> str:
         if condition.scored:
-            return number_index_key(prefix, condition.field)
-        return value_index_key(prefix, condition.field)
+            return number_index_key(tag, condition.field)
+        return value_index_key(tag, condition.field)
 
     async def _matching(self, prefix: str, term: ValuePattern) -> list[str]:
-        key = value_index_key(prefix, term.type_key)
+        """The handles of ``prefix`` with a value matching ``term``, in the byte order of
+        their index members (as one shard would hold them): every shard's range read a
+        page at a time, the shards' pages in one round trip."""
+        tags = shard_tags(prefix, self._shards or await self.shards())
         low, high = term.lex_range()
-        handles: list[str] = []
+        lows = {value_index_key(tag, term.type_key): low for tag in tags}
+        members: list[bytes] = []
         async with translated():
-            while True:
-                page = cast(
-                    list[bytes], await self._paged([key], ["range", low, high, 0, _SCAN_PAGE])
-                )
-                for raw in page:
-                    value_key, name = split_member(raw)
-                    if term.is_exact or term.matches(value_key):
-                        handles.append(handle_text(prefix, name))
-                if len(page) < _SCAN_PAGE:
-                    return handles
-                low = b"(" + page[-1]  # the next page starts after the last member read
+            while lows:
+                pipe = self._redis.pipeline(transaction=False)
+                for key, start in lows.items():
+                    await self._paged([key], ["range", start, high, 0, _SCAN_PAGE], client=pipe)
+                pages = cast(list[list[bytes]], await pipe.execute())
+                for key, page in zip(list(lows), pages, strict=True):
+                    members += page
+                    if len(page) < _SCAN_PAGE:
+                        del lows[key]
+                    else:  # the next page starts after the last member read
+                        lows[key] = b"(" + page[-1]
+        if len(tags) > 1:
+            members.sort()  # the shards' members in one byte order, as one shard's are
+        handles: list[str] = []
+        for raw in members:
+            value_key, name = split_member(raw)
+            if term.is_exact or term.matches(value_key):
+                handles.append(handle_text(prefix, name))
+        return handles
 
 
 def _float(score: bytes | float | None) -> float | None:
@@ -1204,10 +1322,12 @@ class WatchedBatch:
         slices: list[Sequence[Handle]],
         loaded: list[Stored | None],
         buckets: int,
+        shards: int = 1,
     ) -> None:
         self._store = store
         self._slices = slices
         self._buckets = buckets
+        self._shards = shards
         self._slice_of = {h.key: n for n, part in enumerate(slices) for h in part}
         self.loaded = loaded  # in the order the handles were given
 
@@ -1215,10 +1335,11 @@ class WatchedBatch:
         self, changes: Sequence[tuple[Stored | None, HandleRecord | None]]
     ) -> list[bool]:
         """Apply the changes (each of a loaded record, at most one per record), a slice
-        at a time, the slices at once, each slice's changes under one prefix all or
-        nothing. When one of a slice's records changed since the load, nothing of it
-        was written: each of its changes is then committed on its own against the
-        version it was planned on. Returns, per change, whether it was committed."""
+        at a time, the slices at once, each slice's changes under one prefix's shard
+        (one hash slot: :func:`registry.record_keys.tag_of`) all or nothing. When one
+        of a slice's records changed since the load, nothing of that shard's part was
+        written: each of its changes is then committed on its own against the version
+        it was planned on. Returns, per change, whether it was committed."""
         done = [False] * len(changes)
         by_slice: list[list[int]] = [[] for _ in self._slices]
         for position, (before, after) in enumerate(changes):
@@ -1242,10 +1363,11 @@ class WatchedBatch:
         placed: list[SliceScript] = []
         for before, after in changes:
             subject = subject_of(before.record if before else None, after)
-            group = groups.get(subject.prefix)
+            tag = tag_of(subject, self._buckets, self._shards)
+            group = groups.get(tag)
             if group is None:
-                group = groups[subject.prefix] = SliceScript(
-                    store.indexes, self._buckets, store.dictionaries
+                group = groups[tag] = SliceScript(
+                    store.indexes, self._buckets, store.dictionaries, self._shards
                 )
             group.add(before, after, subject)
             placed.append(group)
@@ -1273,7 +1395,7 @@ class WatchedBatch:
         }
         if not refused:
             return [True] * len(changes)
-        # A record changed since the load: that prefix's changes go one by one, each
+        # A record changed since the load: that shard's changes go one by one, each
         # against its own version.
         store.refused_slices += 1
         again = [n for n, group in enumerate(placed) if id(group) in refused]
@@ -1285,13 +1407,16 @@ class WatchedBatch:
 
 
 class SliceScript:
-    """A slice's changes under one prefix as the arguments of one :data:`_SLICE_LUA`
-    call: the records' buckets, fields, versions and stored forms, then their index
-    changes grouped by key."""
+    """A slice's changes under one prefix's shard (one hash slot) as the arguments of
+    one :data:`_SLICE_LUA` call: the records' buckets, fields, versions and stored
+    forms, then their index changes grouped by key."""
 
-    def __init__(self, policy: IndexPolicy, buckets: int, dictionaries: Dictionaries) -> None:
+    def __init__(
+        self, policy: IndexPolicy, buckets: int, dictionaries: Dictionaries, shards: int = 1
+    ) -> None:
         self.policy = policy
         self.buckets = buckets
+        self.shards = shards
         self.dictionaries = dictionaries
         self.handle_keys: list[str] = []
         self.adds: dict[str, list[float | str]] = {}  # score, member, ... by key
@@ -1302,8 +1427,9 @@ class SliceScript:
     def add(self, before: Stored | None, after: HandleRecord | None, subject: Handle) -> None:
         self.handle_keys.append(subject.key)
         adds, removes = self.adds, self.removes
+        tag = tag_of(subject, self.buckets, self.shards)
         for op, key, member, score in index_changes(
-            before.record if before else None, after, self.policy
+            before.record if before else None, after, self.policy, tag
         ):
             if op == "a":
                 scored = adds.get(key)  # setdefault would make a list per member
@@ -1312,7 +1438,7 @@ class SliceScript:
                 scored += (score or "0", member)  # lexical sets' 0: not formatted
             else:
                 removes.setdefault(key, []).append(member)
-        self._records.append(record_key(subject, self.buckets))
+        self._records.append(record_key(subject, self.buckets, self.shards))
         name = record_field(subject)
         self._argv += (
             name,
@@ -1352,12 +1478,15 @@ class SliceScript:
 
 
 class CommitGroup:
-    """Changes under one prefix as the arguments of one commit script call: every key
-    once, and per change the numbers of the keys it touches."""
+    """Changes under one prefix's shard (one hash slot) as the arguments of one commit
+    script call: every key once, and per change the numbers of the keys it touches."""
 
-    def __init__(self, policy: IndexPolicy, buckets: int, dictionaries: Dictionaries) -> None:
+    def __init__(
+        self, policy: IndexPolicy, buckets: int, dictionaries: Dictionaries, shards: int = 1
+    ) -> None:
         self.policy = policy
         self.buckets = buckets
+        self.shards = shards
         self.dictionaries = dictionaries
         self.handle_keys: list[str] = []
         self._keys: dict[str, int] = {}  # key -> its 1-based number in KEYS
@@ -1367,11 +1496,12 @@ class CommitGroup:
     def add(self, before: Stored | None, after: HandleRecord | None, subject: Handle) -> int:
         """Add one change; returns its position in the group."""
         self.handle_keys.append(subject.key)
+        tag = tag_of(subject, self.buckets, self.shards)
         # Scores as Python spells them: Lua would print numbers with 14 digits.
         ops = [
             [paged_index.op_code(op, key), self._number(key), member, repr(score)]
             for op, key, member, score in index_changes(
-                before.record if before else None, after, self.policy
+                before.record if before else None, after, self.policy, tag
             )
         ]
         name = record_field(subject)
@@ -1381,7 +1511,7 @@ class CommitGroup:
             body = len(self._bodies) + 1
         self._changes.append(
             [
-                self._number(record_key(subject, self.buckets)),
+                self._number(record_key(subject, self.buckets, self.shards)),
                 name,
                 before.version if before else ABSENT,
                 body,

@@ -19,8 +19,15 @@ from node.embedded_redis import EmbeddedRedis
 from registry.identifier import Handle
 from registry.packed_form import BUILTIN, dictionary_key, dictionary_of, is_packed, unpack
 from registry.paged_index import directory_key, page_key
-from registry.record_keys import DEFAULT_BUCKETS, record_field, record_key
-from registry.store import BUCKETS_KEY
+from registry.record_keys import (
+    DEFAULT_BUCKETS,
+    record_field,
+    record_key,
+    shard_tags,
+    tag_of,
+)
+from registry.store import BUCKETS_KEY, SHARDS_KEY
+from tests.cluster_slots import watching
 
 ADMIN_SECRET = "s3cret"
 ADMIN = "300:0.NA/88.100"
@@ -44,11 +51,34 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 
 
 @pytest.fixture
-async def redis(redis_server: EmbeddedRedis) -> AsyncIterator[Redis]:
+def prefix_shards() -> int:
+    """The shards (``store:shards``) of the store a test's Redis starts as. A module
+    runs its tests on a sharded store too by overriding this fixture with
+    ``params=SHARDED`` (a test needing one shard parametrises it to ``[1]``)."""
+    return 1
+
+
+# A store of one shard, and one whose prefixes spread over 4 (registry.record_keys).
+SHARDED = [1, 4]
+
+
+@pytest.fixture
+async def redis(redis_server: EmbeddedRedis, prefix_shards: int) -> AsyncIterator[Redis]:
+    """The session's Redis, emptied. With ``prefix_shards`` above 1 the store is one
+    created with ``--prefix-shards`` that many, and every command, script call and
+    transaction Redis runs meanwhile must keep its keys in one Redis Cluster slot
+    (:mod:`tests.cluster_slots`): the test fails otherwise."""
     client = Redis.from_url(redis_server.url)
     await client.flushall()
-    yield client
+    if prefix_shards == 1:
+        yield client
+        await client.aclose()
+        return
+    await client.set(SHARDS_KEY, prefix_shards)  # as a node with --prefix-shards made it
+    async with watching(redis_server.url) as watch:
+        yield client
     await client.aclose()
+    assert not watch.problems, "a Redis Cluster would refuse:\n" + "\n".join(watch.problems)
 
 
 def node_config(redis_url: str, prefix: str = "88.100", **settings: object) -> NodeConfig:
@@ -93,12 +123,21 @@ async def snapshot(redis: Redis) -> dict[object, object]:
     return {key: await redis.dump(key) for key in keys}
 
 
+def shard_key(key: str, handle: str, shards: int) -> str:
+    """The key of the shard of the prefix index ``key`` (named by its prefix alone)
+    that holds ``handle``'s entries, on a store of the default bucket count."""
+    tag = tag_of(Handle.parse(handle), DEFAULT_BUCKETS, shards)
+    head, _, rest = key.partition("{")
+    return f"{head}{{{tag}}}{rest.partition('}')[2]}"
+
+
 async def record_place(redis: Redis, text: str) -> tuple[str, str]:
     """The bucket and field holding a handle's record (registry.record_keys), as the
     store the node made counts its buckets."""
     handle = Handle.parse(text)
     buckets = int(await redis.get(BUCKETS_KEY) or DEFAULT_BUCKETS)
-    return record_key(handle, buckets), record_field(handle)
+    shards = int(await redis.get(SHARDS_KEY) or 1)
+    return record_key(handle, buckets, shards), record_field(handle)
 
 
 async def stored_record(redis: Redis, text: str) -> bytes | None:
@@ -119,15 +158,29 @@ def tmp_data(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
+async def shard_keys(redis: Redis, key: str) -> list[str]:
+    """The keys of every shard of the prefix index ``key`` names by its prefix alone
+    (``l:{88.100}``), as the store's ``store:shards`` spreads it: ``key`` itself on a
+    store of one shard (registry.record_keys.shard_tag)."""
+    shards = int(await redis.get(SHARDS_KEY) or 1)
+    head, _, rest = key.partition("{")
+    tag, _, tail = rest.partition("}")
+    if "/" in tag:  # one shard's key already
+        return [key]
+    return [f"{head}{{{t}}}{tail}" for t in shard_tags(tag, shards)]
+
+
 async def index_members(redis: Redis, key: str) -> list[bytes]:
-    """Every member of the paged index at ``key`` (registry.paged_index), in order."""
-    lows = cast(list[bytes], await redis.zrange(directory_key(key), 0, -1))
+    """Every member of the paged index at ``key`` (registry.paged_index), in order:
+    of all its shards' sets (:func:`shard_keys`), merged in byte order."""
     members: list[bytes] = []
-    for low in lows:
-        members += cast(list[bytes], await redis.zrange(page_key(key, low.decode()), 0, -1))
-    return members
+    for each in await shard_keys(redis, key):
+        lows = cast(list[bytes], await redis.zrange(directory_key(each), 0, -1))
+        for low in lows:
+            members += cast(list[bytes], await redis.zrange(page_key(each, low.decode()), 0, -1))
+    return sorted(members)
 
 
 async def index_count(redis: Redis, key: str) -> int:
-    """How many members the paged index at ``key`` holds (its counter)."""
-    return int(await redis.get(key) or 0)
+    """How many members the paged index at ``key`` holds (its shards' counters)."""
+    return sum([int(await redis.get(each) or 0) for each in await shard_keys(redis, key)])

@@ -74,6 +74,13 @@ def test_the_cap_on_another_nodes_answer() -> None:
         ({"role": "secondary", "prefix": "88.100", "workers": 0}, {}, "workers"),
         ({"role": "secondary", "prefix": "88.100"}, {"IDNODE_WORKERS": "65"}, "workers"),
         ({"role": "top", "prefix": "88"}, {"IDNODE_MAX_UPSTREAM_BYTES": "10"}, "max_upstream"),
+        ({"role": "secondary", "prefix": "88.100"}, {"IDNODE_PREFIX_SHARDS": "3"}, "power of two"),
+        ({"role": "secondary", "prefix": "88.100", "prefix_shards": 8192}, {}, "prefix_shards"),
+        (
+            {"role": "secondary", "prefix": "88.100", "record_buckets": 6, "prefix_shards": 4},
+            {},
+            "record buckets (6) must be a multiple of prefix shards (4)",
+        ),
     ],
 )
 def test_bad_settings_are_named(args, env, named) -> None:
@@ -133,3 +140,10 @@ def test_the_anonymous_session_options_show_their_defaults() -> None:
     assert "--anonymous-session-ttl SECONDS" in text and "(default 60)" in text
     assert "--anonymous-sessions-per-minute N" in text
     assert "without credentials" in text
+
+
+def test_a_prefix_spreads_over_the_shards_asked_for() -> None:
+    args = {"role": "secondary", "prefix": "88.100"}
+    assert NodeConfig.from_sources(args, env={}).prefix_shards == 1
+    sharded = NodeConfig.from_sources(args, env={"IDNODE_PREFIX_SHARDS": "16"})
+    assert sharded.prefix_shards == 16 and sharded.record_buckets % 16 == 0

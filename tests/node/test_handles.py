@@ -9,18 +9,26 @@ from redis.asyncio import Redis
 from node.embedded_redis import EmbeddedRedis
 from registry.identifier import Handle
 from registry.paged_index import directory_key, page_key
-from registry.record_keys import value_index_key
+from registry.record_keys import DEFAULT_BUCKETS, shard_of, value_index_key
 from registry.stored_form import public_json
 from tests.conftest import (
     ADMIN_AUTH,
+    SHARDED,
     basic,
     index_members,
     node_config,
     record_place,
     served,
+    shard_key,
     snapshot,
     stored_record,
 )
+
+
+@pytest.fixture(params=SHARDED)
+def prefix_shards(request: pytest.FixtureRequest) -> int:
+    return int(request.param)  # each test on a store of one shard and of several
+
 
 URL_VALUE = {
     "index": 1,
@@ -165,20 +173,26 @@ async def test_delete_values_then_handle(client: httpx.AsyncClient) -> None:
     assert again.status_code == 404 and again.json()["responseCode"] == 100
 
 
-async def test_listing_pages(client: httpx.AsyncClient) -> None:
+async def test_listing_pages(client: httpx.AsyncClient, prefix_shards: int) -> None:
     for i in range(25):
         await put(client, f"88.100/item{i:02d}", [URL_VALUE])
     await put(client, "88.100.1/other", [URL_VALUE])
-    first = (
-        await client.get("/api/handles?prefix=88.100&page=0&pageSize=10", headers=ADMIN_AUTH)
-    ).json()
-    last = (
-        await client.get("/api/handles?prefix=88.100&page=2&pageSize=10", headers=ADMIN_AUTH)
-    ).json()
-    assert first["totalCount"] == 25 and first["handles"][0] == "88.100/item00"
-    assert len(first["handles"]) == 10 and last["handles"] == [
-        f"88.100/item{i}" for i in range(20, 25)
+    pages = [
+        (
+            await client.get(
+                f"/api/handles?prefix=88.100&page={page}&pageSize=10", headers=ADMIN_AUTH
+            )
+        ).json()
+        for page in range(3)
     ]
+    # Byte order; with several shards, by shard first (registry.store.list_handles).
+    names = [f"88.100/item{i:02d}" for i in range(25)]
+    ordered = sorted(names, key=lambda h: (shard_of(h, DEFAULT_BUCKETS, prefix_shards), h))
+    assert [p["totalCount"] for p in pages] == [25] * 3
+    assert [len(p["handles"]) for p in pages] == [10, 10, 5]
+    assert [h for p in pages for h in p["handles"]] == ordered
+    if prefix_shards == 1:
+        assert pages[0]["handles"][0] == "88.100/item00"
     sub = (await client.get("/api/handles?prefix=88.100.1", headers=ADMIN_AUTH)).json()
     assert sub["handles"] == ["88.100.1/other"]
 
@@ -190,7 +204,7 @@ async def test_reverse_lookup(redis: Redis, redis_server: EmbeddedRedis) -> None
 
 
 async def test_urls_carrying_the_serial_are_found_written_either_way(
-    client: httpx.AsyncClient, redis: Redis
+    client: httpx.AsyncClient, redis: Redis, prefix_shards: int
 ) -> None:
     """A URL ending with its handle's suffix is indexed without the suffix twice; one
     indexed whole (as before) is found, queried and removed all the same."""
@@ -211,11 +225,12 @@ async def test_urls_carrying_the_serial_are_found_written_either_way(
         headers=ADMIN_AUTH,
     )
     assert older.status_code == 201
-    assert await redis.zcard(directory_key(key)) == 1  # one page: its bound is ""
+    shard = shard_key(key, "88.100/sn-004", prefix_shards)  # the shard holding sn-004's
+    assert await redis.zcard(directory_key(shard)) == 1  # one page: its bound is ""
     await redis.eval(
         "redis.call('ZREM', KEYS[1], ARGV[1]) redis.call('ZADD', KEYS[1], 0, ARGV[2])",
         1,
-        page_key(key, ""),
+        page_key(shard, ""),
         b"https://factory.example/p/sn-004\x00\x01\x06",
         b"https://factory.example/p/sn-004\x00sn-004",
     )

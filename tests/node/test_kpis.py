@@ -20,7 +20,13 @@ from node.daily_kpis import KEEP_DAYS, DayFigures, Kpis, today
 from node.embedded_redis import EmbeddedRedis
 from node.state import NodeState
 from registry.errors import StoreUnavailable
-from tests.conftest import ADMIN_AUTH, basic, node_config
+from tests.conftest import ADMIN_AUTH, SHARDED, basic, node_config
+
+
+@pytest.fixture(params=SHARDED)
+def prefix_shards(request: pytest.FixtureRequest) -> int:
+    return int(request.param)  # each test on a store of one shard and of several
+
 
 NOON = datetime(2024, 3, 5, 12, 0, 0, tzinfo=UTC).timestamp()
 DAY = "20240305"

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from node.app import create_app
 from node.config import NodeConfig
 from node.embedded_redis import EmbeddedRedis
-from tests.conftest import basic, node_config, snapshot
+from tests.conftest import SHARDED, basic, node_config, snapshot
 
 TOP_SECRET = "top-secret"
 TOP_AUTH = basic("300:0.NA/88", TOP_SECRET)
@@ -57,6 +57,7 @@ async def register(top: httpx.AsyncClient, node_url: str) -> httpx.Response:
     )
 
 
+@pytest.mark.parametrize("prefix_shards", SHARDED)  # listed in byte order
 async def test_lists_its_own_entry(top: httpx.AsyncClient, top_config: NodeConfig) -> None:
     response = await top.get("/api/prefixes")
     assert response.status_code == 200
@@ -69,6 +70,7 @@ async def test_lists_its_own_entry(top: httpx.AsyncClient, top_config: NodeConfi
     assert entry["filedBy"] == "300:0.NA/88"
 
 
+@pytest.mark.parametrize("prefix_shards", SHARDED)  # listed in byte order
 async def test_provision_register_and_file(provisioned: httpx.AsyncClient) -> None:
     top = provisioned
     provisioned_entry = (await top.get("/api/prefixes/88.100")).json()

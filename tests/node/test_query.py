@@ -8,10 +8,17 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from registry.paged_index import PAGE_MAX
-from tests.conftest import ADMIN_AUTH
+from tests.conftest import ADMIN_AUTH, SHARDED
+
+
+@pytest.fixture(params=SHARDED)
+def prefix_shards(request: pytest.FixtureRequest) -> int:
+    return int(request.param)  # each test on a store of one shard and of several
+
 
 TEMPLATE = "/api/templates/88.100/battery-pack"
 # Queryable: indexes are chosen (registry.index_policy), and the template chooses these.
@@ -157,11 +164,15 @@ async def _counted(redis: Redis, client: httpx.AsyncClient, **params: str) -> di
     counted = await _commands(redis)
     counted.pop("config|resetstat", None)
     counted.pop("info", None)
+    # The node's KPI flush (node.daily_kpis: 4 HINCRBYs and a script's HGET) may land
+    # in the window on a slow run, after the loads' registrations: not the query's.
+    flushes = counted.pop("hincrby", 0) // 4
+    counted["hget"] = counted.get("hget", 0) - flushes
     return counted
 
 
 async def test_queries_read_indexes_not_every_identifier(
-    client: httpx.AsyncClient, redis: Redis
+    client: httpx.AsyncClient, redis: Redis, prefix_shards: int
 ) -> None:
     """The same query over 200 and over 2,200 identifiers issues the same Redis commands
     per candidate: counts, one range, a score per candidate and condition, two HGETs for
@@ -182,12 +193,13 @@ async def test_queries_read_indexes_not_every_identifier(
     # through its index's pages, 20 ZSCOREs; capacity's, in one ZMSCORE.
     probes = ("zscore", "zmscore", "hget", "zcount")
     assert {c: large[c] for c in probes} == {c: small[c] for c in probes}
-    assert small["zscore"] == 20 and small["zmscore"] == 1
+    # One ZMSCORE a shard the candidates are in (a shard's probes in one call).
+    assert small["zscore"] == 20 and 1 <= small["zmscore"] <= prefix_shards
     # Ranges read the pages a range spans, not the set: the larger set's may cross a
     # page boundary or two more. The template condition, which all 2,200 meet, is
     # counted a page at a time (ZCARD of each page it covers whole, 128-256 members).
     for command in ("zlexcount", "zrangebylex"):
-        assert large[command] <= small[command] + 2, command
+        assert large[command] <= small[command] + 2 * prefix_shards, command
     assert large.get("zcard", 0) <= 2_200 // (PAGE_MAX // 2)
     assert "zrangebyscore" not in small  # one set fetched: the batch's, by its pages
 

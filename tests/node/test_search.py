@@ -11,8 +11,14 @@ import pytest
 from redis.asyncio import Redis
 
 from node.embedded_redis import EmbeddedRedis
-from tests.conftest import ADMIN_SECRET, basic, node_config, served
+from tests.conftest import ADMIN_SECRET, SHARDED, basic, node_config, served
 from tests.resolver.hostile import HostileNode
+
+
+@pytest.fixture(params=SHARDED)
+def prefix_shards(request: pytest.FixtureRequest) -> int:
+    return int(request.param)  # each test on a store of one shard and of several
+
 
 TOP_AUTH = basic("300:0.NA/88", ADMIN_SECRET)
 CAP = 64 * 1024

@@ -28,9 +28,14 @@ from registry.record_keys import (
 )
 from registry.store import LAYOUT, LAYOUT_KEY, WATCH_SLICE, HandleStore, Stored
 from registry.value import DataFormat, HandleValue
-from tests.conftest import ADMIN_AUTH, index_count, index_members, node_config, served
+from tests.conftest import ADMIN_AUTH, SHARDED, index_count, index_members, node_config, served
 
 NOW = "2026-12-03T00:00:00Z"
+
+
+@pytest.fixture(params=SHARDED)
+def prefix_shards(request: pytest.FixtureRequest) -> int:
+    return int(request.param)  # each test on a store of one shard and of several
 
 
 def record(text: str, url: str, *, private: str | None = None) -> HandleRecord:
@@ -66,6 +71,7 @@ async def test_a_batch_spans_slices_and_commits_every_change(redis: Redis) -> No
     assert last_entry[1] == {b"h": b"88.100/lone"}
 
 
+@pytest.mark.parametrize("prefix_shards", [1])  # 3 buckets: one shard
 async def test_a_batch_s_slices_share_buckets_and_keep_the_handles_order(redis: Redis) -> None:
     store = HandleStore(redis, record_buckets=3)  # every slice writes every bucket
     handles = [Handle.parse(f"88.100/o{n}") for n in range(2 * WATCH_SLICE + 50)]
@@ -83,6 +89,7 @@ async def test_a_batch_s_slices_share_buckets_and_keep_the_handles_order(redis: 
     assert store.refused_slices == 0  # one slice's writes are no other's conflict
 
 
+@pytest.mark.parametrize("prefix_shards", [1])  # one bucket: one shard
 async def test_a_neighbour_written_in_a_bucket_is_no_conflict(redis: Redis) -> None:
     store = HandleStore(redis, record_buckets=1)  # every record in one bucket
     mine = [Handle.parse("88.100/mine1"), Handle.parse("88.100/mine2")]
@@ -141,6 +148,7 @@ async def test_replacing_and_deleting_in_a_batch_keep_the_indexes_right(redis: R
     ]
 
 
+@pytest.mark.parametrize("prefix_shards", [1])  # an old store: one shard
 async def test_a_store_of_hashes_is_upgraded_at_start(
     redis: Redis, redis_server: EmbeddedRedis
 ) -> None:

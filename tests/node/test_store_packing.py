@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
+import pytest
 from redis.asyncio import Redis
 
 from loadtest.record_body_cost import demo_records
@@ -16,7 +17,14 @@ from registry.record import HandleRecord
 from registry.record_keys import record_field, record_key
 from registry.store import HandleStore, Stored
 from registry.stored_form import to_stored
+from tests.conftest import SHARDED
 from tests.registry.test_packed_form import trained_on
+
+
+@pytest.fixture(params=SHARDED)
+def prefix_shards(request: pytest.FixtureRequest) -> int:
+    return int(request.param)  # each test on a store of one shard and of several
+
 
 OTHER = trained_on(demo_records(5_000_000, 2000))  # another process's
 
@@ -31,7 +39,9 @@ async def write_all(store: HandleStore, records: list[HandleRecord]) -> None:
 
 
 async def raw(redis: Redis, store: HandleStore, handle: Handle) -> bytes:
-    body = await redis.hget(record_key(handle, await store.buckets()), record_field(handle))
+    body = await redis.hget(
+        record_key(handle, await store.buckets(), await store.shards()), record_field(handle)
+    )
     assert isinstance(body, bytes)
     return body
 
@@ -48,7 +58,9 @@ async def test_a_store_of_every_form_answers_each_alike(redis: Redis) -> None:
         (builtin, pack(to_stored(builtin), record_field(builtin.handle), 0, BUILTIN)),
         (trained, pack(to_stored(trained), record_field(trained.handle), 1, OTHER)),
     ):
-        await redis.hset(record_key(rec.handle, buckets), record_field(rec.handle), body)
+        await redis.hset(
+            record_key(rec.handle, buckets, await store.shards()), record_field(rec.handle), body
+        )
     handles = [Handle.parse(r.handle.text.upper()) for r in records]
     expected = [r.public_body() for r in records]
     assert [await store.public_body(h) for h in handles] == expected

@@ -169,10 +169,11 @@ def test_runs_in_order_are_written_once(redis_server: EmbeddedRedis) -> None:
                 assert stats["cmdstat_zunionstore"]["calls"] == 1
                 for low, members in written.items():
                     assert await redis.zrange(page_key(KEY, low.decode()), 0, -1) == members
-                lows = await redis.zrange(directory_key(KEY), 0, -1)
+                lows = cast(list[bytes], await redis.zrange(directory_key(KEY), 0, -1))
                 assert len(lows) == len(written) + 1
                 for low in lows:
-                    written[low] = await redis.zrange(page_key(KEY, low.decode()), 0, -1)
+                    page = await redis.zrange(page_key(KEY, low.decode()), 0, -1)
+                    written[low] = cast(list[bytes], page)
             await check(redis, {url(n) for n in ascii_only(1000, 1500)})
         finally:
             await redis.aclose()

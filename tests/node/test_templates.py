@@ -6,9 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import ADMIN_AUTH, basic, snapshot
+from tests.conftest import ADMIN_AUTH, SHARDED, basic, snapshot
+
+
+@pytest.fixture(params=SHARDED)
+def prefix_shards(request: pytest.FixtureRequest) -> int:
+    return int(request.param)  # each test on a store of one shard and of several
+
 
 BASE = "/api/templates/88.100/battery-pack"
 ITEMS: list[dict[str, Any]] = [

@@ -3,9 +3,12 @@ index members to add and remove (registry.record_keys)."""
 
 from __future__ import annotations
 
+import doctest
+
 from hypothesis import given
 from hypothesis import strategies as st
 
+import registry.record_keys
 from registry.identifier import Handle
 from registry.index_policy import IndexPolicy
 from registry.record import HandleRecord
@@ -21,11 +24,18 @@ from registry.record_keys import (
     index_changes,
     index_member,
     is_bucket_key,
+    key_tag,
+    layout_problem,
     listing_key,
     number_index_key,
     record_field,
     record_key,
+    shard_of,
+    shard_tag,
+    shard_tags,
     string_key,
+    tag_of,
+    tag_prefix,
     value_index_key,
     version_of,
 )
@@ -72,15 +82,61 @@ def test_buckets_are_stable_and_fold_case() -> None:
         min_size=1,
         max_size=30,
     ),
-    st.integers(min_value=1, max_value=1 << 24),
+    st.integers(min_value=0, max_value=12),
+    st.integers(min_value=0, max_value=12),
 )
-def test_a_bucket_field_gives_its_handle_back(prefix: str, suffix: str, buckets: int) -> None:
+def test_a_bucket_field_gives_its_handle_back(
+    prefix: str, suffix: str, more: int, shard_bits: int
+) -> None:
+    shards, buckets = 1 << shard_bits, (1 << shard_bits) * (1 << more)
     handle = Handle.parse(f"{prefix}/{suffix}")
-    key = record_key(handle, buckets)
+    key = record_key(handle, buckets, shards)
     assert is_bucket_key(key.encode()) and not is_bucket_key(string_key(handle).encode())
-    assert 0 <= int(key.rpartition(":")[2]) < buckets
+    bucket = int(key.rpartition(":")[2])
+    assert 0 <= bucket < buckets
+    # The bucket's tag is its handle's shard: the index entries go to the same slot.
+    tag = tag_of(handle, buckets, shards)
+    assert key_tag(key.encode()) == tag == shard_tag(prefix, bucket % shards, shards)
+    assert tag_prefix(tag) == handle.key.partition("/")[0]
+    assert index_changes(None, HandleRecord(handle, ()), EVERY, tag).__next__()[1] == (
+        listing_key(tag)
+    )
     back = bucket_handle(key.encode(), record_field(handle).encode())
     assert back.key == handle.key
+
+
+def test_one_shard_keeps_the_keys_of_layout_6_and_more_shards_tag_each_shard() -> None:
+    handle = Handle.parse("88.100.1/ABC")
+    assert record_key(handle, 1024, 1) == record_key(handle, 1024) == "r:{88.100.1}:985"
+    assert tag_of(handle, 1024, 1) == "88.100.1" and shard_tags("88.100.1", 1) == ["88.100.1"]
+    assert shard_of(handle.key, 1024, 4) == 985 % 4 == 1
+    assert record_key(handle, 1024, 4) == "r:{88.100.1/1}:985"
+    assert shard_tags("88.ABC", 4) == ["88.abc/0", "88.abc/1", "88.abc/2", "88.abc/3"]
+    assert bucket_handle(b"r:{88.100.1/1}:985", b"abc").text == "88.100.1/abc"
+    # The records of one prefix land in every shard.
+    shards = {tag_of(Handle.parse(f"88.100/s{n}"), 1024, 4) for n in range(64)}
+    assert shards == set(shard_tags("88.100", 4))
+
+
+def test_a_shard_count_must_be_a_power_of_two_dividing_the_buckets() -> None:
+    assert layout_problem(1 << 19, 4096) is None and layout_problem(7, 1) is None
+    assert layout_problem(64, 3) == ("prefix shards must be a power of two from 1 to 4096, not 3")
+    assert layout_problem(64, 8192) is not None and layout_problem(64, 0) is not None
+    assert layout_problem(6, 4) == "record buckets (6) must be a multiple of prefix shards (4)"
+
+
+def test_changes_of_a_sharded_prefix_go_to_their_shard_s_keys() -> None:
+    changes = KeyChanges(EVERY, 16, 4)
+    made = [record(f"88.100/h{n}", ("URL", f"https://h.cn/{n}")) for n in range(16)]
+    for each in made:
+        changes.add(None, each)
+    for each in made:
+        tag = tag_of(each.handle, 16, 4)
+        assert record_key(each.handle, 16, 4) in changes.sets
+        assert record_field(each.handle) in changes.adds[listing_key(tag)]
+    # Every key a change touches is in its record's shard (one slot).
+    for key in [*changes.sets, *changes.adds]:
+        assert key_tag(key.encode()) in shard_tags("88.100", 4)
 
 
 def test_a_server_too_strict_for_compact_buckets_is_named() -> None:
@@ -181,3 +237,8 @@ def test_many_changes_become_a_few_commands() -> None:
     }
     assert changes.handle_keys == ["88.100/a", "88.100/b", "88.100/c", "88.100/d"]
     assert changes.prefixes == {"88.100"}
+
+
+def test_the_examples_in_the_docstrings_hold() -> None:
+    """The key layout's examples (shards' tags among them) are what the code does."""
+    assert doctest.testmod(registry.record_keys).failed == 0
