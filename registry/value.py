@@ -324,12 +324,12 @@ class BatchValues:
                     and type(fmt) is str
                     and type(text) is str
                 ):
-                    key = (index, type_, fmt, text)
-                    value = self._parsed.get(key)
+                    short = (index, type_, fmt, text)
+                    value = self._parsed.get(short)
                     if value is None:
                         value = HandleValue.from_input(obj, now=self.now, limits=self.limits)
                         self.holds_keys = self.holds_keys or value.is_key
-                        self._parsed[key] = value
+                        self._parsed[short] = value
                     return value
         if type(obj) is not dict:
             return HandleValue.from_input(obj, now=self.now, limits=self.limits)
