@@ -72,10 +72,6 @@ PREFIX_ADMIN_INDEX = 300  # the index of a prefix administrator's key (0.NA/<pre
 _STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _LEGACY = ord("{")  # a body stored as Handle JSON, before this form
 _FORMATS = {f.value: f for f in DataFormat}
-# Values coded lately, by id: (the value, the stamp and own admin it was coded with, its
-# code). Codes are lists orjson only reads; a value held here keeps its id unique.
-_CODES: dict[int, tuple[HandleValue, str, str, list[Any]]] = {}
-_CODES_HELD = 4096
 
 
 def is_compact(stored: bytes) -> bool:
@@ -92,19 +88,8 @@ def to_stored(record: HandleRecord) -> bytes:
     if handle.text != handle.key:
         out.append(handle.text)
     own_admin = "0.NA/" + handle.key.partition("/")[0]
-    codes = _CODES
     for v in values:
-        # A batch's records share most of their values (one HandleValue per distinct
-        # value sent, one admin value): each is coded once, not once per record.
-        hit = codes.get(id(v))
-        if hit is not None and hit[0] is v and hit[1] == stamp and hit[2] == own_admin:
-            out.append(hit[3])
-            continue
-        code = _value_code(v, stamp, own_admin)
-        if len(codes) >= _CODES_HELD:
-            codes.clear()
-        codes[id(v)] = (v, stamp, own_admin, code)  # v held: its id is not reused meanwhile
-        out.append(code)
+        out.append(_value_code(v, stamp, own_admin))
     return orjson.dumps(out)
 
 
