@@ -57,7 +57,13 @@ def format_of(path: str, chosen: str | None) -> str:
 
 
 def is_blank(line: bytes) -> bool:
-    return not line.strip()
+    """Whether ``line`` holds only ASCII whitespace (what ``bytes.strip`` removes): a
+    record's line is answered at its first byte, without a stripped copy of it.
+
+    >>> is_blank(b" \\r\\n"), is_blank(b""), is_blank(b'{"handle":"88.100/a"}\\n')
+    (True, True, False)
+    """
+    return not line or line.isspace()
 
 
 @dataclass(frozen=True, slots=True)

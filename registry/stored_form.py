@@ -146,7 +146,10 @@ def _record_stamp(values: tuple[HandleValue, ...]) -> str:
     if not values:
         return ""
     first = values[0].timestamp
-    if all(v.timestamp == first for v in values):  # the common case: one write
+    for v in values:  # the common case: one write (a loop: no generator per record)
+        if v.timestamp != first:
+            break
+    else:
         return first
     counts: dict[str, int] = {}
     for v in values:

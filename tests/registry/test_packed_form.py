@@ -159,6 +159,30 @@ def test_a_table_trains_after_enough_records_and_keeps_only_a_better_dictionary(
     assert table.due() and table.candidate() is None and not table.due()
 
 
+@pytest.mark.parametrize("packed", [SAMPLES - 1, SAMPLES + 1, 10 * SAMPLES, 25 * SAMPLES + 7])
+def test_the_training_samples_are_a_uniform_sample_of_all_records_but_the_newest(
+    packed: int,
+) -> None:
+    table = Dictionaries()
+    for n in range(packed):
+        table.pack(b"[%d]" % n, "suffix")
+    work = table.candidate()
+    assert work is not None
+    newest = [int(text[1:-1]) for text in work.newest]
+    older = [int(text[1:-1]) for text in work.older]
+    assert newest == list(range(packed - HELD_OUT, packed))
+    assert len(older) == min(packed - HELD_OUT, SAMPLES - HELD_OUT) == len(set(older))
+    assert all(0 <= n < packed - HELD_OUT for n in older)
+    if packed > SAMPLES:
+        # Each tenth of the records before the newest holds a tenth of the samples,
+        # within four standard deviations (the draws are seeded: the same every run).
+        tenths = [0] * 10
+        for n in older:
+            tenths[n * 10 // (packed - HELD_OUT)] += 1
+        expected = len(older) / 10
+        assert all(abs(t - expected) < 4 * (expected * 0.9) ** 0.5 for t in tenths), tenths
+
+
 def test_a_dictionary_learnt_from_another_process_is_judged_by_what_it_first_makes() -> None:
     table = Dictionaries()
     table.learn(1, TRAINED)  # read from the store: no baseline

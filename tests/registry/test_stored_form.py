@@ -50,6 +50,28 @@ def test_a_demo_record_keeps_only_what_differs_from_the_defaults() -> None:
     assert from_stored(stored, HANDLE) == demo()
 
 
+def test_a_value_shared_by_records_is_coded_for_each_record_s_prefix_and_stamp() -> None:
+    # One admin value object (as a batch shares it): its own prefix's admin in one
+    # record, another prefix's in the next; one URL value, at the record's stamp in one
+    # record and not in the next. Coded in turn, each record still reads back.
+    admin = value(100, "HS_ADMIN", AdminRef("0.NA/88.100.1", 300, DEFAULT_ADMIN_PERMISSIONS))
+    admin = value(100, "HS_ADMIN", admin.value, DataFormat.ADMIN)
+    url = value(1, "URL", "https://x")
+    later = [value(n, "NOTE", "n", timestamp="2027-01-01T00:00:00Z") for n in (2, 3, 4)]
+    records = [
+        HandleRecord(Handle.parse("88.100.1/a"), (url, admin)),
+        HandleRecord(Handle.parse("88.100.2/a"), (url, admin)),
+        HandleRecord(Handle.parse("88.100.1/b"), (url, *later, admin)),
+        HandleRecord(Handle.parse("88.100.1/c"), (url, admin)),
+    ]
+    for _ in range(2):
+        for rec in records:
+            assert from_stored(to_stored(rec), rec.handle) == rec
+    assert to_stored(records[0]).endswith(b',[100,"HS_ADMIN",0]]')
+    assert b'"0.NA/88.100.1",300' in to_stored(records[1])
+    assert b'[1,"URL","https://x",{"t":' in to_stored(records[2])
+
+
 def test_everything_that_differs_is_kept() -> None:
     rec = HandleRecord(
         Handle.parse("88.100.1/MiXed"),

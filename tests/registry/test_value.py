@@ -459,6 +459,20 @@ URL_X = {"index": 1, "type": "URL", "data": "x"}
             {**URL_X, "data": {"format": "string", "value": "1"}},
             {**URL_X, "data": {"format": "string", "value": True}},
         ),
+        # A bulk load's usual shape, {index, type, data: {format, value}}, has a key of
+        # its own: the same exactness.
+        (
+            {**URL_X, "data": {"format": "string", "value": "x"}},
+            {**URL_X, "index": True, "data": {"format": "string", "value": "x"}},
+        ),
+        (
+            {**URL_X, "data": {"format": "string", "value": "x"}},
+            {**URL_X, "index": 1.0, "data": {"format": "string", "value": "x"}},
+        ),
+        (
+            {**URL_X, "data": {"format": "string", "value": "x"}},
+            {**URL_X, "type": 1, "data": {"format": "string", "value": "x"}},
+        ),
     ],
 )
 def test_a_batch_never_shares_a_value_with_an_input_that_only_compares_equal(
@@ -468,6 +482,30 @@ def test_a_batch_never_shares_a_value_with_an_input_that_only_compares_equal(
     assert values.parse(accepted) == parse(accepted)
     with pytest.raises(InvalidValue, match=re.escape(message_of(lookalike))):
         values.parse(lookalike)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"format": "string", "value": "x"},
+        {"format": "hex", "value": "acde"},
+        {"format": "string", "other": "x"},
+        {"value": "x", "ttl": 5},
+        {"format": "string", "value": "x", "extra": 1},
+        "x",
+    ],
+)
+def test_a_batch_parses_any_data_shape_as_a_value_alone(data: object) -> None:
+    sent = {"index": 2, "type": "BATCH", "data": data}
+    values = BatchValues(now=NOW, limits=LIMITS)
+    try:
+        alone = parse(sent)
+    except InvalidValue as exc:
+        with pytest.raises(type(exc), match=re.escape(exc.message)):
+            values.parse(sent)
+        return
+    assert values.parse(sent) == alone
+    assert values.parse(orjson.loads(orjson.dumps(sent))) == alone
 
 
 def test_a_shared_value_is_encoded_once_as_to_json_says() -> None:
