@@ -50,10 +50,11 @@ class DayFigures:
 
 
 class Kpis:
-    """Counts resolutions and registrations and keeps them per day in Redis.
+    """Counts resolutions and registrations and keeps them per day in Redis; counting
+    is the hot path and does no I/O, a flush writes the counts.
 
     >>> kpis = Kpis(redis)              # doctest: +SKIP
-    >>> kpis.resolution()               # hot path: no I/O
+    >>> kpis.resolution()               # doctest: +SKIP
     >>> await kpis.flush()              # doctest: +SKIP
     """
 

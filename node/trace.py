@@ -51,7 +51,7 @@ class Tracer:
     """Resolves the handles of a :class:`Trace` as this node resolves for its clients.
 
     >>> trace = Trace(Handle.parse("88.100.1/JM-E5-2026-000123"))      # doctest: +SKIP
-    >>> await Tracer(state.answerer, state.upstream, state.config.public_url).run(trace)
+    >>> await Tracer(state.answerer, state.upstream, state.config.public_url).run(trace)  # doctest: +SKIP
     >>> trace.result()["complete"]                                      # doctest: +SKIP
     True
     """

@@ -60,7 +60,7 @@ from typing import Any, ClassVar
 class IdnodeError(Exception):
     """Base of every error a node reports.
 
-    >>> err = HandleNotFound("88.100/x")
+    >>> err = HandleNotFound("Handle 88.100/x not found", handle="88.100/x")
     >>> err.http_status, err.response_code, err.body()["handle"]
     (404, 100, '88.100/x')
     """

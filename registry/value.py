@@ -123,8 +123,8 @@ class HandleValue:
 
     >>> v = HandleValue.from_input({"index": "1", "type": "URL", "data": "https://x"},
     ...                            now="2026-01-01T00:00:00Z", limits=Limits())
-    >>> v.to_json()["data"]
-    {'format': 'string', 'value': 'https://x'}
+    >>> v.to_json()["data"] == {"format": "string", "value": "https://x"}
+    True
     """
 
     index: int

@@ -65,7 +65,7 @@ class CachePolicy:
         """The longest any entry is kept: what an answer's node must be remembered for.
 
         >>> CachePolicy(max_ttl=60, max_stale=600).longest_keep
-        660.0
+        660
         """
         return max(self.max_ttl + self.max_stale, self.negative_ttl)
 
