@@ -19,7 +19,10 @@ Keys and signatures travel as hex text. ``idnode keys`` wraps :func:`generate` a
 from __future__ import annotations
 
 import base64
+import contextlib
 import secrets
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -32,11 +35,23 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
     load_der_public_key,
 )
+from cryptography.utils import CryptographyDeprecationWarning
 from gmssl import func, sm2  # type: ignore[import-untyped]
 
 from registry.errors import InvalidValue
 
 _HEX = set("0123456789abcdef")
+
+
+@contextlib.contextmanager
+def handle_dsa() -> Iterator[None]:
+    """DSA used as Handle's own tools use it, without cryptography's warning: from
+    release 51 the library warns at every DSA operation that DSA "will be removed". The
+    node accepts Handle's DSA keys for as long as the library can check them; a
+    deprecation warning per login would say nothing an operator can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning)
+        yield
 
 
 class Algorithm(StrEnum):
@@ -92,24 +107,29 @@ class PublicKey:
         """A key in Handle's ``key`` data format, as :func:`registry.value_formats.parse_key`
         returns it; InvalidValue when it is not a key a signature can be checked with."""
         kty = str(data.get("kty", "")).lower()
-        try:
-            kind = KeyType(kty)
-            public: rsa.RSAPublicKey | dsa.DSAPublicKey
-            if kind is KeyType.RSA:
-                public = rsa.RSAPublicNumbers(_number(data["e"]), _number(data["n"])).public_key()
-            else:
-                parameters = dsa.DSAParameterNumbers(
-                    _number(data["p"]), _number(data["q"]), _number(data["g"])
+        with handle_dsa():
+            try:
+                kind = KeyType(kty)
+                public: rsa.RSAPublicKey | dsa.DSAPublicKey
+                if kind is KeyType.RSA:
+                    numbers = rsa.RSAPublicNumbers(_number(data["e"]), _number(data["n"]))
+                    public = numbers.public_key()
+                else:
+                    parameters = dsa.DSAParameterNumbers(
+                        _number(data["p"]), _number(data["q"]), _number(data["g"])
+                    )
+                    public = dsa.DSAPublicNumbers(_number(data["y"]), parameters).public_key()
+            except (KeyError, ValueError, UnsupportedAlgorithm) as exc:
+                raise InvalidValue(
+                    f"not a usable {kty.upper() or 'key'} public key: {exc}"
+                ) from None
+            if public.key_size < _MIN_KEY_BITS[kind]:
+                raise InvalidValue(
+                    f"an {kind.name} public key needs at least {_MIN_KEY_BITS[kind]} bits, "
+                    f"got {public.key_size}"
                 )
-                public = dsa.DSAPublicNumbers(_number(data["y"]), parameters).public_key()
-        except (KeyError, ValueError, UnsupportedAlgorithm) as exc:
-            raise InvalidValue(f"not a usable {kty.upper() or 'key'} public key: {exc}") from None
-        if public.key_size < _MIN_KEY_BITS[kind]:
-            raise InvalidValue(
-                f"an {kind.name} public key needs at least {_MIN_KEY_BITS[kind]} bits, "
-                f"got {public.key_size}"
-            )
-        return cls(kind, public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo).hex())
+            der = public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        return cls(kind, der.hex())
 
     @property
     def text(self) -> str:
@@ -159,16 +179,17 @@ def _number(member: str) -> int:
 
 def _handle_key_verifies(der_hex: str, message: bytes, signature: bytes) -> bool:
     """SHA256withRSA (PKCS #1 v1.5) or SHA256withDSA (DER r, s), as Handle signs."""
-    public = load_der_public_key(bytes.fromhex(der_hex))
-    try:
-        if isinstance(public, rsa.RSAPublicKey):
-            public.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
-        elif isinstance(public, dsa.DSAPublicKey):
-            public.verify(signature, message, hashes.SHA256())
-        else:  # pragma: no cover - from_key_data makes only those two
+    with handle_dsa():
+        public = load_der_public_key(bytes.fromhex(der_hex))
+        try:
+            if isinstance(public, rsa.RSAPublicKey):
+                public.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+            elif isinstance(public, dsa.DSAPublicKey):
+                public.verify(signature, message, hashes.SHA256())
+            else:  # pragma: no cover - from_key_data makes only those two
+                return False
+        except (InvalidSignature, ValueError):
             return False
-    except (InvalidSignature, ValueError):
-        return False
     return True
 
 

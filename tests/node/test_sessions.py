@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from redis.asyncio import Redis
 
 from node.embedded_redis import EmbeddedRedis
-from registry.pubkey import Algorithm, challenge, generate, sign
+from registry.pubkey import Algorithm, challenge, generate, handle_dsa, sign
 from tests.conftest import (
     ADMIN,
     ADMIN_AUTH,
@@ -1049,7 +1049,8 @@ async def test_malformed_handle_headers_are_401(client: httpx.AsyncClient, heade
 def handle_private(kind: str) -> rsa.RSAPrivateKey | dsa.DSAPrivateKey:
     if kind == "rsa":
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return dsa.generate_private_key(key_size=2048)
+    with handle_dsa():
+        return dsa.generate_private_key(key_size=2048)
 
 
 HANDLE_KEYS = [pytest.param("rsa", id="rsa"), pytest.param("dsa", id="dsa")]

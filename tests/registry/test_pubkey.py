@@ -9,7 +9,16 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, padding, rsa
 
 from registry.errors import InvalidValue
-from registry.pubkey import Algorithm, KeyType, PublicKey, challenge, generate, new_nonce, sign
+from registry.pubkey import (
+    Algorithm,
+    KeyType,
+    PublicKey,
+    challenge,
+    generate,
+    handle_dsa,
+    new_nonce,
+    sign,
+)
 
 IDENTITY = "300:88.100/devices/plc-7"
 ALGORITHMS = [pytest.param(a, id=a.value) for a in Algorithm]
@@ -219,7 +228,8 @@ def rsa_private() -> rsa.RSAPrivateKey:
 
 @pytest.fixture(scope="module")
 def dsa_private() -> dsa.DSAPrivateKey:
-    return dsa.generate_private_key(key_size=2048)
+    with handle_dsa():
+        return dsa.generate_private_key(key_size=2048)
 
 
 def key_data(private: rsa.RSAPrivateKey | dsa.DSAPrivateKey) -> dict[str, str]:
@@ -242,7 +252,8 @@ def handle_sign(private: rsa.RSAPrivateKey | dsa.DSAPrivateKey, message: bytes) 
     """What a Handle client sends: SHA256withRSA (PKCS #1 v1.5) or SHA256withDSA (DER)."""
     if isinstance(private, rsa.RSAPrivateKey):
         return private.sign(message, padding.PKCS1v15(), hashes.SHA256()).hex()
-    return private.sign(message, hashes.SHA256()).hex()
+    with handle_dsa():
+        return private.sign(message, hashes.SHA256()).hex()
 
 
 @pytest.mark.parametrize("kind", ["rsa", "dsa"])
