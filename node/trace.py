@@ -50,9 +50,10 @@ IN_FLIGHT = 16  # handles of one level resolved at once
 class Tracer:
     """Resolves the handles of a :class:`Trace` as this node resolves for its clients.
 
-    >>> trace = Trace(Handle.parse("88.100.1/JM-E5-2026-000123"))      # doctest: +SKIP
-    >>> await Tracer(state.answerer, state.upstream, state.config.public_url).run(trace)  # doctest: +SKIP
-    >>> trace.result()["complete"]                                      # doctest: +SKIP
+    >>> trace = Trace(Handle.parse("88.100.1/JM-E5-2026-000123"))  # doctest: +SKIP
+    >>> tracer = Tracer(state.answerer, state.upstream, state.config.public_url)  # doctest: +SKIP
+    >>> await tracer.run(trace)  # doctest: +SKIP
+    >>> trace.result()["complete"]  # doctest: +SKIP
     True
     """
 
