@@ -193,7 +193,8 @@ class Onboarding:
             list[tuple[bytes, float]],
             await self._redis(self.redis.zrange("ent:apps", 0, -1, withscores=True)),
         )
-        raw = await self._redis(self.redis.mget([_app_key(i.decode()) for i, _ in scored]))
+        keys = [_app_key(i.decode()) for i, _ in scored]
+        raw = await self._redis(self.redis.mget(keys)) if keys else []
         pipe = self.redis.pipeline(transaction=True)
         for (raw_id, score), body in zip(scored, raw if scored else [], strict=True):
             if body is None:

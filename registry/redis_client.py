@@ -19,17 +19,28 @@ Replies by which Redis refuses writes but still serves reads are parsed into
 (``maxmemory`` reached). A script's refused write comes as an ``ERR`` that quotes the
 ``-READONLY``: :func:`refusal_in` finds it.
 
+A Redis Cluster is named by a URL of its own scheme, ``redis+cluster://`` (TLS:
+``rediss+cluster://``), with one or more of its members separated by commas; any member
+that answers tells the client of the rest. A cluster has database 0 only, so the URL
+names none (or ``/0``); redis-py options go in the query, as in a ``redis://`` URL:
+
+>>> cluster_members("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7000")
+[('10.0.0.1', 7000), ('10.0.0.2', 7000)]
 >>> redis = open_redis("redis://127.0.0.1:6379/0")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.connection import AbstractConnection, DefaultParser
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import AbstractConnection, Connection, DefaultParser, parse_url
 from redis.exceptions import DataError, ResponseError
+
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 _packed_classes: dict[type[AbstractConnection], type[AbstractConnection]] = {}
 
@@ -78,13 +89,84 @@ def open_redis(
     """A client of ``url`` on a blocking pool of ``max_connections`` (waits up to
     ``pool_timeout`` s for a free one), whose connections pack with hiredis (TCP, TLS
     and Unix sockets alike: the connection class the URL chose is kept, only packing
-    changes); ``options`` are redis-py connection options."""
+    changes); ``options`` are redis-py connection options. A cluster URL gives a
+    :func:`cluster client <open_cluster>`."""
+    if is_cluster_url(url):
+        return open_cluster(url, max_connections=max_connections, **options)
     pool = BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=pool_timeout, parser_class=_Parser, **options
     )
     pool.connection_class = packed(pool.connection_class)
     redis = Redis.from_pool(pool)
     return redis
+
+
+def is_cluster_url(url: str) -> bool:
+    """Whether ``url`` names a Redis Cluster (:data:`CLUSTER_SCHEMES`)."""
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
+def cluster_members(url: str) -> list[tuple[str, int]]:
+    """The members a cluster URL names, as (host, port); port 6379 where none is given.
+    Raises ValueError for a URL that is not a cluster's or names a database but 0."""
+    parts = urlsplit(url)
+    if parts.scheme not in CLUSTER_SCHEMES:
+        raise ValueError(f"not a Redis Cluster URL: {parts.scheme}:// (use redis+cluster://)")
+    if parts.path not in ("", "/", "/0"):
+        raise ValueError(f"a Redis Cluster has database 0 only, not {parts.path}")
+    where = parts.netloc.rpartition("@")[2]
+    members = []
+    for member in where.split(","):
+        host, colon, port = member.strip().rpartition(":")
+        if not colon or port.startswith("]"):  # no port (an IPv6 host may hold colons)
+            host, port = member.strip(), "6379"
+        if not host or not port.isdigit():
+            raise ValueError(f"not a host:port in the cluster URL: {member!r}")
+        members.append((host.strip("[]"), int(port)))
+    return members
+
+
+def member_url(url: str, host: str, port: int) -> str:
+    """The plain ``redis://`` URL of one member of the cluster ``url`` names (same
+    credentials and options): how one member is reached alone."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    netloc = f"{credentials}@{address}" if credentials else address
+    return urlunsplit((CLUSTER_SCHEMES[parts.scheme], netloc, "", parts.query, ""))
+
+
+def open_cluster(url: str, *, max_connections: int = 64, **options: Any) -> Redis:
+    """A Redis Cluster client of the cluster ``url`` names: redis-py's asyncio
+    ``RedisCluster`` (it follows MOVED and ASK, and finds a failed-over master's
+    replacement), with the same hiredis packing and write-refusal replies as
+    :func:`open_redis`, at most ``max_connections`` per member.
+
+    It is typed as a :class:`~redis.asyncio.Redis`: the node uses the commands both
+    clients have, pipelines and transactions whose keys share one hash slot, and Lua
+    scripts whose keys do (the store's layout keeps them so: registry.record_keys)."""
+    members = cluster_members(url)
+    # The credentials and query options, as redis-py reads them from a member's URL.
+    given = parse_url(member_url(url, *members[0]))
+    skipped = ("host", "port", "db", "connection_class")  # TLS is the scheme's: ssl= below
+    settings: dict[str, Any] = {k: v for k, v in given.items() if k not in skipped}
+    settings.update(options)
+    cluster = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in members],
+        max_connections=max_connections,
+        ssl=urlsplit(url).scheme == "rediss+cluster",
+        require_full_coverage=False,  # a failing master's slots do not stop the others'
+        **settings,
+    )
+    # Every member's connections (the ones it finds later too) pack with hiredis and
+    # parse write refusals: the client's connection settings are shared by its members.
+    packing = packed(cast(type[AbstractConnection], cluster.connection_kwargs["connection_class"]))
+    cluster.connection_kwargs["connection_class"] = packing
+    cluster.connection_kwargs["parser_class"] = _Parser
+    for node in cluster.startup_nodes:
+        node.connection_class = cast(type[Connection], packing)
+        node.connection_kwargs["parser_class"] = _Parser
+    return cast(Redis, cluster)
 
 
 def packed(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:
@@ -129,6 +211,8 @@ def reachability_problem(url: str, timeout: float = 3.0) -> str | None:
     from redis import Redis as SyncRedis
     from redis.exceptions import BusyLoadingError, RedisError
 
+    if is_cluster_url(url):
+        return _cluster_problem(url, timeout)
     try:
         client = SyncRedis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
     except (ValueError, RedisError) as exc:  # a URL redis-py cannot read
@@ -142,3 +226,33 @@ def reachability_problem(url: str, timeout: float = 3.0) -> str | None:
     finally:
         client.close()
     return None
+
+
+def _cluster_problem(url: str, timeout: float) -> str | None:
+    """Why no member the cluster URL names answers as a member of a whole cluster
+    (``cluster_state:ok``), or None when one does."""
+    from redis import Redis as SyncRedis
+    from redis.exceptions import RedisError
+
+    try:
+        members = cluster_members(url)
+    except ValueError as exc:
+        return str(exc)
+    problems = []
+    for host, port in members:
+        client = SyncRedis.from_url(
+            member_url(url, host, port), socket_connect_timeout=timeout, socket_timeout=timeout
+        )
+        try:
+            info = client.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call]
+        except RedisError as exc:
+            problems.append(f"{host}:{port}: {exc or type(exc).__name__}")
+            continue
+        finally:
+            client.close()
+        if isinstance(info, bytes | str):  # unparsed: the name:value lines
+            info = dict(line.split(":", 1) for line in str(info).splitlines() if ":" in line)
+        if str(info.get("cluster_state", "")).strip() in ("ok", "b'ok'"):
+            return None
+        problems.append(f"{host}:{port}: the cluster is not whole (cluster_state is not ok)")
+    return "; ".join(problems)

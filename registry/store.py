@@ -74,7 +74,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import BusyLoadingError, NoScriptError, RedisError, WatchError
 
-from registry import paged_index
+from registry import keyspace, paged_index
 from registry.change_feed import StreamId, entry_fields, entry_keys, has_gap, next_cursor
 from registry.errors import ConfigError, StoreFull, StoreLoading, StoreUnavailable
 from registry.identifier import Handle, Prefix, national_prefix_problem
@@ -860,13 +860,14 @@ class HandleStore:
             self._log("old indexes dropped", {"keys": gone})
             await self._redis.hset(UPGRADE_KEY, mapping={"phase": "build", "cursor": 0, "done": 0})
             state.update(cursor="0", done="0")
-        cursor, done = int(state.get("cursor", 0)), int(state.get("done", 0))
+        cursor, done = state.get("cursor", keyspace.START), int(state.get("done", 0))
         reached = done
         began, logged = time.monotonic(), time.monotonic()
         while True:
             # Strings while step 4 runs (layout 4), buckets after step 5.
-            cursor, found = await self._redis.scan(cursor, match="r:*", count=_SCAN_PAGE)
-            keys = cast(list[bytes], found)
+            cursor, keys = await keyspace.scan_page(
+                self._redis, cursor, match="r:*", count=_SCAN_PAGE
+            )
             strings = [key for key in keys if not is_bucket_key(key)]
             if strings:
                 done += await self._index(strings, types)
@@ -886,7 +887,7 @@ class HandleStore:
             if time.monotonic() - logged > 10:
                 logged = time.monotonic()
                 self._log("indexes building", {"records": done, "types": types.text})
-            if cursor == 0:
+            if cursor == keyspace.START:
                 break
         await self._redis.delete(UPGRADE_KEY)
         await self._redis.set(INDEXED_KEY, self.indexes.text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 from urllib.parse import quote
@@ -15,6 +16,7 @@ from redis.asyncio import Redis
 
 from node.app import create_app
 from node.config import NodeConfig
+from node.embedded_cluster import EmbeddedCluster
 from node.embedded_redis import EmbeddedRedis
 from registry.identifier import Handle
 from registry.packed_form import BUILTIN, dictionary_key, dictionary_of, is_packed, unpack
@@ -26,6 +28,7 @@ from registry.record_keys import (
     shard_tags,
     tag_of,
 )
+from registry.redis_client import open_redis
 from registry.store import BUCKETS_KEY, SHARDS_KEY
 from tests.cluster_slots import watching
 
@@ -43,11 +46,45 @@ ADMIN_AUTH = basic(ADMIN, ADMIN_SECRET)
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+def single_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """The session's single Redis (started once, emptied by each test's ``redis``)."""
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluster]:
+    """The session's Redis Cluster: 3 masters with a replica each, started the first
+    time a test asks for it."""
+    cluster = EmbeddedCluster(tmp_path_factory.mktemp("cluster"), masters=3, replicas=1)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@dataclass(frozen=True)
+class StoreServer:
+    """Where a test's node keeps its store: ``url`` as ``--redis-url`` takes it."""
+
+    kind: str  # "redis" (a single Redis) or "cluster" (a 3-master Redis Cluster)
+    url: str
+
+
+# The stores every store-level and app-level test runs on: a single Redis and a Redis
+# Cluster. A test that holds for one only parametrises ``redis_server`` to it.
+STORES = ["redis", "cluster"]
+
+
+@pytest.fixture(params=STORES)
+def redis_server(request: pytest.FixtureRequest) -> StoreServer:
+    """The store of a test: the session's single Redis, or its Redis Cluster."""
+    if request.param == "cluster":
+        cluster: EmbeddedCluster = request.getfixturevalue("redis_cluster")
+        return StoreServer("cluster", cluster.url)
+    single: EmbeddedRedis = request.getfixturevalue("single_redis")
+    return StoreServer("redis", single.url)
 
 
 @pytest.fixture
@@ -63,14 +100,18 @@ SHARDED = [1, 4]
 
 
 @pytest.fixture
-async def redis(redis_server: EmbeddedRedis, prefix_shards: int) -> AsyncIterator[Redis]:
-    """The session's Redis, emptied. With ``prefix_shards`` above 1 the store is one
-    created with ``--prefix-shards`` that many, and every command, script call and
-    transaction Redis runs meanwhile must keep its keys in one Redis Cluster slot
-    (:mod:`tests.cluster_slots`): the test fails otherwise."""
-    client = Redis.from_url(redis_server.url)
+async def redis(redis_server: StoreServer, prefix_shards: int) -> AsyncIterator[Redis]:
+    """A client of the test's store, emptied (a Redis Cluster's client on a cluster).
+    With ``prefix_shards`` above 1 the store is one created with ``--prefix-shards``
+    that many; on a single Redis, every command, script call and transaction Redis
+    runs meanwhile must then keep its keys in one Redis Cluster slot
+    (:mod:`tests.cluster_slots`): the test fails otherwise, as a cluster would."""
+    client = open_redis(redis_server.url) if redis_server.kind == "cluster" else None
+    client = client or Redis.from_url(redis_server.url)
     await client.flushall()
-    if prefix_shards == 1:
+    if prefix_shards == 1 or redis_server.kind == "cluster":
+        if prefix_shards > 1:
+            await client.set(SHARDS_KEY, prefix_shards)
         yield client
         await client.aclose()
         return
@@ -104,7 +145,7 @@ async def served(config: NodeConfig) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def client(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[httpx.AsyncClient]:
+async def client(redis: Redis, redis_server: StoreServer) -> AsyncIterator[httpx.AsyncClient]:
     """A secondary node for 88.100 on the session's Redis, served in process."""
     async with served(node_config(redis_server.url)) as http:
         yield http

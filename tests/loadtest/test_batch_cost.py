@@ -9,14 +9,13 @@ from redis.asyncio import Redis
 from loadtest.batch_cost import PREFIX, _post, measure
 from loadtest.capacity_batch import BATCH, batch_body, handle_name
 from node.app import create_app
-from node.embedded_redis import EmbeddedRedis
 from registry.record_keys import listing_key
 from resolver.upstream import Credentials
-from tests.conftest import index_count, node_config, stored_record
+from tests.conftest import StoreServer, index_count, node_config, stored_record
 
 
 async def test_the_measured_batches_are_registered_whole(
-    redis: Redis, redis_server: EmbeddedRedis
+    redis: Redis, redis_server: StoreServer
 ) -> None:
     cpu = await measure(redis_server.url, 2)
     assert cpu > 0
@@ -26,7 +25,7 @@ async def test_the_measured_batches_are_registered_whole(
 
 
 async def test_a_refused_batch_stops_the_measurement(
-    redis: Redis, redis_server: EmbeddedRedis
+    redis: Redis, redis_server: StoreServer
 ) -> None:
     app = create_app(node_config(redis_server.url))
     wrong = Credentials(f"300:0.NA/{PREFIX}", "not-the-secret").header()

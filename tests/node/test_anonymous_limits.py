@@ -21,8 +21,7 @@ from redis.asyncio import Redis
 from node.anonymous_limits import AnonymousLimits, Costly, costly
 from node.app import create_app
 from node.config import NodeConfig
-from node.embedded_redis import EmbeddedRedis
-from tests.conftest import ADMIN_AUTH, basic, node_config, snapshot
+from tests.conftest import ADMIN_AUTH, StoreServer, basic, node_config, snapshot
 from tests.node.test_limits import Limited
 
 CREDIT_CODE = "91420100MA4K2B7C1Y"
@@ -49,7 +48,7 @@ Serve = Callable[..., Awaitable[Node]]
 
 
 @pytest.fixture
-async def serve(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[Serve]:
+async def serve(redis: Redis, redis_server: StoreServer) -> AsyncIterator[Serve]:
     async with AsyncExitStack() as stack:
 
         async def start(**settings: object) -> Node:

@@ -23,8 +23,16 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from node.embedded_redis import EmbeddedRedis
-from tests.conftest import ADMIN, ADMIN_AUTH, ADMIN_SECRET, basic, node_config, served, snapshot
+from tests.conftest import (
+    ADMIN,
+    ADMIN_AUTH,
+    ADMIN_SECRET,
+    StoreServer,
+    basic,
+    node_config,
+    served,
+    snapshot,
+)
 from tests.server.node_process import NodeProcess
 
 ENTERPRISE = "88.100.1"
@@ -50,7 +58,7 @@ async def _ok(response: httpx.Response) -> None:
 
 @asynccontextmanager
 async def _running(
-    kind: str, redis_server: EmbeddedRedis, tmp_path: Path
+    kind: str, redis_server: StoreServer, tmp_path: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Node 88.100 on the session's Redis: in process, or as a real ``idnode serve``
     process reached over loopback HTTP."""
@@ -73,7 +81,7 @@ async def _running(
 
 @pytest.fixture(params=["in-process", "process"])
 async def node(
-    request: pytest.FixtureRequest, redis: Redis, redis_server: EmbeddedRedis, tmp_path: Path
+    request: pytest.FixtureRequest, redis: Redis, redis_server: StoreServer, tmp_path: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Node 88.100 with enterprise 88.100.1 and its user alice, granted ``write-values``
     on ``0.NA/88.100.1`` exactly as docs/guides/permissions.md shows."""

@@ -15,9 +15,8 @@ import pytest
 from redis.asyncio import Redis
 
 from node.app import NodeApi, create_app
-from node.embedded_redis import EmbeddedRedis
 from node.metrics import Outcome
-from tests.conftest import ADMIN_AUTH, node_config
+from tests.conftest import ADMIN_AUTH, StoreServer, node_config
 
 
 @asynccontextmanager
@@ -32,7 +31,7 @@ async def node(redis_url: str, **settings: Any) -> AsyncIterator[tuple[NodeApi, 
 
 @pytest.fixture
 async def secondary(
-    redis: Redis, redis_server: EmbeddedRedis
+    redis: Redis, redis_server: StoreServer
 ) -> AsyncIterator[tuple[NodeApi, httpx.AsyncClient]]:
     async with node(redis_server.url) as served:
         yield served
@@ -160,7 +159,7 @@ async def test_a_write_here_is_seen_by_the_next_read(
 
 
 async def test_another_workers_write_reaches_this_workers_copy(
-    redis: Redis, redis_server: EmbeddedRedis
+    redis: Redis, redis_server: StoreServer
 ) -> None:
     """Two workers of one node on one Redis. The reading worker keeps copies for a
     minute, so only the change stream can make it see the other worker's write."""

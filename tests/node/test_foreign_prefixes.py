@@ -15,8 +15,15 @@ import pytest
 from redis.asyncio import Redis
 
 from node.config import NodeConfig
-from node.embedded_redis import EmbeddedRedis
-from tests.conftest import ADMIN_AUTH, ADMIN_SECRET, basic, node_config, served, snapshot
+from tests.conftest import (
+    ADMIN_AUTH,
+    ADMIN_SECRET,
+    StoreServer,
+    basic,
+    node_config,
+    served,
+    snapshot,
+)
 
 UNREACHABLE = "http://127.0.0.1:1"  # loopback, nothing listens: asking it would fail (502)
 URL_VALUE = {"index": 1, "type": "URL", "data": "https://a.example/1"}
@@ -39,7 +46,7 @@ def _config(kind: str, redis_url: str) -> NodeConfig:
 
 @pytest.fixture(params=["secondary", "enterprise", "top", "recursive"])
 async def node(
-    request: pytest.FixtureRequest, redis: Redis, redis_server: EmbeddedRedis
+    request: pytest.FixtureRequest, redis: Redis, redis_server: StoreServer
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with served(_config(request.param, redis_server.url)) as http:
         yield http
@@ -66,7 +73,7 @@ async def test_resolving_a_foreign_prefix_is_301_at_every_node(
 
 @pytest.mark.parametrize("handle", ["21.T14999/X", "0.NA/21.T14999", "88.100.T1/x"])
 async def test_writing_under_a_foreign_prefix_is_301_and_changes_nothing(
-    redis: Redis, redis_server: EmbeddedRedis, handle: str
+    redis: Redis, redis_server: StoreServer, handle: str
 ) -> None:
     for config in (node_config(redis_server.url), node_config(redis_server.url, "88", role="top")):
         auth = (
@@ -82,7 +89,7 @@ async def test_writing_under_a_foreign_prefix_is_301_and_changes_nothing(
 
 
 async def test_a_digit_prefix_outside_the_node_is_still_referred_to_the_parent(
-    redis: Redis, redis_server: EmbeddedRedis
+    redis: Redis, redis_server: StoreServer
 ) -> None:
     """Only prefixes outside the national policy lose the referral: 88.200 may live
     elsewhere in the hierarchy, so the enterprise node sends the client to its parent."""

@@ -6,7 +6,6 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from node.embedded_redis import EmbeddedRedis
 from registry.identifier import Handle
 from registry.paged_index import directory_key, page_key
 from registry.record_keys import DEFAULT_BUCKETS, shard_of, value_index_key
@@ -14,6 +13,7 @@ from registry.stored_form import public_json
 from tests.conftest import (
     ADMIN_AUTH,
     SHARDED,
+    StoreServer,
     basic,
     index_members,
     node_config,
@@ -197,7 +197,7 @@ async def test_listing_pages(client: httpx.AsyncClient, prefix_shards: int) -> N
     assert sub["handles"] == ["88.100.1/other"]
 
 
-async def test_reverse_lookup(redis: Redis, redis_server: EmbeddedRedis) -> None:
+async def test_reverse_lookup(redis: Redis, redis_server: StoreServer) -> None:
     # CHECKSUM is searched: this node indexes it (the default indexes URL alone).
     async with served(node_config(redis_server.url, indexed_types="URL,CHECKSUM")) as client:
         await _reverse_lookup(client)

@@ -10,9 +10,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from node.embedded_redis import EmbeddedRedis
 from registry.limits import Limits
-from tests.conftest import ADMIN, ADMIN_AUTH, basic, node_config, served, snapshot
+from tests.conftest import ADMIN, ADMIN_AUTH, StoreServer, basic, node_config, served, snapshot
 from tests.node.test_handles import URL_VALUE, put
 
 
@@ -266,7 +265,7 @@ async def test_listing_counts_and_every_handle(client: httpx.AsyncClient) -> Non
     assert paged["handles"] == names[5:10] and paged["page"] == 1
 
 
-async def test_every_handle_is_bounded(redis: Redis, redis_server: EmbeddedRedis) -> None:
+async def test_every_handle_is_bounded(redis: Redis, redis_server: StoreServer) -> None:
     config = replace(node_config(redis_server.url), limits=Limits(max_page_size=5))
     async with served(config) as client:
         for i in range(6):

@@ -9,9 +9,8 @@ import pytest
 from redis.asyncio import Redis
 
 from node.app import create_app
-from node.embedded_redis import EmbeddedRedis
 from node.index_page import wants_json
-from tests.conftest import node_config
+from tests.conftest import StoreServer, node_config
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 TOP_URL = "http://127.0.0.1:1"
@@ -45,19 +44,19 @@ async def node(
 
 
 @pytest.fixture
-async def top(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[httpx.AsyncClient]:
+async def top(redis: Redis, redis_server: StoreServer) -> AsyncIterator[httpx.AsyncClient]:
     async for http in node(redis_server.url, "top", "88"):
         yield http
 
 
 @pytest.fixture
-async def secondary(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[httpx.AsyncClient]:
+async def secondary(redis: Redis, redis_server: StoreServer) -> AsyncIterator[httpx.AsyncClient]:
     async for http in node(redis_server.url, "secondary", "88.100", parent_url=TOP_URL):
         yield http
 
 
 @pytest.fixture
-async def enterprise(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[httpx.AsyncClient]:
+async def enterprise(redis: Redis, redis_server: StoreServer) -> AsyncIterator[httpx.AsyncClient]:
     async for http in node(
         redis_server.url, "enterprise", "88.101.1", parent_url="http://127.0.0.1:2"
     ):

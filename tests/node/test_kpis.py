@@ -17,10 +17,9 @@ from loadtest.check import observed_from
 from loadtest.plan import Measure
 from node.app import create_app
 from node.daily_kpis import KEEP_DAYS, DayFigures, Kpis, today
-from node.embedded_redis import EmbeddedRedis
 from node.state import NodeState
 from registry.errors import StoreUnavailable
-from tests.conftest import ADMIN_AUTH, SHARDED, basic, node_config
+from tests.conftest import ADMIN_AUTH, SHARDED, StoreServer, basic, node_config
 
 
 @pytest.fixture(params=SHARDED)
@@ -277,14 +276,14 @@ async def serve(app: FastAPI, base_url: str) -> AsyncIterator[Served]:
 
 
 @pytest.fixture
-async def node(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[Served]:
+async def node(redis: Redis, redis_server: StoreServer) -> AsyncIterator[Served]:
     """The conftest ``client`` node (secondary 88.100), keeping hold of its app."""
     async for served in serve(create_app(node_config(redis_server.url)), "http://node"):
         yield served
 
 
 @pytest.fixture
-async def top(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[Served]:
+async def top(redis: Redis, redis_server: StoreServer) -> AsyncIterator[Served]:
     """A top node for 88 on the session's Redis."""
     config = node_config(redis_server.url, prefix="88", role="top", admin_secret=TOP_SECRET)
     async for served in serve(create_app(config), "http://top"):

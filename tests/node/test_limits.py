@@ -21,10 +21,9 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from node.app import create_app
-from node.embedded_redis import EmbeddedRedis
 from node.state import NodeState
 from registry.admission import day_key, seconds_to_midnight
-from tests.conftest import ADMIN, ADMIN_AUTH, basic, node_config, snapshot
+from tests.conftest import ADMIN, ADMIN_AUTH, StoreServer, basic, node_config, snapshot
 
 RATE = 5
 BURST = 2 * RATE
@@ -37,7 +36,7 @@ READ = f"/api/handles/{SEED}?auth=true"  # with credentials: an authenticated re
 
 
 @pytest.fixture
-async def setup(redis: Redis, redis_server: EmbeddedRedis) -> None:
+async def setup(redis: Redis, redis_server: StoreServer) -> None:
     """A handle and a second identity, written through a node without limits."""
     app = create_app(node_config(redis_server.url))
     async with app.router.lifespan_context(app):
@@ -83,7 +82,7 @@ Serve = Callable[..., Awaitable[Limited]]
 
 
 @pytest.fixture
-async def serve(setup: None, redis_server: EmbeddedRedis) -> AsyncIterator[Serve]:
+async def serve(setup: None, redis_server: StoreServer) -> AsyncIterator[Serve]:
     async with AsyncExitStack() as stack:
 
         async def start(**settings: object) -> Limited:

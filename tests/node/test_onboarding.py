@@ -13,10 +13,9 @@ import pytest
 from redis.asyncio import Redis
 
 from node.app import create_app
-from node.embedded_redis import EmbeddedRedis
 from registry.identifier import Handle
 from registry.store import HandleStore
-from tests.conftest import ADMIN_AUTH, basic, node_config, snapshot
+from tests.conftest import ADMIN_AUTH, StoreServer, basic, node_config, snapshot
 
 CREDIT_CODE = "91420100MA4K2B7C1Y"
 OTHER_CODE = "91350100M000100Y43"
@@ -35,7 +34,7 @@ def application(credit_code: str = CREDIT_CODE, **fields: str) -> dict[str, str]
 
 
 @pytest.fixture
-async def secondary(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[httpx.AsyncClient]:
+async def secondary(redis: Redis, redis_server: StoreServer) -> AsyncIterator[httpx.AsyncClient]:
     """A standalone secondary node for 88.100 (no parent_url: approvals are not filed)."""
     app = create_app(node_config(redis_server.url, prefix="88.100", role="secondary"))
     async with app.router.lifespan_context(app):
@@ -166,7 +165,7 @@ async def test_the_squatter_may_be_approved_first_only_by_the_administrator(
 
 
 async def test_a_pending_application_of_an_older_store_blocks_nobody(
-    redis: Redis, redis_server: EmbeddedRedis
+    redis: Redis, redis_server: StoreServer
 ) -> None:
     """Stores written before this rule kept ``ent:code:<code>`` for any application and
     had no ``ent:pending``/``ent:code-apps`` indexes: the node indexes them at start-up."""

@@ -15,9 +15,8 @@ from redis.asyncio import Redis
 from starlette.routing import BaseRoute
 
 from node.app import create_app
-from node.embedded_redis import EmbeddedRedis
 from node.output_format import CALLBACK_PATTERN
-from tests.conftest import ADMIN_SECRET, basic
+from tests.conftest import ADMIN_SECRET, StoreServer, basic
 from tests.node.test_schema_fuzz import ROLES, _config
 
 # src="...", href="...", url: '...' and openapi_url in the pages' scripts
@@ -127,7 +126,7 @@ def test_each_role_lists_only_what_it_serves(
 
 @pytest.mark.parametrize("role", ["secondary", "recursive"])
 async def test_left_out_operations_are_refused(
-    role: str, redis: Redis, redis_server: EmbeddedRedis
+    role: str, redis: Redis, redis_server: StoreServer
 ) -> None:
     """What a role's schema leaves out, the role does not serve: it answers an error."""
     app = create_app(_config(role, ROLES[role], redis_server.url))

@@ -11,10 +11,9 @@ import pytest
 from redis.asyncio import Redis
 
 from node.app import NodeApi, create_app
-from node.embedded_redis import EmbeddedRedis
 from node.output_format import JAVASCRIPT, MAX_CALLBACK, OutputFormat
 from registry.errors import InvalidValue
-from tests.conftest import ADMIN_AUTH, node_config, snapshot
+from tests.conftest import ADMIN_AUTH, StoreServer, node_config, snapshot
 from tests.server.node_process import NodeProcess
 
 # --- the format alone ---------------------------------------------------------------
@@ -89,7 +88,7 @@ HANDLE = "/api/handles/88.100/ABC"
 
 @pytest.fixture
 async def node(
-    redis: Redis, redis_server: EmbeddedRedis
+    redis: Redis, redis_server: StoreServer
 ) -> AsyncIterator[tuple[NodeApi, httpx.AsyncClient]]:
     app = create_app(node_config(redis_server.url))
     assert isinstance(app, NodeApi)

@@ -32,12 +32,19 @@ import pytest
 from redis.asyncio import Redis
 
 from node.app import create_app
-from node.embedded_redis import EmbeddedRedis
-from tests.conftest import ADMIN, ADMIN_AUTH, ADMIN_SECRET, basic, node_config, snapshot
+from tests.conftest import (
+    ADMIN,
+    ADMIN_AUTH,
+    ADMIN_SECRET,
+    StoreServer,
+    basic,
+    node_config,
+    snapshot,
+)
 
 
 @pytest.fixture
-async def client(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[httpx.AsyncClient]:
+async def client(redis: Redis, redis_server: StoreServer) -> AsyncIterator[httpx.AsyncClient]:
     """The secondary node 88.100, configured to hash new secrets with a small scrypt cost
     (``secret_hash_cost``) so that 180 fresh nodes, each with six identities, set up in
     seconds. Verification reads the cost from each stored hash, so authentication runs

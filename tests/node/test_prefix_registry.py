@@ -10,8 +10,7 @@ from redis.asyncio import Redis
 
 from node.app import create_app
 from node.config import NodeConfig
-from node.embedded_redis import EmbeddedRedis
-from tests.conftest import SHARDED, basic, node_config, snapshot
+from tests.conftest import SHARDED, StoreServer, basic, node_config, snapshot
 
 TOP_SECRET = "top-secret"
 TOP_AUTH = basic("300:0.NA/88", TOP_SECRET)
@@ -23,7 +22,7 @@ DEAD_URL = "http://127.0.0.1:1"  # nothing listens on port 1
 
 
 @pytest.fixture
-def top_config(redis_server: EmbeddedRedis) -> NodeConfig:
+def top_config(redis_server: StoreServer) -> NodeConfig:
     return node_config(redis_server.url, prefix="88", role="top", admin_secret=TOP_SECRET)
 
 

@@ -29,8 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from node.app import create_app
 from node.config import NodeConfig
-from node.embedded_redis import EmbeddedRedis
-from tests.conftest import ADMIN_SECRET, basic, node_config
+from tests.conftest import ADMIN_SECRET, StoreServer, basic, node_config
 
 ROLES: dict[str, str | None] = {
     "top": "88",
@@ -105,9 +104,7 @@ def _config(role: str, prefix: str | None, redis_url: str) -> NodeConfig:
 
 
 @pytest.fixture
-def node(
-    request: pytest.FixtureRequest, redis: Redis, redis_server: EmbeddedRedis
-) -> Iterator[Node]:
+def node(request: pytest.FixtureRequest, redis: Redis, redis_server: StoreServer) -> Iterator[Node]:
     role = str(request.param)
     prefix = ROLES[role]
     seen = RequestLog(create_app(_config(role, prefix, redis_server.url)))
@@ -216,7 +213,7 @@ def test_documented_status_codes(node: Node) -> None:
     ],
 )
 async def test_huge_page_is_refused(
-    role: str, target: str, redis: Redis, redis_server: EmbeddedRedis
+    role: str, target: str, redis: Redis, redis_server: StoreServer
 ) -> None:
     app = create_app(_config(role, ROLES[role], redis_server.url))
     admin = basic(f"300:0.NA/{ROLES[role]}", ADMIN_SECRET)

@@ -10,8 +10,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from node.embedded_redis import EmbeddedRedis
-from tests.conftest import ADMIN_SECRET, SHARDED, basic, node_config, served
+from tests.conftest import ADMIN_SECRET, SHARDED, StoreServer, basic, node_config, served
 from tests.resolver.hostile import HostileNode
 
 
@@ -42,7 +41,7 @@ async def children() -> AsyncIterator[tuple[HostileNode, HostileNode]]:
 
 @pytest.fixture
 async def top(
-    redis: Redis, redis_server: EmbeddedRedis, children: tuple[HostileNode, HostileNode]
+    redis: Redis, redis_server: StoreServer, children: tuple[HostileNode, HostileNode]
 ) -> AsyncIterator[httpx.AsyncClient]:
     config = node_config(
         redis_server.url, "88", role="top", upstream_timeout="1", max_upstream_bytes=str(CAP)

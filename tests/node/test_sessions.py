@@ -15,12 +15,12 @@ from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from redis.asyncio import Redis
 
-from node.embedded_redis import EmbeddedRedis
 from registry.pubkey import Algorithm, challenge, generate, handle_dsa, sign
 from tests.conftest import (
     ADMIN,
     ADMIN_AUTH,
     ADMIN_SECRET,
+    StoreServer,
     basic,
     node_config,
     served,
@@ -1116,7 +1116,7 @@ async def test_a_key_format_public_key_answers_a_login_challenge(
 
 
 async def test_changed_anonymous_session_limits_take_effect(
-    redis: Redis, redis_server: EmbeddedRedis
+    redis: Redis, redis_server: StoreServer
 ) -> None:
     config = node_config(redis_server.url, anonymous_session_ttl=7, anonymous_sessions_per_minute=3)
     async with served(config) as client:

@@ -16,9 +16,8 @@ import pytest
 from redis.asyncio import Redis
 
 from node.app import create_app
-from node.embedded_redis import EmbeddedRedis
 from node.survey import STATUS_DEADLINE
-from tests.conftest import basic, node_config
+from tests.conftest import StoreServer, basic, node_config
 
 TOP_SECRET = "top-secret"
 TOP_AUTH = basic("300:0.NA/88", TOP_SECRET)
@@ -79,7 +78,7 @@ def kpis(prefix: str, **more: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def top(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[httpx.AsyncClient]:
+async def top(redis: Redis, redis_server: StoreServer) -> AsyncIterator[httpx.AsyncClient]:
     config = node_config(redis_server.url, prefix="88", role="top", admin_secret=TOP_SECRET)
     app = create_app(config)
     async with app.router.lifespan_context(app):

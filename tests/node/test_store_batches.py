@@ -13,7 +13,6 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from node.embedded_redis import EmbeddedRedis
 from registry.change_feed import StreamId, entry_keys
 from registry.identifier import Handle
 from registry.index_policy import IndexPolicy
@@ -28,7 +27,15 @@ from registry.record_keys import (
 )
 from registry.store import LAYOUT, LAYOUT_KEY, WATCH_SLICE, HandleStore, Stored
 from registry.value import DataFormat, HandleValue
-from tests.conftest import ADMIN_AUTH, SHARDED, index_count, index_members, node_config, served
+from tests.conftest import (
+    ADMIN_AUTH,
+    SHARDED,
+    StoreServer,
+    index_count,
+    index_members,
+    node_config,
+    served,
+)
 
 NOW = "2026-12-03T00:00:00Z"
 
@@ -150,7 +157,7 @@ async def test_replacing_and_deleting_in_a_batch_keep_the_indexes_right(redis: R
 
 @pytest.mark.parametrize("prefix_shards", [1])  # an old store: one shard
 async def test_a_store_of_hashes_is_upgraded_at_start(
-    redis: Redis, redis_server: EmbeddedRedis
+    redis: Redis, redis_server: StoreServer
 ) -> None:
     old = record("88.100/old", "https://old-layout.cn", private="kept private")
     public, full = old.bodies()
@@ -193,7 +200,7 @@ async def test_a_batch_through_the_api_after_an_upgrade(client: httpx.AsyncClien
 
 
 async def test_an_external_redis_keeping_buckets_uncompact_is_warned_about(
-    redis: Redis, redis_server: EmbeddedRedis, caplog: pytest.LogCaptureFixture
+    redis: Redis, redis_server: StoreServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     await redis.config_set("hash-max-ziplist-value", 64)
     try:

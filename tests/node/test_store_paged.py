@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from node.embedded_redis import EmbeddedRedis
 from registry.identifier import Handle, Prefix
 from registry.index_policy import IndexPolicy
 from registry.paged_index import PAGE_MAX, READ_LUA, directory_key, page_key
@@ -21,6 +20,7 @@ from registry.record_keys import listing_key, value_index_key
 from registry.search import ValuePattern, member, split_member
 from registry.store import HandleStore
 from registry.value import DataFormat, HandleValue
+from tests.conftest import StoreServer
 
 NOW = "2026-12-03T00:00:00Z"
 LISTING, URLS = listing_key("88.100"), value_index_key("88.100", "url")
@@ -141,6 +141,6 @@ async def scenario(url: str, plan: list[tuple[bool, bool, list[int]]], reads: li
     st.lists(st.tuples(bound, bound, st.integers(0, 300), st.integers(-1, 400)), max_size=6),
 )
 def test_paged_indexes_hold_and_read_as_plain_sorted_sets(
-    redis_server: EmbeddedRedis, plan: list[tuple[bool, bool, list[int]]], reads: list[object]
+    redis_server: StoreServer, plan: list[tuple[bool, bool, list[int]]], reads: list[object]
 ) -> None:
     asyncio.run(scenario(redis_server.url, plan, reads))

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from node.embedded_redis import EmbeddedRedis
 from registry.paged_index import ADD_LUA, LUA, PAGE_MAX, READ_LUA, directory_key, page_key
+from tests.conftest import StoreServer
 
 KEY = "v:{88.100}:url"
 
@@ -116,7 +116,7 @@ async def scenario(url_: str, batches: list[tuple[bool, list[int]]]) -> None:
     ],
 )
 def test_runs_merge_into_pages_as_into_a_sorted_set(
-    redis_server: EmbeddedRedis, batches: list[tuple[bool, list[int]]]
+    redis_server: StoreServer, batches: list[tuple[bool, list[int]]]
 ) -> None:
     asyncio.run(scenario(redis_server.url, batches))
 
@@ -145,12 +145,12 @@ def test_runs_merge_into_pages_as_into_a_sorted_set(
     )
 )
 def test_any_batches_merge_into_pages_as_into_a_sorted_set(
-    redis_server: EmbeddedRedis, batches: list[tuple[bool, list[int]]]
+    redis_server: StoreServer, batches: list[tuple[bool, list[int]]]
 ) -> None:
     asyncio.run(scenario(redis_server.url, batches))
 
 
-def test_runs_in_order_are_written_once(redis_server: EmbeddedRedis) -> None:
+def test_runs_in_order_are_written_once(redis_server: StoreServer) -> None:
     """A run past its page's members becomes a page of its own: Redis writes the new
     page once (one ZUNIONSTORE from the scratch set) and leaves the pages before it as
     they were; merged into them, their members would be rewritten with every run."""

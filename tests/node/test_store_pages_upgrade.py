@@ -13,12 +13,11 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-from node.embedded_redis import EmbeddedRedis
 from registry.identifier import Prefix
 from registry.index_policy import IndexPolicy
 from registry.paged_index import OLD_SET, PAGE_MAX, directory_key, is_paged, page_key, set_of
 from registry.store import LAYOUT, LAYOUT_KEY, HandleStore
-from tests.conftest import index_members
+from tests.conftest import StoreServer, index_members
 from tests.node.test_store_upgrade import answers, expected, mixed_case, pack
 
 EVERY = IndexPolicy(every=True)
@@ -80,7 +79,7 @@ asyncio.run(HandleStore(Redis.from_url(sys.argv[1]), indexes=IndexPolicy(every=T
 
 
 async def test_a_node_killed_while_it_pages_an_index_loses_nothing(
-    redis: Redis, redis_server: EmbeddedRedis
+    redis: Redis, redis_server: StoreServer
 ) -> None:
     count = 300_000
     key, old = "l:{88.100}", "l:{88.100}" + OLD_SET

@@ -12,14 +12,13 @@ from typing import cast
 import pytest
 from redis.asyncio import Redis
 
-from node.embedded_redis import EmbeddedRedis
 from registry.errors import ConfigError
 from registry.index_policy import IndexPolicy
 from registry.record import HandleRecord
 from registry.record_keys import key_tag, shard_tags
 from registry.store import BUCKETS_KEY, LAYOUT_KEY, SHARDS_KEY, HandleStore, Stored
 from tests.cluster_slots import watching
-from tests.conftest import ADMIN_AUTH, index_count, node_config, served
+from tests.conftest import ADMIN_AUTH, StoreServer, index_count, node_config, served
 from tests.node.test_store_upgrade import answers, expected, mixed_case, pack
 
 WIDE = IndexPolicy.parse("URL,BATCH,CAPACITY,MADE_ON")
@@ -160,7 +159,7 @@ async def test_the_shard_count_is_the_store_s_own(redis: Redis) -> None:
 
 
 async def test_a_node_started_with_prefix_shards_makes_a_sharded_store(
-    redis: Redis, redis_server: EmbeddedRedis
+    redis: Redis, redis_server: StoreServer
 ) -> None:
     await redis.flushall()  # a new store: the node's setting decides
     items = [
@@ -183,7 +182,7 @@ async def test_a_node_started_with_prefix_shards_makes_a_sharded_store(
 
 
 async def test_the_slot_watch_names_what_a_cluster_would_refuse(
-    redis_server: EmbeddedRedis,
+    redis_server: StoreServer,
 ) -> None:
     client = Redis.from_url(redis_server.url)
     try:

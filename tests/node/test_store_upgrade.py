@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
-from node.embedded_redis import EmbeddedRedis
 from registry.errors import NotIndexed
 from registry.identifier import Handle, Prefix
 from registry.index_policy import IndexPolicy
@@ -23,7 +22,7 @@ from registry.search import ValuePattern
 from registry.store import INDEXED_KEY, LAYOUT, LAYOUT_KEY, UPGRADE_KEY, HandleStore
 from registry.template import parse_date, parse_number
 from registry.value import DataFormat, HandleValue
-from tests.conftest import index_count, index_members
+from tests.conftest import StoreServer, index_count, index_members
 
 NOW = "2026-12-03T00:00:00Z"
 EVERY = IndexPolicy(every=True)
@@ -155,7 +154,7 @@ asyncio.run(HandleStore(Redis.from_url(sys.argv[1]), indexes=IndexPolicy(every=T
 
 
 async def test_an_interrupted_rebuild_resumes_where_it_stopped(
-    redis: Redis, redis_server: EmbeddedRedis
+    redis: Redis, redis_server: StoreServer
 ) -> None:
     """A node killed (SIGKILL) while it rebuilds the indexes: the next start carries on."""
     count = 6000

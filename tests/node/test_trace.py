@@ -11,9 +11,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from node.embedded_redis import EmbeddedRedis
 from resolver.trace import MAX_DEPTH
-from tests.conftest import ADMIN_AUTH, ADMIN_SECRET, basic, node_config, served
+from tests.conftest import ADMIN_AUTH, ADMIN_SECRET, StoreServer, basic, node_config, served
 from tests.resolver.conftest import FakeNode
 from tests.resolver.hostile import HostileNode
 
@@ -188,7 +187,7 @@ async def parent() -> AsyncIterator[FakeNode]:
         await fake.stop()
 
 
-def below(redis_server: EmbeddedRedis, parent_url: str, **settings: str) -> Any:
+def below(redis_server: StoreServer, parent_url: str, **settings: str) -> Any:
     """An enterprise node for 88.100.1 whose parent is at ``parent_url``, served."""
     config = node_config(
         redis_server.url,
@@ -203,7 +202,7 @@ def below(redis_server: EmbeddedRedis, parent_url: str, **settings: str) -> Any:
 
 @pytest.fixture
 async def enterprise(
-    redis: Redis, redis_server: EmbeddedRedis, parent: FakeNode
+    redis: Redis, redis_server: StoreServer, parent: FakeNode
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with below(redis_server, parent.url) as http:
         yield http
@@ -323,7 +322,7 @@ async def test_a_level_is_resolved_concurrently(
 
 
 async def test_a_top_node_marks_a_prefix_outside_its_own_unreachable(
-    redis: Redis, redis_server: EmbeddedRedis
+    redis: Redis, redis_server: StoreServer
 ) -> None:
     async with served(node_config(redis_server.url, "88", role="top")) as top:
         values = [link(10, "COMPONENT", "99.1/x"), link(11, "COMPONENT", "88/absent")]
@@ -360,7 +359,7 @@ async def hostile() -> AsyncIterator[HostileNode]:
 
 @pytest.fixture
 async def exposed(
-    redis: Redis, redis_server: EmbeddedRedis, hostile: HostileNode
+    redis: Redis, redis_server: StoreServer, hostile: HostileNode
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with below(redis_server, hostile.url, max_upstream_bytes="65536") as http:
         yield http

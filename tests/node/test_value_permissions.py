@@ -12,8 +12,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from node.embedded_redis import EmbeddedRedis
-from tests.conftest import ADMIN_AUTH, node_config, served, snapshot
+from tests.conftest import ADMIN_AUTH, StoreServer, node_config, served, snapshot
 
 HANDLE = "88.100/private-1"
 SECRET_TEXT = "lot-7-supplier-price"
@@ -25,7 +24,7 @@ VALUES: list[dict[str, Any]] = [
 
 
 @pytest.fixture
-async def client(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[httpx.AsyncClient]:
+async def client(redis: Redis, redis_server: StoreServer) -> AsyncIterator[httpx.AsyncClient]:
     """A node indexing NOTE (indexes are chosen): a private note must still never come
     out of reverse lookup or search."""
     async with served(node_config(redis_server.url, indexed_types="URL,NOTE")) as http:

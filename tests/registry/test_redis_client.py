@@ -10,10 +10,11 @@ import pytest
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.exceptions import DataError
 
-from node.embedded_redis import NO_MASTER, EmbeddedRedis
+from node.embedded_redis import NO_MASTER
 from registry.errors import StoreFull, StoreUnavailable
 from registry.redis_client import WritesRefused, open_redis, packed
 from registry.store import translated
+from tests.conftest import StoreServer
 
 COMMANDS: list[tuple[Any, ...]] = [
     ("GET", "r:{88.100}:88.100/a"),
@@ -48,7 +49,7 @@ def test_the_connection_class_the_url_chose_is_kept() -> None:
     assert packed(Connection) is tcp  # made once per class
 
 
-async def test_a_real_redis_answers(redis_server: EmbeddedRedis) -> None:
+async def test_a_real_redis_answers(redis_server: StoreServer) -> None:
     redis = open_redis(redis_server.url)
     try:
         body = "产品".encode() * 50_000
@@ -62,7 +63,7 @@ async def test_a_real_redis_answers(redis_server: EmbeddedRedis) -> None:
 
 
 async def test_a_burst_beyond_the_pool_waits_for_a_connection(
-    redis_server: EmbeddedRedis,
+    redis_server: StoreServer,
 ) -> None:
     redis = open_redis(redis_server.url, max_connections=2, pool_timeout=5)
     try:
@@ -72,7 +73,7 @@ async def test_a_burst_beyond_the_pool_waits_for_a_connection(
         await redis.aclose()
 
 
-async def test_a_pool_wait_that_runs_out_is_a_store_error(redis_server: EmbeddedRedis) -> None:
+async def test_a_pool_wait_that_runs_out_is_a_store_error(redis_server: StoreServer) -> None:
     redis = open_redis(redis_server.url, max_connections=1, pool_timeout=0.2)
     try:
         held = await redis.connection_pool.get_connection()
@@ -84,7 +85,7 @@ async def test_a_pool_wait_that_runs_out_is_a_store_error(redis_server: Embedded
         await redis.aclose()
 
 
-async def test_refused_writes_name_their_cause(redis_server: EmbeddedRedis) -> None:
+async def test_refused_writes_name_their_cause(redis_server: StoreServer) -> None:
     redis = open_redis(redis_server.url)
     try:
         await redis.execute_command("REPLICAOF", *NO_MASTER)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import httpx
 from redis.asyncio import Redis
 
-from node.embedded_redis import EmbeddedRedis
 from registry.identifier import Handle
 from registry.index_policy import IndexPolicy
 from registry.record import HandleRecord
@@ -19,7 +18,7 @@ from registry.store import INDEXED_KEY, LAYOUT, LAYOUT_KEY, HandleStore
 from registry.stored_form import is_compact, to_stored
 from registry.value import DEFAULT_ADMIN_PERMISSIONS, AdminRef, DataFormat, HandleValue
 from registry.value_formats import ValueRef
-from tests.conftest import ADMIN_AUTH, node_config, served, stored_record
+from tests.conftest import ADMIN_AUTH, StoreServer, node_config, served, stored_record
 from tests.node.test_store_upgrade import write_layout_2 as write_previous_release
 
 NOW = "2026-12-03T00:00:00Z"
@@ -80,7 +79,7 @@ async def answers(node: httpx.AsyncClient, records: list[HandleRecord]) -> list[
 
 
 async def test_a_layout_2_store_is_compacted_and_answers_the_same(
-    redis: Redis, redis_server: EmbeddedRedis
+    redis: Redis, redis_server: StoreServer
 ) -> None:
     records = [record(n) for n in range(2_500)]  # three pages of the conversion
     await write_layout_2(redis, records)
@@ -113,7 +112,7 @@ async def test_a_layout_2_store_is_compacted_and_answers_the_same(
 
 
 async def test_an_interrupted_upgrade_finishes_at_the_next_start(
-    redis: Redis, redis_server: EmbeddedRedis
+    redis: Redis, redis_server: StoreServer
 ) -> None:
     records = [record(n) for n in range(1_500)]
     await write_layout_2(redis, records)
@@ -173,7 +172,7 @@ async def write_layout_4(redis: Redis, records: list[HandleRecord], policy: Inde
 
 
 async def test_a_layout_4_store_moves_into_buckets_and_answers_the_same(
-    redis: Redis, redis_server: EmbeddedRedis
+    redis: Redis, redis_server: StoreServer
 ) -> None:
     records = [record(n) for n in range(2_500)]  # three pages of the move
     sample = records[:30] + records[-5:]

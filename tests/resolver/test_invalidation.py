@@ -17,7 +17,6 @@ import uvicorn
 from redis.asyncio import Redis
 
 from node.app import create_app
-from node.embedded_redis import EmbeddedRedis
 from registry.change_feed import StreamId
 from registry.identifier import Handle, Prefix
 from resolver.answer_cache import AnswerCache, cache_key, source_key
@@ -27,7 +26,7 @@ from resolver.recursion import Resolver
 from resolver.target import TargetPolicy
 from resolver.upstream import Upstream
 from resolver.walk import Hop
-from tests.conftest import ADMIN_AUTH, node_config
+from tests.conftest import ADMIN_AUTH, StoreServer, node_config
 from tests.resolver.conftest import LOOPBACK, T0, FakeClock, FakeNode
 
 POLICY = CachePolicy(max_ttl=3600.0, negative_ttl=10.0, max_stale=1000.0, local_ttl=2.0)
@@ -307,7 +306,7 @@ async def test_a_new_follower_loads_the_saved_cursors(
 
 
 @pytest.fixture
-async def real_node(redis: Redis, redis_server: EmbeddedRedis) -> AsyncIterator[str]:
+async def real_node(redis: Redis, redis_server: StoreServer) -> AsyncIterator[str]:
     """A secondary node for 88.100 served by uvicorn on a free port, on Redis database 1."""
     url = redis_server.url.rsplit("/", 1)[0] + "/1"
     store = Redis.from_url(url)

@@ -17,9 +17,8 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from node.app import create_app
-from node.embedded_redis import EmbeddedRedis
 from resolver.invalidation import CURSORS_KEY, Follower
-from tests.conftest import basic, node_config
+from tests.conftest import StoreServer, basic, node_config
 from tests.resolver.conftest import FakeNode
 from tests.resolver.hostile import HostileNode
 
@@ -44,7 +43,7 @@ def top_app(redis_url: str, **settings: object) -> FastAPI:
 
 @pytest.fixture
 async def served_top(
-    redis: Redis, redis_server: EmbeddedRedis, request: pytest.FixtureRequest
+    redis: Redis, redis_server: StoreServer, request: pytest.FixtureRequest
 ) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
     settings: dict[str, object] = getattr(request, "param", {})
     app = top_app(redis_server.url, **settings)
