@@ -13,6 +13,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from node.app import create_app
 from node.config import NodeConfig
@@ -156,10 +157,19 @@ async def client(redis: Redis, redis_server: StoreServer) -> AsyncIterator[httpx
 NOT_THE_STORE = (b"audit", b"quota:")
 
 
+async def all_keys(redis: Redis, pattern: str = "*") -> list[bytes]:
+    """Every key matching ``pattern``: of every master, on a Redis Cluster."""
+    if isinstance(redis, RedisCluster):
+        found = await redis.keys(pattern, target_nodes=RedisCluster.PRIMARIES)
+    else:
+        found = await redis.keys(pattern)
+    return cast(list[bytes], found)
+
+
 async def snapshot(redis: Redis) -> dict[object, object]:
     """Every key of the store with its serialised value: equal snapshots mean an unchanged
     store (the audit log and request counters aside)."""
-    every = cast(list[bytes], await redis.keys("*"))
+    every = await all_keys(redis)
     keys = sorted(k for k in every if not k.startswith(NOT_THE_STORE))
     return {key: await redis.dump(key) for key in keys}
 

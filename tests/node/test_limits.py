@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from node.app import create_app
 from node.state import NodeState
 from registry.admission import day_key, seconds_to_midnight
-from tests.conftest import ADMIN, ADMIN_AUTH, StoreServer, basic, node_config, snapshot
+from tests.conftest import ADMIN, ADMIN_AUTH, StoreServer, all_keys, basic, node_config, snapshot
 
 RATE = 5
 BURST = 2 * RATE
@@ -199,7 +199,7 @@ async def counter(redis: Redis, key: str) -> bytes:
 
 
 async def assert_quota_keys_expire(redis: Redis) -> None:
-    keys = cast(list[bytes], await redis.keys("quota:*"))
+    keys = await all_keys(redis, "quota:*")
     assert keys
     for key in keys:
         assert key.startswith(b"quota:")

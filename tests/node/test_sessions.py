@@ -21,6 +21,7 @@ from tests.conftest import (
     ADMIN_AUTH,
     ADMIN_SECRET,
     StoreServer,
+    all_keys,
     basic,
     node_config,
     served,
@@ -146,7 +147,7 @@ async def test_the_store_keeps_only_a_hash_of_the_token(
     client: httpx.AsyncClient, redis: Redis
 ) -> None:
     token = await open_session(client)
-    keys = cast(list[bytes], await redis.keys("sess:*"))
+    keys = await all_keys(redis, "sess:*")
     assert keys and not any(token.encode() in key for key in keys)
     for key in keys:
         assert token.encode() not in (await redis.dump(key) or b"")
@@ -290,7 +291,7 @@ async def test_rotation_keeps_the_old_secret_during_the_grace_period(
     assert (await put(client, "88.100/x", [URL_VALUE], ADMIN_AUTH)).status_code == 201
     assert (await put(client, "88.100/y", [URL_VALUE], new_auth)).status_code == 201
     assert await is_admin(client, basic(ADMIN, "another-secret")) == 401
-    (grace_key,) = cast(list[bytes], await redis.keys("sess:r:*"))
+    (grace_key,) = await all_keys(redis, "sess:r:*")
     assert 0 < await redis.ttl(grace_key) <= 60
     assert b"new-secret-1" not in (await redis.dump(grace_key) or b"")
 
@@ -317,7 +318,7 @@ async def test_rotation_without_grace_ends_the_old_secret_at_once(
 async def test_rotation_defaults_to_an_hour(client: httpx.AsyncClient, redis: Redis) -> None:
     response = await rotate(client, {"secret": "new-secret-1"})
     assert response.status_code == 200 and response.json()["graceSeconds"] == 3600
-    (grace_key,) = cast(list[bytes], await redis.keys("sess:r:*"))
+    (grace_key,) = await all_keys(redis, "sess:r:*")
     assert 3500 < await redis.ttl(grace_key) <= 3600
     assert await is_admin(client, ADMIN_AUTH) == 200
 
@@ -901,7 +902,7 @@ async def test_unknown_and_expired_sessions_are_refused(
     assert refused(await client.delete("/api/sessions/this", headers=handle_header(unknown)))
 
     opened = await new_handle_session(client)
-    for key in cast(list[bytes], await redis.keys("sess:t:*")):
+    for key in await all_keys(redis, "sess:t:*"):
         await redis.pexpire(key, 1)
     await asyncio.sleep(0.05)
     assert refused(
@@ -1011,7 +1012,7 @@ async def test_anonymous_sessions_are_capped_per_address(
     over = await client.post("/api/sessions")
     assert over.status_code == 429 and 1 <= int(over.headers["retry-after"]) <= 60
     # each lives a minute only
-    ttls = [await redis.ttl(k) for k in cast(list[bytes], await redis.keys("sess:t:*"))]
+    ttls = [await redis.ttl(k) for k in await all_keys(redis, "sess:t:*")]
     assert len(ttls) == 60 and all(0 < t <= 60 for t in ttls)
     # credentials are not capped
     assert (await client.post("/api/sessions", headers=ADMIN_AUTH)).status_code == 201
@@ -1123,7 +1124,7 @@ async def test_changed_anonymous_session_limits_take_effect(
         opened = [await client.post("/api/sessions") for _ in range(3)]
         assert [o.status_code for o in opened] == [201] * 3
         assert all(o.json()["expiresIn"] == 7 for o in opened)
-        ttls = [await redis.ttl(k) for k in cast(list[bytes], await redis.keys("sess:t:*"))]
+        ttls = [await redis.ttl(k) for k in await all_keys(redis, "sess:t:*")]
         assert len(ttls) == 3 and all(0 < t <= 7 for t in ttls)
         over = await client.post("/api/sessions")
         assert over.status_code == 429 and "3 sessions" in over.json()["message"]

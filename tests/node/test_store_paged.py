@@ -10,13 +10,13 @@ from typing import cast
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from redis.asyncio import Redis
 
 from registry.identifier import Handle, Prefix
 from registry.index_policy import IndexPolicy
 from registry.paged_index import PAGE_MAX, READ_LUA, directory_key, page_key
 from registry.record import HandleRecord
 from registry.record_keys import listing_key, value_index_key
+from registry.redis_client import open_redis
 from registry.search import ValuePattern, member, split_member
 from registry.store import HandleStore
 from registry.value import DataFormat, HandleValue
@@ -54,7 +54,7 @@ bound = st.one_of(
 
 
 async def scenario(url: str, plan: list[tuple[bool, bool, list[int]]], reads: list[object]) -> None:
-    redis = Redis.from_url(url)
+    redis = open_redis(url)
     try:
         await redis.flushall()
         store = HandleStore(redis, indexes=IndexPolicy(), record_buckets=64)

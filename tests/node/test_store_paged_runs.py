@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from registry.paged_index import ADD_LUA, LUA, PAGE_MAX, READ_LUA, directory_key, page_key
-from tests.conftest import StoreServer
+from registry.redis_client import open_redis
+from tests.conftest import StoreServer, all_keys
 
 KEY = "v:{88.100}:url"
 
@@ -52,11 +53,11 @@ async def check(redis: Redis, plain: set[str]) -> None:
         for m in members:
             assert m.encode() >= low.encode()
             assert upper is None or m.encode() < upper.encode()
-    assert await redis.keys("*#build") == []
+    assert await all_keys(redis, "*#build") == []
 
 
 async def scenario(url_: str, batches: list[tuple[bool, list[int]]]) -> None:
-    redis = Redis.from_url(url_)
+    redis = open_redis(url_)
     try:
         await redis.flushall()
         ordered, unordered = redis.register_script(ORDERED_ADD_LUA), redis.register_script(ADD_LUA)
@@ -156,7 +157,7 @@ def test_runs_in_order_are_written_once(redis_server: StoreServer) -> None:
     they were; merged into them, their members would be rewritten with every run."""
 
     async def run() -> None:
-        redis = Redis.from_url(redis_server.url)
+        redis = open_redis(redis_server.url)
         try:
             await redis.flushall()
             ordered = redis.register_script(ORDERED_ADD_LUA)

@@ -18,7 +18,7 @@ from registry.record import HandleRecord
 from registry.record_keys import key_tag, shard_tags
 from registry.store import BUCKETS_KEY, LAYOUT_KEY, SHARDS_KEY, HandleStore, Stored
 from tests.cluster_slots import watching
-from tests.conftest import ADMIN_AUTH, StoreServer, index_count, node_config, served
+from tests.conftest import ADMIN_AUTH, StoreServer, all_keys, index_count, node_config, served
 from tests.node.test_store_upgrade import answers, expected, mixed_case, pack
 
 WIDE = IndexPolicy.parse("URL,BATCH,CAPACITY,MADE_ON")
@@ -54,7 +54,7 @@ async def test_a_sharded_prefix_answers_as_one_shard_does(redis: Redis) -> None:
     await write(sharded, records)
     # The records and the indexes of one prefix are in all 4 shards' tags, none in the
     # prefix's own.
-    keys = cast(list[bytes], await redis.keys("*{88.100*"))
+    keys = await all_keys(redis, "*{88.100*")
     assert {key_tag(k) for k in keys} == set(shard_tags("88.100", 4))
     for family in (b"r:", b"l:", b"v:", b"n:"):
         assert {key_tag(k) for k in keys if k.startswith(family)} == set(shard_tags("88.100", 4))
@@ -131,7 +131,7 @@ async def test_indexes_of_new_types_are_built_in_each_record_s_shard(redis: Redi
     await HandleStore(redis, indexes=IndexPolicy.parse("URL,BATCH")).upgrade()
     assert await index_count(redis, "v:{88.100}:made_on") == 0
     assert await index_count(redis, "v:{88.100}:batch") == COUNT
-    assert not await redis.keys("n:{88.100*")
+    assert not await all_keys(redis, "n:{88.100*")
     # Everything dropped and rebuilt (the 3 -> 4 step's rebuild), shard by shard.
     await redis.set(LAYOUT_KEY, b"3")
     assert await HandleStore(redis, indexes=WIDE).upgrade() == COUNT
@@ -173,7 +173,7 @@ async def test_a_node_started_with_prefix_shards_makes_a_sharded_store(
         listed = (await node.get("/api/handles?prefix=88.100", headers=ADMIN_AUTH)).json()
         assert listed["totalCount"] == 40
     assert await redis.get(SHARDS_KEY) == b"4"
-    buckets = cast(list[bytes], await redis.keys("r:{88.100*"))
+    buckets = await all_keys(redis, "r:{88.100*")
     assert {key_tag(k) for k in buckets} == set(shard_tags("88.100", 4))
     # A node started later with another count serves the store's own.
     async with served(node_config(redis_server.url, prefix_shards="1")) as node:

@@ -146,10 +146,10 @@ async def test_a_store_of_the_previous_release_answers_the_same_after_the_upgrad
 
 _UPGRADE = """
 import asyncio, sys
-from redis.asyncio import Redis
+from registry.redis_client import open_redis
 from registry.index_policy import IndexPolicy
 from registry.store import HandleStore
-asyncio.run(HandleStore(Redis.from_url(sys.argv[1]), indexes=IndexPolicy(every=True)).upgrade())
+asyncio.run(HandleStore(open_redis(sys.argv[1]), indexes=IndexPolicy(every=True)).upgrade())
 """
 
 

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from node.app import create_app
 from registry.change_feed import StreamId
 from registry.identifier import Handle, Prefix
+from registry.redis_client import open_redis
 from resolver.answer_cache import AnswerCache, cache_key, source_key
 from resolver.cache import CacheEntry, CachePolicy, CacheStatus, Outcome
 from resolver.invalidation import CURSORS_KEY, MAX_PAGES_PER_ROUND, PAGE, SKEW_MARGIN, Follower
@@ -26,7 +27,7 @@ from resolver.recursion import Resolver
 from resolver.target import TargetPolicy
 from resolver.upstream import Upstream
 from resolver.walk import Hop
-from tests.conftest import ADMIN_AUTH, StoreServer, node_config
+from tests.conftest import ADMIN_AUTH, StoreServer, all_keys, node_config
 from tests.resolver.conftest import LOOPBACK, T0, FakeClock, FakeNode
 
 POLICY = CachePolicy(max_ttl=3600.0, negative_ttl=10.0, max_stale=1000.0, local_ttl=2.0)
@@ -80,7 +81,7 @@ async def fill(
 
 
 async def cached(redis: Redis) -> set[str]:
-    return {k.decode() if isinstance(k, bytes) else k for k in await redis.keys("k:*")}
+    return {k.decode() if isinstance(k, bytes) else k for k in await all_keys(redis, "k:*")}
 
 
 async def cursor(redis: Redis, node: str) -> bytes | None:
@@ -309,7 +310,7 @@ async def test_a_new_follower_loads_the_saved_cursors(
 async def real_node(redis: Redis, redis_server: StoreServer) -> AsyncIterator[str]:
     """A secondary node for 88.100 served by uvicorn on a free port, on Redis database 1."""
     url = redis_server.url.rsplit("/", 1)[0] + "/1"
-    store = Redis.from_url(url)
+    store = open_redis(url)
     await store.flushdb()
     await store.aclose()
     config = uvicorn.Config(

@@ -25,6 +25,7 @@ from resolver.recursion import Follow, Resolution, Resolver
 from resolver.target import TargetPolicy
 from resolver.upstream import Upstream
 from resolver.walk import Hop
+from tests.conftest import all_keys
 from tests.resolver.conftest import LOOPBACK, T0, FakeClock, FakeNode, value
 
 HANDLE = Handle.parse("88.101.1/ABC")
@@ -297,7 +298,7 @@ async def test_a_referral_loop_is_refused(
         await resolve(resolver, node)
     assert "loop" in raised.value.message
     assert (node.count, other.count) == (1, 1)
-    assert await redis.keys("k:*") == []
+    assert await all_keys(redis, "k:*") == []
 
 
 # --- locate, follow ---------------------------------------------------------------------
@@ -317,7 +318,7 @@ async def test_nothing_to_locate_resolves_to_none_and_caches_nothing(
     assert await resolver.resolve(HANDLE, locate) is None
     assert await resolver.resolve(HANDLE, locate) is None
     assert located == [HANDLE, HANDLE]
-    assert await redis.keys("k:*") == []
+    assert await all_keys(redis, "k:*") == []
     assert resolver.cache.local(KEY) is None
     assert (node.count, feeds.followed) == (0, [])
 
@@ -376,7 +377,7 @@ async def test_a_ttl_zero_record_is_not_stored(
     resolver = make_resolver(redis, session, clock)
     node.values = [value(1, ttl=86400), value(2, ttl=0)]
     await resolve(resolver, node)
-    assert await redis.keys("k:*") == []
+    assert await all_keys(redis, "k:*") == []
 
 
 async def test_a_ttl_zero_record_is_never_served_stale(

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from node.app import create_app
 from resolver.invalidation import CURSORS_KEY, Follower
-from tests.conftest import StoreServer, basic, node_config
+from tests.conftest import StoreServer, all_keys, basic, node_config
 from tests.resolver.conftest import FakeNode
 from tests.resolver.hostile import HostileNode
 
@@ -158,7 +158,7 @@ async def test_a_registered_url_at_an_internal_service_is_not_asked(
     assert answer.status_code == 502
     assert "loopback or private" in answer.json()["message"]
     assert internal.requests == []
-    assert await redis.keys("k:*") == []
+    assert await all_keys(redis, "k:*") == []
     assert follower_of(app).nodes == []
 
 
@@ -192,7 +192,7 @@ async def test_a_referral_outside_the_referring_nodes_prefix_is_refused(
     assert why in message and node.url in message
     assert internal.url not in message and "not here" not in message
     assert internal.requests == []
-    assert await redis.keys("k:*") == []
+    assert await all_keys(redis, "k:*") == []
     assert follower_of(app).nodes == [node.url]
 
 
@@ -330,6 +330,6 @@ async def test_a_redirect_from_a_node_is_not_followed(
             "which is not followed"
         )
         assert internal.requests == []
-        assert await redis.keys("k:*") == []
+        assert await all_keys(redis, "k:*") == []
     finally:
         await redirecting.stop()
