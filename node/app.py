@@ -21,7 +21,7 @@ from typing import Any, cast
 import aiohttp
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from redis.exceptions import BusyLoadingError, RedisError
+from redis.exceptions import BusyLoadingError
 from starlette.types import Receive, Scope, Send
 
 from node import (
@@ -72,7 +72,7 @@ from registry.paged_index import COMPACT_PAGES, page_encoding_problems
 from registry.prefix_entry import PrefixEntry, PrefixKind
 from registry.prefix_registry import PrefixRegistry
 from registry.record_keys import COMPACT_BUCKETS, bucket_encoding_problems
-from registry.redis_client import open_redis
+from registry.redis_client import STORE_ERRORS, open_redis
 from registry.registrar import Registrar
 from registry.session import SessionStore
 from registry.store import HandleStore, store_error
@@ -354,7 +354,7 @@ async def _wait_loaded(
         except BusyLoadingError:
             progress = LoadingProgress(loading=True)
             message, fields = progress.message, progress.fields()
-        except RedisError as exc:
+        except STORE_ERRORS as exc:
             if not (patient or waiting.is_set()):
                 raise store_error(exc) from exc
             progress = LoadingProgress(loading=False)  # not known: STARTING
@@ -377,7 +377,7 @@ async def _check_bucket_encoding(redis: Redis) -> None:
             found = cast(dict[bytes | str, bytes | str], await redis.config_get(name))
             for key, value in found.items():
                 settings[_text(key)] = _text(value)
-    except RedisError as exc:  # CONFIG may be renamed or refused (managed Redis)
+    except STORE_ERRORS as exc:  # CONFIG may be renamed or refused (managed Redis)
         log.warning("redis settings not readable", extra={"error": str(exc)})
         return
     for problem in bucket_encoding_problems(settings):

@@ -24,10 +24,10 @@ from datetime import UTC, datetime
 from typing import cast
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from registry.admission import day_key
 from registry.errors import StoreUnavailable
+from registry.redis_client import STORE_ERRORS
 
 log = logging.getLogger("idnode.node")
 KEEP_DAYS = 400
@@ -100,7 +100,7 @@ class Kpis:
             pipe.hincrby("kpi:total", "registrations", registered)
             await pipe.execute()
             self._last_flush = now
-        except RedisError as exc:
+        except STORE_ERRORS as exc:
             # The counts wait for the next flush, which divides them by the whole time
             # since the last good one (a peak is never inflated by an outage).
             self._resolutions += resolved
@@ -128,7 +128,7 @@ class Kpis:
             pipe.hgetall(f"kpi:{day}")
             pipe.hgetall("kpi:total")
             raw_day, raw_total = cast(list[dict[bytes, bytes]], await pipe.execute())
-        except RedisError as exc:
+        except STORE_ERRORS as exc:
             raise StoreUnavailable(f"The node's store (Redis) failed: {exc}") from exc
 
         def number(raw: dict[bytes, bytes], name: str) -> int:

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from registry.errors import DailyLimitReached, StoreUnavailable, TooManyRequests
+from registry.redis_client import STORE_ERRORS
 
 _MAX_BUCKETS = 100_000
 _QUOTA_KEEP_SECONDS = 2 * 86400
@@ -94,7 +94,7 @@ class DailyQuota:
             pipe.incr(counter)
             pipe.expire(counter, _QUOTA_KEEP_SECONDS)
             used, _ = await pipe.execute()
-        except RedisError as exc:
+        except STORE_ERRORS as exc:
             raise StoreUnavailable(f"The node's store (Redis) failed: {exc}") from exc
         if int(used) > self.limit:
             raise DailyLimitReached(

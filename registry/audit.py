@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import cast
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from registry.errors import InvalidValue, StoreUnavailable
+from registry.redis_client import STORE_ERRORS
 
 AUDIT_KEY = "audit"
 FIELDS = ("time", "client", "identity", "method", "target", "status", "code", "outcome", "message")
@@ -79,7 +79,7 @@ class AuditLog:
                 maxlen=self.max_entries,
                 approximate=True,
             )
-        except RedisError as exc:
+        except STORE_ERRORS as exc:
             raise StoreUnavailable(f"The audit log (Redis) failed: {exc}") from exc
 
     async def read(self, count: int, before: str | None) -> list[dict[str, str]]:
@@ -90,7 +90,7 @@ class AuditLog:
             rows = await self.redis.xrevrange(
                 AUDIT_KEY, max=f"({before}" if before else "+", min="-", count=count
             )
-        except RedisError as exc:
+        except STORE_ERRORS as exc:
             raise StoreUnavailable(f"The audit log (Redis) failed: {exc}") from exc
         out = []
         for entry_id, fields in cast(list[tuple[bytes, dict[bytes, bytes]]], rows):

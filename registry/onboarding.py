@@ -42,7 +42,6 @@ from typing import TypeVar, cast
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from registry.credential import generate_secret
 from registry.enterprise import (
@@ -59,6 +58,7 @@ from registry.enterprise import (
 from registry.errors import Conflict, NotFound, StoreUnavailable, TooManyApplications
 from registry.identifier import ADMIN_SECRET_INDEX, Prefix
 from registry.prefix_entry import PrefixEntry
+from registry.redis_client import STORE_ERRORS
 from registry.registrar import KeyedLocks, Registrar
 from registry.value import utc_timestamp
 
@@ -219,7 +219,7 @@ class Onboarding:
                 i.decode() for i in cast(list[bytes], await self.redis.zrange("ent:apps", 0, -1))
             ]
             raw = await self.redis.mget([_app_key(i) for i in ids]) if ids else []
-        except RedisError as exc:
+        except STORE_ERRORS as exc:
             raise StoreUnavailable(f"The node's store (Redis) failed: {exc}") from exc
         apps = [Application.from_json(orjson.loads(r)) for r in raw if r is not None]
         if status is not None:
@@ -326,7 +326,7 @@ class Onboarding:
         while True:
             try:
                 counter = int(await self.redis.incr("ent:next"))
-            except RedisError as exc:
+            except STORE_ERRORS as exc:
                 raise StoreUnavailable(f"The node's store (Redis) failed: {exc}") from exc
             candidate = next_enterprise_prefix(self.prefix.text, counter)
             allocated = Prefix.parse_national(candidate)  # what we allocate is national
@@ -349,7 +349,7 @@ class Onboarding:
         """Await a Redis call, translating its failure."""
         try:
             return await call
-        except RedisError as exc:
+        except STORE_ERRORS as exc:
             raise StoreUnavailable(f"The node's store (Redis) failed: {exc}") from exc
 
     async def _swap(self, application_id: str, before: bytes, after: Application) -> None:
@@ -357,7 +357,7 @@ class Onboarding:
             done = await self.redis.eval(
                 _CAS_LUA, 1, _app_key(application_id), before, _encode(after)
             )
-        except RedisError as exc:
+        except STORE_ERRORS as exc:
             raise StoreUnavailable(f"The node's store (Redis) failed: {exc}") from exc
         if not done:
             raise Conflict(f"application {application_id} changed meanwhile; try again")

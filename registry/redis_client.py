@@ -38,9 +38,25 @@ import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection, Connection, DefaultParser, parse_url
-from redis.exceptions import DataError, ResponseError
+from redis.exceptions import (
+    DataError,
+    RedisClusterUnreachableError,
+    RedisError,
+    ResponseError,
+    SlotNotCoveredError,
+)
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+# What a store that fails raises: redis-py's errors, and the two by which its cluster
+# client says no member answers or no master holds a key's slot (they are not
+# RedisErrors). The cluster client's other errors (keys of a transaction or script in
+# several slots) are mistakes of the caller, not failures of the store, and are not here.
+STORE_ERRORS: tuple[type[Exception], ...] = (
+    RedisError,
+    RedisClusterUnreachableError,
+    SlotNotCoveredError,
+)
 
 _packed_classes: dict[type[AbstractConnection], type[AbstractConnection]] = {}
 

@@ -72,7 +72,7 @@ from typing import Any, cast
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import BusyLoadingError, NoScriptError, RedisError, WatchError
+from redis.exceptions import BusyLoadingError, NoScriptError, WatchError
 
 from registry import keyspace, paged_index
 from registry.change_feed import StreamId, entry_fields, entry_keys, has_gap, next_cursor
@@ -102,7 +102,7 @@ from registry.record_keys import (
     value_index_key,
     version_of,
 )
-from registry.redis_client import refusal_in
+from registry.redis_client import STORE_ERRORS, refusal_in
 from registry.search import ValuePattern, intersect_in_order, split_member
 from registry.stored_form import from_stored, is_compact, public_json, to_stored
 
@@ -312,7 +312,7 @@ def store_error(exc: BaseException) -> StoreUnavailable:
 async def translated() -> AsyncIterator[None]:
     try:
         yield
-    except RedisError as exc:
+    except STORE_ERRORS as exc:
         raise store_error(exc) from exc
 
 
@@ -421,7 +421,7 @@ class HandleStore:
         place = record_key(handle, buckets, self._shards or await self.shards())
         try:
             body = cast(bytes | None, await self._redis.hget(place, record_field(handle)))
-        except RedisError as exc:
+        except STORE_ERRORS as exc:
             raise store_error(exc) from exc
         if body is not None:
             if body[0] == MARK:
@@ -453,7 +453,7 @@ class HandleStore:
                     list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]],
                     await self._redis.xread({CHANGES_KEY: cursor}, count=_FOLLOW_COUNT),
                 )
-            except RedisError:
+            except STORE_ERRORS:
                 self.local.clear()  # entries may have been missed: start afresh
                 cursor = None
                 await asyncio.sleep(1.0)

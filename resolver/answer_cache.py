@@ -31,9 +31,9 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import cast
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from registry.errors import StoreUnavailable
+from registry.redis_client import STORE_ERRORS
 from resolver.cache import CacheEntry, CachePolicy
 
 log = logging.getLogger("idnode.resolver")
@@ -88,7 +88,7 @@ class AnswerCache:
     async def get(self, key: str) -> CacheEntry | None:
         try:
             raw = cast(bytes | None, await self.redis.get(cache_key(key)))
-        except RedisError as exc:
+        except STORE_ERRORS as exc:
             log.warning("cache read failed, resolving upstream: %s", exc)
             return None
         if raw is None:
@@ -120,7 +120,7 @@ class AnswerCache:
                 pipe.zremrangebyscore(source, "-inf", now_ms)  # entries Redis expired
                 pipe.expire(source, int(self.policy.longest_keep) + 1)
                 await pipe.execute()
-        except RedisError as exc:
+        except STORE_ERRORS as exc:
             log.warning("cache write failed: %s", exc)
         return True
 
@@ -147,7 +147,7 @@ class AnswerCache:
             return 0
         try:
             return int(await self.redis.unlink(*(cache_key(k) for k in keys)))
-        except RedisError as exc:
+        except STORE_ERRORS as exc:
             raise StoreUnavailable(f"cache invalidation failed: {exc}") from exc
 
     async def drop_source(self, node: str) -> int:
@@ -167,7 +167,7 @@ class AnswerCache:
             async for batch in self._members(source_key(node)):
                 dropped += int(await self.redis.unlink(*(cache_key(k) for k in batch)))
             await self.redis.unlink(source_key(node))
-        except RedisError as exc:
+        except STORE_ERRORS as exc:
             raise StoreUnavailable(f"cache drop failed: {exc}") from exc
         return dropped
 

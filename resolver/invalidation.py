@@ -45,11 +45,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from registry.change_feed import StreamId
 from registry.errors import IdnodeError, InvalidHandle
 from registry.identifier import Handle, Prefix
+from registry.redis_client import STORE_ERRORS
 from resolver.answer_cache import AnswerCache
 from resolver.upstream import Upstream
 
@@ -226,7 +226,7 @@ class Follower:
         asked ``max_nodes`` that have not expired; the others are deleted."""
         try:
             raw = cast(dict[bytes, bytes], await self.redis.hgetall(CURSORS_KEY))
-        except RedisError as exc:
+        except STORE_ERRORS as exc:
             log.warning("could not load change-feed cursors: %s", exc)
             return
         horizon = self.clock() - self.expiry
@@ -402,11 +402,11 @@ class Follower:
             return
         try:
             await self.redis.hset(CURSORS_KEY, node, held.encode())
-        except RedisError as exc:
+        except STORE_ERRORS as exc:
             log.warning("could not save the change-feed cursor of %s: %s", node, exc)
 
     async def _forget_saved(self, nodes: list[bytes]) -> None:
         try:
             await self.redis.hdel(CURSORS_KEY, *nodes)
-        except RedisError as exc:
+        except STORE_ERRORS as exc:
             log.warning("could not delete change-feed cursors: %s", exc)
