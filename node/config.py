@@ -118,6 +118,7 @@ from registry.index_policy import IndexPolicy
 from registry.limits import Limits
 from registry.prefix_entry import node_url_problem
 from registry.record_keys import DEFAULT_BUCKETS, MAX_SHARDS, layout_problem
+from registry.redis_client import is_cluster_url
 from resolver.cache import CachePolicy
 from resolver.upstream import DEFAULT_MAX_BYTES
 
@@ -128,6 +129,11 @@ WORKER_FD_ENV = "IDNODE_WORKER_FD"
 MAX_WORKERS = 64
 APPENDFSYNC_POLICIES = ("always", "everysec", "no")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# The prefix shards of a store a node creates on a Redis Cluster: each prefix spreads
+# over 16 hash slots, so over every master of a cluster of up to a few (with 3 masters,
+# 5 or 6 tags each on average; a master without any is a chance of 0.5%), while a
+# listing, search or query asks 16 shards, not hundreds (--prefix-shards to choose).
+CLUSTER_PREFIX_SHARDS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +188,7 @@ class NodeConfig:
     min_free_disk_bytes: int = 64 * 1024 * 1024
     indexed_types: IndexPolicy = field(default_factory=IndexPolicy)
     record_buckets: int = DEFAULT_BUCKETS
-    prefix_shards: int = 1
+    prefix_shards: int = 1  # CLUSTER_PREFIX_SHARDS by default on a Redis Cluster
 
     @property
     def traits(self) -> Traits:
@@ -271,8 +277,14 @@ class NodeConfig:
         record_buckets = _int_setting(
             "record_buckets", get("record_buckets"), DEFAULT_BUCKETS, low=1, high=2**32
         )
+        # A prefix of one shard lives on one master of a cluster: there it is spread.
+        on_cluster = is_cluster_url(get("redis_url") or "")
         prefix_shards = _int_setting(
-            "prefix_shards", get("prefix_shards"), 1, low=1, high=MAX_SHARDS
+            "prefix_shards",
+            get("prefix_shards"),
+            CLUSTER_PREFIX_SHARDS if on_cluster else 1,
+            low=1,
+            high=MAX_SHARDS,
         )
         if problem := layout_problem(record_buckets, prefix_shards):
             raise ConfigError(f"settings 'record_buckets' and 'prefix_shards': {problem}")
