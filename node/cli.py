@@ -332,8 +332,16 @@ def _parser() -> argparse.ArgumentParser:
         help="write this file (JSON: pid, top URL, logs) once the hierarchy is ready, and "
         "remove it on stop: scripts can wait for it (default: none)",
     )
-    up.add_argument(
+    up_store = up.add_mutually_exclusive_group()
+    up_store.add_argument(
         "--redis-url", help="use this Redis instead of an embedded one (default: embedded)"
+    )
+    up_store.add_argument(
+        "--cluster",
+        type=int,
+        metavar="N",
+        help="give each node an embedded Redis Cluster of N masters (3 or more) with a "
+        "replica each, instead of a database of one embedded Redis (default: one Redis)",
     )
     up.add_argument("--host", default="127.0.0.1", help="listen address")
     up.add_argument(
@@ -979,6 +987,7 @@ def up(args: dict[str, object]) -> int:
         topology,
         data_dir=Path(str(args["data_dir"])).resolve() if args["data_dir"] else None,
         redis_url=str(args["redis_url"]) if args["redis_url"] else None,
+        cluster=_cluster_masters(args["cluster"]),
         random_secrets=bool(args["random_secrets"]),
         host=str(args["host"]),
         steps=sys.stdout,
@@ -986,6 +995,19 @@ def up(args: dict[str, object]) -> int:
         ready_file=Path(str(args["ready_file"])).resolve() if args["ready_file"] else None,
     )
     return asyncio.run(launcher.run_until_signal())
+
+
+def _cluster_masters(given: object) -> int:
+    """``--cluster``'s masters (0 when not given); a cluster needs at least 3."""
+    if given is None:
+        return 0
+    masters = int(str(given))
+    if masters < 3:
+        raise ConfigError(
+            f"--cluster {masters}: a Redis Cluster needs at least 3 masters (a majority "
+            "of them votes a failed master's replica in)"
+        )
+    return masters
 
 
 def setup(args: dict[str, object]) -> None:

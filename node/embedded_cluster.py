@@ -173,7 +173,7 @@ class EmbeddedCluster:
 
     def master_ports(self) -> list[int]:
         """The ports of the members that are masters now (after failovers too)."""
-        return [p for p in self._ports_running() if self._role(p) == "master"]
+        return [p for p in self._ports_running() if self.role(p) == "master"]
 
     def _ports(self) -> tuple[list[int], bool]:
         """The members' ports, and whether the cluster was created already."""
@@ -233,7 +233,9 @@ class EmbeddedCluster:
         deadline = time.monotonic() + _SETTLE_TIMEOUT
         seen: dict[str, str] = {}
         while time.monotonic() < deadline:
-            infos = [cluster_info(self._cli(p, "CLUSTER", "INFO")) for p in self._ports_running()]
+            infos = [
+                cluster_info(self.command(p, "CLUSTER", "INFO")) for p in self._ports_running()
+            ]
             if infos and all(
                 i.get("cluster_state") == "ok"
                 and i.get("cluster_known_nodes") == str(self.size)
@@ -252,15 +254,16 @@ class EmbeddedCluster:
     def _ports_running(self) -> list[int]:
         return [m.port for m in self.members if m.port is not None]
 
-    def _role(self, port: int) -> str:
-        reply = self._cli(port, "ROLE")
+    def role(self, port: int) -> str:
+        """The role (``master``, ``slave``) of the member on ``port``, "" if it is down."""
+        reply = self.command(port, "ROLE")
         return reply.splitlines()[0].strip() if reply else ""
 
-    def _cli(self, port: int, *args: str) -> str:
+    def command(self, port: int, *args: str) -> str:
         """A command's reply through redis-cli, "" when the member does not answer."""
-        command = [redis_cli_binary(), "-h", self.host, "-p", str(port), *args]
+        cli = [redis_cli_binary(), "-h", self.host, "-p", str(port), *args]
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=5)
+            done = subprocess.run(cli, capture_output=True, text=True, timeout=5)
         except subprocess.TimeoutExpired:
             return ""
         return done.stdout if done.returncode == 0 else ""

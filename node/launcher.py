@@ -4,6 +4,9 @@ and stop every process it started on Ctrl-C.
 The hierarchy is built the way operators would build it, over HTTP:
 
 1. one embedded Redis (unless ``--redis-url``); each node gets its own database number;
+   with ``--cluster N`` instead, each node gets an embedded Redis Cluster of its own,
+   N masters and a replica each (a cluster has database 0 only, and a real node's
+   operator runs its own), started just before the node;
 2. the top node; its administrator provisions every secondary prefix with the secret
    that secondary node will log in with;
 3. the secondary nodes, which register themselves with the top node;
@@ -52,6 +55,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
+from node.embedded_cluster import EmbeddedCluster
 from node.embedded_redis import EmbeddedRedis, die_with_parent
 from node.seeder import Seeder, SeedJob
 from node.startup import still_loading
@@ -113,6 +117,7 @@ class Launcher:
     topology: Topology
     data_dir: Path | None
     redis_url: str | None = None
+    cluster: int = 0  # masters of each node's embedded Redis Cluster (0: one Redis for all)
     random_secrets: bool = False
     host: str = "127.0.0.1"
     out: Any = sys.stdout
@@ -132,6 +137,8 @@ class Launcher:
     attached: list[NodeAt] = field(default_factory=list)
     identities: list[Identity] = field(default_factory=list)
     _redis: EmbeddedRedis | None = None
+    # Each node's embedded Redis Cluster (--cluster), by node name.
+    clusters: dict[str, EmbeddedCluster] = field(default_factory=dict)
     _temp: Path | None = None
     _databases: int = 0
     _began: float = field(default_factory=time.monotonic)
@@ -181,7 +188,7 @@ class Launcher:
                 loop.remove_signal_handler(sig)
             if self.ready_file is not None:
                 self.ready_file.unlink(missing_ok=True)
-            if self.nodes or self._redis is not None:
+            if self.nodes or self._redis is not None or self.clusters:
                 self._say("Stopping...")
             await asyncio.to_thread(self.stop)
             self._say(f"Stopped. The logs are kept in {self.logs}" if self.log_dir else "Stopped.")
@@ -215,17 +222,28 @@ class Launcher:
         """Say so each time the embedded Redis's supervision restarted it: meanwhile the
         nodes answered 503, and a user seeing those should learn why (runs until
         cancelled)."""
-        reported = 0
+        reported: dict[Path, int] = {}
         while True:
-            redis = self._redis
-            if redis is not None and redis.restarts > reported:
-                reported = redis.restarts
-                self._say(
-                    f"Redis (embedded redis-server) exited and was restarted on the same "
-                    f"port, its data reloaded (restart {reported}); the nodes answered 503 "
-                    f"meanwhile. Its log: {redis.log_file}"
-                )
+            servers = [self._redis] if self._redis is not None else []
+            servers += [m for cluster in self.clusters.values() for m in cluster.members]
+            for redis in servers:
+                if redis.restarts > reported.get(redis.log_file, 0):
+                    reported[redis.log_file] = count = redis.restarts
+                    self._say(self._restart_note(redis, count))
             await asyncio.sleep(0.2)
+
+    def _restart_note(self, redis: EmbeddedRedis, count: int) -> str:
+        if not self.clusters:
+            return (
+                f"Redis (embedded redis-server) exited and was restarted on the same "
+                f"port, its data reloaded (restart {count}); the nodes answered 503 "
+                f"meanwhile. Its log: {redis.log_file}"
+            )
+        return (
+            f"A member of a node's Redis Cluster (port {redis.port}) exited and was "
+            f"restarted on the same port (restart {count}), as a replica if it was a "
+            f"master: its replica had taken its slots over. Its log: {redis.log_file}"
+        )
 
     def _report_death(self, node: RunningNode) -> None:
         code = node.process.returncode
@@ -276,7 +294,14 @@ class Launcher:
         self.logs.mkdir(parents=True, exist_ok=True)
         if self.ready_file is not None:  # a previous run's must not say this one is ready
             self.ready_file.unlink(missing_ok=True)
-        if self.redis_url is None:
+        if self.cluster:
+            if self.redis_url is not None:
+                raise ConfigError("--cluster starts Redis Clusters: leave --redis-url out")
+            self._step(
+                f"Each node gets a Redis Cluster of {self.cluster} masters and "
+                f"{self.cluster} replicas (embedded redis-servers, in {root / 'clusters'})"
+            )
+        elif self.redis_url is None:
             redis = EmbeddedRedis(root / "redis", databases=_DATABASES, log_dir=self.logs)
             self._step(f"Starting Redis (embedded redis-server, log {redis.log_file})")
             # Started from this thread: Linux ties a child's parent-death signal to the
@@ -305,6 +330,9 @@ class Launcher:
                 node.process.kill()
                 node.process.wait()
         self.nodes.clear()
+        for cluster in self.clusters.values():
+            cluster.stop()
+        self.clusters.clear()
         if self._redis is not None:
             self._redis.stop()
             self._redis = None
@@ -508,7 +536,7 @@ class Launcher:
             await _wait_ready(http, found, self.out)
             return found
         args = [sys.executable, "-m", "node", "serve", "--role", role, "--host", self.host]
-        args += ["--port", str(port), "--redis-url", self._database_url()]
+        args += ["--port", str(port), "--redis-url", self._store_url(name)]
         # The hierarchy runs on this machine: its nodes call each other on loopback.
         args += ["--allow-private-nodes"]
         if prefix:
@@ -543,6 +571,18 @@ class Launcher:
         self.nodes.append(node)
         await _wait_ready(http, node, self.out)
         return node
+
+    def _store_url(self, name: str) -> str:
+        """The Redis a node stores in: a database of the one Redis, or a cluster of its
+        own (started here, from the event loop's thread: see :meth:`_prepare`)."""
+        if not self.cluster:
+            return self._database_url()
+        cluster = EmbeddedCluster(self._root() / "clusters" / name, masters=self.cluster)
+        self._step(f"Starting a Redis Cluster for {name} ({cluster.size} redis-servers)")
+        self.clusters[name] = cluster
+        url = cluster.start()
+        cluster.supervise()  # a member that exits comes back on its port, as a replica
+        return url
 
     def _database_url(self) -> str:
         assert self.redis_url is not None

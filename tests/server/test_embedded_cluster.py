@@ -61,7 +61,7 @@ def test_a_created_cluster_spreads_keys_over_every_master_and_comes_back(
     try:
         for key in KEYS:
             client.set(key, key.upper())
-        roles = [cluster._role(member.port or 0) for member in cluster.members]
+        roles = [cluster.role(member.port or 0) for member in cluster.members]
         assert roles == ["master"] * 3 + ["slave"] * 3
         held = [_member_size(member.port or 0) for member in cluster.members[:3]]
         assert all(n > 0 for n in held) and sum(held) == len(KEYS), held
@@ -95,8 +95,8 @@ def test_a_killed_master_is_replaced_by_its_replica_with_every_key(
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             survivors = [m.port for m in cluster.members[1:] if m.port is not None]
-            masters = [p for p in survivors if cluster._role(p) == "master"]
-            infos = [cluster_info(cluster._cli(p, "CLUSTER", "INFO")) for p in survivors]
+            masters = [p for p in survivors if cluster.role(p) == "master"]
+            infos = [cluster_info(cluster.command(p, "CLUSTER", "INFO")) for p in survivors]
             if len(masters) == 3 and all(i.get("cluster_state") == "ok" for i in infos):
                 break
             time.sleep(0.2)
