@@ -1,0 +1,112 @@
+"""A secondary node (a real ``idnode serve``) on a real 3-master, 3-replica Redis
+Cluster: its prefix's identifiers land on every master; a master SIGKILLed in the middle
+of a batch load is replaced by its replica, the load finishes (a batch refused meanwhile
+is sent again, as a client does with a 503), and every acknowledged identifier resolves
+afterwards."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from node.embedded_cluster import EmbeddedCluster
+from tests.conftest import basic
+from tests.server.node_process import NodeProcess
+
+pytestmark = pytest.mark.server
+
+SECRET = "s3cret"
+AUTH = basic("300:0.NA/88.100", SECRET)
+BATCHES, PER_BATCH = 30, 50
+KILL_AFTER = 10  # batches acknowledged before a master is killed
+RETRY_FOR = 30.0  # seconds a refused batch is sent again for (a failover takes ~3-6 s)
+
+
+def _value(name: str) -> list[dict[str, object]]:
+    return [
+        {"index": 1, "type": "URL", "data": {"format": "string", "value": f"https://e.cn/{name}"}}
+    ]
+
+
+def _records_on(port: int) -> int:
+    """How many record buckets of prefix 88.100 the member on ``port`` holds."""
+    with redis.Redis(port=port) as member:
+        return sum(1 for _ in member.scan_iter(match="r:{88.100/*", count=1000))
+
+
+def _kill_a_master(cluster: EmbeddedCluster) -> int:
+    """SIGKILL the first member that is a master; its port."""
+    master = next(m for m in cluster.members if cluster.role(m.port or 0) == "master")
+    assert master.pid is not None and master.port is not None
+    os.kill(master.pid, signal.SIGKILL)
+    return master.port
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[EmbeddedCluster]:
+    running = EmbeddedCluster(tmp_path / "cluster", masters=3, replicas=1)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_a_master_killed_mid_load_loses_no_acknowledged_identifier(
+    cluster: EmbeddedCluster, tmp_path: Path
+) -> None:
+    node = NodeProcess(tmp_path / "node", "--redis-url", cluster.url, secret=SECRET).start()
+    acknowledged: dict[str, str] = {}
+    refused = 0
+    killed: int | None = None
+    try:
+        with httpx.Client(base_url=node.url, timeout=30) as http:
+            for number in range(BATCHES):
+                names = [f"88.100/lot-{number:03d}-{i:03d}" for i in range(PER_BATCH)]
+                items = [{"handle": h, "values": _value(h)} for h in names]
+                deadline = time.monotonic() + RETRY_FOR
+                while True:
+                    # overwrite=true: a batch sent again after a refusal writes the same.
+                    answer = http.post(
+                        "/api/batch/handles?overwrite=true", json={"handles": items}, headers=AUTH
+                    )
+                    if answer.status_code == 200 or time.monotonic() > deadline:
+                        break
+                    assert answer.status_code == 503, answer.text  # the documented refusal
+                    refused += 1
+                    time.sleep(0.5)
+                assert answer.status_code == 200, answer.text
+                for result in answer.json()["results"]:
+                    if result["status"] in (200, 201):
+                        acknowledged[result["handle"]] = f"https://e.cn/{result['handle']}"
+                if number + 1 == KILL_AFTER:
+                    master = next(
+                        m for m in cluster.members if cluster.role(m.port or 0) == "master"
+                    )
+                    killed = master.port
+                    assert master.pid is not None
+                    os.kill(master.pid, signal.SIGKILL)
+
+            assert killed is not None
+            # Every identifier of every batch was acknowledged in the end...
+            assert len(acknowledged) == BATCHES * PER_BATCH
+            # ...and resolves, with its value, from the cluster as it is now.
+            for handle, url in acknowledged.items():
+                answer = http.get(f"/api/handles/{handle}")
+                assert answer.status_code == 200, (handle, answer.text)
+                assert answer.json()["values"][0]["data"]["value"] == url
+    finally:
+        node.stop()
+    print(f"batches refused during the failover, then sent again: {refused}")
+    # The replica of the killed master took its slots: three masters again, and the
+    # prefix's records are on each of them (the prefix is spread over 16 hash tags).
+    masters = cluster.master_ports()
+    assert killed not in masters and len(masters) == 3
+    assert all(_records_on(port) for port in masters)
