@@ -38,6 +38,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from node.embedded_redis import EmbeddedRedis, free_port, redis_server_binary
@@ -146,18 +147,67 @@ class EmbeddedCluster:
         member sees the whole cluster in state ok. The URL names the masters."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         ports, created = self._ports()
-        self.members = [self._member(n, port) for n, port in enumerate(ports)]
+        added = self._added() if created else []
+        self.members = [self._member(n, port) for n, port in enumerate(ports + added)]
         try:
             for member in self.members:
                 member.start()
             if not created:
                 self._create(ports)
-                self.state_file.write_text(json.dumps({"ports": ports, "masters": self.masters}))
+                self._save(ports, [])
             self._wait_settled()
         except BaseException:
             self.stop()
             raise
         return self.url
+
+    def node_id(self, port: int) -> str:
+        """The cluster's id of the member on ``port`` (``CLUSTER MYID``)."""
+        found = self.command(port, "CLUSTER", "MYID").strip()
+        if not found:
+            raise StoreUnavailable(f"the cluster member on port {port} does not answer")
+        return found
+
+    def reshard(self, source: int, target: int, slots: int) -> None:
+        """Move ``slots`` hash slots, with their keys, from the master on port ``source``
+        to the one on ``target`` (``redis-cli --cluster reshard``: each key moves by
+        MIGRATE; meanwhile clients are redirected with ASK, and a command over several
+        keys of a slot half moved is answered TRYAGAIN)."""
+        self._cluster_tool(
+            "reshard",
+            f"{self.host}:{source}",
+            "--cluster-from",
+            self.node_id(source),
+            "--cluster-to",
+            self.node_id(target),
+            "--cluster-slots",
+            str(slots),
+            "--cluster-yes",
+        )
+
+    def add_master(self) -> int:
+        """Add a machine: a new master (and ``replicas`` replicas of it) joins the
+        cluster (``redis-cli --cluster add-node``), then the slots are rebalanced so it
+        holds its share (``--cluster rebalance --cluster-use-empty-masters``). The new
+        members are kept in ``cluster.json``, so a restart brings them back. Returns the
+        new master's port."""
+        taken = self._ports_running()
+        fresh: list[int] = []
+        for _ in range(1 + self.replicas):
+            avoid = taken + fresh
+            fresh.append(member_port(self.host, [*avoid, *(p + BUS_OFFSET for p in avoid)]))
+        self._save(self._ports()[0], self._added() + fresh)
+        known = f"{self.host}:{taken[0]}"
+        join: tuple[str, ...] = ()  # the first joins as a master, the rest as its replicas
+        for port in fresh:
+            member = self._member(len(self.members), port)
+            member.start()
+            self.members.append(member)
+            self._cluster_tool("add-node", f"{self.host}:{port}", known, *join)
+            self._wait_known(len(self.members))
+            join = ("--cluster-slave", "--cluster-master-id", self.node_id(fresh[0]))
+        self._cluster_tool("rebalance", known, "--cluster-use-empty-masters", "--cluster-yes")
+        return fresh[0]
 
     def supervise(self) -> None:
         """Restart any member that exits, on its own port (see the module docstring)."""
@@ -195,6 +245,31 @@ class EmbeddedCluster:
             )
         return kept, True
 
+    def _added(self) -> list[int]:
+        """The ports of the members :meth:`add_master` added since the cluster was made."""
+        state = json.loads(self.state_file.read_text())
+        return [int(port) for port in state.get("added", [])]
+
+    def _save(self, ports: list[int], added: list[int]) -> None:
+        state = {"ports": ports, "masters": self.masters, "added": added}
+        self.state_file.write_text(json.dumps(state))
+
+    def _cluster_tool(self, *args: str) -> str:
+        """``redis-cli --cluster <args>``; its output, or a clear error if it failed."""
+        command = [redis_cli_binary(), "--cluster", *args]
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=_CREATE_TIMEOUT, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise StoreUnavailable(
+                f"redis-cli --cluster {args[0]} did not finish in {_CREATE_TIMEOUT:.0f} s"
+            ) from None
+        if done.returncode != 0 or "[ERR]" in done.stdout:
+            tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+            raise StoreUnavailable(f"redis-cli --cluster {args[0]} failed: {' | '.join(tail)}")
+        return done.stdout
+
     def _member(self, number: int, port: int) -> EmbeddedRedis:
         return EmbeddedRedis(
             self.data_dir / str(number),
@@ -211,44 +286,47 @@ class EmbeddedCluster:
         )
 
     def _create(self, ports: list[int]) -> None:
-        command = [redis_cli_binary(), "--cluster", "create"]
-        command += [f"{self.host}:{port}" for port in ports]
-        command += ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
-        try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=_CREATE_TIMEOUT, check=False
-            )
-        except subprocess.TimeoutExpired:
-            raise StoreUnavailable(
-                f"redis-cli --cluster create did not finish in {_CREATE_TIMEOUT:.0f} s"
-            ) from None
-        if done.returncode != 0 or "[OK] All 16384 slots covered" not in done.stdout:
-            tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+        members = [f"{self.host}:{port}" for port in ports]
+        done = self._cluster_tool(
+            "create", *members, "--cluster-replicas", str(self.replicas), "--cluster-yes"
+        )
+        if "[OK] All 16384 slots covered" not in done:
+            tail = done.strip().splitlines()[-5:]
             raise StoreUnavailable(f"redis-cli --cluster create failed: {' | '.join(tail)}")
         log.info("embedded redis cluster created", extra={"ports": ports})
 
     def _wait_settled(self) -> None:
         """Until every member says the cluster is ok, knows every member, and the
         masters hold every slot; a clear error after :data:`_SETTLE_TIMEOUT`."""
+        self._wait_until(
+            lambda i: (
+                i.get("cluster_state") == "ok"
+                and i.get("cluster_known_nodes") == str(len(self.members))
+                and i.get("cluster_slots_assigned") == "16384"
+            )
+        )
+
+    def _wait_known(self, count: int) -> None:
+        """Until every running member knows ``count`` members (a node added is met by
+        gossip, which takes a moment)."""
+        self._wait_until(lambda i: i.get("cluster_known_nodes") == str(count))
+
+    def _wait_until(self, holds: Callable[[dict[str, str]], bool]) -> None:
+        """Until ``holds`` holds for every running member's ``CLUSTER INFO``; a clear
+        error after :data:`_SETTLE_TIMEOUT`."""
         deadline = time.monotonic() + _SETTLE_TIMEOUT
         seen: dict[str, str] = {}
         while time.monotonic() < deadline:
-            infos = [
-                cluster_info(self.command(p, "CLUSTER", "INFO")) for p in self._ports_running()
-            ]
-            if infos and all(
-                i.get("cluster_state") == "ok"
-                and i.get("cluster_known_nodes") == str(self.size)
-                and i.get("cluster_slots_assigned") == "16384"
-                for i in infos
-            ):
+            ports = self._ports_running()
+            infos = [cluster_info(self.command(p, "CLUSTER", "INFO")) for p in ports]
+            if infos and all(holds(info) for info in infos):
                 return
-            seen = infos[0] if infos else {}
+            seen = next((info for info in infos if not holds(info)), {})
             time.sleep(0.1)
         raise StoreUnavailable(
             f"the embedded Redis Cluster in {self.data_dir} did not settle in "
             f"{_SETTLE_TIMEOUT:.0f} s: {seen.get('cluster_state', 'no answer')}, "
-            f"{seen.get('cluster_known_nodes', '?')} of {self.size} members known"
+            f"{seen.get('cluster_known_nodes', '?')} of {len(self.members)} members known"
         )
 
     def _ports_running(self) -> list[int]:
