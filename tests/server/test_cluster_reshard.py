@@ -78,12 +78,11 @@ class Load:
 
     def _count(self, answer: httpx.Response) -> None:
         self.statuses[answer.status_code] = self.statuses.get(answer.status_code, 0) + 1
-        if answer.status_code == 503:
-            self.refusals.append(
-                f"{answer.request.method} {answer.request.url.path}: {answer.text}"
-            )
-        if answer.status_code not in (200, 503):  # 503: the documented "store busy"
-            self.unexpected.append(f"{answer.request.method} {answer.request.url}: {answer.text}")
+        said = f"{answer.request.method} {answer.request.url.path}: {answer.text}"
+        if answer.status_code == 503:  # the documented "store busy": sent again
+            self.refusals.append(said)
+        elif answer.status_code != 200:
+            self.unexpected.append(said)
 
 
 def _records_on(port: int) -> int:
