@@ -129,6 +129,13 @@ def test_the_verdict_says_whether_the_cores_bound_the_cluster() -> None:
     assert "25% busy (its own processes 24%, other work 1%): something besides CPU" in idle
     heavier = verdict(_report(cluster=replace(CLUSTER, busiest_master=2.0)))
     assert "did not lighten its busiest Redis process" in heavier
+    assert "Other work" not in busy
+    crowded = replace(CLUSTER, cpu=replace(CLUSTER.cpu, others=2.5))
+    assert verdict(_report(cluster=crowded)).endswith(
+        "Other work on the machine took 2% of the cores during the single Redis's import "
+        "and 50% during the cluster's: both were measured under that load, and a quiet "
+        "machine would give them more."
+    )
     nothing = verdict(_report(cluster=replace(CLUSTER, imported=0)))
     assert nothing.startswith("No verdict")
 
