@@ -51,7 +51,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,11 +116,16 @@ class ScaleOptions:
 
 
 class NodeRun:
-    """``idnode serve`` (secondary node 88.100) in a child process on ``data``."""
+    """``idnode serve`` (secondary node 88.100) in a child process on ``data``: with its
+    embedded Redis, or on the Redis at ``redis_url`` (``redis+cluster://...``: a cluster
+    the caller runs)."""
 
-    def __init__(self, data: Path, log: Path, *, workers: int, buckets: int) -> None:
+    def __init__(
+        self, data: Path, log: Path, *, workers: int, buckets: int, redis_url: str | None = None
+    ) -> None:
         self.data, self.log = data, log
         self.workers, self.buckets = workers, buckets
+        self.store_url = redis_url
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -136,6 +141,8 @@ class NodeRun:
         command += ["--prefix", PREFIX, "--port", str(self.port), "--data-dir", str(self.data)]
         command += ["--admin-secret", SECRET, "--workers", str(self.workers)]
         command += ["--record-buckets", str(self.buckets), "--log-level", "warning"]
+        if self.store_url is not None:
+            command += ["--redis-url", self.store_url]
         began = time.monotonic()
         with self.log.open("ab") as log:
             # Its own session (a Ctrl-C reaches the bench, which stops the node cleanly),
@@ -183,7 +190,10 @@ class NodeRun:
         return time.monotonic() - began
 
     def redis_url(self) -> str:
-        """The embedded Redis's URL, from the configuration the node wrote for it."""
+        """The node's Redis: the URL it was given, else its embedded Redis's, from the
+        configuration the node wrote for it."""
+        if self.store_url is not None:
+            return self.store_url
         conf = (self.data / "redis.conf").read_text().splitlines()
         port = next(line.split()[1] for line in conf if line.startswith("port "))
         return f"redis://127.0.0.1:{port}/0"
@@ -221,11 +231,16 @@ class NodeRun:
 
     def node_bytes(self) -> int:
         """Resident memory of the node's processes (workers included, Redis not)."""
+        return sum(_rss(pid) for pid in self.node_pids())
+
+    def node_pids(self) -> list[int]:
+        """The node's processes (its supervisor and workers), its embedded Redis not."""
         if self.process is None:
-            return 0
-        redis = int((self.data / "redis.pid").read_text())
+            return []
+        pid_file = self.data / "redis.pid"
+        redis = int(pid_file.read_text()) if self.store_url is None else 0
         pids = [self.process.pid, *descendants(self.process.pid)]
-        return sum(_rss(pid) for pid in pids if pid != redis)
+        return [pid for pid in pids if pid != redis]
 
     def stored(self) -> int:
         """The identifiers the node lists under the prefix."""
@@ -262,11 +277,15 @@ def machine(work: Path) -> Machine:
     return Machine(float(available), float(stat.f_bavail * stat.f_frsize))
 
 
-def resolve_latency(url: str, loaded: int, requests: int, seed: int) -> Latency:
+def resolve_latency(
+    url: str, loaded: int, requests: int, seed: int, skip: Collection[str] = ()
+) -> Latency:
     """``requests`` sequential GETs over one keep-alive connection, of distinct random
-    identifiers among the ``loaded`` first (after a few not counted, to open the path)."""
+    identifiers among the ``loaded`` first (after a few not counted, to open the path);
+    none of the handles in ``skip`` (those the node refused to store)."""
     draw = random.Random(seed)
-    chosen = draw.sample(range(loaded), min(requests, loaded))
+    chosen = draw.sample(range(loaded), min(requests + len(skip), loaded))
+    chosen = [k for k in chosen if not skip or handle(k) not in skip][:requests]
     host, _, port = url.removeprefix("http://").partition(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
     seconds: list[float] = []

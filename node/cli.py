@@ -533,6 +533,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="identifiers per import file (written ahead, removed once imported)",
     )
+    scale.add_argument(
+        "--cluster",
+        type=int,
+        metavar="M",
+        help="instead of the checkpoints: the same N identifiers into a node on a single "
+        "Redis, then into a node on an embedded Redis Cluster of M masters (at least 3) "
+        "with a replica each, side by side (import rate, memory and AOF per identifier, "
+        "resolve p50/p99, CPU per identifier) in reports/<timestamp>/cluster.md and "
+        ".json. Exits 1 when a node refused any identifier",
+    )
 
     seed = command(
         "seed",
@@ -822,6 +832,8 @@ def scale(args: dict[str, object], argv: Sequence[str]) -> int:
         raise ConfigError("--scale starts its own node: drop --capacity, --target and --catalog")
     if int(str(args["workers"])) < 1:
         raise ConfigError("--workers is at least 1")
+    if args["cluster"] is not None:
+        return cluster_bench(args, argv)
     options = ScaleOptions(
         n=int(str(args["scale"])),
         work=Path(str(args["work"])),
@@ -837,6 +849,26 @@ def scale(args: dict[str, object], argv: Sequence[str]) -> int:
     )
     ScaleBench(options, "idnode " + " ".join(argv)).run()
     return 0
+
+
+def cluster_bench(args: dict[str, object], argv: Sequence[str]) -> int:
+    from pathlib import Path
+
+    from loadtest.cluster_bench import ClusterBench, ClusterOptions
+
+    if args["resume"]:
+        raise ConfigError("--cluster runs start fresh: drop --resume")
+    options = ClusterOptions(
+        n=int(str(args["scale"])),
+        masters=int(str(args["cluster"])),
+        work=Path(str(args["work"])),
+        reports=Path(str(args["reports"])),
+        requests=int(str(args["resolve_requests"])),
+        workers=int(str(args["workers"])),
+        segment=int(str(args["segment"])),
+    )
+    _, report = ClusterBench(options, "idnode " + " ".join(argv)).run()
+    return 1 if report.failures() else 0
 
 
 def capacity(args: dict[str, object], argv: Sequence[str]) -> int:
