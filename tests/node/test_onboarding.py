@@ -186,8 +186,8 @@ async def test_a_pending_application_of_an_older_store_blocks_nobody(
             assert (await approve(http, owner["id"])).status_code == 200
             got = await http.get("/api/enterprises/oldsquat0001", headers=ADMIN_AUTH)
             assert got.json()["status"] == "rejected"
-    assert await redis.get(f"ent:code:{CREDIT_CODE}") == owner["id"].encode()
-    assert await redis.zcard("ent:pending") == 0
+    assert await redis.get(f"ent:{{ent}}:code:{CREDIT_CODE}") == owner["id"].encode()
+    assert await redis.zcard("ent:{ent}:pending") == 0
 
 
 async def test_reapply_after_rejection(secondary: httpx.AsyncClient) -> None:

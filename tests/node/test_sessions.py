@@ -151,7 +151,7 @@ async def test_the_store_keeps_only_a_hash_of_the_token(
     assert keys and not any(token.encode() in key for key in keys)
     for key in keys:
         assert token.encode() not in (await redis.dump(key) or b"")
-    ttl = await redis.ttl(next(k for k in keys if k.startswith(b"sess:t:")))
+    ttl = await redis.ttl(next(k for k in keys if k.startswith(b"sess:{sess}:t:")))
     assert 0 < ttl <= 900
 
 
@@ -902,7 +902,7 @@ async def test_unknown_and_expired_sessions_are_refused(
     assert refused(await client.delete("/api/sessions/this", headers=handle_header(unknown)))
 
     opened = await new_handle_session(client)
-    for key in await all_keys(redis, "sess:t:*"):
+    for key in await all_keys(redis, "sess:{sess}:t:*"):
         await redis.pexpire(key, 1)
     await asyncio.sleep(0.05)
     assert refused(
@@ -1012,7 +1012,7 @@ async def test_anonymous_sessions_are_capped_per_address(
     over = await client.post("/api/sessions")
     assert over.status_code == 429 and 1 <= int(over.headers["retry-after"]) <= 60
     # each lives a minute only
-    ttls = [await redis.ttl(k) for k in await all_keys(redis, "sess:t:*")]
+    ttls = [await redis.ttl(k) for k in await all_keys(redis, "sess:{sess}:t:*")]
     assert len(ttls) == 60 and all(0 < t <= 60 for t in ttls)
     # credentials are not capped
     assert (await client.post("/api/sessions", headers=ADMIN_AUTH)).status_code == 201
@@ -1124,7 +1124,7 @@ async def test_changed_anonymous_session_limits_take_effect(
         opened = [await client.post("/api/sessions") for _ in range(3)]
         assert [o.status_code for o in opened] == [201] * 3
         assert all(o.json()["expiresIn"] == 7 for o in opened)
-        ttls = [await redis.ttl(k) for k in await all_keys(redis, "sess:t:*")]
+        ttls = [await redis.ttl(k) for k in await all_keys(redis, "sess:{sess}:t:*")]
         assert len(ttls) == 3 and all(0 < t <= 7 for t in ttls)
         over = await client.post("/api/sessions")
         assert over.status_code == 429 and "3 sessions" in over.json()["message"]
