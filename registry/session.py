@@ -58,7 +58,7 @@ from registry.identifier import Identity
 from registry.key_moves import move_key
 from registry.pubkey import new_nonce
 from registry.record import HandleRecord
-from registry.store import translated
+from registry.store import UpgradeProgress, translated
 
 
 def changed_identities(before: HandleRecord | None, after: HandleRecord | None) -> list[Identity]:
@@ -121,6 +121,8 @@ _TAGGED = "sess:{sess}:"
 _TOKENS = _TAGGED + "t:"
 _IDENTITIES = _TAGGED + "i:"
 LAYOUT = _TAGGED + "layout"
+UPGRADE_STEP = "sessions under the {sess} tag"  # as SessionStore.upgrade tells its progress
+_SCAN_PAGE = 10_000  # keys a SCAN call of the upgrade goes through (about)
 _OLD_TOKENS = "sess:t:"  # the names before the tag (moved by SessionStore.upgrade)
 _OLD_IDENTITIES = "sess:i:"
 
@@ -182,20 +184,29 @@ class SessionStore:
         self.pending_ttl = pending_ttl
         self.pending_per_minute = pending_per_minute
 
-    async def upgrade(self) -> int:
+    async def upgrade(self, progress: UpgradeProgress | None = None) -> int:
         """Move the token keys and identity sets of a store written before the
         ``{sess}`` tag to their tagged names, each with the time it had left; once per
         store (``sess:{sess}:layout``), before the node serves. Returns how many keys
-        moved. Idempotent: an interrupted or concurrent move is finished by the next."""
+        moved. Idempotent: an interrupted or concurrent move is finished by the next.
+
+        Nothing lists every session, so this walks the whole keyspace once (every
+        master of a cluster), telling ``progress`` the keys gone through after each
+        page: on a store of many records, its first start takes that much longer."""
         async with translated():
             if await self.redis.get(LAYOUT) == b"2":
                 return 0
-            moved = 0
+            moved = seen = 0
             cursor = keyspace.START
             while True:
-                cursor, keys = await keyspace.scan_page(self.redis, cursor, match="sess:[ti]:*")
+                cursor, keys = await keyspace.scan_page(
+                    self.redis, cursor, match="sess:[ti]:*", count=_SCAN_PAGE
+                )
                 for key in keys:
                     moved += await self._move(key)
+                seen += _SCAN_PAGE
+                if progress is not None:
+                    progress(UPGRADE_STEP, seen)
                 if cursor == keyspace.START:
                     break
             await self.redis.set(LAYOUT, "2")

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from registry.identifier import Identity
 from registry.pubkey import Algorithm, challenge, generate, handle_dsa, sign
-from registry.session import SessionState, SessionStore, encode
+from registry.session import UPGRADE_STEP, SessionState, SessionStore, encode
 from tests.conftest import (
     ADMIN,
     ADMIN_AUTH,
@@ -1152,7 +1152,9 @@ async def test_sessions_of_an_older_store_are_moved_with_their_time_to_live(
     await redis.set(pending_key, encode(SessionState("bm9uY2U=", None)), ex=60)
     await redis.set("sess:a:10.0.0.9", 3, ex=60)  # read and written alone: not renamed
     store = SessionStore(redis, ttl=900, challenge_ttl=60, pending_ttl=60, pending_per_minute=60)
-    assert await store.upgrade() == 3
+    told: list[tuple[str, int]] = []
+    assert await store.upgrade(progress=lambda *at: told.append(at)) == 3
+    assert told and {step for step, _ in told} == {UPGRADE_STEP}  # /readyz shows it
     assert await all_keys(redis, "sess:[ti]:*") == []
     assert await redis.get("sess:a:10.0.0.9") == b"3"
     tagged = "sess:{sess}:t:" + key.removeprefix("sess:t:")
