@@ -136,6 +136,7 @@ local left = redis.call('PTTL', KEYS[1])
 if ttl > 0 and left < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1
 """
+_MERGED_PER_CALL = 1000  # token keys added by one call of _MERGE_SET_LUA
 
 
 def _token_key(token: str) -> str:
@@ -224,7 +225,9 @@ class SessionStore:
         if not members:
             return 0  # gone meanwhile
         tokens = sorted(renamed(m) for m in cast(set[bytes], members))
-        await self.redis.eval(_MERGE_SET_LUA, 1, renamed(old), max(0, int(left)), *tokens)
+        for at in range(0, len(tokens), _MERGED_PER_CALL):  # Lua's unpack has a limit
+            chunk = tokens[at : at + _MERGED_PER_CALL]
+            await self.redis.eval(_MERGE_SET_LUA, 1, renamed(old), max(0, int(left)), *chunk)
         await self.redis.delete(old)
         return 1
 

@@ -1188,3 +1188,11 @@ async def test_an_interrupted_move_of_sessions_is_finished(redis: Redis) -> None
     }
     assert 890 < await redis.ttl(f"sess:{{sess}}:i:{identity.key}") <= 900
     assert await redis.exists(f"sess:i:{identity.key}") == 0
+
+
+async def test_an_identity_with_thousands_of_sessions_is_moved_whole(redis: Redis) -> None:
+    identity = Identity.parse(DEVICE)
+    await redis.sadd(f"sess:i:{identity.key}", *(f"sess:t:{n:064x}" for n in range(2_500)))
+    store = SessionStore(redis, ttl=900, challenge_ttl=60, pending_ttl=60, pending_per_minute=60)
+    assert await store.upgrade() == 1
+    assert await redis.scard(f"sess:{{sess}}:i:{identity.key}") == 2_500
