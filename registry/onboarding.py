@@ -3,17 +3,25 @@ allocate a prefix, file it with the top node and issue the enterprise's credenti
 
 Keys (each application is one JSON string, changed by compare-and-set)::
 
-    ent:app:<id>          STRING  the application (registry.enterprise.Application)
-    ent:apps              ZSET    every application id, scored by submission (Unix s)
-    ent:pending           ZSET    the pending ones, likewise: their count is capped
-                                  (``max_pending``) and the oldest expire first
-    ent:code:<code>       STRING  the id of the application holding a credit code: the
-                                  approved one (or one being approved); in stores
-                                  written before, any application's, which only
-                                  counts once approved
-    ent:code-apps:<code>  SET     ids of every application with that credit code
-    ent:next              STRING  counter of allocated enterprise prefixes
-    ent:layout            STRING  "2" once the two indexes above cover older data
+    ent:{ent}:app:<id>          STRING  the application (registry.enterprise.Application)
+    ent:{ent}:apps              ZSET    every application id, scored by submission (Unix s)
+    ent:{ent}:pending           ZSET    the pending ones, likewise: their count is capped
+                                        (``max_pending``) and the oldest expire first
+    ent:{ent}:code:<code>       STRING  the id of the application holding a credit code:
+                                        the approved one (or one being approved); in
+                                        stores written before, any application's, which
+                                        only counts once approved
+    ent:{ent}:code-apps:<code>  SET     ids of every application with that credit code
+    ent:{ent}:next              STRING  counter of allocated enterprise prefixes
+    ent:{ent}:layout            STRING  "3" once older stores' data is indexed and named
+                                        as above (:meth:`Onboarding.upgrade`)
+
+Every key shares the hash tag ``{ent}``: an application is added by one script over
+four of them, and on a Redis Cluster the keys of a script (or a transaction) must map
+to one hash slot. Applications are few (an administrator decides each), so one slot,
+on one master, holds them all easily. Stores written before the tag named the keys
+``ent:app:<id>``, ``ent:apps``, and so on: :meth:`Onboarding.upgrade` moves them once,
+key by key (:mod:`registry.key_moves`), before the node serves.
 
 An application is added in one script that first counts ``ent:pending``, so the cap
 holds across worker processes. Who may hold a credit code, and why a pending
@@ -57,6 +65,7 @@ from registry.enterprise import (
 )
 from registry.errors import Conflict, NotFound, StoreUnavailable, TooManyApplications
 from registry.identifier import ADMIN_SECRET_INDEX, Prefix
+from registry.key_moves import move_key
 from registry.prefix_entry import PrefixEntry
 from registry.redis_client import STORE_ERRORS
 from registry.registrar import KeyedLocks, Registrar
@@ -72,7 +81,7 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 """
 
-# KEYS: ent:pending, ent:app:<id>, ent:apps, ent:code-apps:<code>
+# KEYS: ent:{ent}:pending, ent:{ent}:app:<id>, ent:{ent}:apps, ent:{ent}:code-apps:<code>
 # ARGV: cap (0: none), id, application JSON, submitted (Unix s)
 _APPLY_LUA = """
 local cap = tonumber(ARGV[1])
@@ -83,8 +92,13 @@ redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
 redis.call('SADD', KEYS[4], ARGV[2])
 return 1
 """
-PENDING = "ent:pending"
-LAYOUT = "ent:layout"
+# Every key shares one Redis Cluster slot (see above).
+TAGGED = "ent:{ent}:"
+APPS = TAGGED + "apps"
+PENDING = TAGGED + "pending"
+NEXT = TAGGED + "next"
+LAYOUT = TAGGED + "layout"
+OLD_LAYOUT = "ent:layout"  # "2" in stores indexed before the tag
 EXPIRE_BATCH = 100  # overdue applications expired per application or listing
 FULL_RETRY_AFTER = 3600  # seconds: pending applications wait for the administrator
 
@@ -148,7 +162,7 @@ class Onboarding:
         if blocks_application(holder[0] if holder else None):
             raise Conflict(f"credit code {code} is already registered at this node")
         cap = self.max_pending if capped else 0
-        keys = (PENDING, _app_key(application.id), "ent:apps", _code_apps_key(code))
+        keys = (PENDING, _app_key(application.id), APPS, _code_apps_key(code))
         args = (cap, application.id, _encode(application), self.epoch())
         if not await self._redis(self.redis.eval(_APPLY_LUA, len(keys), *keys, *args)):
             raise TooManyApplications(
@@ -185,25 +199,62 @@ class Onboarding:
         return expired
 
     async def upgrade(self) -> int:
-        """Index applications stored before ``ent:pending`` and ``ent:code-apps``
-        existed; once per store. Returns how many applications were indexed."""
-        if await self._redis(self.redis.get(LAYOUT)) == b"2":
+        """Bring a store written by an older release to this layout, once per store
+        (``ent:{ent}:layout``), before the node serves: move its keys to their tagged
+        names (:meth:`_move_untagged`), then index applications stored before
+        ``pending`` and ``code-apps`` existed (the old ``ent:layout`` not "2"). Returns
+        how many applications were moved or indexed. Idempotent: an interrupted upgrade
+        (or one of another worker at the same time) is finished by the next."""
+        if await self._redis(self.redis.get(LAYOUT)) == b"3":
             return 0
+        indexed = await self._redis(self.redis.get(OLD_LAYOUT)) == b"2"
+        moved = await self._move_untagged()
+        count = moved if indexed else max(moved, await self._index())
+        # The old layout key goes first: if the upgrade stops in between, the next one
+        # indexes again, which adds nothing twice.
+        await self._redis(self.redis.delete(OLD_LAYOUT))
+        await self._redis(self.redis.set(LAYOUT, "3"))
+        return count
+
+    async def _move_untagged(self) -> int:
+        """Move every key of a store written before the ``{ent}`` tag to its tagged
+        name; how many applications moved. The application ids come from the old
+        ``ent:apps``, which moves last, so an interrupted move still finds them all;
+        an application's credit code (from its body, at either name) names its two
+        code keys."""
+        ids = cast(list[bytes], await self._redis(self.redis.zrange(untagged(APPS), 0, -1)))
+        moved = 0
+        for raw_id in ids:
+            key = _app_key(raw_id.decode())
+            body = await self._redis(self.redis.get(untagged(key)))
+            moved += await self._redis(move_key(self.redis, untagged(key), key))
+            body = body or await self._redis(self.redis.get(key))
+            if body is None:
+                continue
+            code = Application.from_json(orjson.loads(body)).credit_code
+            for code_key in (_code_key(code), _code_apps_key(code)):
+                await self._redis(move_key(self.redis, untagged(code_key), code_key))
+        for key in (PENDING, NEXT, APPS):
+            await self._redis(move_key(self.redis, untagged(key), key))
+        return moved
+
+    async def _index(self) -> int:
+        """Index applications stored before ``pending`` and ``code-apps`` existed."""
         scored = cast(
             list[tuple[bytes, float]],
-            await self._redis(self.redis.zrange("ent:apps", 0, -1, withscores=True)),
+            await self._redis(self.redis.zrange(APPS, 0, -1, withscores=True)),
         )
-        keys = [_app_key(i.decode()) for i, _ in scored]
-        raw = await self._redis(self.redis.mget(keys)) if keys else []
+        if not scored:
+            return 0
+        raw = await self._redis(self.redis.mget([_app_key(i.decode()) for i, _ in scored]))
         pipe = self.redis.pipeline(transaction=True)
-        for (raw_id, score), body in zip(scored, raw if scored else [], strict=True):
+        for (raw_id, score), body in zip(scored, raw, strict=True):
             if body is None:
                 continue
             application = Application.from_json(orjson.loads(body))
             pipe.sadd(_code_apps_key(application.credit_code), raw_id)
             if application.status is Status.PENDING:
                 pipe.zadd(PENDING, {raw_id: score})
-        pipe.set(LAYOUT, "2")
         await self._redis(pipe.execute())
         return len(scored)
 
@@ -215,9 +266,7 @@ class Onboarding:
     ) -> tuple[int, list[Application]]:
         await self.expire_overdue()
         try:
-            ids = [
-                i.decode() for i in cast(list[bytes], await self.redis.zrange("ent:apps", 0, -1))
-            ]
+            ids = [i.decode() for i in cast(list[bytes], await self.redis.zrange(APPS, 0, -1))]
             raw = await self.redis.mget([_app_key(i) for i in ids]) if ids else []
         except STORE_ERRORS as exc:
             raise StoreUnavailable(f"The node's store (Redis) failed: {exc}") from exc
@@ -318,14 +367,14 @@ class Onboarding:
                 await self._redis(self.redis.zrem(PENDING, other_id))
 
     async def _overdue(self, application_id: str) -> bool:
-        submitted = await self._redis(self.redis.zscore("ent:apps", application_id))
+        submitted = await self._redis(self.redis.zscore(APPS, application_id))
         return submitted is not None and overdue(float(submitted), self.epoch(), self.lifetime)
 
     async def _allocate(self) -> str:
         """The next enterprise prefix whose record does not exist yet."""
         while True:
             try:
-                counter = int(await self.redis.incr("ent:next"))
+                counter = int(await self.redis.incr(NEXT))
             except STORE_ERRORS as exc:
                 raise StoreUnavailable(f"The node's store (Redis) failed: {exc}") from exc
             candidate = next_enterprise_prefix(self.prefix.text, counter)
@@ -381,15 +430,24 @@ def _refuse(claim: CodeClaim, holder: tuple[Application, bytes] | None) -> None:
 
 
 def _app_key(application_id: str) -> str:
-    return f"ent:app:{application_id}"
+    return f"{TAGGED}app:{application_id}"
 
 
 def _code_key(credit_code: str) -> str:
-    return f"ent:code:{credit_code}"
+    return f"{TAGGED}code:{credit_code}"
 
 
 def _code_apps_key(credit_code: str) -> str:
-    return f"ent:code-apps:{credit_code}"
+    return f"{TAGGED}code-apps:{credit_code}"
+
+
+def untagged(key: str) -> str:
+    """The name ``key`` had in stores written before the ``{ent}`` tag. Pure.
+
+    >>> untagged(_code_apps_key("91350100M000100Y43")), untagged(APPS)
+    ('ent:code-apps:91350100M000100Y43', 'ent:apps')
+    """
+    return "ent:" + key.removeprefix(TAGGED)
 
 
 def _encode(application: Application) -> bytes:

@@ -3,14 +3,26 @@ kept in Redis.
 
 ::
 
-    sess:t:<sha-256 of token>   STRING  "<nonce>\n<identity text>" (:func:`encode`), expires
-                                        with the session; identity empty until it is
-                                        authenticated; ~90 bytes
-    sess:i:<identity key>       SET     its sessions' token hashes (to revoke them all)
-    sess:a:<client address>     STRING  sessions opened anonymously from that address in
-                                        the current minute (a counter, see below)
-    sess:n:<nonce>              STRING  identity a login challenge was issued to (single use)
-    sess:r:<identity key>       STRING  the previous secret's hash, during a rotation
+    sess:{sess}:t:<sha-256 of token>  STRING  "<nonce>\n<identity text>" (:func:`encode`),
+                                              expires with the session; identity empty
+                                              until it is authenticated; ~100 bytes
+    sess:{sess}:i:<identity key>      SET     its sessions' token keys (to revoke them all)
+    sess:{sess}:layout                STRING  "2" once the sessions of older stores have
+                                              their names above (:meth:`SessionStore.upgrade`)
+    sess:a:<client address>           STRING  sessions opened anonymously from that address
+                                              in the current minute (a counter, see below)
+    sess:n:<nonce>                    STRING  identity a login challenge was issued to
+                                              (single use)
+    sess:r:<identity key>             STRING  the previous secret's hash, during a rotation
+
+A session's token key and its identity's set change together, in one transaction, so
+that ending every session of an identity finds them all. On a Redis Cluster the keys of
+a transaction must be in one hash slot: the hash tag ``{sess}`` puts every token and
+every identity's set in the same slot, so one master holds them all. Sessions are few
+and small beside the records (one GET per request that names a token), so that master
+carries them easily. The other keys are read and written alone and keep untagged names,
+spread over the cluster. Stores written before the tag (``sess:t:...``, ``sess:i:...``)
+are moved once at start-up, each key with the time it had left (:mod:`registry.key_moves`).
 
 A session's token is also its Handle ``sessionId``: ``Authorization: Bearer <token>``
 and ``Authorization: Handle sessionId="<token>"`` name the same session. Only hashes of
@@ -40,12 +52,13 @@ from typing import cast
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from registry import authorization
+from registry import authorization, keyspace
 from registry.errors import TooManyRequests
 from registry.identifier import Identity
+from registry.key_moves import move_key
 from registry.pubkey import new_nonce
 from registry.record import HandleRecord
-from registry.store import translated
+from registry.store import UpgradeProgress, translated
 
 
 def changed_identities(before: HandleRecord | None, after: HandleRecord | None) -> list[Identity]:
@@ -103,8 +116,48 @@ def decode(raw: bytes) -> SessionState:
 _PENDING_WINDOW = 60  # seconds: anonymous sessions are counted per address per minute
 
 
+# Every token and identity set shares one Redis Cluster slot (see above).
+_TAGGED = "sess:{sess}:"
+_TOKENS = _TAGGED + "t:"
+_IDENTITIES = _TAGGED + "i:"
+LAYOUT = _TAGGED + "layout"
+UPGRADE_STEP = "sessions under the {sess} tag"  # as SessionStore.upgrade tells its progress
+_SCAN_PAGE = 10_000  # keys a SCAN call of the upgrade goes through (about)
+_OLD_TOKENS = "sess:t:"  # the names before the tag (moved by SessionStore.upgrade)
+_OLD_IDENTITIES = "sess:i:"
+
+# KEYS: an identity's set. ARGV: its time to live in ms (0: none), the token keys to add.
+# The set may already hold sessions (another worker moved it first, or the node served
+# since): members are added, and its expiry is only lengthened.
+_MERGE_SET_LUA = """
+redis.call('SADD', KEYS[1], unpack(ARGV, 2))
+local ttl = tonumber(ARGV[1])
+local left = redis.call('PTTL', KEYS[1])
+if ttl > 0 and left < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+"""
+_MERGED_PER_CALL = 1000  # token keys added by one call of _MERGE_SET_LUA
+
+
 def _token_key(token: str) -> str:
-    return "sess:t:" + hashlib.sha256(token.encode()).hexdigest()
+    return _TOKENS + hashlib.sha256(token.encode()).hexdigest()
+
+
+def _identity_key(identity: Identity) -> str:
+    return _IDENTITIES + identity.key
+
+
+def renamed(old: bytes) -> bytes:
+    """The name a session key of an older store has now: its token key or identity set
+    with the ``{sess}`` tag; other names are left as they are. Pure.
+
+    >>> renamed(b"sess:t:ab12"), renamed(b"sess:i:300:0.na/88.100"), renamed(b"sess:n:x")
+    (b'sess:{sess}:t:ab12', b'sess:{sess}:i:300:0.na/88.100', b'sess:n:x')
+    """
+    for before, after in ((_OLD_TOKENS, _TOKENS), (_OLD_IDENTITIES, _IDENTITIES)):
+        if old.startswith(before.encode()):
+            return after.encode() + old[len(before) :]
+    return old
 
 
 class SessionStore:
@@ -132,6 +185,52 @@ class SessionStore:
         self.pending_ttl = pending_ttl
         self.pending_per_minute = pending_per_minute
 
+    async def upgrade(self, progress: UpgradeProgress | None = None) -> int:
+        """Move the token keys and identity sets of a store written before the
+        ``{sess}`` tag to their tagged names, each with the time it had left; once per
+        store (``sess:{sess}:layout``), before the node serves. Returns how many keys
+        moved. Idempotent: an interrupted or concurrent move is finished by the next.
+
+        Nothing lists every session, so this walks the whole keyspace once (every
+        master of a cluster), telling ``progress`` the keys gone through after each
+        page: on a store of many records, its first start takes that much longer."""
+        async with translated():
+            if await self.redis.get(LAYOUT) == b"2":
+                return 0
+            moved = seen = 0
+            cursor = keyspace.START
+            while True:
+                cursor, keys = await keyspace.scan_page(
+                    self.redis, cursor, match="sess:[ti]:*", count=_SCAN_PAGE
+                )
+                for key in keys:
+                    moved += await self._move(key)
+                seen += _SCAN_PAGE
+                if progress is not None:
+                    progress(UPGRADE_STEP, seen)
+                if cursor == keyspace.START:
+                    break
+            await self.redis.set(LAYOUT, "2")
+        return moved
+
+    async def _move(self, old: bytes) -> int:
+        """Move one session key of an older store (:func:`renamed`); 1 if it moved."""
+        if old.startswith(_OLD_TOKENS.encode()):
+            return int(await move_key(self.redis, old, renamed(old)))
+        # An identity's set names its sessions' token keys, which are renamed too.
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.pttl(old)
+        pipe.smembers(old)
+        left, members = await pipe.execute()
+        if not members:
+            return 0  # gone meanwhile
+        tokens = sorted(renamed(m) for m in cast(set[bytes], members))
+        for at in range(0, len(tokens), _MERGED_PER_CALL):  # Lua's unpack has a limit
+            chunk = tokens[at : at + _MERGED_PER_CALL]
+            await self.redis.eval(_MERGE_SET_LUA, 1, renamed(old), max(0, int(left)), *chunk)
+        await self.redis.delete(old)
+        return 1
+
     async def open(self, identity: Identity) -> Session:
         """A new session, authenticated as ``identity`` (a Basic or signed login)."""
         token = secrets.token_urlsafe(32)
@@ -140,8 +239,8 @@ class SessionStore:
         async with translated():
             pipe = self.redis.pipeline(transaction=True)
             pipe.set(key, encode(SessionState(nonce, identity)), ex=self.ttl)
-            pipe.sadd(f"sess:i:{identity.key}", key)
-            pipe.expire(f"sess:i:{identity.key}", self.ttl)
+            pipe.sadd(_identity_key(identity), key)
+            pipe.expire(_identity_key(identity), self.ttl)
             await pipe.execute()
         return Session(token, identity, self.ttl, nonce)
 
@@ -232,10 +331,10 @@ class SessionStore:
                     pipe.set(key, encode(after), ex=ttl)
                 old, new = before.identity, after.identity
                 if old is not None and (new is None or old.key != new.key):
-                    pipe.srem(f"sess:i:{old.key}", key)
+                    pipe.srem(_identity_key(old), key)
                 if new is not None and ttl is not None:
-                    pipe.sadd(f"sess:i:{new.key}", key)
-                    pipe.expire(f"sess:i:{new.key}", ttl)
+                    pipe.sadd(_identity_key(new), key)
+                    pipe.expire(_identity_key(new), ttl)
                 await pipe.execute()
             except WatchError:
                 return False
@@ -247,7 +346,7 @@ class SessionStore:
 
     async def revoke_all(self, identity: Identity) -> int:
         """End every session of ``identity``; returns how many were open."""
-        index = f"sess:i:{identity.key}"
+        index = _identity_key(identity)
         async with translated():
             keys = cast(set[bytes], await self.redis.smembers(index))
             if not keys:

@@ -129,8 +129,8 @@ async def test_a_flood_of_anonymous_applications_is_refused(serve: Serve, redis:
     accepted = statuses.count(201)
     assert 10 <= accepted <= 10 + int(took * 5 / 60) + 1
     assert statuses.count(429) == 3000 - accepted
-    assert await redis.zcard("ent:pending") == accepted
-    assert len(await all_keys(redis, "ent:app:*")) == accepted  # refusals store nothing
+    assert await redis.zcard("ent:{ent}:pending") == accepted
+    assert len(await all_keys(redis, "ent:{ent}:app:*")) == accepted  # refusals store nothing
     # Another address, and the administrator from the flooded one, still apply.
     assert (await node.apply("10.0.0.2")).status_code == 201
     assert (await node.apply("10.6.6.6", **ADMIN_AUTH)).status_code == 201
@@ -159,7 +159,7 @@ async def test_pending_applications_are_capped_node_wide(serve: Serve, redis: Re
     )
     assert rejected.status_code == 200
     assert (await node.apply("10.0.1.98")).status_code == 429  # 5 still pending
-    assert await redis.zcard("ent:pending") == 5
+    assert await redis.zcard("ent:{ent}:pending") == 5
 
 
 async def test_pending_applications_expire(serve: Serve, redis: Redis) -> None:
@@ -180,7 +180,7 @@ async def test_pending_applications_expire(serve: Serve, redis: Redis) -> None:
     listed = (await node.get("10.0.2.1", "/api/enterprises", **ADMIN_AUTH)).json()
     assert [a["status"] for a in listed["applications"]] == ["expired", "expired"]
     assert listed["applications"][1]["id"] == other["id"]
-    assert await redis.zcard("ent:pending") == 0
+    assert await redis.zcard("ent:{ent}:pending") == 0
 
 
 # --- search and trace -------------------------------------------------------------------------

@@ -14,8 +14,17 @@ from redis.asyncio import Redis
 
 from node.app import create_app
 from registry.identifier import Handle
+from registry.key_moves import move_key
 from registry.store import HandleStore
-from tests.conftest import ADMIN_AUTH, StoreServer, basic, node_config, snapshot
+from tests.conftest import (
+    ADMIN_AUTH,
+    StoreServer,
+    all_keys,
+    basic,
+    node_config,
+    served,
+    snapshot,
+)
 
 CREDIT_CODE = "91420100MA4K2B7C1Y"
 OTHER_CODE = "91350100M000100Y43"
@@ -186,8 +195,50 @@ async def test_a_pending_application_of_an_older_store_blocks_nobody(
             assert (await approve(http, owner["id"])).status_code == 200
             got = await http.get("/api/enterprises/oldsquat0001", headers=ADMIN_AUTH)
             assert got.json()["status"] == "rejected"
-    assert await redis.get(f"ent:code:{CREDIT_CODE}") == owner["id"].encode()
-    assert await redis.zcard("ent:pending") == 0
+    assert await redis.get(f"ent:{{ent}}:code:{CREDIT_CODE}") == owner["id"].encode()
+    assert await redis.zcard("ent:{ent}:pending") == 0
+
+
+async def onboarding_keys(redis: Redis) -> dict[bytes, object]:
+    """Every onboarding key with its serialised value."""
+    return {key: await redis.dump(key) for key in sorted(await all_keys(redis, "ent:*"))}
+
+
+async def test_a_store_of_untagged_keys_is_moved_at_start_and_works_on(
+    redis: Redis, redis_server: StoreServer
+) -> None:
+    """Stores written before the ``{ent}`` tag named the keys ``ent:app:<id>``,
+    ``ent:apps``, ...: the node moves them to their tagged names at start-up, each key by
+    itself, and carries on where the old store was (the prefix counter included)."""
+    config = node_config(redis_server.url, prefix="88.100", role="secondary")
+    async with served(config) as http:
+        registered = await approved(http)
+        waiting = await apply(http, application(OTHER_CODE))
+    # The same store as the previous release left it: untagged names, layout "2".
+    for key in await all_keys(redis, "ent:{ent}:*"):
+        await move_key(redis, key, key.replace(b"ent:{ent}:", b"ent:"))
+    await redis.set("ent:layout", "2")
+    old = await onboarding_keys(redis)
+    assert b"ent:app:" + waiting["id"].encode() in old and b"ent:next" in old
+    async with served(config) as http:
+        moved = await onboarding_keys(redis)
+        assert {k.replace(b"ent:{ent}:", b"ent:") for k in moved} == set(old) | {b"ent:layout"}
+        assert {k: v for k, v in moved.items() if not k.endswith(b"layout")} == {
+            k.replace(b"ent:", b"ent:{ent}:"): v for k, v in old.items() if k != b"ent:layout"
+        }
+        listed = await http.get("/api/enterprises", headers=ADMIN_AUTH)
+        assert {a["id"]: a["status"] for a in listed.json()["applications"]} == {
+            registered["id"]: "approved",
+            waiting["id"]: "pending",
+        }
+        refused = await http.post("/api/enterprises", json=application())
+        assert refused.status_code == 409  # the approved credit code is still held
+        decided = await approve(http, waiting["id"])
+        assert decided.status_code == 200 and decided.json()["prefix"] == "88.100.2"
+    after = await onboarding_keys(redis)
+    async with served(config):
+        pass
+    assert await onboarding_keys(redis) == after  # moved once: a restart changes nothing
 
 
 async def test_reapply_after_rejection(secondary: httpx.AsyncClient) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import hashlib
 import secrets
 from typing import Any, cast
 from urllib.parse import quote
@@ -15,7 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from redis.asyncio import Redis
 
+from registry.identifier import Identity
 from registry.pubkey import Algorithm, challenge, generate, handle_dsa, sign
+from registry.session import UPGRADE_STEP, SessionState, SessionStore, encode
 from tests.conftest import (
     ADMIN,
     ADMIN_AUTH,
@@ -151,7 +154,7 @@ async def test_the_store_keeps_only_a_hash_of_the_token(
     assert keys and not any(token.encode() in key for key in keys)
     for key in keys:
         assert token.encode() not in (await redis.dump(key) or b"")
-    ttl = await redis.ttl(next(k for k in keys if k.startswith(b"sess:t:")))
+    ttl = await redis.ttl(next(k for k in keys if k.startswith(b"sess:{sess}:t:")))
     assert 0 < ttl <= 900
 
 
@@ -902,7 +905,7 @@ async def test_unknown_and_expired_sessions_are_refused(
     assert refused(await client.delete("/api/sessions/this", headers=handle_header(unknown)))
 
     opened = await new_handle_session(client)
-    for key in await all_keys(redis, "sess:t:*"):
+    for key in await all_keys(redis, "sess:{sess}:t:*"):
         await redis.pexpire(key, 1)
     await asyncio.sleep(0.05)
     assert refused(
@@ -1012,7 +1015,7 @@ async def test_anonymous_sessions_are_capped_per_address(
     over = await client.post("/api/sessions")
     assert over.status_code == 429 and 1 <= int(over.headers["retry-after"]) <= 60
     # each lives a minute only
-    ttls = [await redis.ttl(k) for k in await all_keys(redis, "sess:t:*")]
+    ttls = [await redis.ttl(k) for k in await all_keys(redis, "sess:{sess}:t:*")]
     assert len(ttls) == 60 and all(0 < t <= 60 for t in ttls)
     # credentials are not capped
     assert (await client.post("/api/sessions", headers=ADMIN_AUTH)).status_code == 201
@@ -1124,9 +1127,72 @@ async def test_changed_anonymous_session_limits_take_effect(
         opened = [await client.post("/api/sessions") for _ in range(3)]
         assert [o.status_code for o in opened] == [201] * 3
         assert all(o.json()["expiresIn"] == 7 for o in opened)
-        ttls = [await redis.ttl(k) for k in await all_keys(redis, "sess:t:*")]
+        ttls = [await redis.ttl(k) for k in await all_keys(redis, "sess:{sess}:t:*")]
         assert len(ttls) == 3 and all(0 < t <= 7 for t in ttls)
         over = await client.post("/api/sessions")
         assert over.status_code == 429 and "3 sessions" in over.json()["message"]
         # the count is per minute, whatever the sessions' life
         assert 7 < int(over.headers["retry-after"]) <= 60
+
+
+async def test_sessions_of_an_older_store_are_moved_with_their_time_to_live(
+    redis: Redis, redis_server: StoreServer
+) -> None:
+    """Stores written before the ``{sess}`` tag named a session ``sess:t:<hash>`` and an
+    identity's sessions ``sess:i:<identity>`` (naming those keys): the upgrade moves them,
+    each with the time it had left, and they go on working, ending together as before."""
+    identity = Identity.parse(ADMIN)
+    token, pending = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    key, pending_key = (
+        f"sess:t:{hashlib.sha256(t.encode()).hexdigest()}" for t in (token, pending)
+    )
+    await redis.set(key, encode(SessionState("bm9uY2U=", identity)), ex=600)
+    await redis.sadd(f"sess:i:{identity.key}", key)
+    await redis.expire(f"sess:i:{identity.key}", 600)
+    await redis.set(pending_key, encode(SessionState("bm9uY2U=", None)), ex=60)
+    await redis.set("sess:a:10.0.0.9", 3, ex=60)  # read and written alone: not renamed
+    store = SessionStore(redis, ttl=900, challenge_ttl=60, pending_ttl=60, pending_per_minute=60)
+    told: list[tuple[str, int]] = []
+    assert await store.upgrade(progress=lambda *at: told.append(at)) == 3
+    assert told and {step for step, _ in told} == {UPGRADE_STEP}  # /readyz shows it
+    assert await all_keys(redis, "sess:[ti]:*") == []
+    assert await redis.get("sess:a:10.0.0.9") == b"3"
+    tagged = "sess:{sess}:t:" + key.removeprefix("sess:t:")
+    assert await redis.smembers(f"sess:{{sess}}:i:{identity.key}") == {tagged.encode()}
+    assert 590 < await redis.ttl(tagged) <= 600
+    assert 590 < await redis.ttl(f"sess:{{sess}}:i:{identity.key}") <= 600
+    assert 50 < await redis.ttl("sess:{sess}:t:" + pending_key.removeprefix("sess:t:")) <= 60
+    assert await store.upgrade() == 0  # once per store
+    assert await store.state(pending) == SessionState("bm9uY2U=", None)
+    async with served(node_config(redis_server.url)) as client:
+        assert await is_admin(client, bearer(token)) == 200
+        ended = await client.delete("/api/sessions", params={"identity": ADMIN}, headers=ADMIN_AUTH)
+        assert ended.json() == {"responseCode": 1, "revoked": 1}
+        assert await is_admin(client, bearer(token)) == 401
+
+
+async def test_an_interrupted_move_of_sessions_is_finished(redis: Redis) -> None:
+    """A move stopped after copying an identity's set (another worker's, or one cut
+    short): the next one merges the set's members and keeps the longer expiry."""
+    identity = Identity.parse(ADMIN)
+    await redis.sadd(f"sess:i:{identity.key}", "sess:t:aa", "sess:t:bb")
+    await redis.expire(f"sess:i:{identity.key}", 300)
+    await redis.sadd(f"sess:{{sess}}:i:{identity.key}", "sess:{sess}:t:aa", "sess:{sess}:t:cc")
+    await redis.expire(f"sess:{{sess}}:i:{identity.key}", 900)
+    store = SessionStore(redis, ttl=900, challenge_ttl=60, pending_ttl=60, pending_per_minute=60)
+    assert await store.upgrade() == 1
+    assert await redis.smembers(f"sess:{{sess}}:i:{identity.key}") == {
+        b"sess:{sess}:t:aa",
+        b"sess:{sess}:t:bb",
+        b"sess:{sess}:t:cc",
+    }
+    assert 890 < await redis.ttl(f"sess:{{sess}}:i:{identity.key}") <= 900
+    assert await redis.exists(f"sess:i:{identity.key}") == 0
+
+
+async def test_an_identity_with_thousands_of_sessions_is_moved_whole(redis: Redis) -> None:
+    identity = Identity.parse(DEVICE)
+    await redis.sadd(f"sess:i:{identity.key}", *(f"sess:t:{n:064x}" for n in range(2_500)))
+    store = SessionStore(redis, ttl=900, challenge_ttl=60, pending_ttl=60, pending_per_minute=60)
+    assert await store.upgrade() == 1
+    assert await redis.scard(f"sess:{{sess}}:i:{identity.key}") == 2_500
