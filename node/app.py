@@ -425,6 +425,16 @@ async def _build_state(
     converted = await store.upgrade(progress=startup.upgrading if startup else None)
     if converted:
         log.info("store layout upgraded", extra={"records": converted})
+    sessions = SessionStore(
+        redis,
+        ttl=config.session_ttl,
+        challenge_ttl=CHALLENGE_TTL,
+        pending_ttl=config.anonymous_session_ttl,
+        pending_per_minute=config.anonymous_sessions_per_minute,
+    )
+    # Sessions of a store written before their keys shared a hash slot: moved once.
+    if moved := await sessions.upgrade(progress=startup.upgrading if startup else None):
+        log.info("sessions moved to their hash slot", extra={"keys": moved})
     if startup is not None:
         startup.building()
     # Every call to another node goes through this policy, whoever named the node.
@@ -443,13 +453,7 @@ async def _build_state(
         config.limits,
         delegations=delegations,
         parent_url=config.parent_url,
-        sessions=SessionStore(
-            redis,
-            ttl=config.session_ttl,
-            challenge_ttl=CHALLENGE_TTL,
-            pending_ttl=config.anonymous_session_ttl,
-            pending_per_minute=config.anonymous_sessions_per_minute,
-        ),
+        sessions=sessions,
         secret_cost=config.secret_hash_cost,
     )
     if own is not None:
