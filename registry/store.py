@@ -876,15 +876,11 @@ class HandleStore:
                 self._redis, cursor, match="r:*", count=_SCAN_PAGE
             )
             strings = [key for key in keys if not is_bucket_key(key)]
-            if strings:
-                done += await self._index(strings, types)
+            for part in _by_tag(strings):  # a transaction's keys in one slot
+                done += await self._index(part, types)
             # A transaction reads and indexes buckets of one tag (one slot): their
             # records' index entries are in that tag too.
-            by_tag: dict[str, list[bytes]] = {}
-            for key in keys:
-                if is_bucket_key(key):
-                    by_tag.setdefault(key_tag(key), []).append(key)
-            for held in by_tag.values():
+            for held in _by_tag([key for key in keys if is_bucket_key(key)]):
                 for start in range(0, len(held), _BUCKETS_PER_INDEX):
                     part = held[start : start + _BUCKETS_PER_INDEX]
                     done += await self._index_buckets(part, types)
@@ -1037,19 +1033,21 @@ class HandleStore:
 
     async def _pages(self, of_type: str) -> AsyncIterator[list[bytes]]:
         """The record keys of Redis type ``of_type``, a page of :data:`_SCAN_PAGE` at a
-        time (the last one shorter)."""
+        time (the last one shorter), each page cut by hash tag (:func:`_by_tag`): a
+        page's transaction must keep its keys in one slot on a cluster."""
         page: list[bytes] = []
         async for key in self._redis.scan_iter(match="r:*", count=_SCAN_PAGE, _type=of_type):
             if is_bucket_key(key):
                 continue  # a bucket (layout 5) written before this store was upgraded
             page.append(key)
             if len(page) == _SCAN_PAGE:
-                yield page
-                self._progress.advance(len(page))
+                for part in _by_tag(page):
+                    yield part
+                    self._progress.advance(len(part))
                 page = []
-        if page:
-            yield page
-            self._progress.advance(len(page))
+        for part in _by_tag(page):
+            yield part
+            self._progress.advance(len(part))
 
     async def _compact(self, keys: list[bytes]) -> int:
         fulls = [b"f:" + key.removeprefix(b"r:") for key in keys]
@@ -1318,6 +1316,15 @@ class HandleStore:
             if term.is_exact or term.matches(value_key):
                 handles.append(handle_text(prefix, name))
         return handles
+
+
+def _by_tag(keys: list[bytes]) -> list[list[bytes]]:
+    """``keys`` (of records or indexes) grouped by their hash tag, each group in the
+    order found: the keys one transaction may watch on a cluster (one slot)."""
+    groups: dict[str, list[bytes]] = {}
+    for key in keys:
+        groups.setdefault(key_tag(key), []).append(key)
+    return list(groups.values())
 
 
 def _probing(reads: list[tuple[str, list[str | bytes]]], pipe: Pipeline) -> None:
