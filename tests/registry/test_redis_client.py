@@ -79,7 +79,7 @@ async def test_a_pool_wait_that_runs_out_is_a_store_error(redis_server: StoreSer
     redis = open_redis(redis_server.url, max_connections=1, pool_timeout=0.2)
     try:
         # The one connection held by a blocking read (BLPOP, 1 s) meanwhile.
-        held = asyncio.create_task(redis.blpop(["t:never"], timeout=1))
+        held = asyncio.ensure_future(redis.blpop(["t:never"], timeout=1))
         await asyncio.sleep(0.05)
         with pytest.raises(StoreUnavailable, match="no Redis connection came free"):
             async with translated():
