@@ -31,14 +31,19 @@ names none (or ``/0``); redis-py options go in the query, as in a ``redis://`` U
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.connection import AbstractConnection, Connection, DefaultParser, parse_url
 from redis.exceptions import (
+    ConnectionError,
     DataError,
     RedisClusterUnreachableError,
     RedisError,
@@ -108,7 +113,9 @@ def open_redis(
     changes); ``options`` are redis-py connection options. A cluster URL gives a
     :func:`cluster client <open_cluster>`."""
     if is_cluster_url(url):
-        return open_cluster(url, max_connections=max_connections, **options)
+        return open_cluster(
+            url, max_connections=max_connections, pool_timeout=pool_timeout, **options
+        )
     pool = BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=pool_timeout, parser_class=_Parser, **options
     )
@@ -152,11 +159,16 @@ def member_url(url: str, host: str, port: int) -> str:
     return urlunsplit((CLUSTER_SCHEMES[parts.scheme], netloc, "", parts.query, ""))
 
 
-def open_cluster(url: str, *, max_connections: int = 64, **options: Any) -> Redis:
+def open_cluster(
+    url: str, *, max_connections: int = 64, pool_timeout: float = 2.0, **options: Any
+) -> Redis:
     """A Redis Cluster client of the cluster ``url`` names: redis-py's asyncio
     ``RedisCluster`` (it follows MOVED and ASK, and finds a failed-over master's
     replacement), with the same hiredis packing and write-refusal replies as
-    :func:`open_redis`, at most ``max_connections`` per member.
+    :func:`open_redis`. At most ``max_connections`` commands and pipelines are under
+    way at once, a call beyond them waiting up to ``pool_timeout`` s for one to end,
+    as on a single Redis's blocking pool (redis-py's cluster client would refuse it at
+    once, with MaxConnectionsError); see :class:`_WaitingCluster`.
 
     It is typed as a :class:`~redis.asyncio.Redis`: the node uses the commands both
     clients have, pipelines and transactions whose keys share one hash slot, and Lua
@@ -167,9 +179,13 @@ def open_cluster(url: str, *, max_connections: int = 64, **options: Any) -> Redi
     skipped = ("host", "port", "db", "connection_class")  # TLS is the scheme's: ssl= below
     settings: dict[str, Any] = {k: v for k, v in given.items() if k not in skipped}
     settings.update(options)
-    cluster = RedisCluster(
+    cluster = _WaitingCluster(
+        max_connections,
+        pool_timeout,
         startup_nodes=[ClusterNode(host, port) for host, port in members],
-        max_connections=max_connections,
+        # Room per member beyond the calls under way: a transaction's WATCH holds its
+        # connection while the caller reads (registry.store's upgrades), outside them.
+        max_connections=2 * max_connections,
         ssl=urlsplit(url).scheme == "rediss+cluster",
         require_full_coverage=False,  # a failing master's slots do not stop the others'
         **settings,
@@ -183,6 +199,58 @@ def open_cluster(url: str, *, max_connections: int = 64, **options: Any) -> Redi
         node.connection_class = cast(type[Connection], packing)
         node.connection_kwargs["parser_class"] = _Parser
     return cast(Redis, cluster)
+
+
+# Whether the running task holds a call of a _WaitingCluster already (a pipeline's
+# redirected commands are sent by the client's execute_command: not a second call).
+_calling: ContextVar[bool] = ContextVar("calling the cluster", default=False)
+
+
+class _WaitingCluster(RedisCluster):
+    """redis-py's cluster client with at most ``calls`` commands and pipelines under way
+    at once; one beyond them waits up to ``timeout`` s for one to end, then fails as
+    the single Redis's blocking pool does, with ConnectionError("No connection
+    available.") (:func:`registry.store.store_error` says the store is busy)."""
+
+    def __init__(self, calls: int, timeout: float, **options: Any) -> None:
+        super().__init__(**options)
+        self._calls = asyncio.Semaphore(calls)
+        self._timeout = timeout
+
+    @asynccontextmanager
+    async def calling(self) -> AsyncIterator[None]:
+        """Hold one of the calls while the block runs (at once if the task holds one)."""
+        if _calling.get():
+            yield
+            return
+        try:
+            await asyncio.wait_for(self._calls.acquire(), self._timeout)
+        except TimeoutError:
+            raise ConnectionError("No connection available.") from None
+        held = _calling.set(True)
+        try:
+            yield
+        finally:
+            _calling.reset(held)
+            self._calls.release()
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.calling():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # refused, as redis-py does
+        return _WaitingPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _WaitingPipeline(ClusterPipeline):
+    """A pipeline of a :class:`_WaitingCluster`, sent as one of its calls."""
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        cluster = cast(_WaitingCluster, self.cluster_client)
+        async with cluster.calling():
+            return await super().execute(raise_on_error, allow_redirections)
 
 
 def packed(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:

@@ -59,7 +59,6 @@ refused for a full disk or memory: :class:`StoreFull`) by :func:`store_error`.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import heapq
 import math
 import time
@@ -67,6 +66,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 import orjson
@@ -74,7 +74,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import BusyLoadingError, NoScriptError, WatchError
 
-from registry import keyspace, paged_index
+from registry import keyspace, paged_index, scripts
 from registry.change_feed import StreamId, entry_fields, entry_keys, has_gap, next_cursor
 from registry.errors import ConfigError, StoreFull, StoreLoading, StoreUnavailable
 from registry.identifier import Handle, Prefix, national_prefix_problem
@@ -103,6 +103,7 @@ from registry.record_keys import (
     version_of,
 )
 from registry.redis_client import STORE_ERRORS, refusal_in
+from registry.scripts import Script, pipelined
 from registry.search import ValuePattern, intersect_in_order, split_member
 from registry.stored_form import from_stored, is_compact, public_json, to_stored
 
@@ -174,7 +175,7 @@ end
 return done
 """
 )
-_COMMIT_SHA = hashlib.sha1(_COMMIT_LUA.encode()).hexdigest()
+_COMMIT = Script(_COMMIT_LUA)
 
 # Many records' fields read in one command: KEYS[i] is the bucket of the i-th record,
 # ARGV[i] its field. A batch touches about a bucket per record; an HMGET each cost the
@@ -243,8 +244,14 @@ end
 return changed
 """
 )
-_SLICE_SHA = hashlib.sha1(_SLICE_LUA.encode()).hexdigest()
+_SLICE = Script(_SLICE_LUA)
 _UNPACKED = 2000  # items per ZADD/ZREM in the slice script (Lua's stack holds ~8000)
+_CLOCK_LUA = "return redis.call('TIME')"  # the server's time, where KEYS[1] is
+_PAGED_READ = Script(paged_index.READ_LUA)  # reads of a paged set
+_PAGED_ADD = Script(paged_index.ADD_LUA)  # members added to a paged set (index builds)
+_READS = (_PAGED_READ,)  # the scripts a read pipeline calls (scripts.pipelined)
+# The scripts called by their SHA-1, loaded as the node starts (HandleStore.upgrade).
+_SCRIPTS = (_COMMIT, _SLICE, _PAGED_READ, _PAGED_ADD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,8 +343,6 @@ class HandleStore:
         log: Callable[[str, dict[str, object]], None] | None = None,
     ):
         self._redis = redis
-        self._paged = redis.register_script(paged_index.READ_LUA)  # reads of a paged set
-        self._adding = redis.register_script(paged_index.ADD_LUA)  # index builds
         self._converting = redis.register_script(paged_index.CONVERT_LUA)  # layout 6
         # The bucket count a new store gets; a store keeps the one it was created with.
         self._new_buckets = record_buckets
@@ -600,7 +605,7 @@ class HandleStore:
             try:
                 results = await self._run_commits(list(groups.values()), touched, prefixes)
             except NoScriptError:
-                await self._redis.script_load(_COMMIT_LUA)
+                await self._redis.script_load(_COMMIT.text)
                 results = await self._run_commits(list(groups.values()), touched, prefixes)
         return [bool(results[id(group)][n]) for group, n in placed]
 
@@ -632,7 +637,7 @@ class HandleStore:
         self._log_changes(pipe, touched, prefixes)
         for group in groups:
             keys, argv = group.call()
-            pipe.evalsha(_COMMIT_SHA, len(keys), *keys, *argv)
+            _COMMIT.queue(pipe, keys, argv)
         results = await pipe.execute(raise_on_error=False)
         head = 2 if prefixes else 1
         for result in results[:head]:
@@ -675,6 +680,8 @@ class HandleStore:
         alive and progressing meanwhile, however long a large store takes)."""
         self._progress = _Progress(progress)
         try:
+            async with translated():  # no NOSCRIPT round trip at each script's first call
+                await scripts.load(self._redis, _SCRIPTS)
             converted = await self._upgrade()
         finally:
             # Told only during the upgrade: later index builds (learn) run with the
@@ -853,7 +860,7 @@ class HandleStore:
         of every record for the types noted there, a SCAN page at a time."""
         raw = cast(dict[bytes, bytes], await self._redis.hgetall(UPGRADE_KEY))
         state = {k.decode(): v.decode() for k, v in raw.items()}
-        await self._redis.script_load(paged_index.ADD_LUA)  # called inside transactions
+        await self._redis.script_load(_PAGED_ADD.text)  # called inside transactions
         types = IndexPolicy.from_text(state.get("types", self.indexes.text))
         if state.get("phase") == "drop":
             gone = await self._drop_indexes(lambda type_key: True)
@@ -869,15 +876,11 @@ class HandleStore:
                 self._redis, cursor, match="r:*", count=_SCAN_PAGE
             )
             strings = [key for key in keys if not is_bucket_key(key)]
-            if strings:
-                done += await self._index(strings, types)
+            for part in _by_tag(strings):  # a transaction's keys in one slot
+                done += await self._index(part, types)
             # A transaction reads and indexes buckets of one tag (one slot): their
             # records' index entries are in that tag too.
-            by_tag: dict[str, list[bytes]] = {}
-            for key in keys:
-                if is_bucket_key(key):
-                    by_tag.setdefault(key_tag(key), []).append(key)
-            for held in by_tag.values():
+            for held in _by_tag([key for key in keys if is_bucket_key(key)]):
                 for start in range(0, len(held), _BUCKETS_PER_INDEX):
                     part = held[start : start + _BUCKETS_PER_INDEX]
                     done += await self._index_buckets(part, types)
@@ -955,11 +958,14 @@ class HandleStore:
                     members = sorted(cast(list[str], scored[1::2]))  # byte order: runs
                     for start in range(0, len(members), _UNPACKED):
                         part = members[start : start + _UNPACKED]
-                        pipe.evalsha(self._adding.sha, 1, index, *part)
+                        _PAGED_ADD.queue(pipe, [index], part)
                 try:
                     await pipe.execute()
                 except WatchError:
                     continue
+                except NoScriptError:  # a master that came since the build began
+                    await self._redis.script_load(_PAGED_ADD.text)
+                    continue  # adding entries again adds nothing
                 return len(found)
 
     def learn(self, queryable: Iterable[str]) -> None:
@@ -1027,19 +1033,21 @@ class HandleStore:
 
     async def _pages(self, of_type: str) -> AsyncIterator[list[bytes]]:
         """The record keys of Redis type ``of_type``, a page of :data:`_SCAN_PAGE` at a
-        time (the last one shorter)."""
+        time (the last one shorter), each page cut by hash tag (:func:`_by_tag`): a
+        page's transaction must keep its keys in one slot on a cluster."""
         page: list[bytes] = []
         async for key in self._redis.scan_iter(match="r:*", count=_SCAN_PAGE, _type=of_type):
             if is_bucket_key(key):
                 continue  # a bucket (layout 5) written before this store was upgraded
             page.append(key)
             if len(page) == _SCAN_PAGE:
-                yield page
-                self._progress.advance(len(page))
+                for part in _by_tag(page):
+                    yield part
+                    self._progress.advance(len(part))
                 page = []
-        if page:
-            yield page
-            self._progress.advance(len(page))
+        for part in _by_tag(page):
+            yield part
+            self._progress.advance(len(part))
 
     async def _compact(self, keys: list[bytes]) -> int:
         fulls = [b"f:" + key.removeprefix(b"r:") for key in keys]
@@ -1082,16 +1090,18 @@ class HandleStore:
         start = page * page_size
         shards = self._shards or await self.shards()
         keys = [listing_key(tag) for tag in shard_tags(prefix.text, shards)]
-        async with translated():
-            pipe = self._redis.pipeline(transaction=False)
+
+        def counted(pipe: Pipeline) -> None:
             for key in keys:  # a GET each: an MGET would span the shards' slots
                 pipe.get(key)
             if page_size > 0 and shards == 1:  # the counter and the page at once
-                await self._paged(keys, ["range", "-", "+", start, page_size], client=pipe)
+                _PAGED_READ.queue(pipe, keys, ["range", "-", "+", start, page_size])
             elif page_size > 0 and merged:  # each shard's members up to the page's end
                 for key in keys:
-                    await self._paged([key], ["range", "-", "+", 0, start + page_size], client=pipe)
-            replies = await pipe.execute()
+                    _PAGED_READ.queue(pipe, [key], ["range", "-", "+", 0, start + page_size])
+
+        async with translated():
+            replies = await pipelined(self._redis, counted, _READS)
             counts = [int(n or 0) for n in replies[:shards]]
             if page_size <= 0:  # the count alone: the sets' counters
                 return sum(counts), []
@@ -1100,7 +1110,7 @@ class HandleStore:
             if merged:
                 members = list(heapq.merge(*replies[shards:]))[start : start + page_size]
                 return sum(counts), [handle_text(prefix.text, m.decode()) for m in members]
-            pipe = self._redis.pipeline(transaction=False)
+            reads: list[tuple[str, int, int]] = []  # (shard's set, skip, take)
             reached, wanted = 0, page_size
             for key, count in zip(keys, counts, strict=True):
                 skip = max(0, start - reached)
@@ -1109,8 +1119,13 @@ class HandleStore:
                     continue
                 take = min(count - skip, wanted)
                 wanted -= take
-                await self._paged([key], ["range", "-", "+", skip, take], client=pipe)
-            found = await pipe.execute() if wanted < page_size else []
+                reads.append((key, skip, take))
+
+            def ranges(pipe: Pipeline) -> None:
+                for key, skip, take in reads:
+                    _PAGED_READ.queue(pipe, [key], ["range", "-", "+", skip, take])
+
+            found = await pipelined(self._redis, ranges, _READS) if reads else []
         members = [m for part in found for m in part][:page_size]
         return sum(counts), [handle_text(prefix.text, m.decode()) for m in members]
 
@@ -1121,7 +1136,10 @@ class HandleStore:
             await self._redis.set(EPOCH_KEY, uuid.uuid4().hex, nx=True)
             pipe = self._redis.pipeline(transaction=False)
             pipe.get(EPOCH_KEY)
-            pipe.time()
+            # The clock of the Redis holding the stream (its entries' ids are of that
+            # clock): TIME through a script keyed by the stream, as a cluster routes
+            # it by the key (TIME in a pipeline it refuses, and would send anywhere).
+            pipe.eval(_CLOCK_LUA, 1, CHANGES_KEY)
             if after is not None:
                 pipe.xrange(CHANGES_KEY, min=f"({after}", max="+", count=limit)
             epoch, (seconds, micros), *rest = await pipe.execute()
@@ -1173,16 +1191,18 @@ class HandleStore:
         for condition in conditions:
             self.indexes.check(condition.field)
         tags = shard_tags(query.prefix.text, self._shards or await self.shards())
-        async with translated():
-            pipe = self._redis.pipeline(transaction=False)
+
+        def counts_of(pipe: Pipeline) -> None:
             for condition in conditions:
                 for tag in tags:
                     key = self._condition_key(tag, condition)
                     if condition.scored:
                         pipe.zcount(key, _score(condition.low), _score(condition.high))
                     else:
-                        await self._paged([key], ["count", *condition.lex_range()], client=pipe)
-            counts = [int(n) for n in await pipe.execute()]
+                        _PAGED_READ.queue(pipe, [key], ["count", *condition.lex_range()])
+
+        async with translated():
+            counts = [int(n) for n in await pipelined(self._redis, counts_of, _READS)]
             width = len(tags)
             chosen = driver(
                 [sum(counts[c * width : (c + 1) * width]) for c in range(len(conditions))]
@@ -1190,15 +1210,18 @@ class HandleStore:
             if chosen is None:
                 return 0, []
             lead = conditions[chosen]
-            pipe = self._redis.pipeline(transaction=False)
-            for tag in tags:
-                key = self._condition_key(tag, lead)
-                if lead.scored:
-                    pipe.zrangebyscore(key, _score(lead.low), _score(lead.high))
-                else:
-                    await self._paged([key], ["range", *lead.lex_range(), 0, -1], client=pipe)
+
+            def members_of(pipe: Pipeline) -> None:
+                for tag in tags:
+                    key = self._condition_key(tag, lead)
+                    if lead.scored:
+                        pipe.zrangebyscore(key, _score(lead.low), _score(lead.high))
+                    else:
+                        _PAGED_READ.queue(pipe, [key], ["range", *lead.lex_range(), 0, -1])
+
+            led = cast(list[list[bytes]], await pipelined(self._redis, members_of, _READS))
             candidates: list[tuple[str, str]] = []  # (tag, index member), not yet handles
-            for tag, raw in zip(tags, cast(list[list[bytes]], await pipe.execute()), strict=True):
+            for tag, raw in zip(tags, led, strict=True):
                 if lead.scored:
                     found = [m.decode() for m in raw]
                 else:
@@ -1225,18 +1248,16 @@ class HandleStore:
             by_tag: dict[str, list[str]] = {}
             for tag, name in chunk:
                 by_tag.setdefault(tag, []).append(name)
-            pipe = self._redis.pipeline(transaction=False)
             calls: list[tuple[int, str]] = []  # (condition, tag) of each reply
+            reads: list[tuple[str, list[str | bytes]]] = []  # (index, probes) of each
             for number, condition in enumerate(probed):
                 for tag, names in by_tag.items():  # a shard's probes of the chunk in one call
-                    key = self._condition_key(tag, condition)
                     probes = [probe for name in names for probe in condition.probes(name)]
-                    if paged_index.is_paged(key):
-                        await self._paged([key], ["scores", *probes], client=pipe)
-                    else:
-                        pipe.zmscore(key, cast(list[str], probes))  # bytes pass as they are
+                    reads.append((self._condition_key(tag, condition), probes))
                     calls.append((number, tag))
-            replies = await pipe.execute() if probed else []
+            replies = (
+                await pipelined(self._redis, partial(_probing, reads), _READS) if probed else []
+            )
             scores = {call: iter(reply) for call, reply in zip(calls, replies, strict=True)}
             met = []
             for tag, name in chunk:
@@ -1275,10 +1296,12 @@ class HandleStore:
         members: list[bytes] = []
         async with translated():
             while lows:
-                pipe = self._redis.pipeline(transaction=False)
-                for key, start in lows.items():
-                    await self._paged([key], ["range", start, high, 0, _SCAN_PAGE], client=pipe)
-                pages = cast(list[list[bytes]], await pipe.execute())
+
+                def ranges(pipe: Pipeline) -> None:
+                    for key, start in lows.items():
+                        _PAGED_READ.queue(pipe, [key], ["range", start, high, 0, _SCAN_PAGE])
+
+                pages = cast(list[list[bytes]], await pipelined(self._redis, ranges, _READS))
                 for key, page in zip(list(lows), pages, strict=True):
                     members += page
                     if len(page) < _SCAN_PAGE:
@@ -1293,6 +1316,25 @@ class HandleStore:
             if term.is_exact or term.matches(value_key):
                 handles.append(handle_text(prefix, name))
         return handles
+
+
+def _by_tag(keys: list[bytes]) -> list[list[bytes]]:
+    """``keys`` (of records or indexes) grouped by their hash tag, each group in the
+    order found: the keys one transaction may watch on a cluster (one slot)."""
+    groups: dict[str, list[bytes]] = {}
+    for key in keys:
+        groups.setdefault(key_tag(key), []).append(key)
+    return list(groups.values())
+
+
+def _probing(reads: list[tuple[str, list[str | bytes]]], pipe: Pipeline) -> None:
+    """Queue the probes of a query's candidates (:meth:`HandleStore._meeting`): the
+    scores of ``probes`` in each index."""
+    for key, probes in reads:
+        if paged_index.is_paged(key):
+            _PAGED_READ.queue(pipe, [key], ["scores", *probes])
+        else:
+            pipe.zmscore(key, cast(list[str], probes))  # bytes pass as they are
 
 
 def _float(score: bytes | float | None) -> float | None:
@@ -1380,13 +1422,13 @@ class WatchedBatch:
             store._log_changes(pipe, touched, prefixes)
             calls = [group.call() for group in groups.values()]
             for keys, argv in calls:
-                pipe.evalsha(_SLICE_SHA, len(keys), *keys, *argv)
+                _SLICE.queue(pipe, keys, argv)
             replies = await pipe.execute(raise_on_error=False)
             if any(isinstance(r, NoScriptError) for r in replies):
-                await store._redis.script_load(_SLICE_LUA)
+                await store._redis.script_load(_SLICE.text)
                 pipe = store._redis.pipeline(transaction=False)
                 for keys, argv in calls:
-                    pipe.evalsha(_SLICE_SHA, len(keys), *keys, *argv)
+                    _SLICE.queue(pipe, keys, argv)
                 replies = replies[:head] + await pipe.execute(raise_on_error=False)
         for reply in replies:
             if isinstance(reply, Exception):

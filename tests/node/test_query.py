@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from registry.paged_index import PAGE_MAX
+from tests.command_stats import command_calls, reset_stats
 from tests.conftest import ADMIN_AUTH, SHARDED
 
 
@@ -153,15 +154,10 @@ async def test_bad_queries_are_400_and_held_elsewhere_is_301(client: httpx.Async
     assert away.status_code == 400 and away.json()["responseCode"] == 301
 
 
-async def _commands(redis: Redis) -> dict[str, int]:
-    stats = await redis.info("commandstats")
-    return {name.removeprefix("cmdstat_"): int(row["calls"]) for name, row in stats.items()}
-
-
 async def _counted(redis: Redis, client: httpx.AsyncClient, **params: str) -> dict[str, int]:
-    await redis.config_resetstat()
+    await reset_stats(redis)
     await query(client, **params)
-    counted = await _commands(redis)
+    counted = await command_calls(redis)
     counted.pop("config|resetstat", None)
     counted.pop("info", None)
     # The node's KPI flush (node.daily_kpis: 4 HINCRBYs and a script's HGET) may land

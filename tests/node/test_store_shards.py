@@ -181,6 +181,8 @@ async def test_a_node_started_with_prefix_shards_makes_a_sharded_store(
         assert again == listed
 
 
+# The watch reads one server's MONITOR: a single Redis's (a cluster refuses these itself).
+@pytest.mark.parametrize("redis_server", ["redis"], indirect=True)
 async def test_the_slot_watch_names_what_a_cluster_would_refuse(
     redis_server: StoreServer,
 ) -> None:

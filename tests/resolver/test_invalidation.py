@@ -308,11 +308,14 @@ async def test_a_new_follower_loads_the_saved_cursors(
 
 @pytest.fixture
 async def real_node(redis: Redis, redis_server: StoreServer) -> AsyncIterator[str]:
-    """A secondary node for 88.100 served by uvicorn on a free port, on Redis database 1."""
-    url = redis_server.url.rsplit("/", 1)[0] + "/1"
-    store = open_redis(url)
-    await store.flushdb()
-    await store.aclose()
+    """A secondary node for 88.100 served by uvicorn on a free port, on Redis database 1
+    (a cluster has database 0 only: there the node shares it, emptied by ``redis``)."""
+    url = redis_server.url
+    if redis_server.kind != "cluster":
+        url = url.rsplit("/", 1)[0] + "/1"
+        store = open_redis(url)
+        await store.flushdb()
+        await store.aclose()
     config = uvicorn.Config(
         create_app(node_config(url)),
         host="127.0.0.1",
