@@ -47,6 +47,29 @@ async def load(redis: Redis, scripts: Iterable[Script]) -> None:
         await redis.script_load(script.text)
 
 
+async def rerun_missing(
+    redis: Redis,
+    script: Script,
+    calls: Sequence[tuple[Sequence[str], Sequence[Any]]],
+    replies: list[Any],
+) -> list[Any]:
+    """``replies`` of ``calls`` of ``script`` (one reply a call), with the calls that
+    found the script missing loaded and run again, and only those: a call that ran is
+    never sent twice, as a write must not be (on a cluster one master may lack a script
+    that the others have, so some calls of a pipeline run and others do not)."""
+    again = [n for n, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    if not again:
+        return replies
+    await load(redis, [script])
+    pipe = redis.pipeline(transaction=False)
+    for n in again:
+        script.queue(pipe, *calls[n])
+    done = list(replies)
+    for n, reply in zip(again, await pipe.execute(raise_on_error=False), strict=True):
+        done[n] = reply
+    return done
+
+
 def missing(replies: Iterable[object]) -> bool:
     """Whether a pipeline's replies say a script was missing."""
     return any(isinstance(reply, NoScriptError) for reply in replies)

@@ -602,11 +602,7 @@ class HandleStore:
         prefixes = {after.handle.prefix for _, after in changes if after is not None}
         touched = [key for group in groups.values() for key in group.handle_keys]
         async with self._forgetting(touched), translated():
-            try:
-                results = await self._run_commits(list(groups.values()), touched, prefixes)
-            except NoScriptError:
-                await self._redis.script_load(_COMMIT.text)
-                results = await self._run_commits(list(groups.values()), touched, prefixes)
+            results = await self._run_commits(list(groups.values()), touched, prefixes)
         return [bool(results[id(group)][n]) for group, n in placed]
 
     @asynccontextmanager
@@ -635,18 +631,16 @@ class HandleStore:
     ) -> dict[int, list[int]]:
         pipe = self._redis.pipeline(transaction=False)
         self._log_changes(pipe, touched, prefixes)
-        for group in groups:
-            keys, argv = group.call()
+        calls = [group.call() for group in groups]
+        for keys, argv in calls:
             _COMMIT.queue(pipe, keys, argv)
         results = await pipe.execute(raise_on_error=False)
         head = 2 if prefixes else 1
         for result in results[:head]:
             if isinstance(result, Exception):
                 raise store_error(result) from result
-        committed = results[head:]
+        committed = await scripts.rerun_missing(self._redis, _COMMIT, calls, results[head:])
         for result in committed:
-            if isinstance(result, NoScriptError):
-                raise result
             if isinstance(result, Exception):
                 raise store_error(result) from result
         return {id(group): list(done) for group, done in zip(groups, committed, strict=True)}
@@ -1424,12 +1418,8 @@ class WatchedBatch:
             for keys, argv in calls:
                 _SLICE.queue(pipe, keys, argv)
             replies = await pipe.execute(raise_on_error=False)
-            if any(isinstance(r, NoScriptError) for r in replies):
-                await store._redis.script_load(_SLICE.text)
-                pipe = store._redis.pipeline(transaction=False)
-                for keys, argv in calls:
-                    _SLICE.queue(pipe, keys, argv)
-                replies = replies[:head] + await pipe.execute(raise_on_error=False)
+            ran = await scripts.rerun_missing(store._redis, _SLICE, calls, replies[head:])
+            replies = replies[:head] + ran
         for reply in replies:
             if isinstance(reply, Exception):
                 raise store_error(reply) from reply

@@ -12,6 +12,7 @@ from typing import cast
 import httpx
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from registry.change_feed import StreamId, entry_keys
 from registry.identifier import Handle
@@ -212,3 +213,31 @@ async def test_an_external_redis_keeping_buckets_uncompact_is_warned_about(
     warned = [r for r in caplog.records if "uncompact" in r.getMessage()]
     assert len(warned) == 1
     assert "hash-max-ziplist-value is 64, below 1024" in str(warned[0].__dict__["problem"])
+
+
+async def _forget_scripts_on_one_master(redis: Redis) -> None:
+    """As a replica promoted since the scripts were loaded: one master (on a cluster;
+    the only server otherwise) has none of them."""
+    if isinstance(redis, RedisCluster):
+        await redis.execute_command("SCRIPT FLUSH", target_nodes=redis.get_primaries()[0])
+    else:
+        await redis.script_flush()
+
+
+@pytest.mark.parametrize("prefix_shards", [16])  # a batch's slices on every master
+async def test_a_master_without_the_scripts_runs_each_call_once(redis: Redis) -> None:
+    """The calls that found their script missing are sent again, and only those: a
+    call that ran is not repeated (it would find its records written and refuse)."""
+    store = HandleStore(redis)
+    await store.upgrade()  # loads the scripts, as a node's start-up does
+    await _forget_scripts_on_one_master(redis)
+    handles = [Handle.parse(f"88.100/s{n}") for n in range(200)]
+    async with store.watched(handles) as batch:
+        changes: list[tuple[Stored | None, HandleRecord | None]] = [
+            (None, record(h.text, f"https://x.cn/{n}")) for n, h in enumerate(handles)
+        ]
+        assert await batch.commit(changes) == [True] * len(handles)
+    await _forget_scripts_on_one_master(redis)
+    more = [(None, record(f"88.100/t{n}", f"https://x.cn/t{n}")) for n in range(40)]
+    assert await store.commit_many(more) == [True] * len(more)
+    assert await index_count(redis, listing_key("88.100")) == len(handles) + len(more)
