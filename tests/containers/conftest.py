@@ -1,6 +1,6 @@
 """Fixtures of the container tests: the compose file as ``docker-compose config`` reads
 it, the Dockerfile, and the compose hierarchy run as processes, set up by its ``setup``
-job and scraped after some traffic."""
+job and scraped after some traffic; and the cluster profile's part of it, likewise."""
 
 from __future__ import annotations
 
@@ -68,6 +68,30 @@ def compose_hierarchy(
     try:
         hierarchy.start()
         job = hierarchy.run_job("setup")
+        yield Setup(hierarchy, job.returncode, job.stdout + job.stderr)
+    finally:
+        hierarchy.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster_hierarchy(
+    compose: dict[str, Any], dockerfile: Dockerfile, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Setup]:
+    """``docker compose --profile cluster up secondary-88-103`` as processes: the cluster
+    members (real redis-servers in cluster mode), the ``redis-cluster-create`` job's
+    command run for real against them, the shared Redis and the top node, the 88.103
+    node; then the ``setup-cluster`` job. Module-scoped: gone before the next module's
+    hierarchy starts."""
+    hierarchy = ComposeHierarchy(
+        compose,
+        dockerfile,
+        tmp_path_factory.mktemp("compose-cluster"),
+        profiles=("cluster",),
+        up=["secondary-88-103"],
+    )
+    try:
+        hierarchy.start()
+        job = hierarchy.run_job("setup-cluster")
         yield Setup(hierarchy, job.returncode, job.stdout + job.stderr)
     finally:
         hierarchy.stop()

@@ -4,11 +4,18 @@
 Each service built from the project's Dockerfile runs its container command (the image's
 entry point with the service's command, else the image's) with the container's
 environment (the image's ``ENV``, then the service's ``environment``) on a loopback port,
-with only the image's packages importable. The Redis service is a real embedded Redis
-with the service's AOF policy. URLs naming a service (``http://top-88:8000``,
-``redis://redis:6379/1``) are pointed at where that service runs here. Services start in
-``depends_on`` order, each once what it depends on is healthy by its own health check
-(run as Docker would, in the container's environment); one-shot jobs are run on demand.
+with only the image's packages importable. A Redis service is a real embedded Redis with
+the service's AOF policy; a Redis Cluster member (``--cluster-enabled yes``) one with its
+cluster settings too. URLs naming a service (``http://top-88:8000``,
+``redis://redis:6379/1``, ``redis+cluster://redis-cluster-1:6379,...``) are pointed at where
+that service runs here. Services start in ``depends_on`` order, each once what it depends
+on is healthy by its own health check (run as Docker would, in the container's
+environment), or, for a one-shot job it depends on, once that job has run to exit 0;
+other one-shot jobs are run on demand.
+
+As with compose, only the services of no profile and of the profiles asked for exist;
+``up`` names the services to start (with what they depend on), like ``docker compose up
+SERVICE...``; without it, all of them.
 """
 
 from __future__ import annotations
@@ -19,17 +26,32 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node.embedded_redis import EmbeddedRedis, free_port
+from node.embedded_cluster import BUS_OFFSET, member_port, redis_cli_binary
+from node.embedded_redis import EmbeddedRedis, free_port, redis_server_binary
 from tests.containers.dockerfile import Dockerfile
-from tests.containers.project import ROOT, modules_not_in_image
+from tests.containers.project import ROOT, modules_not_in_image, mounts
 
 RUNNER = Path(__file__).with_name("runtime_only.py")
 HEALTHY_WITHIN = 60.0
 _URL = re.compile(r"\b(https?|redis)://([A-Za-z0-9_.-]+):(\d+)")
+_CLUSTER_URL = re.compile(r"\b(rediss?\+cluster)://([^/?#\s]+)")
+_MEMBER = re.compile(r"([A-Za-z0-9_.-]+):(\d+)")
+# A cluster member's settings this emulation applies (the rest must be port and AOF);
+# the hostname ones only where the local redis-server knows them (Redis 7.0 and later).
+CLUSTER_OPTIONS = (
+    "cluster-enabled",
+    "cluster-config-file",
+    "cluster-node-timeout",
+    "cluster-require-full-coverage",
+)
+HOSTNAME_OPTIONS = ("cluster-announce-hostname", "cluster-preferred-endpoint-type")
+COMPLETED = {"condition": "service_completed_successfully"}
+HEALTHY = {"condition": "service_healthy"}
 
 
 @dataclass
@@ -59,6 +81,52 @@ def is_one_shot(service: dict[str, Any]) -> bool:
     return service.get("restart") == "no" and disabled
 
 
+def profiles(service: dict[str, Any]) -> tuple[str, ...]:
+    """The service's profiles; () for a service compose always starts."""
+    return tuple(str(p) for p in service.get("profiles", []))
+
+
+def in_run(service: dict[str, Any], asked: Collection[str]) -> bool:
+    """Whether ``docker compose --profile P ...`` (P in ``asked``) has this service."""
+    own = profiles(service)
+    return not own or any(p in asked for p in own)
+
+
+def is_redis(service: dict[str, Any]) -> bool:
+    """A Redis server (not a job run in the Redis image)."""
+    return str(service.get("image", "")).startswith("redis:") and not is_one_shot(service)
+
+
+def redis_options(service: dict[str, Any]) -> dict[str, str]:
+    """``redis-server --name value ...`` of a Redis service's command, as a dict."""
+    command = [str(word) for word in service.get("command", [])]
+    assert command[:1] == ["redis-server"], f"not a redis-server command: {command}"
+    words = command[1:]
+    assert len(words) % 2 == 0 and all(w.startswith("--") for w in words[::2]), words
+    return {
+        name.removeprefix("--"): value for name, value in zip(words[::2], words[1::2], strict=True)
+    }
+
+
+def is_cluster_member(service: dict[str, Any]) -> bool:
+    return is_redis(service) and redis_options(service).get("cluster-enabled") == "yes"
+
+
+def redis_port(service: dict[str, Any]) -> int:
+    """The port a Redis service listens on in its container."""
+    return int(redis_options(service).get("port", "6379")) if "command" in service else 6379
+
+
+def redis_major_version() -> int:
+    """The major version of the redis-server this machine runs."""
+    done = subprocess.run(
+        [redis_server_binary(), "--version"], capture_output=True, text=True, timeout=30
+    )
+    match = re.search(r"\bv=(\d+)\.", done.stdout)
+    assert match, done.stdout
+    return int(match[1])
+
+
 class ComposeHierarchy:
     """``docker compose up`` of the image's services, as processes.
 
@@ -66,27 +134,54 @@ class ComposeHierarchy:
     >>> hierarchy.start(); hierarchy.run_job("setup")                       # doctest: +SKIP
     """
 
-    def __init__(self, config: dict[str, Any], dockerfile: Dockerfile, tmp: Path) -> None:
-        self.services: dict[str, dict[str, Any]] = config["services"]
+    def __init__(
+        self,
+        config: dict[str, Any],
+        dockerfile: Dockerfile,
+        tmp: Path,
+        *,
+        profiles: Collection[str] = (),
+        up: Iterable[str] | None = None,
+    ) -> None:
+        self.services: dict[str, dict[str, Any]] = {
+            name: service
+            for name, service in config["services"].items()
+            if in_run(service, profiles)
+        }
         self.dockerfile = dockerfile
         self.tmp = tmp
         self.blocked = ",".join(modules_not_in_image())
+        self.wanted = self._start_order(up)
         self.ports: dict[str, int] = {}
         self.running: dict[str, Running] = {}
         self.redis: dict[str, EmbeddedRedis] = {}
-        for name, service in self.services.items():
+        self.completed: dict[str, subprocess.CompletedProcess[str]] = {}  # first runs
+        self.dropped: dict[str, list[str]] = {}  # options a member runs without here
+        for name in self.wanted:
+            service = self.services[name]
             if is_image_service(service) and not is_one_shot(service):
                 self.ports[name] = free_port()
 
     # -- life cycle ------------------------------------------------------------------
 
     def start(self) -> None:
-        for name in self._start_order():
+        """Start the services, in ``depends_on`` order; a one-shot job another service
+        waits for runs to its end on the way, and must exit 0."""
+        awaited = {
+            dependency
+            for name in self.wanted
+            for dependency, rule in self.services[name].get("depends_on", {}).items()
+            if rule == COMPLETED
+        }
+        for name in self.wanted:
             service = self.services[name]
             if name in self.ports:
                 self._start_node(name)
-            elif self._is_redis(service):
+            elif is_redis(service):
                 self._start_redis(name, service)
+            elif name in awaited:
+                job = self.run_job(name)
+                assert job.returncode == 0, f"{name} failed:\n{job.stdout}{job.stderr}"
 
     def stop(self) -> None:
         for running in reversed(list(self.running.values())):
@@ -108,15 +203,19 @@ class ComposeHierarchy:
         assert is_one_shot(service), f"{name} is not a one-shot job"
         for dependency in service.get("depends_on", {}):
             assert dependency in self.running or dependency in self.redis, dependency
-        env = self._environment(name, service, port=None)
-        return subprocess.run(
-            self._command(service),
-            env=env,
-            cwd=self.tmp,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+        if is_image_service(service):
+            env = self._environment(name, service, port=None)
+            command = self._command(service)
+        else:
+            command = self._job_command(service)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("IDNODE_")}
+            # The Redis image's tools: here, the redis-cli beside the redis-server.
+            env["PATH"] = f"{Path(redis_cli_binary()).parent}{os.pathsep}{env.get('PATH', '')}"
+        done = subprocess.run(
+            command, env=env, cwd=self.tmp, capture_output=True, text=True, timeout=timeout
         )
+        self.completed.setdefault(name, done)  # the first run: the one start() waits for
+        return done
 
     # -- what compose would do --------------------------------------------------------
 
@@ -126,45 +225,85 @@ class ComposeHierarchy:
         def local(match: re.Match[str]) -> str:
             scheme, host, port = match.groups()
             if host in self.redis:
-                return f"{scheme}://127.0.0.1:{self.redis[host].port}"
+                return f"{scheme}://{self.member(host, int(port))}"
             if host in self.ports:
                 declared = self._container_port(host)
                 assert int(port) == declared, f"{match.group()}: {host} listens on {declared}"
                 return f"{scheme}://127.0.0.1:{self.ports[host]}"
             raise AssertionError(f"{match.group()} names no service of the compose file")
 
-        return _URL.sub(local, text)
+        def cluster(match: re.Match[str]) -> str:
+            scheme, members = match.groups()
+            found = [_MEMBER.fullmatch(member) for member in members.split(",")]
+            assert all(found), f"{match.group()}: members are HOST:PORT"
+            return f"{scheme}://" + ",".join(self.member(m[1], int(m[2])) for m in found if m)
 
-    def _start_order(self) -> list[str]:
+        return _URL.sub(local, _CLUSTER_URL.sub(cluster, text))
+
+    def member(self, host: str, port: int) -> str:
+        """``host:port`` of a Redis service, as it is reached here."""
+        assert host in self.redis, f"{host}:{port} names no Redis service that runs"
+        declared = redis_port(self.services[host])
+        assert port == declared, f"{host}:{port}: {host} listens on {declared}"
+        return f"127.0.0.1:{self.redis[host].port}"
+
+    def _start_order(self, up: Iterable[str] | None) -> list[str]:
         order: list[str] = []
 
         def visit(name: str, path: tuple[str, ...]) -> None:
             assert name not in path, f"depends_on cycle: {' -> '.join((*path, name))}"
+            assert name in self.services, f"{' -> '.join((*path, name))}: not in this run"
             if name in order:
                 return
             for dependency in self.services[name].get("depends_on", {}):
                 visit(dependency, (*path, name))
             order.append(name)
 
-        for name in self.services:
+        for name in self.services if up is None else up:
             visit(name, ())
         return order
 
-    def _is_redis(self, service: dict[str, Any]) -> bool:
-        return str(service.get("image", "")).startswith("redis:")
-
     def _start_redis(self, name: str, service: dict[str, Any]) -> None:
-        command = [str(word) for word in service.get("command", [])]
-        policy = command[command.index("--appendfsync") + 1] if "--appendfsync" in command else None
+        options = redis_options(service) if "command" in service else {}
+        policy = options.pop("appendfsync", None)
         assert policy is not None, f"{name}: no --appendfsync in its command"
-        server = EmbeddedRedis(self.tmp / name, appendfsync=policy)
+        assert options.pop("appendonly", None) == "yes", f"{name}: no --appendonly yes"
+        options.pop("port", None)  # here: a free port
+        if options.get("cluster-enabled") != "yes":
+            assert not options, f"{name}: options this emulation does not apply: {options}"
+            server = EmbeddedRedis(self.tmp / name, appendfsync=policy)
+        else:
+            lines = [f"{key} {options.pop(key)}" for key in CLUSTER_OPTIONS if key in options]
+            hostname = {key: options.pop(key) for key in HOSTNAME_OPTIONS if key in options}
+            assert not options, f"{name}: options this emulation does not apply: {options}"
+            if hostname and redis_major_version() >= 7:
+                # The name it announces is the service's: here, the loopback address.
+                announced = hostname.get("cluster-announce-hostname")
+                if announced is not None:
+                    assert announced == name, f"{name} announces {announced}"
+                    hostname["cluster-announce-hostname"] = "127.0.0.1"
+                lines += [f"{key} {value}" for key, value in hostname.items()]
+            else:
+                self.dropped[name] = sorted(hostname)
+            taken = [r.port for r in self.redis.values() if r.port is not None]
+            server = EmbeddedRedis(
+                self.tmp / name,
+                appendfsync=policy,
+                databases=1,  # a cluster has database 0 only
+                port=member_port("127.0.0.1", [*taken, *(p + BUS_OFFSET for p in taken)]),
+                extra_config=lines,
+            )
         server.start()
         self.redis[name] = server
 
     def _start_node(self, name: str) -> None:
         service = self.services[name]
         for dependency, condition in service.get("depends_on", {}).items():
-            assert condition.get("condition") == "service_healthy", (name, dependency)
+            if condition == COMPLETED:
+                job = self.completed.get(dependency)
+                assert job is not None and job.returncode == 0, (name, dependency)
+                continue
+            assert condition == HEALTHY, (name, dependency)
             assert dependency in self.running or dependency in self.redis, (name, dependency)
         env = self._environment(name, service, port=self.ports[name])
         log = self.tmp / f"{name}.log"
@@ -213,7 +352,32 @@ class ComposeHierarchy:
             cmd = self.dockerfile.final.last("CMD")
             command = cmd.exec_form() if cmd else []
         assert isinstance(command, list), "use the exec form: a list of words"
-        return [sys.executable, str(RUNNER), "idnode", *(self.localize(str(w)) for w in command)]
+        words = (self.localize(self._mounted(service, str(w))) for w in command)
+        return [sys.executable, str(RUNNER), "idnode", *words]
+
+    def _job_command(self, service: dict[str, Any]) -> list[str]:
+        """A job in the Redis image: its command as the image's entry point runs one that
+        is not ``redis-server`` (as it is), with the files it mounts read where they are
+        and each ``HOST:PORT`` of a Redis service pointed at where that runs here."""
+        command = service.get("command")
+        assert isinstance(command, list), "use the exec form: a list of words"
+        words = [self._mounted(service, str(word)) for word in command]
+        assert words[0] != "redis-server", "a job, not a server"
+        return [
+            self.member(m[1], int(m[2]))
+            if (m := _MEMBER.fullmatch(w)) and m[1] in self.redis
+            else self.localize(w)
+            for w in words
+        ]
+
+    def _mounted(self, service: dict[str, Any], word: str) -> str:
+        """``word`` with a container path under a bind mount (alone or after ``=``) as
+        the path on this machine it mounts."""
+        for mount in mounts(service):
+            if mount.type == "bind":
+                target = re.escape(mount.target.rstrip("/"))
+                word = re.sub(rf"(^|=){target}(?=/|$)", rf"\g<1>{mount.source}", word)
+        return word
 
     def _health_command(self, service: dict[str, Any]) -> list[str]:
         test = service.get("healthcheck", {}).get("test")

@@ -34,13 +34,24 @@ def docker_compose() -> str | None:
 
 
 def compose_config(
-    binary: str, *extra: str, file: Path = COMPOSE_FILE
+    binary: str, *extra: str, file: Path = COMPOSE_FILE, profile: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """``docker-compose config`` of the project's compose file (or another), in a clean
-    environment (no COMPOSE_* or DOCKER_* settings of the caller's)."""
+    """``docker-compose config`` of the project's compose file (or another), with a
+    profile or not, in a clean environment (no COMPOSE_* or DOCKER_* settings of the
+    caller's)."""
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(ROOT)}
+    profiles = ["--profile", profile] if profile else []
     return subprocess.run(
-        [binary, "--file", str(file), "--project-directory", str(ROOT), "config", *extra],
+        [
+            binary,
+            "--file",
+            str(file),
+            "--project-directory",
+            str(ROOT),
+            *profiles,
+            "config",
+            *extra,
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -12,6 +12,7 @@ from node.topology import Topology
 from registry.errors import ConfigError
 from tests.conftest import basic
 from tests.containers.conftest import Setup
+from tests.containers.hierarchy import profiles
 
 server = pytest.mark.server  # the tests using the compose hierarchy's processes
 
@@ -116,3 +117,12 @@ def test_attach_urls_refuses_what_names_no_node(pair: str, message: str) -> None
         attach_urls(Topology.demo(), [pair])
     assert message in refused.value.message
     assert pair in refused.value.message
+
+
+@server
+def test_the_default_run_starts_no_profile_service(compose_hierarchy: Setup) -> None:
+    """``docker compose up`` without ``--profile cluster``: none of its services exist."""
+    hierarchy = compose_hierarchy.hierarchy
+    assert not any(profiles(s) for s in hierarchy.services.values())
+    assert set(hierarchy.redis) == {"redis"}
+    assert "secondary-88-103" not in hierarchy.running
