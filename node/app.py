@@ -74,6 +74,7 @@ from registry.prefix_registry import PrefixRegistry
 from registry.record_keys import COMPACT_BUCKETS, bucket_encoding_problems
 from registry.redis_client import STORE_ERRORS, open_redis
 from registry.registrar import Registrar
+from registry.replication import ReplicaAcks, replicas_everywhere
 from registry.session import SessionStore
 from registry.store import HandleStore, store_error
 from registry.template import Template, TemplateRef
@@ -367,6 +368,21 @@ async def _wait_loaded(
         await asyncio.sleep(LOAD_POLL)
 
 
+async def _replica_acks(config: NodeConfig, redis: Redis) -> ReplicaAcks:
+    """What each commit waits for (``--replica-acks``): as configured, or, by default,
+    one replica where every master of the store has one at start-up (else none)."""
+    wanted = config.replica_acks
+    if wanted is None:
+        try:
+            wanted = 1 if await replicas_everywhere(redis) > 0 else 0
+        except STORE_ERRORS as exc:  # INFO may be refused (managed Redis): wait for none
+            log.warning("redis replicas not readable", extra={"error": str(exc)})
+            wanted = 0
+    if wanted:
+        log.info("writes wait for replicas", extra={"replicas": wanted})
+    return ReplicaAcks(wanted, config.replica_ack_timeout)
+
+
 async def _check_bucket_encoding(redis: Redis) -> None:
     """Warn when an external Redis would keep record buckets or index pages out of the
     compact encoding (its hash- and zset-max-ziplist-* settings); the node works
@@ -413,6 +429,7 @@ async def _build_state(
         indexes = indexes.with_types(await template_store.queryable_types())
     store = HandleStore(
         redis,
+        replica_acks=await _replica_acks(config, redis),
         change_retention_ms=int(config.change_retention * 1000),
         local_ttl=config.cache.local_ttl if traits.stores else 0.0,
         indexes=indexes,

@@ -244,6 +244,19 @@ def _parser() -> argparse.ArgumentParser:
         "store is created, later values are ignored. With more than one, a listing is "
         "ordered by shard, then byte order (default 1: a prefix in one slot)",
     )
+    serve.add_argument(
+        "--replica-acks",
+        metavar="N|auto",
+        help="replicas of its Redis master that must confirm each write (WAIT) before the "
+        "node acknowledges it; 503 when they do not within --replica-ack-timeout. auto: 1 "
+        "where every master has a replica at start-up, else 0 (default auto)",
+    )
+    serve.add_argument(
+        "--replica-ack-timeout",
+        type=int,
+        metavar="MS",
+        help="milliseconds a write waits for --replica-acks replicas (default 1000)",
+    )
     hygiene = serve.add_argument_group(
         "connection limits", "bounds on client connections and on the Redis pool"
     )
@@ -541,7 +554,8 @@ def _parser() -> argparse.ArgumentParser:
         "Redis, then into a node on an embedded Redis Cluster of M masters (at least 3) "
         "with a replica each, side by side (import rate, memory and AOF per identifier, "
         "resolve p50/p99, CPU per identifier) in reports/<timestamp>/cluster.md and "
-        ".json. Exits 1 when a node refused any identifier",
+        ".json. Exits 1 when a node refused any identifier (default: no cluster, the "
+        "checkpoints of one store)",
     )
 
     seed = command(

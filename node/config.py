@@ -99,7 +99,13 @@ option                 environment               meaning
 --prefix-shards        IDNODE_PREFIX_SHARDS      Redis Cluster hash slots a prefix spreads
                                                  over, a power of two dividing the record
                                                  buckets, fixed when the store is created
-                                                 (1: one slot a prefix)
+                                                 (1 on one Redis, 16 on a cluster)
+--replica-acks         IDNODE_REPLICA_ACKS       replicas of its master that must confirm
+                                                 a write (WAIT) before it is acknowledged
+                                                 (auto: 1 where every master has one,
+                                                 else 0); see :mod:`registry.replication`
+--replica-ack-timeout  IDNODE_REPLICA_ACK_TIMEOUT  milliseconds a write waits for them
+                                                 (1000); 503 when they fall short
 =====================  ========================  ==========================================
 """
 
@@ -119,6 +125,7 @@ from registry.limits import Limits
 from registry.prefix_entry import node_url_problem
 from registry.record_keys import DEFAULT_BUCKETS, MAX_SHARDS, layout_problem
 from registry.redis_client import is_cluster_url
+from registry.replication import DEFAULT_TIMEOUT_MS
 from resolver.cache import CachePolicy
 from resolver.upstream import DEFAULT_MAX_BYTES
 
@@ -189,6 +196,8 @@ class NodeConfig:
     indexed_types: IndexPolicy = field(default_factory=IndexPolicy)
     record_buckets: int = DEFAULT_BUCKETS
     prefix_shards: int = 1  # CLUSTER_PREFIX_SHARDS by default on a Redis Cluster
+    replica_acks: int | None = None  # None: 1 where every master has a replica, else 0
+    replica_ack_timeout: int = DEFAULT_TIMEOUT_MS
 
     @property
     def traits(self) -> Traits:
@@ -379,11 +388,26 @@ class NodeConfig:
             indexed_types=IndexPolicy.parse(get("indexed_types")),
             record_buckets=record_buckets,
             prefix_shards=prefix_shards,
+            replica_acks=_replica_acks(get("replica_acks")),
+            replica_ack_timeout=_int_setting(
+                "replica_ack_timeout",
+                get("replica_ack_timeout"),
+                DEFAULT_TIMEOUT_MS,
+                low=1,
+                high=60_000,
+            ),
         )
 
 
 def _flag(raw: str | None) -> bool:
     return (raw or "").lower() in ("1", "true", "yes", "on")
+
+
+def _replica_acks(raw: str | None) -> int | None:
+    """``--replica-acks``: a count, or ``auto`` (None, also when not given)."""
+    if raw is None or raw.strip().lower() in ("", "auto"):
+        return None
+    return _int_setting("replica_acks", raw, 0, low=0, high=16)
 
 
 def _int_setting(name: str, raw: str | None, default: int, *, low: int, high: int = 2**40) -> int:

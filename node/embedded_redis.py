@@ -181,6 +181,9 @@ class EmbeddedRedis:
         may still be loading its data (see :meth:`loading`)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._stopping.clear()
+        with self._lock:  # a server that exited (killed) is reaped before another starts
+            if self._process is not None and self._process.poll() is not None:
+                self._process = None
         self._stop_stale()
         self.writes_refused = self._disk_short()
         for _ in range(_START_ATTEMPTS if self.fixed_port is None else 1):

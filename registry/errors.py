@@ -285,6 +285,15 @@ class StoreFull(StoreUnavailable):
     default_message = "The node's store is full: writes are refused, reads go on"
 
 
+class WriteNotReplicated(StoreUnavailable):
+    """A write was applied on its Redis master, but fewer of the master's replicas than
+    the node requires (``--replica-acks``) confirmed it in time: should that master fail
+    now, the replica that takes over may not have it. The write is not undone (it is
+    atomic and may be read back); sending it again writes the same."""
+
+    default_message = "The write was made, but no replica confirmed it in time"
+
+
 class UpstreamUnavailable(ServiceError):
     http_status = 502
     default_message = "Upstream node unavailable"

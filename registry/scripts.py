@@ -26,6 +26,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
+from registry.replication import ReplicaAcks
+
 
 class Script:
     """A Lua script, called by its SHA-1 (``EVALSHA``)."""
@@ -52,11 +54,13 @@ async def rerun_missing(
     script: Script,
     calls: Sequence[tuple[Sequence[str], Sequence[Any]]],
     replies: list[Any],
+    acks: ReplicaAcks | None = None,
 ) -> list[Any]:
     """``replies`` of ``calls`` of ``script`` (one reply a call), with the calls that
     found the script missing loaded and run again, and only those: a call that ran is
     never sent twice, as a write must not be (on a cluster one master may lack a script
-    that the others have, so some calls of a pipeline run and others do not)."""
+    that the others have, so some calls of a pipeline run and others do not). The
+    calls run again are waited for as ``acks`` says (registry.replication)."""
     again = [n for n, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if not again:
         return replies
@@ -64,9 +68,13 @@ async def rerun_missing(
     pipe = redis.pipeline(transaction=False)
     for n in again:
         script.queue(pipe, *calls[n])
+    waits = acks.queue(pipe, redis, [calls[n][0][0] for n in again]) if acks else 0
+    ran = await pipe.execute(raise_on_error=False)
     done = list(replies)
-    for n, reply in zip(again, await pipe.execute(raise_on_error=False), strict=True):
+    for n, reply in zip(again, ran[: len(ran) - waits], strict=True):
         done[n] = reply
+    if acks:
+        acks.check(ran[len(ran) - waits :])
     return done
 
 

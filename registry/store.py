@@ -103,6 +103,7 @@ from registry.record_keys import (
     version_of,
 )
 from registry.redis_client import STORE_ERRORS, refusal_in
+from registry.replication import NO_WAIT, ReplicaAcks
 from registry.scripts import Script, pipelined
 from registry.search import ValuePattern, intersect_in_order, split_member
 from registry.stored_form import from_stored, is_compact, public_json, to_stored
@@ -340,9 +341,12 @@ class HandleStore:
         indexes: IndexPolicy = EVERY_TYPE,
         record_buckets: int = DEFAULT_BUCKETS,
         prefix_shards: int = 1,
+        replica_acks: ReplicaAcks = NO_WAIT,
         log: Callable[[str, dict[str, object]], None] | None = None,
     ):
         self._redis = redis
+        # Replicas that must confirm each commit before it is acknowledged.
+        self.replica_acks = replica_acks
         self._converting = redis.register_script(paged_index.CONVERT_LUA)  # layout 6
         # The bucket count a new store gets; a store keeps the one it was created with.
         self._new_buckets = record_buckets
@@ -634,15 +638,19 @@ class HandleStore:
         calls = [group.call() for group in groups]
         for keys, argv in calls:
             _COMMIT.queue(pipe, keys, argv)
+        acks = self.replica_acks
+        waits = acks.queue(pipe, self._redis, [CHANGES_KEY, *(keys[0] for keys, _ in calls)])
         results = await pipe.execute(raise_on_error=False)
+        results, waited = results[: len(results) - waits], results[len(results) - waits :]
         head = 2 if prefixes else 1
         for result in results[:head]:
             if isinstance(result, Exception):
                 raise store_error(result) from result
-        committed = await scripts.rerun_missing(self._redis, _COMMIT, calls, results[head:])
+        committed = await scripts.rerun_missing(self._redis, _COMMIT, calls, results[head:], acks)
         for result in committed:
             if isinstance(result, Exception):
                 raise store_error(result) from result
+        acks.check(waited)
         return {id(group): list(done) for group, done in zip(groups, committed, strict=True)}
 
     @asynccontextmanager
@@ -1417,12 +1425,17 @@ class WatchedBatch:
             calls = [group.call() for group in groups.values()]
             for keys, argv in calls:
                 _SLICE.queue(pipe, keys, argv)
+            acks = store.replica_acks
+            first_keys = [CHANGES_KEY, *(keys[0] for keys, _ in calls)]
+            waits = acks.queue(pipe, store._redis, first_keys)
             replies = await pipe.execute(raise_on_error=False)
-            ran = await scripts.rerun_missing(store._redis, _SLICE, calls, replies[head:])
+            replies, waited = replies[: len(replies) - waits], replies[len(replies) - waits :]
+            ran = await scripts.rerun_missing(store._redis, _SLICE, calls, replies[head:], acks)
             replies = replies[:head] + ran
         for reply in replies:
             if isinstance(reply, Exception):
                 raise store_error(reply) from reply
+        acks.check(waited)
         refused = {
             id(group) for group, reply in zip(groups.values(), replies[head:], strict=True) if reply
         }

@@ -48,8 +48,11 @@ ADMIN_AUTH = basic(ADMIN, ADMIN_SECRET)
 
 @pytest.fixture(scope="session")
 def single_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    """The session's single Redis (started once, emptied by each test's ``redis``)."""
-    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    """The session's single Redis (started once, emptied by each test's ``redis``).
+    Its AOF is fsynced once a second, not before every reply: what the tests on it
+    check does not depend on a crash (the durability tests start servers of their own,
+    with the nodes' default), and thousands of tests' writes wait less."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendfsync="everysec")
     server.start()
     yield server
     server.stop()
@@ -59,7 +62,9 @@ def single_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluster]:
     """The session's Redis Cluster: 3 masters with a replica each, started the first
     time a test asks for it."""
-    cluster = EmbeddedCluster(tmp_path_factory.mktemp("cluster"), masters=3, replicas=1)
+    cluster = EmbeddedCluster(
+        tmp_path_factory.mktemp("cluster"), masters=3, replicas=1, appendfsync="everysec"
+    )
     cluster.start()
     yield cluster
     cluster.stop()

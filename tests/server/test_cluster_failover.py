@@ -2,12 +2,15 @@
 Cluster: its prefix's identifiers land on every master; a master SIGKILLed in the middle
 of a batch load is replaced by its replica, the load finishes (a batch refused meanwhile
 is sent again, as a client does with a 503), and every acknowledged identifier resolves
-afterwards."""
+afterwards. Writes wait for a replica (the node's default where every master has
+one): from the failover until the killed master is back (restarted, as a machine is)
+as its successor's replica, the writes to its slots are refused (503) and sent again."""
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,12 +44,27 @@ def _records_on(port: int) -> int:
         return sum(1 for _ in member.scan_iter(match="r:{88.100/*", count=1000))
 
 
-def _kill_a_master(cluster: EmbeddedCluster) -> int:
-    """SIGKILL the first member that is a master; its port."""
+def _kill_a_master(cluster: EmbeddedCluster, done: threading.Event) -> int:
+    """SIGKILL the first member that is a master, and start it again once its replica
+    has taken its place (from a thread: the load goes on meanwhile; the thread lives
+    until ``done``, as Linux stops a server whose forking thread ends); its port."""
     master = next(m for m in cluster.members if cluster.role(m.port or 0) == "master")
     assert master.pid is not None and master.port is not None
     os.kill(master.pid, signal.SIGKILL)
-    return master.port
+    port = master.port
+
+    def bring_back() -> None:
+        deadline = time.monotonic() + RETRY_FOR
+        while time.monotonic() < deadline:
+            masters = cluster.master_ports()
+            if port not in masters and len(masters) == 3:
+                break
+            time.sleep(0.2)
+        master.start()
+        done.wait()
+
+    threading.Thread(target=bring_back, daemon=True).start()
+    return port
 
 
 @pytest.fixture
@@ -66,6 +84,7 @@ def test_a_master_killed_mid_load_loses_no_acknowledged_identifier(
     acknowledged: dict[str, str] = {}
     refused = 0
     killed: int | None = None
+    done = threading.Event()
     try:
         with httpx.Client(base_url=node.url, timeout=30) as http:
             for number in range(BATCHES):
@@ -87,12 +106,7 @@ def test_a_master_killed_mid_load_loses_no_acknowledged_identifier(
                     if result["status"] in (200, 201):
                         acknowledged[result["handle"]] = f"https://e.cn/{result['handle']}"
                 if number + 1 == KILL_AFTER:
-                    master = next(
-                        m for m in cluster.members if cluster.role(m.port or 0) == "master"
-                    )
-                    killed = master.port
-                    assert master.pid is not None
-                    os.kill(master.pid, signal.SIGKILL)
+                    killed = _kill_a_master(cluster, done)
 
             assert killed is not None
             # Every identifier of every batch was acknowledged in the end...
@@ -104,6 +118,7 @@ def test_a_master_killed_mid_load_loses_no_acknowledged_identifier(
                 assert answer.json()["values"][0]["data"]["value"] == url
     finally:
         node.stop()
+        done.set()
     print(f"batches refused during the failover, then sent again: {refused}")
     # The replica of the killed master took its slots: three masters again, and the
     # prefix's records are on each of them (the prefix is spread over 16 hash tags).
