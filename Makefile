@@ -29,8 +29,9 @@ endef
 demo: install
 	$(BIN)/idnode up $(DEMO_ARGS)
 
+# The suite on every core (pytest-xdist); each worker starts its own Redis and cluster.
 test: install browser compose-tool bench-tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 # Debian's Chromium (and a CJK font for the seed plans' quotes), for the status-page
 # test; installed once, skipped with a note where there is no apt-get.

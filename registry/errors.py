@@ -43,8 +43,10 @@ them case by case: they render ``error.body()`` with ``error.http_status``.
         ├── StoreUnavailable               2, 503  Redis down or not answering
         │   ├── StoreLoading               2, 503  Redis is loading its data (start-up or
         │   │                                      restart); the node serves once loaded
-        │   └── StoreFull                  2, 507  Redis refuses writes (disk or memory
-        │                                          full); reads go on
+        │   ├── StoreFull                  2, 507  Redis refuses writes (disk or memory
+        │   │                                      full); reads go on
+        │   └── WriteNotReplicated         2, 503  a write made on its master, but not
+        │                                          confirmed by --replica-acks replicas
         ├── UpstreamUnavailable            2, 502  another node refused or failed
         └── UpstreamTimeout                2, 504  another node did not answer in time
 

@@ -20,7 +20,7 @@ moves (``ASK``) is waited for on the master that was asked first.
 >>> ReplicaAcks(1).short_of([1, 2])
 []
 >>> ReplicaAcks(1).short_of([1, 0])
-[0]
+[1]
 >>> ReplicaAcks(0).short_of([])
 []
 """

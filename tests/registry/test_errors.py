@@ -36,6 +36,7 @@ from registry.errors import (
     ValueExists,
     ValueReadOnly,
     ValuesNotFound,
+    WriteNotReplicated,
 )
 
 # class, responseCode, HTTP status, parent (the tree in the module docstring)
@@ -68,6 +69,7 @@ TABLE: list[tuple[type[IdnodeError], int, int, type[IdnodeError] | None]] = [
     (StoreUnavailable, 2, 503, ServiceError),
     (StoreFull, 2, 507, StoreUnavailable),
     (StoreLoading, 2, 503, StoreUnavailable),
+    (WriteNotReplicated, 2, 503, StoreUnavailable),
     (UpstreamUnavailable, 2, 502, ServiceError),
     (UpstreamTimeout, 2, 504, ServiceError),
 ]
