@@ -255,16 +255,26 @@ class EmbeddedCluster:
         self.state_file.write_text(json.dumps(state))
 
     def _cluster_tool(self, *args: str) -> str:
-        """``redis-cli --cluster <args>``; its output, or a clear error if it failed."""
+        """``redis-cli --cluster <args>``; its output, or a clear error if it failed. A
+        run refused because the members do not agree on the slots yet (the gossip of a
+        move made just before is still spreading) is made again, for up to
+        :data:`_SETTLE_TIMEOUT` seconds."""
         command = [redis_cli_binary(), "--cluster", *args]
-        try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=_CREATE_TIMEOUT, check=False
-            )
-        except subprocess.TimeoutExpired:
-            raise StoreUnavailable(
-                f"redis-cli --cluster {args[0]} did not finish in {_CREATE_TIMEOUT:.0f} s"
-            ) from None
+        deadline = time.monotonic() + _SETTLE_TIMEOUT
+        while True:
+            try:
+                done = subprocess.run(
+                    command, capture_output=True, text=True, timeout=_CREATE_TIMEOUT, check=False
+                )
+            except subprocess.TimeoutExpired:
+                raise StoreUnavailable(
+                    f"redis-cli --cluster {args[0]} did not finish in {_CREATE_TIMEOUT:.0f} s"
+                ) from None
+            if "Nodes don't agree about configuration" not in done.stdout:
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         if done.returncode != 0 or "[ERR]" in done.stdout:
             tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
             raise StoreUnavailable(f"redis-cli --cluster {args[0]} failed: {' | '.join(tail)}")

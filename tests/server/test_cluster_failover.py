@@ -12,15 +12,14 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from node.embedded_cluster import EmbeddedCluster
 from tests.conftest import basic
+from tests.server.conftest import records_on
 from tests.server.node_process import NodeProcess
 
 pytestmark = pytest.mark.server
@@ -36,12 +35,6 @@ def _value(name: str) -> list[dict[str, object]]:
     return [
         {"index": 1, "type": "URL", "data": {"format": "string", "value": f"https://e.cn/{name}"}}
     ]
-
-
-def _records_on(port: int) -> int:
-    """How many record buckets of prefix 88.100 the member on ``port`` holds."""
-    with redis.Redis(port=port) as member:
-        return sum(1 for _ in member.scan_iter(match="r:{88.100/*", count=1000))
 
 
 def _kill_a_master(cluster: EmbeddedCluster, done: threading.Event) -> int:
@@ -65,16 +58,6 @@ def _kill_a_master(cluster: EmbeddedCluster, done: threading.Event) -> int:
 
     threading.Thread(target=bring_back, daemon=True).start()
     return port
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[EmbeddedCluster]:
-    running = EmbeddedCluster(tmp_path / "cluster", masters=3, replicas=1)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def test_a_master_killed_mid_load_loses_no_acknowledged_identifier(
@@ -124,4 +107,4 @@ def test_a_master_killed_mid_load_loses_no_acknowledged_identifier(
     # prefix's records are on each of them (the prefix is spread over 16 hash tags).
     masters = cluster.master_ports()
     assert killed not in masters and len(masters) == 3
-    assert all(_records_on(port) for port in masters)
+    assert all(records_on(port) for port in masters)

@@ -9,15 +9,14 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from node.embedded_cluster import EmbeddedCluster
 from tests.conftest import basic
+from tests.server.conftest import records_on
 from tests.server.node_process import NodeProcess
 
 pytestmark = pytest.mark.server
@@ -85,21 +84,6 @@ class Load:
             self.unexpected.append(said)
 
 
-def _records_on(port: int) -> int:
-    with redis.Redis(port=port) as member:
-        return sum(1 for _ in member.scan_iter(match="r:{88.100/*", count=1000))
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[EmbeddedCluster]:
-    running = EmbeddedCluster(tmp_path / "cluster", masters=3, replicas=1)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 def test_slots_move_and_a_machine_is_added_while_the_node_serves(
     cluster: EmbeddedCluster, tmp_path: Path
 ) -> None:
@@ -122,7 +106,7 @@ def test_slots_move_and_a_machine_is_added_while_the_node_serves(
         # Four masters now; the new one holds its share of the prefix's records.
         masters = cluster.master_ports()
         assert len(masters) == 4 and added in masters
-        assert all(_records_on(port) for port in masters)
+        assert all(records_on(port) for port in masters)
         with httpx.Client(base_url=node.url, timeout=30) as http:
             for handle in load.acknowledged:
                 answer = http.get(f"/api/handles/{handle}")

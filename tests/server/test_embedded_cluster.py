@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,16 +39,6 @@ def _alive(pid: int) -> bool:
         return False
     status = Path(f"/proc/{pid}/status")
     return status.exists() and b"zombie" not in status.read_bytes()
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[EmbeddedCluster]:
-    running = EmbeddedCluster(tmp_path / "cluster", masters=3, replicas=1)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def test_a_created_cluster_spreads_keys_over_every_master_and_comes_back(
