@@ -76,6 +76,17 @@ end
 -- PAGE_MAX members is cut into pieces of PAGE_MAX / 2 .. PAGE_MAX
 -- (registry.paged_index.split_sizes); the first keeps the page's key, each other is a
 -- new page named by its first member. Every piece is compact.
+-- `all` with members[first..last] appended, in order, each dropped that repeats the
+-- one before it (the members are in byte order: a repeat is a neighbour).
+local function append_distinct(all, members, first, last)
+  for k = first, last do
+    if members[k] ~= all[#all] then
+      all[#all + 1] = members[k]
+    end
+  end
+  return all
+end
+
 local function merge_run(key, dir, low, page, members, first, last, ordered)
   local count = redis.call('ZCARD', page)
   local run = last - first + 1
@@ -89,7 +100,6 @@ local function merge_run(key, dir, low, page, members, first, last, ordered)
   end
   local scratch = key .. BUILD
   local all
-  local tail = redis.call('ZRANGE', page, -1, -1)[1]
   if
     ordered
     and count > 0
@@ -109,12 +119,7 @@ local function merge_run(key, dir, low, page, members, first, last, ordered)
       scratch_with(scratch, above, 1, #above)
       page_from(page_key(key, above[1]), scratch)
     end
-    all = { members[first] }
-    for k = first + 1, last do
-      if members[k] ~= all[#all] then
-        all[#all + 1] = members[k]
-      end
-    end
+    all = append_distinct({}, members, first, last)
     local pieces = math.max(1, math.floor(#all / (PAGE_MAX / 2)))
     local start = 1
     for p = 1, pieces do
@@ -130,15 +135,11 @@ local function merge_run(key, dir, low, page, members, first, last, ordered)
     end
     return #all
   end
+  local tail = ordered and redis.call('ZRANGE', page, -1, -1)[1]
   if ordered and (tail == nil or before(tail, members[first])) then
     -- Appended (the common bulk load): the merged order is the page's, then the run's
     -- (a repeat dropped), no union needed to find it.
-    all = redis.call('ZRANGE', page, 0, -1)
-    for k = first, last do
-      if members[k] ~= all[#all] then
-        all[#all + 1] = members[k]
-      end
-    end
+    all = append_distinct(redis.call('ZRANGE', page, 0, -1), members, first, last)
   else
     scratch_with(scratch, members, first, last)
     local merged = redis.call('ZUNIONSTORE', scratch, 2, scratch, page) - 1
