@@ -39,6 +39,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from node.embedded_redis import EmbeddedRedis, free_port, redis_server_binary
@@ -145,21 +146,28 @@ class EmbeddedCluster:
     def start(self) -> str:
         """Start every member and, the first time, create the cluster; return once every
         member sees the whole cluster in state ok. The URL names the masters."""
+        start_clusters([self])
+        return self.url
+
+    def _launch(self) -> list[int] | None:
+        """Start every member (from the calling thread: see :func:`start_clusters`);
+        the ports of the masters and replicas to make a cluster of, or None when it
+        was made before."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         ports, created = self._ports()
         added = self._added() if created else []
         self.members = [self._member(n, port) for n, port in enumerate(ports + added)]
-        try:
-            for member in self.members:
-                member.start()
-            if not created:
-                self._create(ports)
-                self._save(ports, [])
-            self._wait_settled()
-        except BaseException:
-            self.stop()
-            raise
-        return self.url
+        for member in self.members:
+            member.start()
+        return None if created else ports
+
+    def _form(self, ports: list[int] | None) -> None:
+        """Make the cluster of ``ports`` (unless None: made before), and wait until it
+        has settled."""
+        if ports is not None:
+            self._create(ports)
+            self._save(ports, [])
+        self._wait_settled()
 
     def node_id(self, port: int) -> str:
         """The cluster's id of the member on ``port`` (``CLUSTER MYID``)."""
@@ -355,3 +363,24 @@ class EmbeddedCluster:
         except subprocess.TimeoutExpired:
             return ""
         return done.stdout if done.returncode == 0 else ""
+
+
+def start_clusters(clusters: list[EmbeddedCluster]) -> None:
+    """Start several clusters at once: every member from the calling thread (a server
+    dies with the thread that forked it, and this one lives as long as the caller),
+    then each cluster made and settled on a thread of its own, as ``redis-cli
+    --cluster create`` spends most of its seconds waiting. On any failure every
+    cluster is stopped and the first error raised."""
+    try:
+        made = [cluster._launch() for cluster in clusters]
+        with ThreadPoolExecutor(max_workers=max(1, len(clusters))) as pool:
+            forming = [
+                pool.submit(cluster._form, ports)
+                for cluster, ports in zip(clusters, made, strict=True)
+            ]
+            for done in forming:
+                done.result()
+    except BaseException:
+        for cluster in clusters:
+            cluster.stop()
+        raise

@@ -55,7 +55,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from node.embedded_cluster import EmbeddedCluster
+from node.embedded_cluster import EmbeddedCluster, start_clusters
 from node.embedded_redis import EmbeddedRedis, die_with_parent
 from node.seeder import Seeder, SeedJob
 from node.startup import still_loading
@@ -297,10 +297,20 @@ class Launcher:
         if self.cluster:
             if self.redis_url is not None:
                 raise ConfigError("--cluster starts Redis Clusters: leave --redis-url out")
+            # The top and secondary nodes' clusters are made together (most of making
+            # one is waiting); enterprise nodes' once their prefixes are known.
+            names = [f"top-{self.topology.top_prefix}"]
+            names += [f"secondary-{spec.prefix}" for spec in self.topology.secondaries]
             self._step(
-                f"Each node gets a Redis Cluster of {self.cluster} masters and "
-                f"{self.cluster} replicas (embedded redis-servers, in {root / 'clusters'})"
+                f"Starting a Redis Cluster of {self.cluster} masters and {self.cluster} "
+                f"replicas for each of {len(names)} nodes (embedded redis-servers, in "
+                f"{root / 'clusters'}); enterprise nodes get theirs as they start"
             )
+            for name in names:
+                self.clusters[name] = self._cluster_of(name)
+            start_clusters(list(self.clusters.values()))
+            for cluster in self.clusters.values():
+                cluster.supervise()
         elif self.redis_url is None:
             redis = EmbeddedRedis(root / "redis", databases=_DATABASES, log_dir=self.logs)
             self._step(f"Starting Redis (embedded redis-server, log {redis.log_file})")
@@ -574,15 +584,19 @@ class Launcher:
 
     def _store_url(self, name: str) -> str:
         """The Redis a node stores in: a database of the one Redis, or a cluster of its
-        own (started here, from the event loop's thread: see :meth:`_prepare`)."""
+        own (made in :meth:`_prepare`, or here, from the event loop's thread)."""
         if not self.cluster:
             return self._database_url()
-        cluster = EmbeddedCluster(self._root() / "clusters" / name, masters=self.cluster)
-        self._step(f"Starting a Redis Cluster for {name} ({cluster.size} redis-servers)")
-        self.clusters[name] = cluster
-        url = cluster.start()
-        cluster.supervise()  # a member that exits comes back on its port, as a replica
-        return url
+        cluster = self.clusters.get(name)
+        if cluster is None:
+            cluster = self.clusters[name] = self._cluster_of(name)
+            self._step(f"Starting a Redis Cluster for {name} ({cluster.size} redis-servers)")
+            cluster.start()
+            cluster.supervise()  # a member that exits comes back on its port, as a replica
+        return cluster.url
+
+    def _cluster_of(self, name: str) -> EmbeddedCluster:
+        return EmbeddedCluster(self._root() / "clusters" / name, masters=self.cluster)
 
     def _database_url(self) -> str:
         assert self.redis_url is not None
