@@ -72,7 +72,7 @@ from registry.paged_index import COMPACT_PAGES, page_encoding_problems
 from registry.prefix_entry import PrefixEntry, PrefixKind
 from registry.prefix_registry import PrefixRegistry
 from registry.record_keys import COMPACT_BUCKETS, bucket_encoding_problems
-from registry.redis_client import STORE_ERRORS, open_redis
+from registry.redis_client import STORE_ERRORS, master_infos, open_redis
 from registry.registrar import Registrar
 from registry.replication import ReplicaAcks, replicas_everywhere
 from registry.session import SessionStore
@@ -346,7 +346,8 @@ async def _wait_loaded(
     next_log = 0.0
     while True:
         try:
-            progress = LoadingProgress.from_info(await redis.info("persistence"))
+            infos = await master_infos(redis, "persistence")  # each master's, on a cluster
+            progress = LoadingProgress.of_all([LoadingProgress.from_info(i) for i in infos])
             if not progress.loading:
                 await redis.ping()  # INFO may answer before the load has begun
                 startup.loading(progress)

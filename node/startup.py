@@ -33,7 +33,7 @@ a time limit: a load or an upgrade that progresses is waited for however long it
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +72,33 @@ class LoadingProgress:
             eta_seconds=int(eta) if eta is not None and eta >= 0 else None,
             loaded_bytes=int(number("loading_loaded_bytes") or 0),
             total_bytes=int(number("loading_total_bytes") or 0),
+        )
+
+    @classmethod
+    def of_all(cls, loads: Sequence[LoadingProgress]) -> LoadingProgress:
+        """The load of a store spread over several servers (a cluster's masters): under
+        way while any is loading, its bytes summed, its eta the longest.
+
+        >>> a = LoadingProgress(True, 40.0, 10, 40, 100)
+        >>> b = LoadingProgress(True, 60.0, 3, 180, 300)
+        >>> both = LoadingProgress.of_all([a, b, LoadingProgress(False)])
+        >>> both.loading, both.percent, both.eta_seconds, both.total_bytes
+        (True, 55.0, 10, 400)
+        >>> LoadingProgress.of_all([LoadingProgress(False)]).loading
+        False
+        """
+        busy = [load for load in loads if load.loading]
+        if not busy:
+            return cls(loading=False)
+        loaded = sum(load.loaded_bytes for load in busy)
+        total = sum(load.total_bytes for load in busy)
+        etas = [load.eta_seconds for load in busy if load.eta_seconds is not None]
+        return cls(
+            loading=True,
+            percent=100.0 * loaded / total if total else min(load.percent for load in busy),
+            eta_seconds=max(etas) if etas else None,
+            loaded_bytes=loaded,
+            total_bytes=total,
         )
 
     @property

@@ -340,3 +340,12 @@ def _cluster_problem(url: str, timeout: float) -> str | None:
             return None
         problems.append(f"{host}:{port}: the cluster is not whole (cluster_state is not ok)")
     return "; ".join(problems)
+
+
+async def master_infos(redis: Redis, section: str) -> list[dict[str, Any]]:
+    """``INFO <section>`` of every master of the store: of the one Redis, or of each
+    master of a cluster (whose client would otherwise ask one of them)."""
+    if isinstance(redis, RedisCluster):
+        found = await redis.info(section, target_nodes=RedisCluster.PRIMARIES)
+        return list(cast(dict[str, dict[str, Any]], found).values())
+    return [await redis.info(section)]

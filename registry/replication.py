@@ -36,6 +36,7 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from registry.errors import WriteNotReplicated
+from registry.redis_client import master_infos
 
 DEFAULT_TIMEOUT_MS = 1000
 
@@ -90,11 +91,7 @@ class ReplicaAcks:
 async def replicas_everywhere(redis: Redis) -> int:
     """The fewest replicas any master of the store has (``connected_slaves``): what a
     node can ask each write to reach."""
-    if isinstance(redis, RedisCluster):
-        found = await redis.info("replication", target_nodes=RedisCluster.PRIMARIES)
-        infos = list(cast(dict[str, dict[str, Any]], found).values())
-    else:
-        infos = [await redis.info("replication")]
+    infos = await master_infos(redis, "replication")
     return min(int(info.get("connected_slaves", 0)) for info in infos)
 
 
