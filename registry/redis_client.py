@@ -328,15 +328,14 @@ def _cluster_problem(url: str, timeout: float) -> str | None:
             member_url(url, host, port), socket_connect_timeout=timeout, socket_timeout=timeout
         )
         try:
-            info = client.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call]
+            # redis-py parses CLUSTER INFO's name:value lines into a dict of texts.
+            info = cast(dict[str, str], client.execute_command("CLUSTER INFO"))  # type: ignore[no-untyped-call]
         except RedisError as exc:
             problems.append(f"{host}:{port}: {exc or type(exc).__name__}")
             continue
         finally:
             client.close()
-        if isinstance(info, bytes | str):  # unparsed: the name:value lines
-            info = dict(line.split(":", 1) for line in str(info).splitlines() if ":" in line)
-        if str(info.get("cluster_state", "")).strip() in ("ok", "b'ok'"):
+        if info.get("cluster_state") == "ok":
             return None
         problems.append(f"{host}:{port}: the cluster is not whole (cluster_state is not ok)")
     return "; ".join(problems)
