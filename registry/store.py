@@ -633,25 +633,41 @@ class HandleStore:
     async def _run_commits(
         self, groups: list[CommitGroup], touched: list[str], prefixes: set[str]
     ) -> dict[int, list[int]]:
+        committed = await self._write(_COMMIT, [g.call() for g in groups], touched, prefixes)
+        return {id(group): list(done) for group, done in zip(groups, committed, strict=True)}
+
+    async def _write(
+        self,
+        script: Script,
+        calls: list[tuple[list[str], list[Any]]],
+        touched: list[str],
+        prefixes: set[str],
+    ) -> list[Any]:
+        """Send the change-feed entry (:meth:`_log_changes`), then ``calls`` of a
+        writing ``script`` (one per hash tag), then the ``WAIT`` commands that
+        :attr:`replica_acks` asks for, in one pipeline; the calls' replies. The calls
+        that found the script missing are sent again, and only those
+        (:func:`registry.scripts.rerun_missing`). An error reply raises the store's
+        error (the feed entry's before any call is sent again), and replicas that fall
+        short :class:`WriteNotReplicated`."""
         pipe = self._redis.pipeline(transaction=False)
         self._log_changes(pipe, touched, prefixes)
-        calls = [group.call() for group in groups]
         for keys, argv in calls:
-            _COMMIT.queue(pipe, keys, argv)
+            script.queue(pipe, keys, argv)
         acks = self.replica_acks
         waits = acks.queue(pipe, self._redis, [CHANGES_KEY, *(keys[0] for keys, _ in calls)])
-        results = await pipe.execute(raise_on_error=False)
-        results, waited = results[: len(results) - waits], results[len(results) - waits :]
-        head = 2 if prefixes else 1
-        for result in results[:head]:
-            if isinstance(result, Exception):
-                raise store_error(result) from result
-        committed = await scripts.rerun_missing(self._redis, _COMMIT, calls, results[head:], acks)
-        for result in committed:
-            if isinstance(result, Exception):
-                raise store_error(result) from result
+        replies = await pipe.execute(raise_on_error=False)
+        replies, waited = replies[: len(replies) - waits], replies[len(replies) - waits :]
+        head = 2 if prefixes else 1  # the feed entry (and the prefixes) went first
+        for reply in replies[:head]:
+            if isinstance(reply, Exception):
+                raise store_error(reply) from reply
+        ran = await scripts.rerun_missing(self._redis, script, calls, replies[head:], acks)
+        for reply in ran:
+            if isinstance(reply, Exception):
+                raise store_error(reply) from reply
         acks.check(waited)
-        return {id(group): list(done) for group, done in zip(groups, committed, strict=True)}
+        return ran
 
     @asynccontextmanager
     async def watched(self, handles: Sequence[Handle]) -> AsyncIterator[WatchedBatch]:
@@ -1418,26 +1434,11 @@ class WatchedBatch:
             placed.append(group)
         touched = [key for group in groups.values() for key in group.handle_keys]
         prefixes = {after.handle.prefix for _, after in changes if after is not None}
-        head = 2 if prefixes else 1  # the feed entry (and prefixes) go first
         async with store._forgetting(touched), translated():
-            pipe = store._redis.pipeline(transaction=False)
-            store._log_changes(pipe, touched, prefixes)
             calls = [group.call() for group in groups.values()]
-            for keys, argv in calls:
-                _SLICE.queue(pipe, keys, argv)
-            acks = store.replica_acks
-            first_keys = [CHANGES_KEY, *(keys[0] for keys, _ in calls)]
-            waits = acks.queue(pipe, store._redis, first_keys)
-            replies = await pipe.execute(raise_on_error=False)
-            replies, waited = replies[: len(replies) - waits], replies[len(replies) - waits :]
-            ran = await scripts.rerun_missing(store._redis, _SLICE, calls, replies[head:], acks)
-            replies = replies[:head] + ran
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise store_error(reply) from reply
-        acks.check(waited)
+            replies = await store._write(_SLICE, calls, touched, prefixes)
         refused = {
-            id(group) for group, reply in zip(groups.values(), replies[head:], strict=True) if reply
+            id(group) for group, reply in zip(groups.values(), replies, strict=True) if reply
         }
         if not refused:
             return [True] * len(changes)
