@@ -6,7 +6,8 @@ The hierarchy is built the way operators would build it, over HTTP:
 1. one embedded Redis (unless ``--redis-url``); each node gets its own database number;
    with ``--cluster N`` instead, each node gets an embedded Redis Cluster of its own,
    N masters and a replica each (a cluster has database 0 only, and a real node's
-   operator runs its own), started just before the node;
+   operator runs its own): the top and secondary nodes' clusters made together, an
+   enterprise node's just before it starts (its prefix is allocated meanwhile);
 2. the top node; its administrator provisions every secondary prefix with the secret
    that secondary node will log in with;
 3. the secondary nodes, which register themselves with the top node;
@@ -299,8 +300,9 @@ class Launcher:
                 raise ConfigError("--cluster starts Redis Clusters: leave --redis-url out")
             # The top and secondary nodes' clusters are made together (most of making
             # one is waiting); enterprise nodes' once their prefixes are known.
-            names = [f"top-{self.topology.top_prefix}"]
-            names += [f"secondary-{spec.prefix}" for spec in self.topology.secondaries]
+            topo = self.topology
+            names = [node_name("top", topo.top_prefix, topo.top_port)]
+            names += [node_name("secondary", s.prefix, s.port) for s in topo.secondaries]
             self._step(
                 f"Starting a Redis Cluster of {self.cluster} masters and {self.cluster} "
                 f"replicas for each of {len(names)} nodes (embedded redis-servers, in "
@@ -539,7 +541,7 @@ class Launcher:
         industry: str = "",
         owner: str = "",
     ) -> NodeAt:
-        name = f"{role}-{prefix}" if prefix else f"{role}-{port}"
+        name = node_name(role, prefix, port)
         if self.attach is not None:  # it runs already: wait until it is ready
             found = NodeAt(name, role, prefix or "", self._url(port))
             self.attached.append(found)
@@ -684,6 +686,16 @@ class Launcher:
                 f"     curl {top}/api/trace/{product.root}"
             )
         self._say("\n".join(lines))
+
+
+def node_name(role: str, prefix: str | None, port: int) -> str:
+    """A node's name (its log file, its cluster's folder): role and prefix, or role and
+    port for a node without a prefix.
+
+    >>> node_name("secondary", "88.100", 8001), node_name("recursive", None, 8020)
+    ('secondary-88.100', 'recursive-8020')
+    """
+    return f"{role}-{prefix}" if prefix else f"{role}-{port}"
 
 
 def attach_urls(topology: Topology, pairs: list[str]) -> dict[int, str]:
