@@ -15,6 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from node.embedded_redis import free_port
+from node.topology import demo_secret
+from tests.conftest import basic
 from tests.containers.dockerfile import Dockerfile
 from tests.containers.hierarchy import ComposeHierarchy
 from tests.containers.project import DOCKERFILE, ROOT, docker_compose, load_compose
@@ -57,6 +59,15 @@ class Setup:
 
     def url(self, service: str) -> str:
         return self.hierarchy.running[service].url
+
+    def applications(self, service: str, prefix: str) -> list[tuple[str, str, str]]:
+        """The enterprise applications the secondary node ``service`` (prefix
+        ``prefix``) holds, as (credit code, status, prefix), asked with its demo secret."""
+        admin = basic(f"300:0.NA/{prefix}", demo_secret(prefix))
+        listing = httpx.get(f"{self.url(service)}/api/enterprises", headers=admin, timeout=30)
+        return sorted(
+            (a["creditCode"], a["status"], a["prefix"]) for a in listing.json()["applications"]
+        )
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from node.embedded_cluster import cluster_info, redis_cli_binary
-from tests.conftest import basic
 from tests.containers.conftest import Setup
 from tests.containers.hierarchy import HOSTNAME_OPTIONS, is_cluster_member
 
@@ -131,15 +130,8 @@ def test_the_node_stores_in_the_cluster_over_every_master(cluster_hierarchy: Set
 
 @server
 def test_setup_again_changes_nothing(cluster_hierarchy: Setup) -> None:
-    node = cluster_hierarchy.url("secondary-88-103")
-    admin = basic("300:0.NA/88.103", "demo-88.103")
-
-    def applications() -> list[tuple[str, str, str]]:
-        listing = httpx.get(f"{node}/api/enterprises", headers=admin, timeout=30).json()
-        return sorted((a["creditCode"], a["status"], a["prefix"]) for a in listing["applications"])
-
-    before = applications()
+    before = cluster_hierarchy.applications("secondary-88-103", "88.103")
     assert before == [("91420100MA4M7R3T67", "approved", "88.103.1")]
     again = cluster_hierarchy.hierarchy.run_job("setup-cluster")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert applications() == before
+    assert cluster_hierarchy.applications("secondary-88-103", "88.103") == before

@@ -73,17 +73,11 @@ def test_the_secondary_nodes_registered_their_service_urls(compose_hierarchy: Se
 def test_setup_again_changes_nothing(compose_hierarchy: Setup) -> None:
     """``docker compose up`` a second time runs the job again on the kept data."""
     secondary = compose_hierarchy.url("secondary-88-100")
-    admin = basic("300:0.NA/88.100", "demo-88.100")
-
-    def applications() -> list[tuple[str, str, str]]:
-        listing = httpx.get(f"{secondary}/api/enterprises", headers=admin, timeout=30).json()
-        return sorted((a["creditCode"], a["status"], a["prefix"]) for a in listing["applications"])
-
-    before = applications()
+    before = compose_hierarchy.applications("secondary-88-100", "88.100")
     assert [status for _, status, _ in before] == ["approved"] * 3
     again = compose_hierarchy.hierarchy.run_job("setup")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert applications() == before
+    assert compose_hierarchy.applications("secondary-88-100", "88.100") == before
     # The enterprise keeps its documented secret, and its identifiers resolve.
     top = compose_hierarchy.url("top-88")
     assert httpx.get(f"{top}/api/handles/88.102.2/demo-0042", timeout=30).status_code == 200
